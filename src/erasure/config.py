@@ -1,0 +1,277 @@
+"""Configuration: one TOML file with an ``[erasure]`` host section and ``[systems.<name>]``.
+
+Secrets are only ever ``{ env = "NAME" }`` references; an inline secret-looking value is an
+error. Every problem is collected and reported at once, each naming its section and key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from .errors import ConfigError
+from .models import IdentifierType, Policy
+
+__all__ = [
+    "CONFIG_ENV",
+    "Config",
+    "HostSettings",
+    "RetrySettings",
+    "SystemConfig",
+    "load_config",
+    "parse_config",
+]
+
+CONFIG_ENV = "ERASURE_CONFIG"
+_SECRET_KEY = re.compile(
+    r"(password|passwd|secret|token|api_?key|private_?key|access_?key|credential|signing_key|"
+    r"encryption_key)",
+    re.IGNORECASE,
+)
+_URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/:@\s]+:[^/@\s]+@", re.IGNORECASE)
+_SYSTEM_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+# Keys of a [systems.X] section that belong to the host, not the connector's Settings.
+HOST_KEYS = ("connector", "policy", "reason", "enabled", "max_attempts")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetrySettings(_Strict):
+    """Retry policy for transient errors: exponential backoff with jitter."""
+
+    max_attempts: int = Field(5, ge=1, le=100)
+    deadline_seconds: float = Field(900, gt=0)
+    initial_wait: float = Field(0.5, ge=0)
+    max_wait: float = Field(60, ge=0)
+
+
+class KeySettings(_Strict):
+    """Production keys as env references. Unset: generated once in the state folder."""
+
+    signing_key: SecretStr | None = None
+    encryption_key: SecretStr | None = None
+
+
+class HostSettings(_Strict):
+    """The ``[erasure]`` section."""
+
+    state_dir: Path = Path(".erasure")
+    ledger: SecretStr | None = None
+    export_dir: Path | None = None
+    require_approval: bool = False
+    strong_identifiers: tuple[IdentifierType, ...] = (
+        IdentifierType.EMAIL,
+        IdentifierType.CUSTOMER_ID,
+        IdentifierType.USER_ID,
+    )
+    expansion_rounds: int = Field(2, ge=0, le=10)
+    batch_size: int = Field(500, ge=1, le=100_000)
+    max_workers: int = Field(8, ge=1, le=128)
+    lease_seconds: float = Field(300, gt=0)
+    retry: RetrySettings = RetrySettings()
+    keys: KeySettings = KeySettings()
+
+    def ledger_url(self) -> str:
+        if self.ledger is not None:
+            return self.ledger.get_secret_value()
+        return f"sqlite:///{self.state_dir / 'ledger.db'}"
+
+    def exports(self) -> Path:
+        return self.export_dir if self.export_dir is not None else self.state_dir / "exports"
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """One configured system: a named instance of a connector."""
+
+    name: str
+    connector: str
+    policy: Policy = Policy.ERASE
+    reason: str | None = None
+    enabled: bool = True
+    max_attempts: int | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"SystemConfig({self.name!r}, connector={self.connector!r}, policy={self.policy})"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration."""
+
+    host: HostSettings
+    systems: Mapping[str, SystemConfig]
+    path: Path | None = None
+
+
+def _resolve(value: Any, where: str, problems: list[str], env: Mapping[str, str]) -> Any:
+    """Resolve ``{ env = "NAME" }`` references and reject inline secrets."""
+    if isinstance(value, dict):
+        if set(value) == {"env"}:
+            name = value["env"]
+            if not isinstance(name, str) or not name:
+                problems.append(f"{where}: env reference needs a variable name")
+                return None
+            if name not in env:
+                problems.append(f"{where}: environment variable {name} is not set")
+                return None
+            return env[name]
+        return {k: _resolve(v, f"{where}.{k}", problems, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, f"{where}[{i}]", problems, env) for i, v in enumerate(value)]
+    if isinstance(value, str):
+        key = where.rsplit(".", 1)[-1]
+        if _SECRET_KEY.search(key) and value:
+            problems.append(
+                f'{where}: secrets must be given as {{ env = "NAME" }} references, not inline'
+            )
+            return None
+        if _URL_WITH_PASSWORD.match(value):
+            problems.append(
+                f"{where}: URL contains a password; put the whole URL in an env variable and "
+                f'write {{ env = "NAME" }}'
+            )
+            return None
+    return value
+
+
+def _pydantic_problems(section: str, exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        out.append(f"{section}.{loc}: {msg}" if loc else f"{section}: {msg}")
+    return out
+
+
+def parse_config(
+    data: Mapping[str, Any],
+    *,
+    known_connectors: Mapping[str, type] | None = None,
+    uncovered: frozenset[str] = frozenset(),
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate raw TOML data. ``known_connectors`` maps connector names to classes whose
+    ``Settings`` validate each system; names in ``uncovered`` belong to plugins that failed
+    to load and are accepted (their systems will be reported as not covered).
+    """
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    for key in data:
+        if key not in ("erasure", "systems"):
+            problems.append(f"{key}: unknown section (expected [erasure] or [systems.NAME])")
+    raw_host = _resolve(dict(data.get("erasure", {})), "erasure", problems, env)
+    host = HostSettings()
+    try:
+        host = HostSettings.model_validate(raw_host)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems("erasure", exc))
+    if path is not None and not host.state_dir.is_absolute():
+        host = host.model_copy(update={"state_dir": (path.parent / host.state_dir)})
+    if path is not None and host.export_dir is not None and not host.export_dir.is_absolute():
+        host = host.model_copy(update={"export_dir": (path.parent / host.export_dir)})
+
+    systems: dict[str, SystemConfig] = {}
+    raw_systems = data.get("systems", {})
+    if not isinstance(raw_systems, dict):
+        problems.append("systems: must be a table of [systems.NAME] sections")
+        raw_systems = {}
+    for name, section in raw_systems.items():
+        where = f"systems.{name}"
+        if not _SYSTEM_NAME.match(name):
+            problems.append(f"{where}: system names are lower-case letters, digits, - and _")
+            continue
+        if not isinstance(section, dict):
+            problems.append(f"{where}: must be a table")
+            continue
+        resolved = _resolve(dict(section), where, problems, env)
+        connector = resolved.pop("connector", None)
+        if not isinstance(connector, str) or not connector:
+            problems.append(f"{where}.connector: missing (name the connector, e.g. \"sql\")")
+            continue
+        try:
+            policy = Policy(resolved.pop("policy", Policy.ERASE))
+        except ValueError:
+            problems.append(
+                f"{where}.policy: must be one of {', '.join(p.value for p in Policy)}"
+            )
+            continue
+        reason = resolved.pop("reason", None)
+        if policy is Policy.RETAIN and not reason:
+            problems.append(f"{where}.reason: policy \"retain\" needs a reason (e.g. a legal hold)")
+        enabled = bool(resolved.pop("enabled", True))
+        max_attempts = resolved.pop("max_attempts", None)
+        if known_connectors is not None:
+            cls = known_connectors.get(connector)
+            if cls is None and connector not in uncovered:
+                known = ", ".join(sorted(known_connectors)) or "none"
+                problems.append(
+                    f"{where}.connector: unknown connector {connector!r} (installed: {known})"
+                )
+                continue
+            if cls is not None:
+                try:
+                    cls.Settings.model_validate(resolved)  # type: ignore[attr-defined]
+                except ValidationError as exc:
+                    problems.extend(_pydantic_problems(where, exc))
+                    continue
+        systems[name] = SystemConfig(
+            name=name,
+            connector=connector,
+            policy=policy,
+            reason=reason,
+            enabled=enabled,
+            max_attempts=max_attempts,
+            settings=resolved,
+        )
+    if problems:
+        raise ConfigError(problems)
+    return Config(host=host, systems=systems, path=path)
+
+
+def config_path(explicit: str | Path | None) -> Path:
+    """The config file to use: ``--config``, else ``$ERASURE_CONFIG``, else ./erasure.toml."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    default = Path("erasure.toml")
+    if default.exists():
+        return default
+    raise ConfigError(
+        f"no configuration: pass --config FILE or set {CONFIG_ENV} (or try `erasure demo`)"
+    )
+
+
+def load_config(
+    path: str | Path | None,
+    *,
+    known_connectors: Mapping[str, type] | None = None,
+    uncovered: frozenset[str] = frozenset(),
+) -> Config:
+    """Read and validate a TOML config file. Raises :class:`ConfigError` listing all problems."""
+    p = config_path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {p}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {p} is not valid TOML: {exc}") from None
+    return parse_config(
+        data, known_connectors=known_connectors, uncovered=uncovered, path=p.resolve()
+    )

@@ -1,0 +1,261 @@
+"""Frozen domain values passed between the host and connectors.
+
+Connectors receive and return only these values, never the orchestrator's or the ledger's
+objects. The hot-path values (Identifier, Subject, Finding, Record, ItemOutcome) are frozen
+slotted dataclasses: a run over ten thousand subjects creates hundreds of thousands of them.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UsageError
+
+__all__ = [
+    "Action",
+    "Capability",
+    "Finding",
+    "Identifier",
+    "IdentifierType",
+    "ItemOutcome",
+    "ItemStatus",
+    "Outcome",
+    "Policy",
+    "Record",
+    "RequestType",
+    "Subject",
+]
+
+
+class IdentifierType(enum.StrEnum):
+    """Kinds of identifier a subject can be known by."""
+
+    EMAIL = "email"
+    PHONE = "phone"
+    CUSTOMER_ID = "customer_id"
+    USER_ID = "user_id"
+    NAME = "name"
+    IP = "ip"
+
+
+class Capability(enum.StrEnum):
+    """What a connector can do."""
+
+    FIND = "find"
+    EXPORT = "export"
+    DELETE = "delete"
+    ANONYMISE = "anonymise"
+    RESTRICT = "restrict"
+    NOTIFY = "notify"
+
+
+class RequestType(enum.StrEnum):
+    """GDPR request types (Arts. 15, 17, 18, 20) plus a find-only dry look."""
+
+    FIND = "find"
+    ACCESS = "access"
+    PORTABILITY = "portability"
+    ERASURE = "erasure"
+    RESTRICTION = "restriction"
+
+
+class Policy(enum.StrEnum):
+    """What an erasure request does in one system."""
+
+    ERASE = "erase"
+    ANONYMISE = "anonymise"
+    RESTRICT = "restrict"
+    RETAIN = "retain"
+
+
+class Action(enum.StrEnum):
+    """A step the host asks a connector to perform."""
+
+    FIND = "find"
+    EXPORT = "export"
+    DELETE = "delete"
+    ANONYMISE = "anonymise"
+    RESTRICT = "restrict"
+    VERIFY = "verify"
+
+
+class Outcome(enum.StrEnum):
+    """The outcome of one request in one system, as the receipt states it."""
+
+    COMPLETED = "completed"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    NOT_COVERED = "not_covered"
+    RETAINED = "retained"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+
+
+class ItemStatus(enum.StrEnum):
+    """What happened to one item."""
+
+    DONE = "done"
+    ALREADY_DONE = "already_done"  # idempotent repeat: nothing changed
+    FAILED = "failed"
+    NOT_SUPPORTED = "not_supported"
+
+
+def _normalise_email(value: str) -> str:
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        info = validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        raise UsageError("invalid email address") from None
+    # Domains are case-insensitive; local parts are in practice too, and a case-sensitive
+    # match would leave "Bob@x.org" behind when erasing "bob@x.org".
+    return info.normalized.lower()
+
+
+def _normalise_phone(value: str) -> str:
+    import phonenumbers
+
+    try:
+        parsed = phonenumbers.parse(value, None if value.strip().startswith("+") else "US")
+    except phonenumbers.NumberParseException:
+        raise UsageError("invalid phone number (use international format, e.g. +4930123456)") from None
+    if not phonenumbers.is_possible_number(parsed):
+        raise UsageError("invalid phone number (use international format, e.g. +4930123456)")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _normalise_ip(value: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise UsageError("invalid IP address") from None
+
+
+def _normalise_plain(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise UsageError("empty identifier")
+    if any(ord(c) < 32 for c in value):
+        raise UsageError("identifier contains control characters")
+    return value
+
+
+def _normalise_name(value: str) -> str:
+    return " ".join(_normalise_plain(value).split())
+
+
+_NORMALISERS = {
+    IdentifierType.EMAIL: _normalise_email,
+    IdentifierType.PHONE: _normalise_phone,
+    IdentifierType.IP: _normalise_ip,
+    IdentifierType.NAME: _normalise_name,
+    IdentifierType.CUSTOMER_ID: _normalise_plain,
+    IdentifierType.USER_ID: _normalise_plain,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    """One identifier of a subject, normalised (emails lower-cased, phones in E.164).
+
+    Build with :meth:`parse` to validate user input; the constructor trusts its caller.
+    """
+
+    type: IdentifierType
+    value: str
+
+    @classmethod
+    def parse(cls, type: IdentifierType | str, value: str) -> Identifier:
+        """Validate and normalise ``value``; raise :class:`UsageError` naming the problem."""
+        try:
+            itype = IdentifierType(type)
+        except ValueError:
+            raise UsageError(f"unknown identifier type {type!r}") from None
+        if not isinstance(value, str):
+            raise UsageError(f"{itype.value}: identifier must be a string")
+        try:
+            return cls(itype, _NORMALISERS[itype](value))
+        except UsageError as exc:
+            raise UsageError(f"{itype.value}: {exc}") from None
+
+    def __repr__(self) -> str:
+        # Identifiers are personal data: keep them out of tracebacks and logs.
+        return f"Identifier({self.type.value}, <redacted>)"
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """A person a request is about, as the host hands it to a connector.
+
+    ``key`` is opaque (the request id); findings refer back to it.
+    """
+
+    key: str
+    identifiers: tuple[Identifier, ...]
+
+    def of_type(self, itype: IdentifierType) -> tuple[str, ...]:
+        """The values of all identifiers of one type."""
+        return tuple(i.value for i in self.identifiers if i.type is itype)
+
+    def __repr__(self) -> str:
+        types = ",".join(sorted({i.type.value for i in self.identifiers}))
+        return f"Subject({self.key!r}, [{types}])"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A reference to one item in one system that holds a subject's data. Never a copy of it.
+
+    - ``ref``: the connector's stable item reference (a Contact id, ``table:pk``, an S3 key
+      and version); given back to the connector for export, delete and restrict.
+    - ``kind``: the record type ("contact", "customers"), used for export files and counts.
+    - ``matched``: the subject's identifiers that matched this item; the host decides from
+      them whether the item may be erased automatically or only reported for review.
+    - ``fields``: names of the fields that matched.
+    - ``related``: identifiers seen on the item (a phone on a contact) that the host may use
+      to search the other systems (expansion).
+    """
+
+    system: str
+    subject: str
+    ref: str
+    kind: str
+    matched: tuple[Identifier, ...]
+    fields: tuple[str, ...] = ()
+    related: tuple[Identifier, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Finding({self.system}:{self.kind}, subject={self.subject!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One exported item: a JSON-safe mapping of field name to value."""
+
+    finding: Finding
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Record({self.finding!r}, {len(self.data)} fields)"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    """What happened to one item on delete, anonymise or restrict.
+
+    ``transient`` marks a failure the host may retry for this item alone. ``error`` is a short
+    message without personal data.
+    """
+
+    finding: Finding
+    status: ItemStatus
+    error: str | None = None
+    transient: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (ItemStatus.DONE, ItemStatus.ALREADY_DONE)

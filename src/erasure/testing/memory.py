@@ -1,0 +1,282 @@
+"""The in-memory connector: a reference implementation of the contract, for tests and demos.
+
+Items live in a named store shared by every instance in the process, or, with ``path``, in a
+JSON file (locked, rewritten atomically) so that separate processes see the same data; the
+demo and the kill -9 tests use that. Item fields named after identifier types (``email``,
+``phone``, ``customer_id``, ``name``...) are searchable. With ``path``, every delete is
+appended to ``<path>.journal`` so tests can prove nothing was erased twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import SecretStr
+
+from ..connector import Connector, ConnectorSettings
+from ..errors import AuthError, TransientError
+from ..hookspecs import hookimpl
+from ..models import (
+    Capability,
+    Finding,
+    Identifier,
+    IdentifierType,
+    ItemOutcome,
+    ItemStatus,
+    Record,
+    Subject,
+)
+
+__all__ = ["MemoryConnector", "MemoryStore", "erasure_register_connectors"]
+
+_TYPES = {t.value: t for t in IdentifierType}
+
+
+class MemoryStore:
+    """Items by reference, with an index from (identifier type, value) to references."""
+
+    _named: ClassVar[dict[str, MemoryStore]] = {}
+    _named_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+        self.index: dict[tuple[str, str], set[str]] = {}
+        self.lock = threading.RLock()
+
+    @classmethod
+    def named(cls, name: str) -> MemoryStore:
+        """The process-wide store called ``name`` (created empty on first use)."""
+        with cls._named_lock:
+            return cls._named.setdefault(name, cls())
+
+    @classmethod
+    def reset(cls, name: str | None = None) -> None:
+        """Forget one named store, or all of them."""
+        with cls._named_lock:
+            if name is None:
+                cls._named.clear()
+            else:
+                cls._named.pop(name, None)
+
+    def add(self, ref: str, kind: str, fields: Mapping[str, Any]) -> None:
+        """Add or replace an item. Identifier-typed fields are normalised the way the host does."""
+        with self.lock:
+            self.remove(ref)
+            clean = dict(fields)
+            for key, value in fields.items():
+                if key in _TYPES and isinstance(value, str):
+                    clean[key] = Identifier.parse(key, value).value
+            self.items[ref] = {"kind": kind, "fields": clean, "restricted": False}
+            self._index(ref, clean)
+
+    def _index(self, ref: str, fields: Mapping[str, Any]) -> None:
+        for key, value in fields.items():
+            if key in _TYPES and isinstance(value, str):
+                self.index.setdefault((key, value), set()).add(ref)
+
+    def remove(self, ref: str) -> bool:
+        with self.lock:
+            item = self.items.pop(ref, None)
+            if item is None:
+                return False
+            for key, value in item["fields"].items():
+                refs = self.index.get((key, value))
+                if refs is not None:
+                    refs.discard(ref)
+                    if not refs:
+                        del self.index[(key, value)]
+            return True
+
+    def dump(self) -> dict[str, Any]:
+        return {"items": self.items}
+
+    def load(self, data: Mapping[str, Any]) -> None:
+        self.items = {}
+        self.index = {}
+        for ref, item in data.get("items", {}).items():
+            self.items[ref] = item
+            self._index(ref, item["fields"])
+
+
+class MemorySettings(ConnectorSettings):
+    """Settings of a memory system."""
+
+    store: str | None = None
+    path: str | None = None
+    latency_ms: float = 0.0
+    fail_first_calls: int = 0
+    fail_retry_after: float | None = None
+    password: SecretStr | None = None
+
+
+class MemoryConnector(Connector):
+    """Keeps items in memory or in a JSON file. Supports every action, with exact matching."""
+
+    name = "memory"
+    version = "1.0"
+    Settings = MemorySettings
+    capabilities = frozenset(
+        {Capability.FIND, Capability.EXPORT, Capability.DELETE, Capability.ANONYMISE,
+         Capability.RESTRICT}
+    )
+
+    settings: MemorySettings
+
+    def __init__(self, system: str, settings: MemorySettings) -> None:
+        super().__init__(system, settings)
+        self._calls = 0
+        self._calls_lock = threading.Lock()
+        self._store = MemoryStore.named(settings.store or f"system:{system}")
+
+    def _simulate(self) -> None:
+        """Latency and injected transient failures, for retry and fan-out tests."""
+        with self._calls_lock:
+            self._calls += 1
+            n = self._calls
+        if self.settings.latency_ms:
+            time.sleep(self.settings.latency_ms / 1000)
+        if n <= self.settings.fail_first_calls:
+            raise TransientError("simulated outage", retry_after=self.settings.fail_retry_after)
+
+    @contextlib.contextmanager
+    def _open(self, write: bool) -> Iterator[MemoryStore]:
+        if self.settings.path is None:
+            with self._store.lock:
+                yield self._store
+            return
+        path = Path(self.settings.path)
+        lock_path = path.with_name(path.name + ".lock")
+        with open(lock_path, "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+            store = MemoryStore()
+            if path.exists():
+                store.load(json.loads(path.read_text(encoding="utf-8")))
+            yield store
+            if write:
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text(json.dumps(store.dump()), encoding="utf-8")
+                os.replace(tmp, path)
+
+    def _journal(self, entries: list[str]) -> None:
+        if self.settings.path and entries:
+            with open(self.settings.path + ".journal", "a", encoding="utf-8") as f:
+                f.write("".join(e + "\n" for e in entries))
+                f.flush()
+                os.fsync(f.fileno())
+
+    def check(self) -> None:
+        if self.settings.path is not None:
+            parent = Path(self.settings.path).parent
+            if not parent.is_dir():
+                raise AuthError(f"store folder {parent} does not exist")
+
+    def find(self, subjects: Sequence[Subject]) -> Iterator[Finding]:
+        self._simulate()
+        with self._open(write=False) as store:
+            out = []
+            for subject in subjects:
+                hits: dict[str, list[Identifier]] = {}
+                for ident in subject.identifiers:
+                    for ref in store.index.get((ident.type.value, ident.value), ()):
+                        hits.setdefault(ref, []).append(ident)
+                for ref, matched in sorted(hits.items()):
+                    item = store.items[ref]
+                    related = tuple(
+                        Identifier(_TYPES[k], v)
+                        for k, v in sorted(item["fields"].items())
+                        if k in _TYPES and isinstance(v, str)
+                    )
+                    out.append(
+                        Finding(
+                            system=self.system,
+                            subject=subject.key,
+                            ref=ref,
+                            kind=item["kind"],
+                            matched=tuple(matched),
+                            fields=tuple(sorted({m.type.value for m in matched})),
+                            related=related,
+                        )
+                    )
+        yield from out
+
+    def export(self, findings: Sequence[Finding]) -> Iterator[Record]:
+        self._simulate()
+        with self._open(write=False) as store:
+            records = [
+                Record(f, dict(store.items[f.ref]["fields"]))
+                for f in findings
+                if f.ref in store.items
+            ]
+        yield from records
+
+    def delete(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
+        self._simulate()
+        with self._open(write=True) as store:
+            outcomes = []
+            journal = []
+            for f in findings:
+                removed = store.remove(f.ref)
+                status = ItemStatus.DONE if removed else ItemStatus.ALREADY_DONE
+                journal.append(f"delete {f.ref} {status.value}")
+                outcomes.append(ItemOutcome(f, status))
+        self._journal(journal)
+        yield from outcomes
+
+    def anonymise(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
+        self._simulate()
+        with self._open(write=True) as store:
+            outcomes = []
+            for f in findings:
+                item = store.items.get(f.ref)
+                if item is None or not any(k in _TYPES for k in item["fields"]):
+                    outcomes.append(ItemOutcome(f, ItemStatus.ALREADY_DONE))
+                    continue
+                kept = {k: v for k, v in item["fields"].items() if k not in _TYPES}
+                store.add(f.ref, item["kind"], kept)
+                outcomes.append(ItemOutcome(f, ItemStatus.DONE))
+        yield from outcomes
+
+    def restrict(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
+        self._simulate()
+        with self._open(write=True) as store:
+            outcomes = []
+            for f in findings:
+                item = store.items.get(f.ref)
+                if item is None:
+                    outcomes.append(ItemOutcome(f, ItemStatus.FAILED, error="item not found"))
+                elif item["restricted"]:
+                    outcomes.append(ItemOutcome(f, ItemStatus.ALREADY_DONE))
+                else:
+                    item["restricted"] = True
+                    outcomes.append(ItemOutcome(f, ItemStatus.DONE))
+        yield from outcomes
+
+    def is_restricted(self, ref: str) -> bool:
+        """Whether an item is marked restricted (for tests)."""
+        with self._open(write=False) as store:
+            return bool(store.items.get(ref, {}).get("restricted"))
+
+    def seed(self, items: Mapping[str, tuple[str, Mapping[str, Any]]]) -> None:
+        """Add items: ``{ref: (kind, fields)}``."""
+        with self._open(write=True) as store:
+            for ref, (kind, fields) in items.items():
+                store.add(ref, kind, fields)
+
+    def count(self) -> int:
+        """How many items the system holds."""
+        with self._open(write=False) as store:
+            return len(store.items)
+
+
+@hookimpl
+def erasure_register_connectors(registry: Any) -> None:
+    """Register the in-memory connector."""
+    registry.add(MemoryConnector)
