@@ -89,6 +89,13 @@ class Connector(ABC):
         """Mark the items so they are no longer processed (GDPR Art. 18)."""
         raise CapabilityNotSupported(f"{self.name} cannot restrict")
 
+    def discover(self) -> str:
+        """Propose a mapping for this system as TOML text for a person to review.
+
+        Optional (``erasure discover SYSTEM``). Must never print or log sampled values.
+        """
+        raise CapabilityNotSupported(f"{self.name} cannot discover a mapping")
+
     def close(self) -> None:
         """Release connections. Called once when the host is done with the system."""
 

@@ -100,6 +100,7 @@ class ItemStatus(enum.StrEnum):
     ALREADY_DONE = "already_done"  # idempotent repeat: nothing changed
     FAILED = "failed"
     NOT_SUPPORTED = "not_supported"
+    RETAINED = "retained"  # kept on purpose by the connector's mapping (a legal duty)
 
 
 def _normalise_email(value: str) -> str:
@@ -258,4 +259,4 @@ class ItemOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.status in (ItemStatus.DONE, ItemStatus.ALREADY_DONE)
+        return self.status in (ItemStatus.DONE, ItemStatus.ALREADY_DONE, ItemStatus.RETAINED)
