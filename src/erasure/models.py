@@ -118,12 +118,14 @@ def _normalise_email(value: str) -> str:
 def _normalise_phone(value: str) -> str:
     import phonenumbers
 
+    problem = "invalid phone number (use international format, e.g. +4930123456)"
     try:
-        parsed = phonenumbers.parse(value, None if value.strip().startswith("+") else "US")
+        # No default region: "0301234567" means different people in different countries.
+        parsed = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException:
-        raise UsageError("invalid phone number (use international format, e.g. +4930123456)") from None
+        raise UsageError(problem) from None
     if not phonenumbers.is_possible_number(parsed):
-        raise UsageError("invalid phone number (use international format, e.g. +4930123456)")
+        raise UsageError(problem)
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -88,7 +88,7 @@ class PluginHost:
 
     @classmethod
     def load(cls, *, extra_plugins: tuple[Any, ...] = (), entry_points: bool = True) -> PluginHost:
-        """Load every plugin from the entry-point group (minus the block list) and ``extra_plugins``."""
+        """Load the entry-point plugins (minus the block list) and ``extra_plugins``."""
         pm = pluggy.PluginManager(hookspecs.PROJECT)
         pm.add_hookspecs(hookspecs)
         blocked = frozenset(

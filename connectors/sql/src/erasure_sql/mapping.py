@@ -1,0 +1,280 @@
+"""The validated mapping: reflected tables, identifier columns, rules and the FK graph.
+
+Every table and column name in the config is checked against the reflected schema here, so
+that config text never reaches SQL except as a name the database itself reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from erasure import IdentifierType, PermanentError
+
+from .settings import AnonymiseRule, SqlSettings, TableSettings
+from .values import python_type
+
+__all__ = ["Edge", "Mapping", "TableModel", "build_mapping", "is_blocking"]
+
+
+def is_blocking(ondelete: str | None) -> bool:
+    """Whether a foreign key with this ON DELETE action refuses to delete a referenced row."""
+    return ondelete is None or ondelete.upper() in ("RESTRICT", "NO ACTION")
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A link from parent rows to child rows (a reflected foreign key or a declared relation)."""
+
+    parent: str
+    child: str
+    parent_cols: tuple[str, ...]
+    child_cols: tuple[str, ...]
+    ondelete: str | None
+    declared: bool = False
+
+
+@dataclass
+class TableModel:
+    """One mapped table: its reflected Table, its settings and its derived rules."""
+
+    name: str
+    table: sa.Table
+    cfg: TableSettings
+    pk: tuple[str, ...]
+    identifiers: list[tuple[IdentifierType, str]]
+    #: anonymisation rules (explicit, or derived from the identifier columns).
+    rules: dict[str, AnonymiseRule]
+    #: link columns to parents that get deleted; nulled before those parents are deleted.
+    unlink: dict[str, AnonymiseRule] = field(default_factory=dict)
+
+    @property
+    def action(self) -> str:
+        return self.cfg.action
+
+    def col(self, name: str) -> sa.Column[Any]:
+        return self.table.c[name]
+
+    def pk_cols(self) -> list[sa.Column[Any]]:
+        return [self.table.c[c] for c in self.pk]
+
+
+@dataclass
+class Mapping:
+    """All mapped tables plus the link graph between them."""
+
+    tables: dict[str, TableModel]
+    edges: list[Edge]
+    #: unmapped tables whose RESTRICT/NO ACTION foreign keys reference a mapped table.
+    blockers: dict[str, list[Edge]]
+    #: mapped tables, children before parents.
+    delete_order: list[str]
+
+    def children(self, parent: str) -> list[Edge]:
+        return [e for e in self.edges if e.parent == parent]
+
+
+def _unique_columns(table: sa.Table) -> set[str]:
+    out = {c.name for c in table.columns if c.unique or c.primary_key}
+    for cons in table.constraints:
+        if isinstance(cons, sa.UniqueConstraint) and len(cons.columns) == 1:
+            out.update(c.name for c in cons.columns)
+    for index in table.indexes:
+        if index.unique and len(index.columns) == 1:
+            out.update(c.name for c in index.columns)
+    return out
+
+
+def _is_text(column: sa.Column[Any]) -> bool:
+    return python_type(column) is str
+
+
+def _check_rule(
+    name: str, table: sa.Table, col: str, rule: AnonymiseRule, problems: list[str]
+) -> None:
+    column = table.c[col]
+    where = f"table {name}, column {col}"
+    if column.primary_key:
+        problems.append(f"{where}: a primary key column cannot be anonymised")
+    elif rule.kind == "null" and not column.nullable:
+        problems.append(f'{where}: is NOT NULL, "null" cannot work (use "placeholder")')
+    elif rule.kind == "fixed" and col in _unique_columns(table):
+        problems.append(f'{where}: is unique, a fixed value cannot work (use "placeholder")')
+    elif rule.kind in ("placeholder", "hash") and not _is_text(column):
+        problems.append(f'{where}: "{rule.kind}" needs a text column')
+
+
+def _default_rules(
+    name: str, table: sa.Table, idents: Iterable[tuple[IdentifierType, str]], problems: list[str]
+) -> dict[str, AnonymiseRule]:
+    rules: dict[str, AnonymiseRule] = {}
+    unique = _unique_columns(table)
+    for _itype, col in idents:
+        column = table.c[col]
+        if column.primary_key or col in rules:
+            continue
+        if column.nullable and col not in unique:
+            rules[col] = AnonymiseRule(kind="null")
+        elif _is_text(column):
+            rules[col] = AnonymiseRule(kind="placeholder")
+        else:
+            problems.append(
+                f"table {name}, column {col}: NOT NULL or unique and not text; "
+                "declare its anonymise rule"
+            )
+    return rules
+
+
+def _edges(settings: SqlSettings, meta: sa.MetaData, names: dict[str, sa.Table]) -> list[Edge]:
+    edges = []
+    mapped = set(settings.tables)
+    for child in mapped:
+        for fk in names[child].foreign_key_constraints:
+            parent = fk.referred_table.name
+            if parent in mapped:
+                edges.append(
+                    Edge(
+                        parent=parent,
+                        child=child,
+                        parent_cols=tuple(e.column.name for e in fk.elements),
+                        child_cols=tuple(e.parent.name for e in fk.elements),
+                        ondelete=fk.ondelete,
+                    )
+                )
+        for rel in settings.tables[child].relations:
+            edges.append(
+                Edge(
+                    parent=rel.parent,
+                    child=child,
+                    parent_cols=tuple(rel.columns.values()),
+                    child_cols=tuple(rel.columns),
+                    ondelete="NO CONSTRAINT",
+                    declared=True,
+                )
+            )
+    return sorted(edges, key=lambda e: (e.parent, e.child, e.child_cols))
+
+
+def _blockers(settings: SqlSettings, names: dict[str, sa.Table]) -> dict[str, list[Edge]]:
+    out: dict[str, list[Edge]] = {}
+    mapped = set(settings.tables)
+    for tname, table in names.items():
+        if tname in mapped:
+            continue
+        for fk in table.foreign_key_constraints:
+            parent = fk.referred_table.name
+            if parent in mapped and is_blocking(fk.ondelete):
+                out.setdefault(parent, []).append(
+                    Edge(
+                        parent=parent,
+                        child=tname,
+                        parent_cols=tuple(e.column.name for e in fk.elements),
+                        child_cols=tuple(e.parent.name for e in fk.elements),
+                        ondelete=fk.ondelete,
+                    )
+                )
+    return out
+
+
+def _order(tables: list[str], edges: list[Edge]) -> list[str]:
+    """Children before parents (Kahn's algorithm); tables in cycles keep config order."""
+    pending = {t: {e.child for e in edges if e.parent == t and e.child != t} for t in tables}
+    out: list[str] = []
+    while pending:
+        ready = [t for t in tables if t in pending and not (pending[t] & pending.keys())]
+        if not ready:
+            ready = [t for t in tables if t in pending]
+        for t in ready:
+            del pending[t]
+            out.append(t)
+    return out
+
+
+def _reachable(settings: SqlSettings, edges: list[Edge]) -> set[str]:
+    seen = {n for n, t in settings.tables.items() if t.identifiers}
+    todo = list(seen)
+    while todo:
+        parent = todo.pop()
+        for e in edges:
+            if e.parent == parent and e.child not in seen:
+                seen.add(e.child)
+                todo.append(e.child)
+    return seen
+
+
+def build_mapping(settings: SqlSettings, meta: sa.MetaData) -> Mapping:
+    """Validate ``settings`` against the reflected ``meta``; list every problem at once."""
+    names = {t.name: t for t in meta.tables.values()}
+    problems: list[str] = []
+    for name, cfg in settings.tables.items():
+        table = names.get(name)
+        if table is None:
+            problems.append(f"table {name}: not found in the database schema")
+            continue
+        if not table.primary_key.columns:
+            problems.append(f"table {name}: has no primary key (needed to reference rows)")
+        wanted = [c for _t, c in cfg.identifier_columns()] + list(cfg.anonymise)
+        wanted += [cfg.restrict_column] if cfg.restrict_column else []
+        for rel in cfg.relations:
+            wanted += list(rel.columns)
+            parent = names.get(rel.parent)
+            for pcol in rel.columns.values():
+                if parent is not None and pcol not in parent.c:
+                    problems.append(f"table {rel.parent}: column {pcol} not found")
+        for col in wanted:
+            if col not in table.c:
+                problems.append(f"table {name}: column {col} not found")
+    if problems:
+        raise PermanentError("invalid sql mapping: " + "; ".join(problems))
+
+    edges = _edges(settings, meta, names)
+    reachable = _reachable(settings, edges)
+    models: dict[str, TableModel] = {}
+    for name, cfg in settings.tables.items():
+        table = names[name]
+        if name not in reachable:
+            problems.append(
+                f"table {name}: has no identifiers and no link to a table that has"
+            )
+        idents = cfg.identifier_columns()
+        explicit = cfg.rules()
+        for col, rule in explicit.items():
+            _check_rule(name, table, col, rule, problems)
+        rules = explicit or _default_rules(name, table, idents, problems)
+        models[name] = TableModel(
+            name=name,
+            table=table,
+            cfg=cfg,
+            pk=tuple(c.name for c in table.primary_key.columns),
+            identifiers=idents,
+            rules=rules,
+        )
+    for e in edges:
+        parent, child = models[e.parent], models[e.child]
+        if parent.action != "delete" or e.parent == e.child or child.action == "delete":
+            continue
+        if not e.declared and e.ondelete and e.ondelete.upper() == "SET NULL":
+            continue
+        if child.action == "retain":
+            problems.append(
+                f"table {e.child} is retained but references {e.parent} (action delete) "
+                f"through {', '.join(e.child_cols)}; set {e.parent}'s action to anonymise"
+            )
+            continue
+        for col in e.child_cols:  # anonymised child: cut the link before the parent goes
+            column = child.table.c[col]
+            if col in child.rules:
+                continue
+            if not column.nullable:
+                problems.append(
+                    f"table {e.child}, column {col}: links to {e.parent} (action delete) and "
+                    f"is NOT NULL; set {e.parent}'s action to anonymise"
+                )
+            else:
+                child.unlink[col] = AnonymiseRule(kind="null")
+    if problems:
+        raise PermanentError("invalid sql mapping: " + "; ".join(problems))
+    blockers = _blockers(settings, names)
+    return Mapping(models, edges, blockers, _order(list(settings.tables), edges))

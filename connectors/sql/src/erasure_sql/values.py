@@ -1,0 +1,142 @@
+"""Value helpers: row references, type coercion of identifiers, JSON-safe export values."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import json
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from erasure import Identifier, IdentifierType
+
+__all__ = [
+    "NO_MATCH",
+    "chunks",
+    "coerce",
+    "decode_ref",
+    "encode_ref",
+    "json_safe",
+    "normalise_db_value",
+    "python_type",
+]
+
+NO_MATCH = object()
+_INT = re.compile(r"^[+-]?\d{1,19}$")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def python_type(column: sa.Column[Any]) -> type | None:
+    """The Python type of a column's values, or None when SQLAlchemy does not know it."""
+    try:
+        return column.type.python_type
+    except NotImplementedError:
+        return None
+
+
+def coerce(column: sa.Column[Any], value: Any) -> Any:
+    """Convert ``value`` (a string from an identifier or a ref) to the column's type.
+
+    Returns :data:`NO_MATCH` when the value cannot be of that type: such a value can match no
+    row, and comparing it anyway would let a database's lax casting (MySQL turns
+    ``'1abc'`` into ``1``) match rows it should not.
+    """
+    ptype = python_type(column)
+    if value is None:
+        return None
+    try:
+        if ptype is bool:
+            return value if isinstance(value, bool) else NO_MATCH
+        if ptype is int:
+            if isinstance(value, int):
+                return value
+            return int(value) if isinstance(value, str) and _INT.match(value) else NO_MATCH
+        if ptype is str:
+            return value if isinstance(value, str) else str(value)
+        if ptype is float:
+            return float(value)
+        if ptype is decimal.Decimal:
+            return decimal.Decimal(str(value))
+        if ptype is uuid.UUID:
+            return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+        if ptype is dt.datetime:
+            return dt.datetime.fromisoformat(str(value))
+        if ptype is dt.date:
+            return dt.date.fromisoformat(str(value))
+        if ptype is bytes:
+            return base64.b64decode(str(value), validate=True)
+    except (ValueError, TypeError, ArithmeticError):
+        return NO_MATCH
+    return value
+
+
+def json_safe(value: Any) -> Any:
+    """A JSON-serialisable form of a database value."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    return str(value)
+
+
+def encode_ref(table: str, pk: Sequence[Any]) -> str:
+    """A stable reference to one row: ``["table",[pk values]]`` as compact JSON."""
+    return json.dumps([table, [json_safe(v) for v in pk]], separators=(",", ":"))
+
+
+def decode_ref(ref: str) -> tuple[str, tuple[Any, ...]] | None:
+    """The (table, pk values) of a reference, or None if it is not one of ours."""
+    try:
+        data = json.loads(ref)
+    except ValueError:
+        return None
+    if (
+        not isinstance(data, list)
+        or len(data) != 2
+        or not isinstance(data[0], str)
+        or not isinstance(data[1], list)
+    ):
+        return None
+    return data[0], tuple(data[1])
+
+
+def normalise_db_value(itype: IdentifierType, value: Any) -> str | None:
+    """The host's normal form of an identifier read from a row (cheap paths first)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if itype is IdentifierType.EMAIL:
+        return text.lower() if "@" in text else None
+    if itype is IdentifierType.PHONE and _E164.match(text):
+        return text
+    if itype in (IdentifierType.CUSTOMER_ID, IdentifierType.USER_ID):
+        return text if all(ord(c) >= 32 for c in text) else None
+    try:
+        return Identifier.parse(itype, text).value
+    except Exception:  # noqa: BLE001 - any unparsable value is simply not an identifier
+        return None
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of at most ``size`` items."""
+    size = max(1, size)
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

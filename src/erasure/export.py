@@ -1,0 +1,116 @@
+"""Access and portability packages: one zip per request, readable by a person and a machine.
+
+The zip holds ``<system>.json`` per system, ``<system>/<kind>.csv`` per record type and an
+``index.html`` summary. It is written with 0600 permissions, atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import os
+import zipfile
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .models import Record
+
+__all__ = ["write_package"]
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_json_safe(v) for v in value]
+    return str(value)
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
+
+
+def write_package(
+    folder: Path,
+    request_id: str,
+    request_type: str,
+    records_by_system: Mapping[str, Sequence[Record]],
+    *,
+    generated_at: str,
+) -> Path:
+    """Write the package for one request and return its path."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / f"{_safe_name(request_id)}.zip"
+    tmp = folder / f".{path.name}.tmp"
+    buf = io.BytesIO()
+    summary: list[tuple[str, str, int]] = []
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for system in sorted(records_by_system):
+            records = records_by_system[system]
+            by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for r in records:
+                by_kind[r.finding.kind].append(_json_safe(dict(r.data)))
+            zf.writestr(
+                f"{_safe_name(system)}.json",
+                json.dumps({"system": system, "records": by_kind}, indent=2, sort_keys=True),
+            )
+            for kind, rows in sorted(by_kind.items()):
+                summary.append((system, kind, len(rows)))
+                columns = sorted({k for row in rows for k in row})
+                out = io.StringIO()
+                writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+                writer.writeheader()
+                for row in rows:
+                    writer.writerow({
+                        k: json.dumps(v) if isinstance(v, dict | list) else v
+                        for k, v in row.items()
+                    })
+                zf.writestr(f"{_safe_name(system)}/{_safe_name(kind)}.csv", out.getvalue())
+        zf.writestr("index.html", _index_html(request_id, request_type, summary,
+                                              records_by_system, generated_at))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(buf.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def _index_html(
+    request_id: str,
+    request_type: str,
+    summary: list[tuple[str, str, int]],
+    records_by_system: Mapping[str, Sequence[Record]],
+    generated_at: str,
+) -> str:
+    e = html.escape
+    parts = [
+        "<!doctype html><html lang=en><meta charset=utf-8>",
+        f"<title>Your data - request {e(request_id)}</title>",
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #999;padding:.3em .6em}</style>",
+        f"<h1>Your personal data</h1><p>Request {e(request_id)} ({e(request_type)}), "
+        f"prepared {e(generated_at)} UTC. Each system's data is also in this archive as JSON "
+        "and CSV files for reuse elsewhere (GDPR Art. 20).</p>",
+        "<h2>Summary</h2><table><tr><th>System</th><th>Record type</th><th>Records</th></tr>",
+    ]
+    for system, kind, n in summary:
+        parts.append(f"<tr><td>{e(system)}</td><td>{e(kind)}</td><td>{n}</td></tr>")
+    parts.append("</table>")
+    if not summary:
+        parts.append("<p>No personal data about you was found in any system.</p>")
+    for system in sorted(records_by_system):
+        for r in records_by_system[system]:
+            parts.append(f"<h3>{e(system)}: {e(r.finding.kind)}</h3><table>")
+            for k, v in sorted(dict(r.data).items()):
+                parts.append(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>")
+            parts.append("</table>")
+    parts.append("</html>")
+    return "\n".join(parts)

@@ -1,0 +1,309 @@
+"""The orchestrator: plans, runs and records data-subject requests across all systems.
+
+Flow of a batch of requests: find (in parallel, with identifier expansion rounds) ->
+[approval] -> export / delete / anonymise / restrict (in parallel, with retries) -> verify
+(find again) -> signed receipts -> hooks -> purge of raw identifiers. Each step is written
+to the ledger before and after it runs, so ``run`` resumes a killed run where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .config import Config
+from .errors import UsageError
+from .keys import KeyRing
+from .ledger import Ledger, RequestRow, add_months, utcnow
+from .models import Identifier, IdentifierType, Outcome, Policy, RequestType
+from .plugins import PluginHost
+from .stages import Stages, TaskWork, Work
+from .state import KnownIdentifiers, TaskState
+from .systems import System, build_systems, check_system
+
+__all__ = ["Orchestrator", "PlanLine", "RequestSpec", "RunSummary"]
+
+log = logging.getLogger(__name__)
+
+OUTCOME_ORDER = [
+    Outcome.FAILED, Outcome.PARTIAL, Outcome.NOT_COVERED, Outcome.AWAITING_CONFIRMATION,
+    Outcome.RETAINED, Outcome.COMPLETED,
+]
+OK_OUTCOMES = {Outcome.COMPLETED.value, Outcome.RETAINED.value}
+
+
+def worst(outcomes: Iterable[str]) -> str:
+    """The most severe outcome (an empty set is completed)."""
+    ranked = [o for o in OUTCOME_ORDER if o.value in set(outcomes)]
+    return ranked[0].value if ranked else Outcome.COMPLETED.value
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """A request as a user or a ticketing workflow hands it over (validated by ``submit``)."""
+
+    type: RequestType
+    identifiers: tuple[tuple[str, str], ...]
+    ticket: str | None = None
+    verified: bool = False
+    override_unverified: str | None = None
+    received_at: datetime | None = None
+
+    def __repr__(self) -> str:
+        return f"RequestSpec({self.type.value}, ticket={self.ticket!r})"
+
+
+@dataclass(frozen=True)
+class PlanLine:
+    """One system's part of a plan (``--dry-run``): what would happen, without doing it."""
+
+    system: str
+    connector: str
+    policy: str
+    action: str
+    found: int
+    actionable: int
+    review: int
+    note: str = ""
+
+
+@dataclass
+class RunSummary:
+    """What ``run`` finished."""
+
+    finished: list[str] = field(default_factory=list)
+    awaiting_approval: list[str] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def ok(self) -> bool:
+        return all(o in OK_OUTCOMES for o in self.outcomes)
+
+
+class Orchestrator:
+    """Runs requests for one configuration. Entry points (CLI, HTTP) only parse and call this."""
+
+    def __init__(
+        self,
+        config: Config,
+        plugins: PluginHost,
+        *,
+        ledger: Ledger | None = None,
+        keys: KeyRing | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.keys = keys or KeyRing.load(config.host)
+        self.ledger = ledger or Ledger(config.host.ledger_url())
+        self.sleep = sleep
+        self.progress = progress
+        self.systems: dict[str, System] = build_systems(config, plugins, sleep=sleep)
+        self.stages = Stages(self)
+
+    def close(self) -> None:
+        for s in self.systems.values():
+            s.close()
+        self.ledger.close()
+
+    # requests ------------------------------------------------------------------------
+
+    def validate(self, spec: RequestSpec) -> tuple[Identifier, ...]:
+        """Parse identifiers and check the rules; raises UsageError with one line."""
+        if not spec.identifiers:
+            raise UsageError("a request needs at least one identifier (e.g. --email)")
+        idents = tuple(dict.fromkeys(Identifier.parse(t, v) for t, v in spec.identifiers))
+        if spec.type is RequestType.ERASURE and not spec.verified and not spec.override_unverified:
+            raise UsageError(
+                "refusing erasure: the subject's identity is not marked verified "
+                "(pass --verified once checked, or --override-unverified REASON)"
+            )
+        if spec.override_unverified is not None and not spec.override_unverified.strip():
+            raise UsageError("--override-unverified needs a reason")
+        if spec.ticket is not None and len(spec.ticket) > 200:
+            raise UsageError("ticket id is longer than 200 characters")
+        return idents
+
+    def submit(self, spec: RequestSpec) -> str:
+        """Validate and record one request; returns its id."""
+        return self.submit_many([spec])[0]
+
+    def submit_many(self, specs: Sequence[RequestSpec]) -> list[str]:
+        """Validate every spec first, then record all in one transaction (all or nothing)."""
+        import uuid
+
+        rows = []
+        strong_types = set(self.config.host.strong_identifiers)
+        for spec in specs:
+            idents = self.validate(spec)
+            known = KnownIdentifiers()
+            for i in idents:
+                known.add(i, i.type in strong_types)
+            received = spec.received_at or utcnow()
+            rid = f"r-{uuid.uuid4().hex[:16]}"
+            rows.append({
+                "id": rid,
+                "ticket": spec.ticket,
+                "type": spec.type.value,
+                "verified": spec.verified,
+                "override": spec.override_unverified,
+                "received_at": received,
+                "due_at": add_months(received, 1),
+                "identifiers": self.keys.encrypt(json.dumps(known.to_json()).encode()),
+                "subject_digest": self.keys.digest(
+                    *sorted(f"{i.type.value}:{i.value}" for i in idents)
+                ),
+            })
+        self.ledger.add_requests(rows)
+        return [r["id"] for r in rows]
+
+    def approve(self, request_id: str) -> None:
+        row = self.ledger.get_request(request_id)
+        if row.status != "awaiting_approval":
+            raise UsageError(f"request {request_id} is not awaiting approval (it is {row.status})")
+        self.ledger.update_request(request_id, status="open", approved_at=utcnow())
+
+    def extend(self, request_id: str, months: int, reason: str) -> datetime:
+        """Extend the deadline (Art. 12(3): by up to two further months, with a reason)."""
+        row = self.ledger.get_request(request_id)
+        if not reason.strip():
+            raise UsageError("an extension needs a reason")
+        if not 1 <= months <= 2:
+            raise UsageError("an extension is 1 or 2 months (GDPR Art. 12(3))")
+        if row.extension_reason:
+            raise UsageError(f"request {request_id} was already extended")
+        due = add_months(row.received_at, 1 + months)
+        self.ledger.update_request(request_id, due_at=due, extension_reason=reason.strip())
+        return due
+
+    # running -------------------------------------------------------------------------
+
+    def run(self, *, only: Sequence[str] | None = None, limit: int | None = None) -> RunSummary:
+        """Process every open request (or ``only`` these) in batches until none is left."""
+        summary = RunSummary()
+        host = self.config.host
+        total = self.ledger.count_requests("open") if only is None else len(only)
+        done = 0
+        while limit is None or done < limit:
+            size = host.batch_size if limit is None else min(host.batch_size, limit - done)
+            rows = self.ledger.claim(size, host.lease_seconds, time.time(), only=only)
+            if not rows:
+                break
+            try:
+                self._process(rows, summary)
+            finally:
+                self.ledger.release([r.id for r in rows])
+            done += len(rows)
+            if self.progress:
+                self.progress("requests", done, max(total, done))
+        return summary
+
+    def _load(self, rows: Sequence[RequestRow]) -> list[Work]:
+        tasks_by_req: dict[str, dict[str, TaskWork]] = {r.id: {} for r in rows}
+        self.ledger.ensure_tasks((r.id, s) for r in rows for s in self.systems)
+        for t in self.ledger.tasks_for([r.id for r in rows]):
+            if t.system not in self.systems and t.stage != "done":
+                continue  # system removed from config since: nothing to run there
+            state = TaskState.from_bytes(
+                t.system, t.request_id,
+                self.keys.decrypt(t.state) if t.state else None,
+            )
+            tasks_by_req[t.request_id][t.system] = TaskWork(
+                system=t.system, stage=t.stage, outcome=t.outcome, state=state,
+                summary=json.loads(t.summary) if t.summary else {},
+            )
+        works = []
+        for r in rows:
+            if r.identifiers is None:
+                known = KnownIdentifiers()
+            else:
+                known = KnownIdentifiers.from_json(json.loads(self.keys.decrypt(r.identifiers)))
+            works.append(Work(row=r, type=RequestType(r.type), known=known,
+                              tasks=tasks_by_req[r.id]))
+        return works
+
+    def _process(self, rows: Sequence[RequestRow], summary: RunSummary) -> None:
+        works = self._load(rows)
+        ids = [w.row.id for w in works]
+        st = self.stages
+        st.find(works)
+        self.ledger.renew(ids, self.config.host.lease_seconds, time.time())
+        gated = [w for w in works if self._needs_approval(w)]
+        for w in gated:
+            self.ledger.update_request(w.row.id, status="awaiting_approval")
+            summary.awaiting_approval.append(w.row.id)
+        gated_ids = {w.row.id for w in gated}
+        works = [w for w in works if w.row.id not in gated_ids]
+        st.act(works)
+        self.ledger.renew(ids, self.config.host.lease_seconds, time.time())
+        st.verify(works)
+        for w in works:
+            outcome = st.finish(w)
+            summary.finished.append(w.row.id)
+            summary.outcomes[outcome] += 1
+
+    def _needs_approval(self, w: Work) -> bool:
+        return (
+            self.config.host.require_approval
+            and w.type in (RequestType.ERASURE, RequestType.RESTRICTION)
+            and w.row.approved_at is None
+        )
+
+    # dry run -------------------------------------------------------------------------
+
+    def plan(self, spec: RequestSpec) -> list[PlanLine]:
+        """Find across all systems and say what would happen. Writes nothing anywhere."""
+        idents = self.validate(spec)
+        strong_types = set(self.config.host.strong_identifiers)
+        known = KnownIdentifiers()
+        for i in idents:
+            known.add(i, i.type in strong_types)
+        now = utcnow()
+        row = RequestRow(
+            id="dry-run", ticket=spec.ticket, type=spec.type.value, status="open", outcome=None,
+            verified=spec.verified, override=None, received_at=now, due_at=add_months(now, 1),
+            extension_reason=None, created_at=now, finished_at=None, approved_at=None,
+            identifiers=None, subject_digest=None, lease_owner=None, lease_until=None,
+        )
+        work = Work(row=row, type=spec.type, known=known, tasks={
+            s: TaskWork(system=s, stage="pending", outcome=None, state=TaskState(), summary={})
+            for s in self.systems
+        })
+        self.stages.find([work], persist=False)
+        lines = []
+        for name, system in self.systems.items():
+            t = work.tasks[name]
+            action = self.stages.action_of(work, system)
+            note = system.uncovered or t.summary.get("error", "")
+            if system.config.policy is Policy.RETAIN and spec.type is RequestType.ERASURE:
+                note = f"retained: {system.config.reason}"
+            lines.append(PlanLine(
+                system=name, connector=system.config.connector,
+                policy=system.config.policy.value,
+                action=action.value if action else "none",
+                found=len(t.state.findings), actionable=len(t.state.actionable),
+                review=len(t.state.findings) - len(t.state.actionable), note=note,
+            ))
+        return lines
+
+    # inspection ----------------------------------------------------------------------
+
+    def check_systems(self) -> dict[str, str | None]:
+        """Each system's problem (one line), or None when it is usable."""
+        return {name: check_system(s) for name, s in self.systems.items()}
+
+
+def parse_identifier_options(**options: Sequence[str] | None) -> tuple[tuple[str, str], ...]:
+    """(type, value) pairs from CLI-style options such as ``email=[...]``."""
+    out = []
+    for key, values in options.items():
+        IdentifierType(key)
+        for v in values or ():
+            out.append((key, v))
+    return tuple(out)

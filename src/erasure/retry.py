@@ -1,0 +1,95 @@
+"""Retries for connector calls: tenacity with exponential backoff, jitter and retry_after.
+
+Only :class:`~erasure.errors.TransientError` is retried. Each system has an attempt cap and
+the whole run a deadline; when either is reached the last error is raised unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import tenacity
+
+from .config import RetrySettings
+from .errors import TransientError
+
+__all__ = ["Attempts", "RetryPolicy", "is_transient"]
+
+T = TypeVar("T")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Retry predicate: only errors a connector classified as transient."""
+    return isinstance(exc, TransientError)
+
+
+class _WaitRetryAfter(tenacity.wait.wait_base):
+    """Honour a TransientError's retry_after, else exponential backoff with jitter."""
+
+    def __init__(self, fallback: tenacity.wait.wait_base) -> None:
+        self.fallback = fallback
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        after = getattr(exc, "retry_after", None)
+        if after is not None:
+            return float(max(0.0, after))
+        return self.fallback(retry_state)
+
+
+@dataclass
+class Attempts:
+    """How many attempts a call took, filled in while it runs (for the receipt)."""
+
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry settings of one system for one run."""
+
+    max_attempts: int
+    deadline: float  # time.monotonic() value after which no new attempt starts
+    initial_wait: float
+    max_wait: float
+    sleep: Callable[[float], None] = time.sleep
+
+    @classmethod
+    def from_settings(
+        cls, s: RetrySettings, *, max_attempts: int | None = None,
+        sleep: Callable[[float], None] = time.sleep, started: float | None = None,
+    ) -> RetryPolicy:
+        start = time.monotonic() if started is None else started
+        return cls(
+            max_attempts=max_attempts or s.max_attempts,
+            deadline=start + s.deadline_seconds,
+            initial_wait=s.initial_wait,
+            max_wait=s.max_wait,
+            sleep=sleep,
+        )
+
+    def call(self, fn: Callable[[], T], attempts: Attempts | None = None) -> T:
+        """Run ``fn`` until it succeeds, raises a non-transient error, or the budget runs out."""
+        counter = attempts if attempts is not None else Attempts()
+        remaining = max(0.0, self.deadline - time.monotonic())
+
+        def attempt() -> T:
+            counter.count += 1
+            return fn()
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(is_transient),
+            stop=tenacity.stop_after_attempt(self.max_attempts)
+            # "before": a wait that would end past the deadline is not started.
+            | tenacity.stop_before_delay(remaining),
+            wait=_WaitRetryAfter(
+                tenacity.wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait)
+            ),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        return retrying(attempt)

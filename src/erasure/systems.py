@@ -1,0 +1,188 @@
+"""Configured systems at run time: connector instances, retries and the parallel fan-out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .config import Config, SystemConfig
+from .connector import Connector
+from .errors import (
+    CapabilityNotSupported,
+    ConfigError,
+    ConnectorError,
+    PermanentError,
+    TransientError,
+)
+from .models import Finding, ItemOutcome, ItemStatus
+from .plugins import PluginHost
+from .retry import Attempts, RetryPolicy
+
+__all__ = ["CallResult", "System", "build_systems", "fan_out"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class CallResult:
+    """What one action in one system produced: values, attempts and a classified error."""
+
+    values: list[Any] = field(default_factory=list)
+    attempts: int = 0
+    error: str | None = None
+    error_kind: str | None = None  # transient | permanent | auth | unsupported | crash
+
+
+@dataclass
+class System:
+    """One configured system, ready to call (or the reason it is not covered)."""
+
+    config: SystemConfig
+    cls: type[Connector] | None
+    uncovered: str | None
+    retry: RetryPolicy
+    _connector: Connector | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def version(self) -> str:
+        return getattr(self.cls, "version", "?") if self.cls else "?"
+
+    def connector(self) -> Connector:
+        """The connector instance, built on first use (settings validated again)."""
+        with self._lock:
+            if self._connector is None:
+                assert self.cls is not None
+                settings = self.cls.Settings.model_validate(dict(self.config.settings))
+                self._connector = self.cls(self.name, settings)
+            return self._connector
+
+    def close(self) -> None:
+        if self._connector is not None:
+            try:
+                self._connector.close()
+            except Exception as exc:  # closing must not hide the run's result
+                log.warning("closing %s failed: %s", self.name, type(exc).__name__)
+            self._connector = None
+
+    def call(self, fn: Callable[[Connector], Iterable[T]]) -> CallResult:
+        """Run a whole-batch call with retries; classify whatever error is left."""
+        attempts = Attempts()
+        result = CallResult()
+        try:
+            result.values = self.retry.call(lambda: list(fn(self.connector())), attempts)
+        except Exception as exc:
+            result.error, result.error_kind = classify(exc)
+        result.attempts = attempts.count
+        return result
+
+    def call_items(
+        self, fn: Callable[[Connector, Sequence[Finding]], Iterable[ItemOutcome]],
+        findings: Sequence[Finding],
+    ) -> CallResult:
+        """Run a per-item action; items that failed transiently are retried on their own."""
+        attempts = Attempts()
+        outcomes: dict[tuple[str, str], ItemOutcome] = {}
+        pending = list(findings)
+
+        def attempt() -> None:
+            nonlocal pending
+            got = {(o.finding.subject, o.finding.ref): o for o in fn(self.connector(), pending)}
+            for f in pending:
+                o = got.get((f.subject, f.ref))
+                if o is None:  # a connector that skips an item must not count as success
+                    o = ItemOutcome(f, ItemStatus.FAILED, error="connector gave no outcome")
+                outcomes[(f.subject, f.ref)] = o
+            retry = [
+                o.finding for o in got.values() if o.status is ItemStatus.FAILED and o.transient
+            ]
+            if retry:
+                pending = retry
+                raise TransientError(f"{len(retry)} items failed transiently")
+
+        result = CallResult()
+        try:
+            self.retry.call(attempt, attempts)
+        except Exception as exc:
+            result.error, result.error_kind = classify(exc)
+        result.values = list(outcomes.values())
+        result.attempts = attempts.count
+        return result
+
+
+def classify(exc: BaseException) -> tuple[str, str]:
+    """A one-line message (type and text, no values) and a kind for the receipt."""
+    from .errors import AuthError
+
+    text = (str(exc).splitlines() or [""])[0][:200]
+    msg = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if isinstance(exc, CapabilityNotSupported):
+        return msg, "unsupported"
+    if isinstance(exc, AuthError):
+        return msg, "auth"
+    if isinstance(exc, PermanentError):
+        return msg, "permanent"
+    if isinstance(exc, TransientError):
+        return msg + " (retries exhausted)", "transient"
+    if isinstance(exc, ConnectorError):
+        return msg, "permanent"
+    # An unclassified crash is a connector bug: the message may hold anything, keep the type.
+    log.error("connector raised unclassified %s", type(exc).__name__)
+    return f"{type(exc).__name__} (unclassified connector error)", "crash"
+
+
+def build_systems(
+    config: Config, plugins: PluginHost, *, sleep: Callable[[float], None] = time.sleep,
+    started: float | None = None,
+) -> dict[str, System]:
+    """Systems of the config; a missing connector makes its system not covered, not an error."""
+    out: dict[str, System] = {}
+    start = time.monotonic() if started is None else started
+    for name, sc in config.systems.items():
+        if not sc.enabled:
+            continue
+        cls = plugins.registry.get(sc.connector)
+        uncovered = None if cls is not None else plugins.failure_for(sc.connector)
+        retry = RetryPolicy.from_settings(
+            config.host.retry, max_attempts=sc.max_attempts, sleep=sleep, started=start
+        )
+        out[name] = System(config=sc, cls=cls, uncovered=uncovered, retry=retry)
+    return out
+
+
+def fan_out(
+    work: Mapping[str, Callable[[], R]], max_workers: int
+) -> dict[str, R]:
+    """Run one callable per system in parallel (client libraries are synchronous)."""
+    if not work:
+        return {}
+    if len(work) == 1:
+        ((name, fn),) = work.items()
+        return {name: fn()}
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(work))) as pool:
+        futures = {name: pool.submit(fn) for name, fn in work.items()}
+        return {name: f.result() for name, f in futures.items()}
+
+
+def check_system(system: System) -> str | None:
+    """None when the system is reachable and usable, else a one-line problem."""
+    if system.uncovered:
+        return system.uncovered
+    try:
+        system.connector().check()
+    except ConfigError as exc:
+        return str(exc)
+    except Exception as exc:
+        return classify(exc)[0]
+    return None
