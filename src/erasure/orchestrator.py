@@ -100,17 +100,37 @@ class Orchestrator:
     ) -> None:
         self.config = config
         self.plugins = plugins
-        self.keys = keys or KeyRing.load(config.host)
-        self.ledger = ledger or Ledger(config.host.ledger_url())
+        self._keys = keys
+        self._ledger = ledger
         self.sleep = sleep
         self.progress = progress
         self.systems: dict[str, System] = build_systems(config, plugins, sleep=sleep)
         self.stages = Stages(self)
 
+    # Opened on first use: bad input is rejected before any key or ledger file is created.
+    @property
+    def keys(self) -> KeyRing:
+        if self._keys is None:
+            self._keys = KeyRing.load(self.config.host)
+            if self._keys.created:
+                log.warning(
+                    "created new signing and encryption keys in %s (back them up; production "
+                    "sets [erasure.keys] from env references)",
+                    self.config.host.state_dir / "keys",
+                )
+        return self._keys
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = Ledger(self.config.host.ledger_url())
+        return self._ledger
+
     def close(self) -> None:
         for s in self.systems.values():
             s.close()
-        self.ledger.close()
+        if self._ledger is not None:
+            self._ledger.close()
 
     # requests ------------------------------------------------------------------------
 
@@ -140,8 +160,8 @@ class Orchestrator:
 
         rows = []
         strong_types = set(self.config.host.strong_identifiers)
-        for spec in specs:
-            idents = self.validate(spec)
+        validated = [(spec, self.validate(spec)) for spec in specs]
+        for spec, idents in validated:
             known = KnownIdentifiers()
             for i in idents:
                 known.add(i, i.type in strong_types)

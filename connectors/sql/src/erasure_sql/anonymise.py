@@ -9,7 +9,7 @@ from typing import Any
 
 from .settings import AnonymiseRule
 
-__all__ = ["HASH_PREFIX", "is_anonymised", "placeholder", "target_value"]
+__all__ = ["HASH_PREFIX", "pending_changes", "placeholder", "target_value"]
 
 #: Prefix of keyed-hash values, so a second run recognises them and leaves them alone.
 HASH_PREFIX = "anon:"
@@ -42,7 +42,7 @@ def target_value(rule: AnonymiseRule, current: Any, pk: Sequence[Any], key: byte
     return keyed_hash(key, current)
 
 
-def is_anonymised(
+def pending_changes(
     rules: Mapping[str, AnonymiseRule], row: Mapping[str, Any], pk: Sequence[Any],
     key: bytes | None,
 ) -> dict[str, Any]:

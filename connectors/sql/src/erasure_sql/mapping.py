@@ -67,6 +67,8 @@ class Mapping:
 
     tables: dict[str, TableModel]
     edges: list[Edge]
+    #: every reflected table of the schema, by name.
+    all_tables: dict[str, sa.Table]
     #: unmapped tables whose RESTRICT/NO ACTION foreign keys reference a mapped table.
     blockers: dict[str, list[Edge]]
     #: mapped tables, children before parents.
@@ -127,7 +129,7 @@ def _default_rules(
     return rules
 
 
-def _edges(settings: SqlSettings, meta: sa.MetaData, names: dict[str, sa.Table]) -> list[Edge]:
+def _edges(settings: SqlSettings, names: dict[str, sa.Table]) -> list[Edge]:
     edges = []
     mapped = set(settings.tables)
     for child in mapped:
@@ -206,7 +208,7 @@ def _reachable(settings: SqlSettings, edges: list[Edge]) -> set[str]:
 
 def build_mapping(settings: SqlSettings, meta: sa.MetaData) -> Mapping:
     """Validate ``settings`` against the reflected ``meta``; list every problem at once."""
-    names = {t.name: t for t in meta.tables.values()}
+    names = {t.name: t for t in meta.tables.values() if t.schema == settings.db_schema}
     problems: list[str] = []
     for name, cfg in settings.tables.items():
         table = names.get(name)
@@ -229,7 +231,7 @@ def build_mapping(settings: SqlSettings, meta: sa.MetaData) -> Mapping:
     if problems:
         raise PermanentError("invalid sql mapping: " + "; ".join(problems))
 
-    edges = _edges(settings, meta, names)
+    edges = _edges(settings, names)
     reachable = _reachable(settings, edges)
     models: dict[str, TableModel] = {}
     for name, cfg in settings.tables.items():
@@ -277,4 +279,4 @@ def build_mapping(settings: SqlSettings, meta: sa.MetaData) -> Mapping:
     if problems:
         raise PermanentError("invalid sql mapping: " + "; ".join(problems))
     blockers = _blockers(settings, names)
-    return Mapping(models, edges, blockers, _order(list(settings.tables), edges))
+    return Mapping(models, edges, names, blockers, _order(list(settings.tables), edges))

@@ -1,0 +1,29 @@
+"""Statement builders shared by the connector: key filters and chunk sizes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+__all__ = ["param_limit", "pk_filter", "tuple_in"]
+
+_LIMITS = {"sqlite": 999, "postgresql": 30000, "mysql": 30000, "mariadb": 30000}
+
+
+def param_limit(dialect: str, configured: int | None) -> int:
+    """Bound parameters allowed in one statement (kept under every driver's limit)."""
+    return configured or _LIMITS.get(dialect, 999)
+
+
+def tuple_in(columns: Sequence[sa.Column[Any]], keys: Sequence[tuple[Any, ...]]) -> Any:
+    """``col IN (...)`` for one column, ``(a, b) IN ((..), ..)`` for several; values bound."""
+    if len(columns) == 1:
+        return columns[0].in_([k[0] for k in keys])
+    return sa.tuple_(*columns).in_([tuple(k) for k in keys])
+
+
+def pk_filter(table: sa.Table, pk: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> Any:
+    """A WHERE clause selecting the rows whose primary keys are ``keys``."""
+    return tuple_in([table.c[c] for c in pk], keys)

@@ -1,0 +1,442 @@
+"""The ``erasure`` command line. It only parses options and calls the orchestrator.
+
+Exit codes: 0 every system completed (or retained under policy), 1 some system failed,
+was not covered or left residue, 2 usage or configuration error (nothing was done).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from .config import Config, load_config
+from .errors import ErasureError
+from .keys import generate_keys, public_key_from_text
+from .ledger import days_left, utcnow
+from .models import RequestType
+from .orchestrator import Orchestrator, RequestSpec, RunSummary
+from .plugins import PluginHost
+from .receipts import verify_chain
+
+__all__ = ["app", "main"]
+
+out = Console()
+err = Console(stderr=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
+request_app = typer.Typer(no_args_is_help=True, help="Create and manage requests.")
+receipts_app = typer.Typer(no_args_is_help=True, help="Show, verify and export receipts.")
+systems_app = typer.Typer(no_args_is_help=True, help="Configured systems.")
+connectors_app = typer.Typer(no_args_is_help=True, help="Installed connectors.")
+config_app = typer.Typer(no_args_is_help=True, help="Configuration.")
+keys_app = typer.Typer(no_args_is_help=True, help="Signing and encryption keys.")
+for sub, name in [(request_app, "request"), (receipts_app, "receipts"), (systems_app, "systems"),
+                  (connectors_app, "connectors"), (config_app, "config"), (keys_app, "keys")]:
+    app.add_typer(sub, name=name)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Config file (default: $ERASURE_CONFIG).")
+]
+Emails = Annotated[list[str] | None, typer.Option("--email", help="Email address (repeatable).")]
+Phones = Annotated[list[str] | None, typer.Option("--phone", help="Phone, international format.")]
+Customers = Annotated[list[str] | None, typer.Option("--customer-id", help="Customer id.")]
+Users = Annotated[list[str] | None, typer.Option("--user-id", help="User id.")]
+Names = Annotated[list[str] | None, typer.Option("--name", help="Full name (weak identifier).")]
+Ips = Annotated[list[str] | None, typer.Option("--ip", help="IP address (weak identifier).")]
+Ticket = Annotated[str | None, typer.Option("--ticket", help="Ticket id the request came from.")]
+Verified = Annotated[bool, typer.Option("--verified", help="The subject's identity was checked.")]
+Override = Annotated[
+    str | None,
+    typer.Option("--override-unverified", help="Erase without verified identity; the reason."),
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except ErasureError as exc:
+        _fail(str(exc))
+
+
+def _load(config: Path | None) -> tuple[Config, PluginHost]:
+    plugins = PluginHost.load()
+    for f in plugins.failures:
+        err.print(f"[yellow]warning:[/] plugin {f.plugin} failed to load: {f.error}")
+    uncovered = frozenset(f.plugin for f in plugins.failures) | plugins.blocked
+    cfg = load_config(config, known_connectors={n: plugins.registry.get(n)
+                                                for n in plugins.registry.names()},
+                      uncovered=uncovered)
+    return cfg, plugins
+
+
+def _progress(p: Progress) -> Callable[[str, int, int], None]:
+    task_ids: dict[str, Any] = {}
+
+    def update(what: str, done: int, total: int) -> None:
+        if what not in task_ids:
+            task_ids[what] = p.add_task(what, total=total)
+        p.update(task_ids[what], completed=done, total=total)
+    return update
+
+
+@contextmanager
+def _orchestrator(config: Path | None) -> Iterator[Orchestrator]:
+    with _errors():
+        cfg, plugins = _load(config)
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            console=err, transient=True)
+        orch = Orchestrator(cfg, plugins, progress=_progress(progress))
+        try:
+            with progress:
+                yield orch
+        finally:
+            orch.close()
+
+
+def _spec(rtype: RequestType, email: list[str] | None, phone: list[str] | None,
+          customer_id: list[str] | None, user_id: list[str] | None, name: list[str] | None,
+          ip: list[str] | None, ticket: str | None, verified: bool, override: str | None,
+          received: datetime | None = None) -> RequestSpec:
+    pairs = [(t, v) for t, vs in (("email", email), ("phone", phone),
+                                  ("customer_id", customer_id), ("user_id", user_id),
+                                  ("name", name), ("ip", ip)) for v in vs or ()]
+    return RequestSpec(type=rtype, identifiers=tuple(pairs), ticket=ticket, verified=verified,
+                       override_unverified=override, received_at=received)
+
+
+def _summary_exit(summary: RunSummary) -> None:
+    if summary.awaiting_approval:
+        err.print(f"{len(summary.awaiting_approval)} request(s) await approval: "
+                  f"`erasure approve REQUEST`")
+    if summary.outcomes:
+        parts = ", ".join(f"{n} {o}" for o, n in sorted(summary.outcomes.items()))
+        err.print(f"finished {len(summary.finished)} request(s): {parts}")
+    raise typer.Exit(0 if summary.ok else 1)
+
+
+def receipts_table(receipts: list[dict[str, Any]], title: str = "Receipts") -> Table:
+    """A table of receipts for people (one request's: no request column)."""
+    several = len({r["body"]["request"] for r in receipts}) > 1
+    table = Table(title=title)
+    cols = ["request"] if several else []
+    cols += ["system", "action", "outcome", "found", "acted", "review", "failed", "residue",
+             "tries", "note"]
+    for col in cols:
+        table.add_column(col, overflow="fold", no_wrap=col not in ("note", "request"))
+    colour = {"completed": "green", "retained": "cyan", "partial": "yellow", "failed": "red",
+              "not_covered": "red"}
+    for r in receipts:
+        b = r["body"]
+        c = b["counts"]
+        acted = sum(c.get(k, 0) for k in ("done", "already_done", "exported"))
+        note = "; ".join(b.get("errors") or []) or (b.get("policy_reason") or "")
+        table.add_row(
+            *([b["request"]] if several else []), b["system"], b.get("action") or "-",
+            f"[{colour.get(b['outcome'], 'white')}]{b['outcome']}[/]",
+            str(c["found"]), str(acted), str(c["review"]), str(c.get("failed", 0)),
+            str(c["residue"]), str(sum(b.get("attempts", {}).values())), note,
+        )
+    return table
+
+
+# requests ------------------------------------------------------------------------------
+
+@request_app.command("create")
+def request_create(
+    type: Annotated[RequestType, typer.Option("--type", help="Request type.")],
+    email: Emails = None, phone: Phones = None, customer_id: Customers = None,
+    user_id: Users = None, name: Names = None, ip: Ips = None, ticket: Ticket = None,
+    verified: Verified = False, override_unverified: Override = None,
+    received: Annotated[datetime | None, typer.Option(help="When it was received (UTC).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Record a request; `erasure run` processes it."""
+    with _orchestrator(config) as orch, _errors():
+        spec = _spec(type, email, phone, customer_id, user_id, name, ip, ticket, verified,
+                     override_unverified, received)
+        orch.validate(spec)
+        out.print(orch.submit(spec))
+
+
+@request_app.command("extend")
+def request_extend(
+    request_id: str, reason: Annotated[str, typer.Option(help="Why more time is needed.")],
+    months: Annotated[int, typer.Option(help="1 or 2 months.")] = 2, config: ConfigOpt = None,
+) -> None:
+    """Extend a request's deadline (GDPR Art. 12(3)); the reason is recorded."""
+    with _orchestrator(config) as orch, _errors():
+        due = orch.extend(request_id, months, reason)
+        out.print(f"{request_id} now due {due:%Y-%m-%d}")
+
+
+@app.command()
+def approve(request_id: str, config: ConfigOpt = None) -> None:
+    """Let a request that stopped after find (require_approval) go on."""
+    with _orchestrator(config) as orch, _errors():
+        orch.approve(request_id)
+        out.print(f"{request_id} approved; `erasure run` carries it out")
+
+
+@app.command()
+def run(
+    request: Annotated[list[str] | None, typer.Option(help="Only these request ids.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many requests.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Process every open request. Safe to run from cron, and two at once."""
+    with _orchestrator(config) as orch, _errors():
+        if request:
+            for rid in request:
+                orch.ledger.get_request(rid)
+        summary = orch.run(only=request, limit=limit)
+    _summary_exit(summary)
+
+
+def _one_shot(rtype: RequestType, email: list[str] | None, phone: list[str] | None,
+              customer_id: list[str] | None, user_id: list[str] | None,
+              name: list[str] | None, ip: list[str] | None, ticket: str | None,
+              verified: bool, override: str | None, dry_run: bool, config: Path | None) -> None:
+    with _orchestrator(config) as orch, _errors():
+        spec = _spec(rtype, email, phone, customer_id, user_id, name, ip, ticket, verified,
+                     override)
+        if dry_run:
+            table = Table(title=f"Plan ({rtype.value}, dry run: nothing changed)")
+            for col in ("system", "connector", "policy", "action", "found", "would act on",
+                        "review only", "note"):
+                table.add_column(col)
+            for line in orch.plan(spec):
+                table.add_row(line.system, line.connector, line.policy, line.action,
+                              str(line.found), str(line.actionable), str(line.review), line.note)
+            out.print(table)
+            raise typer.Exit(0)
+        rid = orch.submit(spec)
+        summary = orch.run(only=[rid])
+        if summary.awaiting_approval:
+            out.print(f"{rid}: found; awaiting approval (`erasure approve {rid}`)")
+        else:
+            out.print(receipts_table(orch.ledger.receipts(rid), title=f"Request {rid}"))
+    _summary_exit(summary)
+
+
+def _shortcut(rtype: RequestType, doc: str) -> Callable[..., None]:
+    def command(email: Emails = None, phone: Phones = None, customer_id: Customers = None,
+                user_id: Users = None, name: Names = None, ip: Ips = None,
+                ticket: Ticket = None, verified: Verified = False,
+                override_unverified: Override = None, dry_run: DryRun = False,
+                config: ConfigOpt = None) -> None:
+        _one_shot(rtype, email, phone, customer_id, user_id, name, ip, ticket, verified,
+                  override_unverified, dry_run, config)
+    command.__doc__ = doc
+    return command
+
+
+app.command("find")(_shortcut(RequestType.FIND, "Find a subject's data in every system."))
+app.command("export")(_shortcut(RequestType.ACCESS, "Access request: find and export (zip)."))
+app.command("portability")(_shortcut(RequestType.PORTABILITY, "Portability export (zip)."))
+app.command("erase")(_shortcut(RequestType.ERASURE, "Erasure request: find, erase, verify."))
+app.command("restrict")(_shortcut(RequestType.RESTRICTION, "Restrict processing (Art. 18)."))
+
+
+@app.command()
+def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")] = False,
+           config: ConfigOpt = None) -> None:
+    """Open requests with days left; overdue ones marked."""
+    with _orchestrator(config) as orch, _errors():
+        rows = orch.ledger.list_requests(open_only=not all)
+        table = Table(title="Requests")
+        for col in ("request", "ticket", "type", "status", "received", "due", "days left"):
+            table.add_column(col)
+        now = utcnow()
+        for r in rows:
+            left = days_left(r.due_at, now)
+            days = "-" if r.status == "done" else (
+                f"[bold red]OVERDUE by {-left}[/]" if left < 0 else str(left))
+            state = r.status if r.status != "done" else f"done: {r.outcome}"
+            if r.extension_reason:
+                state += " (extended)"
+            table.add_row(r.id, r.ticket or "", r.type, state, f"{r.received_at:%Y-%m-%d}",
+                          f"{r.due_at:%Y-%m-%d}", days)
+        out.print(table)
+
+
+# receipts ------------------------------------------------------------------------------
+
+@receipts_app.command("show")
+def receipts_show(request_id: str, config: ConfigOpt = None) -> None:
+    """Print a request's receipts as a table."""
+    with _orchestrator(config) as orch, _errors():
+        orch.ledger.get_request(request_id)
+        out.print(receipts_table(orch.ledger.receipts(request_id), title=f"Request {request_id}"))
+
+
+@receipts_app.command("export")
+def receipts_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSON file to write.")],
+    request: Annotated[str | None, typer.Option(help="Only this request's receipts.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write receipts and the public key as JSON, for offline verification."""
+    with _orchestrator(config) as orch, _errors():
+        if request:
+            orch.ledger.get_request(request)
+        data = {"public_key": orch.keys.public_text, "full_chain": request is None,
+                "receipts": orch.ledger.receipts(request)}
+        output.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+        err.print(f"wrote {len(data['receipts'])} receipts to {output}")
+
+
+@receipts_app.command("verify")
+def receipts_verify(
+    file: Annotated[Path | None, typer.Option(help="Exported receipts (offline).")] = None,
+    public_key: Annotated[str | None, typer.Option(help="Public key (base64), or a file.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Check every signature and the hash chain. Offline with --file and --public-key."""
+    with _errors():
+        key_text = public_key
+        if key_text and Path(key_text).is_file():
+            key_text = Path(key_text).read_text(encoding="utf-8")
+        if file is not None:
+            try:
+                data = json.loads(file.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                _fail(f"cannot read receipts file {file}: {exc}")
+            receipts, full = data["receipts"], bool(data.get("full_chain", True))
+            if key_text is None:
+                _fail("--public-key is needed with --file (the key in the file proves nothing)")
+        else:
+            with _orchestrator(config) as orch:
+                receipts, full = orch.ledger.receipts(), True
+                key_text = key_text or orch.keys.public_text
+        report = verify_chain(receipts, public_key_from_text(key_text or ""), full_chain=full)
+    for p in report.problems:
+        err.print(f"[red]{p}[/]")
+    if report.ok:
+        out.print(f"[green]OK[/]: {report.checked} receipts, signatures and chain verified")
+        raise typer.Exit(0)
+    out.print(f"[red]FAILED[/]: {len(report.problems)} problems in {report.checked} receipts")
+    raise typer.Exit(1)
+
+
+# systems, connectors, config, keys -----------------------------------------------------
+
+@systems_app.command("list")
+def systems_list(config: ConfigOpt = None) -> None:
+    """Configured systems, their connector and policy."""
+    with _orchestrator(config) as orch:
+        table = Table(title="Systems")
+        for col in ("system", "connector", "version", "policy", "status"):
+            table.add_column(col)
+        for name, s in orch.systems.items():
+            table.add_row(name, s.config.connector, s.version, s.config.policy.value,
+                          f"[red]not covered: {s.uncovered}[/]" if s.uncovered else "ok")
+        out.print(table)
+
+
+@systems_app.command("check")
+def systems_check(config: ConfigOpt = None) -> None:
+    """Check that every system is reachable and has the permissions it needs."""
+    with _orchestrator(config) as orch:
+        problems = orch.check_systems()
+    for name, problem in problems.items():
+        out.print(f"{name}: " + (f"[red]{problem}[/]" if problem else "[green]ok[/]"))
+    raise typer.Exit(1 if any(problems.values()) else 0)
+
+
+@connectors_app.command("list")
+def connectors_list() -> None:
+    """Installed connectors and the plugins that failed to load."""
+    plugins = PluginHost.load()
+    table = Table(title="Connectors")
+    for col in ("connector", "version", "capabilities", "plugin"):
+        table.add_column(col)
+    for n in plugins.registry.names():
+        cls = plugins.registry.get(n)
+        assert cls is not None
+        table.add_row(n, cls.version, ", ".join(sorted(c.value for c in cls.capabilities)),
+                      plugins.registry.origin(n))
+    out.print(table)
+    for f in plugins.failures:
+        out.print(f"[red]plugin {f.plugin} failed to load:[/] {f.error}")
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None) -> None:
+    """Validate the configuration and report every problem at once."""
+    with _errors():
+        cfg, plugins = _load(config)
+    out.print(f"[green]OK[/]: {len(cfg.systems)} systems in {cfg.path}")
+    for name, s in cfg.systems.items():
+        if s.connector not in plugins.registry:
+            out.print(f"[yellow]{name}: not covered: {plugins.failure_for(s.connector)}[/]")
+
+
+@keys_app.command("show-public")
+def keys_show_public(config: ConfigOpt = None) -> None:
+    """Print the public key that verifies receipts."""
+    with _orchestrator(config) as orch:
+        out.print(orch.keys.public_text)
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new signing and encryption key, for env variables in production."""
+    signing, enc = generate_keys()
+    out.print(f"ERASURE_SIGNING_KEY={signing}\nERASURE_ENCRYPTION_KEY={enc}")
+
+
+@app.command()
+def discover(system: str, config: ConfigOpt = None) -> None:
+    """Propose a mapping for a system (TOML on stdout) for a person to review."""
+    with _orchestrator(config) as orch, _errors():
+        if system not in orch.systems:
+            _fail(f"no system {system!r} in the configuration")
+        s = orch.systems[system]
+        if s.uncovered:
+            _fail(f"system {system!r} is not covered: {s.uncovered}")
+        try:
+            text = s.connector().discover()
+        except ErasureError as exc:
+            _fail(f"{system}: {exc}")
+        sys.stdout.write(text)
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option("--dir", help="Where the demo keeps its state.")] = Path(
+        ".erasure-demo"),
+) -> None:
+    """Seed local systems and run find, export and erase for a sample subject."""
+    from .demo import run_demo
+
+    with _errors():
+        code = run_demo(folder, out)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    app()
+
+
+if __name__ == "__main__":
+    main()

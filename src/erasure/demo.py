@@ -1,0 +1,191 @@
+"""``erasure demo``: the main job on local systems, end to end, in a folder of its own.
+
+Seeds a CRM, a helpdesk, a mail archive and a tax archive (file-backed in-memory systems),
+plus a SQLite shop database when the ``sql`` connector is installed; then finds, exports and
+erases one sample subject, and verifies the signed receipts. A lookalike address and a
+household member sharing the subject's phone are seeded too: they must survive.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import zipfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .config import load_config
+from .models import RequestType
+from .orchestrator import Orchestrator, RequestSpec
+from .plugins import PluginHost
+from .receipts import verify_chain
+
+__all__ = ["run_demo"]
+
+SUBJECT = (("email", "alice@example.com"), ("customer_id", "C-1001"))
+
+CONFIG = """\
+# Written by `erasure demo`. Every system here is local.
+[erasure]
+state_dir = "state"
+export_dir = "exports"
+strong_identifiers = ["email", "customer_id"]
+
+[systems.crm]
+connector = "memory"
+path = "{root}/crm.json"
+
+[systems.helpdesk]
+connector = "memory"
+path = "{root}/helpdesk.json"
+
+[systems.mail-archive]
+connector = "memory"
+path = "{root}/mail.json"
+
+[systems.tax-archive]
+connector = "memory"
+path = "{root}/tax.json"
+policy = "retain"
+reason = "invoices kept 10 years (tax law)"
+"""
+
+SQL_CONFIG = """
+[systems.shop-db]
+connector = "sql"
+url = "sqlite:///{root}/shop.db"
+
+[systems.shop-db.tables.customers]
+identifiers = {{ email = "email", phone = "phone", customer_id = "customer_no" }}
+action = "delete"
+
+[systems.shop-db.tables.orders]
+action = "delete"
+
+[systems.shop-db.tables.invoices]
+action = "anonymise"
+anonymise = {{ billing_email = "placeholder", billing_name = "null" }}
+"""
+
+SHOP_SQL = """
+CREATE TABLE customers (id INTEGER PRIMARY KEY, customer_no TEXT UNIQUE, email TEXT NOT NULL,
+                        phone TEXT, full_name TEXT);
+CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL
+                     REFERENCES customers(id), item TEXT, total NUMERIC);
+CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id)
+                       ON DELETE SET NULL, billing_email TEXT UNIQUE, billing_name TEXT,
+                       amount NUMERIC);
+INSERT INTO customers VALUES (1, 'C-1001', 'Alice@Example.com', '+4915112345678', 'Alice Example');
+INSERT INTO customers VALUES (2, 'C-1002', 'jimalice@example.com', '+4915199999999', 'Jim Alice');
+INSERT INTO orders VALUES (10, 1, 'kettle', 39.90);
+INSERT INTO orders VALUES (11, 1, 'teapot', 24.00);
+INSERT INTO orders VALUES (12, 2, 'mug', 8.50);
+INSERT INTO invoices VALUES (100, 1, 'alice@example.com', 'Alice Example', 63.90);
+INSERT INTO invoices VALUES (101, 2, 'jimalice@example.com', 'Jim Alice', 8.50);
+"""
+
+
+def _seed(plugins: PluginHost, orch: Orchestrator, root: Path) -> None:
+    phone = "+4915112345678"  # shared by Alice and Bob, who live together
+    data = {
+        "crm": {
+            "contact/0031": ("contact", {"email": "alice@example.com", "phone": phone,
+                                         "customer_id": "C-1001", "name": "Alice Example",
+                                         "city": "Berlin"}),
+            "contact/0032": ("contact", {"email": "jimalice@example.com", "name": "Jim Alice",
+                                         "customer_id": "C-1002"}),
+            "contact/0033": ("contact", {"email": "bob@example.net", "phone": phone,
+                                         "name": "Bob Example"}),
+        },
+        "helpdesk": {
+            "user/77": ("user", {"email": "alice@example.com", "name": "Alice Example"}),
+            "ticket/501": ("ticket", {"email": "alice@example.com",
+                                      "subject": "Where is my kettle?"}),
+            "user/78": ("user", {"email": "jimalice@example.com", "name": "Jim Alice"}),
+            "user/79": ("user", {"phone": phone, "name": "Bob Example"}),
+        },
+        "mail-archive": {
+            "INBOX/1001": ("message", {"email": "alice@example.com", "subject": "Order 10"}),
+            "INBOX/1002": ("message", {"email": "jimalice@example.com", "subject": "Hello"}),
+        },
+        "tax-archive": {
+            "invoice/2025-100": ("invoice", {"customer_id": "C-1001", "amount": "63.90"}),
+        },
+    }
+    cls = plugins.registry.get("memory")
+    assert cls is not None
+    for system, items in data.items():
+        orch.systems[system].connector().seed(items)  # type: ignore[attr-defined]
+    if "shop-db" in orch.systems:
+        db = sqlite3.connect(root / "shop.db")
+        db.executescript(SHOP_SQL)
+        db.commit()
+        db.close()
+
+
+def run_demo(folder: Path, out: Console) -> int:
+    """Run the demo in ``folder`` (recreated); returns the exit code."""
+    root = folder.resolve()
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    plugins = PluginHost.load()
+    text = CONFIG.format(root=root)
+    if "sql" in plugins.registry:
+        text += SQL_CONFIG.format(root=root)
+    cfg_path = root / "demo.toml"
+    cfg_path.write_text(text, encoding="utf-8")
+    config = load_config(cfg_path, known_connectors={
+        n: plugins.registry.get(n) for n in plugins.registry.names()})
+    orch = Orchestrator(config, plugins)
+    try:
+        _seed(plugins, orch, root)
+        out.rule("[bold]erasure demo")
+        out.print(f"Config: {cfg_path}\nSystems: {', '.join(orch.systems)}\n"
+                  "Subject: alice@example.com, customer C-1001. Also seeded: a lookalike "
+                  "(jimalice@example.com) and Bob, who shares Alice's phone.\n")
+
+        plan = orch.plan(RequestSpec(RequestType.FIND, SUBJECT, verified=True))
+        table = Table(title="1. Find (dry run: nothing changed)")
+        for col in ("system", "policy", "found", "erasable", "review only (weak match)"):
+            table.add_column(col)
+        for line in plan:
+            table.add_row(line.system, line.policy, str(line.found), str(line.actionable),
+                          str(line.review))
+        out.print(table)
+
+        access = orch.submit(RequestSpec(RequestType.ACCESS, SUBJECT, ticket="DEMO-1",
+                                         verified=True))
+        orch.run(only=[access])
+        package = config.host.exports() / f"{access}.zip"
+        with zipfile.ZipFile(package) as zf:
+            names = zf.namelist()
+        out.print(f"\n[bold]2. Access package[/] {package} ({package.stat().st_mode & 0o777:o}):"
+                  f" {', '.join(names)}\n")
+
+        erase = orch.submit(RequestSpec(RequestType.ERASURE, SUBJECT, ticket="DEMO-2",
+                                        verified=True))
+        summary = orch.run(only=[erase])
+        from .cli import receipts_table
+
+        out.print(receipts_table(orch.ledger.receipts(erase), title="3. Erasure receipts"))
+
+        left = Table(title="4. What is left")
+        left.add_column("system")
+        left.add_column("items left")
+        for name in ("crm", "helpdesk", "mail-archive", "tax-archive"):
+            left.add_row(name, str(orch.systems[name].connector().count()))  # type: ignore
+        out.print(left)
+        out.print("Jim (lookalike address) and Bob (shared phone, review only) are untouched; "
+                  "the invoice is retained under its legal reason.\n")
+
+        report = verify_chain(orch.ledger.receipts(), orch.keys.signing.public_key())
+        status = "[green]verified[/]" if report.ok else f"[red]{report.problems}[/]"
+        out.print(f"[bold]5. Receipts[/]: {report.checked} signed, hash-chained: {status}")
+        out.print(f"Public key: {orch.keys.public_text}")
+        out.print(f"Try: erasure --help; erasure status --all -c {cfg_path}")
+        return 0 if summary.ok and report.ok else 1
+    finally:
+        orch.close()
