@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -134,12 +135,13 @@ def _summary_exit(summary: RunSummary) -> None:
 def receipts_table(receipts: list[dict[str, Any]], title: str = "Receipts") -> Table:
     """A table of receipts for people (one request's: no request column)."""
     several = len({r["body"]["request"] for r in receipts}) > 1
-    table = Table(title=title)
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
     cols = ["request"] if several else []
     cols += ["system", "action", "outcome", "found", "acted", "review", "failed", "residue",
-             "tries", "note"]
+             "tries"]
     for col in cols:
-        table.add_column(col, overflow="fold", no_wrap=col not in ("note", "request"))
+        table.add_column(col, overflow="fold", no_wrap=col != "request")
+    notes = []
     colour = {"completed": "green", "retained": "cyan", "partial": "yellow", "failed": "red",
               "not_covered": "red"}
     for r in receipts:
@@ -147,12 +149,17 @@ def receipts_table(receipts: list[dict[str, Any]], title: str = "Receipts") -> T
         c = b["counts"]
         acted = sum(c.get(k, 0) for k in ("done", "already_done", "exported"))
         note = "; ".join(b.get("errors") or []) or (b.get("policy_reason") or "")
+        if note:
+            notes.append(f"{b['system']}: {note}")
         table.add_row(
             *([b["request"]] if several else []), b["system"], b.get("action") or "-",
             f"[{colour.get(b['outcome'], 'white')}]{b['outcome']}[/]",
             str(c["found"]), str(acted), str(c["review"]), str(c.get("failed", 0)),
-            str(c["residue"]), str(sum(b.get("attempts", {}).values())), note,
+            str(c["residue"]), str(sum(b.get("attempts", {}).values())),
         )
+    if notes:
+        table.caption = "\n".join(notes)
+        table.caption_justify = "left"
     return table
 
 

@@ -27,7 +27,16 @@ from .dberrors import db_errors
 from .mapping import Edge, Mapping, TableModel, build_mapping, is_blocking
 from .queries import param_limit, pk_filter, tuple_in
 from .settings import AnonymiseRule, SqlSettings
-from .values import NO_MATCH, chunks, coerce, decode_ref, encode_ref, json_safe, normalise_db_value
+from .values import (
+    NO_MATCH,
+    chunks,
+    coerce,
+    decode_ref,
+    encode_ref,
+    json_safe,
+    normalise_db_value,
+    python_type,
+)
 
 __all__ = ["SqlConnector"]
 
@@ -147,7 +156,7 @@ class SqlConnector(Connector):
         hits: dict[str, dict[Key, dict[str, _Hit]]], rows: dict[str, dict[Key, Any]],
     ) -> set[Key]:
         column = tm.col(col)
-        email = itype is IdentifierType.EMAIL and column.type.python_type is str
+        email = itype is IdentifierType.EMAIL and python_type(column) is str
         wanted: dict[Any, list[tuple[str, Identifier]]] = {}
         for (t, value), owners in index.items():
             if t is not itype:
