@@ -135,12 +135,13 @@ def _summary_exit(summary: RunSummary) -> None:
 def receipts_table(receipts: list[dict[str, Any]], title: str = "Receipts") -> Table:
     """A table of receipts for people (one request's: no request column)."""
     several = len({r["body"]["request"] for r in receipts}) > 1
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False,
+                  show_edge=False, title_justify="left")
     cols = ["request"] if several else []
     cols += ["system", "action", "outcome", "found", "acted", "review", "failed", "residue",
              "tries"]
     for col in cols:
-        table.add_column(col, overflow="fold", no_wrap=col != "request")
+        table.add_column(col, overflow="fold", no_wrap=col != "request", min_width=len(col))
     notes = []
     colour = {"completed": "green", "retained": "cyan", "partial": "yellow", "failed": "red",
               "not_covered": "red"}
