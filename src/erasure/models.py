@@ -107,7 +107,7 @@ def _normalise_email(value: str) -> str:
     from email_validator import EmailNotValidError, validate_email
 
     try:
-        info = validate_email(value, check_deliverability=False)
+        info = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError:
         raise UsageError("invalid email address") from None
     # Domains are case-insensitive; local parts are in practice too, and a case-sensitive

@@ -39,7 +39,8 @@ OK_OUTCOMES = {Outcome.COMPLETED.value, Outcome.RETAINED.value}
 
 def worst(outcomes: Iterable[str]) -> str:
     """The most severe outcome (an empty set is completed)."""
-    ranked = [o for o in OUTCOME_ORDER if o.value in set(outcomes)]
+    present = set(outcomes)
+    ranked = [o for o in OUTCOME_ORDER if o.value in present]
     return ranked[0].value if ranked else Outcome.COMPLETED.value
 
 
@@ -134,12 +135,16 @@ class Orchestrator:
 
     # requests ------------------------------------------------------------------------
 
-    def validate(self, spec: RequestSpec) -> tuple[Identifier, ...]:
-        """Parse identifiers and check the rules; raises UsageError with one line."""
+    def validate(self, spec: RequestSpec, *, dry_run: bool = False) -> tuple[Identifier, ...]:
+        """Parse identifiers and check the rules; raises UsageError with one line.
+
+        A dry run changes nothing, so it may look before the identity is verified.
+        """
         if not spec.identifiers:
             raise UsageError("a request needs at least one identifier (e.g. --email)")
         idents = tuple(dict.fromkeys(Identifier.parse(t, v) for t, v in spec.identifiers))
-        if spec.type is RequestType.ERASURE and not spec.verified and not spec.override_unverified:
+        if (spec.type is RequestType.ERASURE and not spec.verified
+                and not spec.override_unverified and not dry_run):
             raise UsageError(
                 "refusing erasure: the subject's identity is not marked verified "
                 "(pass --verified once checked, or --override-unverified REASON)"
@@ -279,7 +284,7 @@ class Orchestrator:
 
     def plan(self, spec: RequestSpec) -> list[PlanLine]:
         """Find across all systems and say what would happen. Writes nothing anywhere."""
-        idents = self.validate(spec)
+        idents = self.validate(spec, dry_run=True)
         strong_types = set(self.config.host.strong_identifiers)
         known = KnownIdentifiers()
         for i in idents:

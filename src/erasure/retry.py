@@ -87,7 +87,7 @@ class RetryPolicy:
             # "before": a wait that would end past the deadline is not started.
             | tenacity.stop_before_delay(remaining),
             wait=_WaitRetryAfter(
-                tenacity.wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait)
+                tenacity.wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait)
             ),
             sleep=self.sleep,
             reraise=True,

@@ -1,0 +1,46 @@
+"""Shared fixtures: an orchestrator over in-memory systems, built the way users build one."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from erasure import PluginHost
+from erasure.config import parse_config
+from erasure.orchestrator import Orchestrator
+from erasure.testing import MemoryStore
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """Waits the retry logic asked for (tests never really sleep)."""
+    return []
+
+
+@pytest.fixture
+def make_orch(tmp_path: Path, sleeps: list[float]) -> Iterator[Callable[..., Orchestrator]]:
+    """Build an Orchestrator from a config dict; stores are named after the test."""
+    made: list[Orchestrator] = []
+
+    def make(config: dict[str, Any], *, plugins: tuple[Any, ...] = (),
+             uncovered: frozenset[str] = frozenset()) -> Orchestrator:
+        config = {k: dict(v) for k, v in config.items()}
+        config.setdefault("erasure", {})
+        config["erasure"].setdefault("state_dir", str(tmp_path / "state"))
+        host = PluginHost.load(extra_plugins=plugins)
+        cfg = parse_config(config, known_connectors={
+            n: host.registry.get(n) for n in host.registry.names()}, uncovered=uncovered)
+        orch = Orchestrator(cfg, host, sleep=sleeps.append)
+        made.append(orch)
+        return orch
+
+    yield make
+    for o in made:
+        o.close()
+    MemoryStore.reset()

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from erasure import ConfigError, PluginHost
+from erasure.config import load_config, parse_config
+
+
+def known() -> dict:
+    host = PluginHost.load()
+    return {n: host.registry.get(n) for n in host.registry.names()}
+
+
+def test_env_references_resolve_into_secret_settings() -> None:
+    cfg = parse_config(
+        {"systems": {"crm": {"connector": "memory", "password": {"env": "CRM_PW"}}}},
+        known_connectors=known(), env={"CRM_PW": "s3cr3t-value"},
+    )
+    assert cfg.systems["crm"].settings["password"] == "s3cr3t-value"
+    assert "s3cr3t-value" not in repr(cfg.systems["crm"])
+
+
+def test_every_problem_is_reported_at_once_with_section_and_key() -> None:
+    data = {
+        "erasure": {"batch_size": 0, "colour": "blue"},
+        "systems": {
+            "crm": {"connector": "memory", "password": "hunter2"},
+            "desk": {"connector": "nosuch"},
+            "db": {"connector": "memory", "password": {"env": "MISSING_VAR"}},
+            "mail": {"connector": "memory", "latency_ms": "slow"},
+            "tax": {"connector": "memory", "policy": "retain"},
+            "Bad Name": {"connector": "memory"},
+        },
+        "extra": {},
+    }
+    with pytest.raises(ConfigError) as exc:
+        parse_config(data, known_connectors=known(), env={})
+    problems = exc.value.problems
+    joined = "\n".join(problems)
+    assert any(p.startswith("erasure.batch_size:") for p in problems)
+    assert "erasure.colour: unknown key" in problems
+    assert any(p.startswith("systems.crm.password: secrets must be given as") for p in problems)
+    assert "hunter2" not in joined
+    assert any("systems.desk.connector: unknown connector 'nosuch'" in p for p in problems)
+    assert "systems.db.password: environment variable MISSING_VAR is not set" in problems
+    assert any(p.startswith("systems.mail.latency_ms:") for p in problems)
+    assert any(p.startswith("systems.tax.reason:") for p in problems)
+    assert any(p.startswith("systems.Bad Name:") for p in problems)
+    assert any(p.startswith("extra: unknown section") for p in problems)
+
+
+def test_url_with_inline_password_is_refused() -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"erasure": {"ledger": "postgresql://u:pw@db/x"}}, env={})
+    assert "URL contains a password" in str(exc.value)
+    assert "pw@" not in str(exc.value)
+
+
+def test_plugin_that_failed_to_load_makes_its_systems_not_covered_not_invalid() -> None:
+    cfg = parse_config({"systems": {"crm": {"connector": "broken"}}},
+                       known_connectors=known(), uncovered=frozenset({"broken"}), env={})
+    assert cfg.systems["crm"].connector == "broken"
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[erasure\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_relative_state_dir_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    p = tmp_path / "conf" / "erasure.toml"
+    p.parent.mkdir()
+    p.write_text('[erasure]\nstate_dir = "st"\n')
+    cfg = load_config(p, known_connectors=known())
+    assert cfg.host.state_dir == p.parent.resolve() / "st"

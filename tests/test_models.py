@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pytest
+
+from erasure import Identifier, IdentifierType, Subject, UsageError
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "normalised"),
+    [
+        ("email", "Alice@Example.COM", "alice@example.com"),
+        ("email", " bob@x.org", "bob@x.org"),
+        ("phone", "+49 151 1234-5678", "+4915112345678"),
+        ("phone", "+1 (415) 555-0100", "+14155550100"),
+        ("ip", "2001:db8::0:1", "2001:db8::1"),
+        ("name", "  Alice   Example ", "Alice Example"),
+        ("customer_id", " C-1001 ", "C-1001"),
+    ],
+)
+def test_identifiers_are_normalised(kind: str, raw: str, normalised: str) -> None:
+    assert Identifier.parse(kind, raw).value == normalised
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "problem"),
+    [
+        ("email", "not-an-email", "email: invalid email address"),
+        ("email", "a@b", "email: invalid email address"),
+        ("phone", "12ab", "phone: invalid phone number"),
+        ("phone", "030 1234567", "phone: invalid phone number"),  # no country: ambiguous
+        ("ip", "999.1.1.1", "ip: invalid IP address"),
+        ("customer_id", "   ", "customer_id: empty identifier"),
+        ("customer_id", "a\nb", "customer_id: identifier contains control characters"),
+        ("shoe_size", "42", "unknown identifier type 'shoe_size'"),
+    ],
+)
+def test_bad_identifiers_give_one_line_errors(kind: str, raw: str, problem: str) -> None:
+    with pytest.raises(UsageError) as exc:
+        Identifier.parse(kind, raw)
+    assert str(exc.value).startswith(problem)
+    assert "\n" not in str(exc.value)
+    assert raw.strip() not in str(exc.value) or not raw.strip()
+
+
+def test_reprs_never_show_identifier_values() -> None:
+    ident = Identifier.parse("email", "secret.person@example.org")
+    subject = Subject("r-1", (ident,))
+    assert "secret.person" not in repr(ident)
+    assert "secret.person" not in repr(subject)
+    assert ident.type is IdentifierType.EMAIL
