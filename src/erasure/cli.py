@@ -132,11 +132,16 @@ def _summary_exit(summary: RunSummary) -> None:
     raise typer.Exit(0 if summary.ok else 1)
 
 
+def _compact_table(title: str) -> Table:
+    # Fits 80 columns, the width cron mails and CI logs have.
+    return Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False,
+                 show_edge=False, title_justify="left")
+
+
 def receipts_table(receipts: list[dict[str, Any]], title: str = "Receipts") -> Table:
     """A table of receipts for people (one request's: no request column)."""
     several = len({r["body"]["request"] for r in receipts}) > 1
-    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False,
-                  show_edge=False, title_justify="left")
+    table = _compact_table(title)
     cols = ["request"] if several else []
     cols += ["system", "action", "outcome", "found", "acted", "review", "failed", "residue",
              "tries"]
@@ -181,6 +186,43 @@ def request_create(
                      override_unverified, received)
         orch.validate(spec)
         out.print(orch.submit(spec))
+
+
+@request_app.command("import")
+def request_import(
+    file: Annotated[Path, typer.Argument(help="CSV: type,email,phone,customer_id,user_id,"
+                                              "name,ip,ticket,verified")],
+    config: ConfigOpt = None,
+) -> None:
+    """Record many requests from a CSV file; all or none (a bad row names its line)."""
+    import csv
+
+    with _errors():
+        try:
+            rows = list(csv.DictReader(file.open(encoding="utf-8", newline="")))
+        except OSError as exc:
+            _fail(f"cannot read {file}: {exc.strerror or exc}")
+    with _orchestrator(config) as orch, _errors():
+        specs = []
+        for n, row in enumerate(rows, start=2):
+            try:
+                rtype = RequestType((row.get("type") or "").strip())
+            except ValueError:
+                _fail(f"{file}:{n}: type must be one of {', '.join(t.value for t in RequestType)}")
+            pairs = tuple((k, v) for k in ("email", "phone", "customer_id", "user_id", "name",
+                                           "ip") if (v := (row.get(k) or "").strip()))
+            verified = (row.get("verified") or "").strip().lower() in ("1", "true", "yes")
+            spec = RequestSpec(rtype, pairs, ticket=(row.get("ticket") or None),
+                               verified=verified)
+            try:
+                orch.validate(spec)
+            except ErasureError as exc:
+                _fail(f"{file}:{n}: {exc}")
+            specs.append(spec)
+        ids = orch.submit_many(specs)
+        err.print(f"recorded {len(ids)} requests; `erasure run` processes them")
+        for rid, spec in zip(ids, specs, strict=True):
+            out.print(f"{rid}\t{spec.ticket or ''}")
 
 
 @request_app.command("extend")
@@ -268,9 +310,9 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
     """Open requests with days left; overdue ones marked."""
     with _orchestrator(config) as orch, _errors():
         rows = orch.ledger.list_requests(open_only=not all)
-        table = Table(title="Requests")
+        table = _compact_table("Requests")
         for col in ("request", "ticket", "type", "status", "received", "due", "days left"):
-            table.add_column(col)
+            table.add_column(col, no_wrap=col not in ("ticket", "status"))
         now = utcnow()
         for r in rows:
             left = days_left(r.due_at, now)
