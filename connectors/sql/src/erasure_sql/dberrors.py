@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from erasure import AuthError, ConnectorError, PermanentError, TransientError
 from sqlalchemy import exc as sa_exc
+
+from erasure import AuthError, ConnectorError, PermanentError, TransientError
 
 __all__ = ["classify", "db_errors"]
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+
 from erasure import IdentifierType, PermanentError
 
 from .settings import AnonymiseRule, SqlSettings, TableSettings
@@ -49,6 +50,11 @@ class TableModel:
     rules: dict[str, AnonymiseRule]
     #: link columns to parents that get deleted; nulled before those parents are deleted.
     unlink: dict[str, AnonymiseRule] = field(default_factory=dict)
+    #: Python types of the primary key columns (to skip coercing values already typed).
+    pk_types: tuple[type | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.pk_types = tuple(python_type(self.table.c[c]) for c in self.pk)
 
     @property
     def action(self) -> str:

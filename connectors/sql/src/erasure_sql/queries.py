@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
-__all__ = ["param_limit", "pk_filter", "tuple_in"]
+__all__ = ["in_values", "param_limit", "pk_filter", "tuple_in"]
 
 _LIMITS = {"sqlite": 999, "postgresql": 30000, "mysql": 30000, "mariadb": 30000}
 
@@ -24,6 +25,18 @@ def tuple_in(columns: Sequence[sa.Column[Any]], keys: Sequence[tuple[Any, ...]])
     return sa.tuple_(*columns).in_([tuple(k) for k in keys])
 
 
-def pk_filter(table: sa.Table, pk: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> Any:
+def pk_filter(
+    table: sa.Table, pk: Sequence[str], keys: Sequence[tuple[Any, ...]], dialect: str = ""
+) -> Any:
     """A WHERE clause selecting the rows whose primary keys are ``keys``."""
+    if len(pk) == 1:
+        column = table.c[pk[0]]
+        return in_values(dialect, column, [k[0] for k in keys], column.type)
     return tuple_in([table.c[c] for c in pk], keys)
+
+
+def in_values(dialect: str, expr: Any, values: Sequence[Any], type_: Any) -> Any:
+    """``expr IN (...)``; on PostgreSQL ``expr = ANY(:array)``, one bound array parameter."""
+    if dialect == "postgresql":
+        return expr == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(type_)))
+    return expr.in_(list(values))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from erasure import ConnectorSettings, IdentifierType
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from erasure import ConnectorSettings, IdentifierType
 
 __all__ = ["AnonymiseRule", "Relation", "SqlSettings", "TableSettings", "parse_rule"]
 

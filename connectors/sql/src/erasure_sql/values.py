@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+
 from erasure import Identifier, IdentifierType
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
 ]
 
 NO_MATCH = object()
+_json_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 _INT = re.compile(r"^[+-]?\d{1,19}$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -79,7 +81,8 @@ def json_safe(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+        finite = value == value and value not in (float("inf"), float("-inf"))
+        return value if finite else str(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
@@ -97,7 +100,15 @@ def json_safe(value: Any) -> Any:
 
 def encode_ref(table: str, pk: Sequence[Any]) -> str:
     """A stable reference to one row: ``["table",[pk values]]`` as compact JSON."""
-    return json.dumps([table, [json_safe(v) for v in pk]], separators=(",", ":"))
+    parts = []
+    for v in pk:
+        if type(v) is int:
+            parts.append(str(v))
+        elif type(v) is str:
+            parts.append(_json_str(v))
+        else:
+            parts.append(json.dumps(json_safe(v), separators=(",", ":")))
+    return f"[{_json_str(table)},[{','.join(parts)}]]"
 
 
 def decode_ref(ref: str) -> tuple[str, tuple[Any, ...]] | None:
@@ -127,8 +138,10 @@ def normalise_db_value(itype: IdentifierType, value: Any) -> str | None:
         return text.lower() if "@" in text else None
     if itype is IdentifierType.PHONE and _E164.match(text):
         return text
-    if itype in (IdentifierType.CUSTOMER_ID, IdentifierType.USER_ID):
-        return text if all(ord(c) >= 32 for c in text) else None
+    if itype in (IdentifierType.CUSTOMER_ID, IdentifierType.USER_ID, IdentifierType.NAME):
+        if not text.isprintable():
+            return None
+        return " ".join(text.split()) if itype is IdentifierType.NAME else text
     try:
         return Identifier.parse(itype, text).value
     except Exception:  # noqa: BLE001 - any unparsable value is simply not an identifier

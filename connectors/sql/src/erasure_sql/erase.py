@@ -1,0 +1,209 @@
+"""Deleting and anonymising rows, children before parents, in bounded transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from erasure import Finding, ItemOutcome, ItemStatus, PermanentError
+
+from .anonymise import pending_changes
+from .finding import Key
+from .mapping import Edge, Mapping, TableModel, is_blocking
+from .queries import pk_filter, tuple_in
+from .settings import AnonymiseRule
+from .values import chunks
+
+__all__ = ["EraseMixin", "Tx"]
+
+
+class Tx:
+    """A connection whose transaction is committed before it holds more than ``limit`` rows.
+
+    A batch of a few thousand rows commits once (children and parents together); larger
+    calls commit every ``limit`` rows, always between chunks.
+    """
+
+    def __init__(self, conn: sa.Connection, limit: int) -> None:
+        self.conn = conn
+        self.limit = limit
+        self.pending = 0
+
+    def budget(self, rows: int) -> None:
+        """Account for ``rows`` more rows, committing first if they would not fit."""
+        if self.pending and self.pending + rows > self.limit:
+            self.conn.commit()
+            self.pending = 0
+        self.pending += rows
+
+
+
+class EraseMixin:
+    """Row deletion and anonymisation of the sql connector (mixed into SqlConnector)."""
+
+    _engine: sa.Engine
+    _limit: int
+    _dialect: str
+    _hash_key: bytes | None
+
+    def _chunk_size(self, tm: TableModel) -> int:
+        return max(1, (self._limit - 1) // len(tm.pk))
+
+    @staticmethod
+    def _referencing(m: Mapping, tm: TableModel) -> tuple[list[Edge], list[Edge]]:
+        """Links into ``tm``: (those that block a delete, kept tables a delete would cascade to)."""
+        blocking = list(m.blockers.get(tm.name, ()))
+        cascading = []
+        for e in m.children(tm.name):
+            if e.declared or e.child == tm.name:
+                continue
+            kept = m.tables[e.child].action != "delete"
+            if is_blocking(e.ondelete):
+                blocking.append(e)
+            elif kept and (e.ondelete or "").upper() != "SET NULL":
+                cascading.append(e)
+        return blocking, cascading
+
+    def _blocked_by(
+        self, conn: sa.Connection, m: Mapping, tm: TableModel, keys: Sequence[Key],
+        edges: Sequence[Edge],
+    ) -> Edge | None:
+        """The first link whose table still has rows referencing the rows ``keys``."""
+        for e in edges:
+            if e.parent_cols == tm.pk:
+                values = list(keys)
+            else:
+                pcols = [tm.col(c) for c in e.parent_cols]
+                stmt = sa.select(*pcols).where(pk_filter(tm.table, tm.pk, keys, self._dialect))
+                values = [tuple(r) for r in conn.execute(stmt) if None not in tuple(r)]
+            child = m.all_tables[e.child]
+            ccols = [child.c[c] for c in e.child_cols]
+            for chunk in chunks(values, (self._limit - 1) // len(ccols)):
+                stmt = sa.select(sa.literal(1)).select_from(child).where(
+                    tuple_in(ccols, chunk)).limit(1)
+                if conn.execute(stmt).first() is not None:
+                    return e
+        return None
+
+    @staticmethod
+    def _blocked_error(m: Mapping, e: Edge) -> PermanentError:
+        how = "is not in the mapping" if e.child not in m.tables else (
+            f"is mapped with action {m.tables[e.child].action}")
+        return PermanentError(
+            f"cannot delete rows of table {e.parent}: rows of table {e.child} reference them "
+            f"through a foreign key ({', '.join(e.child_cols)}; ON DELETE "
+            f"{e.ondelete or 'NO ACTION'}) and table {e.child} {how}; map {e.child} "
+            f"or set {e.parent}'s action to anonymise"
+        )
+
+    def _precheck_blockers(
+        self, conn: sa.Connection, m: Mapping, grouped: dict[str, dict[Key, list[Finding]]]
+    ) -> None:
+        """Refuse before changing anything when an unmapped table would block a delete."""
+        for tname, by_pk in grouped.items():
+            tm = m.tables[tname]
+            edges = m.blockers.get(tname, [])
+            if tm.action != "delete" or not edges:
+                continue
+            for chunk in chunks(list(by_pk), self._chunk_size(tm)):
+                blocker = self._blocked_by(conn, m, tm, chunk, edges)
+                if blocker is not None:
+                    raise self._blocked_error(m, blocker)
+
+    def _delete_table(
+        self, tx: Tx, m: Mapping, tm: TableModel, by_pk: dict[Key, list[Finding]]
+    ) -> list[ItemOutcome]:
+        """Delete rows by primary key, in chunks, in the transaction of ``tx``."""
+        conn = tx.conn
+        out = []
+        blocking, cascading = self._referencing(m, tm)
+        returning = self._engine.dialect.delete_returning
+        # SQLite savepoints are unreliable through pysqlite: check blocking links up front
+        # there; elsewhere a savepoint lets us name the blocking table only on failure, and
+        # learn which rows were already gone only when some were (a rare, repeated run).
+        savepoint = self._dialect != "sqlite"
+        precheck = cascading + (blocking if self._dialect == "sqlite" else [])
+        for chunk in chunks(list(by_pk), self._chunk_size(tm)):
+            tx.budget(len(chunk))
+            where = pk_filter(tm.table, tm.pk, chunk, self._dialect)
+            # A cascade into a kept table would destroy rows the law says to keep.
+            blocker = self._blocked_by(conn, m, tm, chunk, precheck) if precheck else None
+            if blocker is not None:
+                raise self._blocked_error(m, blocker)
+            nested = conn.begin_nested() if savepoint else None
+            stmt = sa.delete(tm.table).where(where)
+            try:
+                rows = None
+                if nested is not None:
+                    count = conn.execute(stmt).rowcount
+                    if count in (0, len(chunk)):
+                        rows = chunk if count else []
+                    else:  # some rows were already gone: redo, learning which
+                        nested.rollback()
+                        nested = conn.begin_nested()
+                if rows is None and returning:
+                    rows = conn.execute(stmt.returning(*tm.pk_cols())).all()
+                elif rows is None:
+                    rows = conn.execute(sa.select(*tm.pk_cols()).where(where)
+                                        .with_for_update()).all()
+                    conn.execute(stmt)
+                if nested is not None:
+                    nested.commit()
+            except sa_exc.IntegrityError:
+                # Name the table that blocks (names only: the driver's message holds values).
+                blocker = None
+                if nested is not None:
+                    nested.rollback()
+                    blocker = self._blocked_by(conn, m, tm, chunk, blocking)
+                if blocker is not None:
+                    raise self._blocked_error(m, blocker) from None
+                raise PermanentError(
+                    f"delete rows of {tm.name}: integrity constraint violated") from None
+            gone = set(map(tuple, rows))
+            for pk in chunk:
+                status = ItemStatus.DONE if pk in gone else ItemStatus.ALREADY_DONE
+                out.extend([ItemOutcome(f, status) for f in by_pk[pk]])
+        return out
+
+    def _anonymise_table(
+        self, tx: Tx, tm: TableModel, by_pk: dict[Key, list[Finding]],
+        rules: dict[str, AnonymiseRule],
+    ) -> list[ItemOutcome]:
+        """Apply ``rules`` to rows not yet anonymised, in the transaction of ``tx``."""
+        conn = tx.conn
+        out = []
+        for chunk in chunks(list(by_pk), self._chunk_size(tm)):
+            changed: set[Key] = set()
+            if rules:
+                tx.budget(len(chunk))
+                cols = tm.pk_cols() + [tm.col(c) for c in rules if c not in tm.pk]
+                where = pk_filter(tm.table, tm.pk, chunk, self._dialect)
+                stmt = sa.select(*cols).where(where)
+                if self._dialect != "sqlite":
+                    stmt = stmt.with_for_update()
+                batches: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+                for row in conn.execute(stmt).mappings():
+                    pk = tuple(row[c] for c in tm.pk)
+                    changes = pending_changes(rules, row, pk, self._hash_key)
+                    if not changes:
+                        continue
+                    changed.add(pk)
+                    params = {f"k{i}": v for i, v in enumerate(pk)}
+                    params.update({f"v{i}": changes[c] for i, c in enumerate(sorted(changes))})
+                    batches.setdefault(tuple(sorted(changes)), []).append(params)
+                for colset, params_list in batches.items():
+                    upd = (
+                        sa.update(tm.table)
+                        .where(*(tm.col(c) == sa.bindparam(f"k{i}")
+                                 for i, c in enumerate(tm.pk)))
+                        .values({c: sa.bindparam(f"v{i}") for i, c in enumerate(colset)})
+                    )
+                    conn.execute(upd, params_list)
+            for pk in chunk:
+                status = ItemStatus.DONE if pk in changed else ItemStatus.ALREADY_DONE
+                out.extend(ItemOutcome(f, status) for f in by_pk[pk])
+        return out
+
