@@ -79,3 +79,13 @@ def test_relative_state_dir_is_relative_to_the_config_file(tmp_path: Path) -> No
     p.write_text('[erasure]\nstate_dir = "st"\n')
     cfg = load_config(p, known_connectors=known())
     assert cfg.host.state_dir == p.parent.resolve() / "st"
+
+
+def test_column_names_in_mapping_tables_are_not_mistaken_for_secrets() -> None:
+    data = {"systems": {"db": {"connector": "memory", "password": "x",
+                               "anonymise": {"password_hash": "null"}}}}
+    with pytest.raises(ConfigError) as exc:
+        parse_config(data, env={})
+    assert exc.value.problems == [
+        'systems.db.password: secrets must be given as { env = "NAME" } references, not inline'
+    ]

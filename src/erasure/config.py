@@ -35,6 +35,7 @@ _SECRET_KEY = re.compile(
     r"encryption_key)",
     re.IGNORECASE,
 )
+_MAPPING_TABLES = frozenset({"anonymise", "identifiers", "columns"})
 _URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/:@\s]+:[^/@\s]+@", re.IGNORECASE)
 _SYSTEM_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 # Keys of a [systems.X] section that belong to the host, not the connector's Settings.
@@ -130,8 +131,11 @@ def _resolve(value: Any, where: str, problems: list[str], env: Mapping[str, str]
     if isinstance(value, list):
         return [_resolve(v, f"{where}[{i}]", problems, env) for i, v in enumerate(value)]
     if isinstance(value, str):
-        key = where.rsplit(".", 1)[-1]
-        if _SECRET_KEY.search(key) and value:
+        parts = where.split(".")
+        key = parts[-1]
+        # Keys of mapping tables are column names ("password_hash = 'null'"), not settings.
+        in_mapping = any(p in _MAPPING_TABLES for p in parts[:-1])
+        if _SECRET_KEY.search(key) and value and not in_mapping:
             problems.append(
                 f'{where}: secrets must be given as {{ env = "NAME" }} references, not inline'
             )
