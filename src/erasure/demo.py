@@ -177,7 +177,17 @@ def run_demo(folder: Path, out: Console) -> int:
         left.add_column("items left")
         for name in ("crm", "helpdesk", "mail-archive", "tax-archive"):
             left.add_row(name, str(orch.systems[name].connector().count()))  # type: ignore
+        if "shop-db" in orch.systems:
+            db = sqlite3.connect(root / "shop.db")
+            for table in ("customers", "orders", "invoices"):
+                n = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+                left.add_row(f"shop-db {table}", str(n))
+            kept = db.execute("SELECT billing_email, billing_name FROM invoices WHERE id = 100")
+            row = kept.fetchone()
+            db.close()
         out.print(left)
+        if "shop-db" in orch.systems:
+            out.print(f"Alice's invoice is kept for tax, anonymised: {row}")
         out.print("Jim (lookalike address) and Bob (shared phone, review only) are untouched; "
                   "the invoice is retained under its legal reason.\n")
 
