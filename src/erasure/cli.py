@@ -254,7 +254,7 @@ def run(
     with _orchestrator(config) as orch, _errors():
         if request:
             for rid in request:
-                orch.ledger.get_request(rid)
+                orch.get_request(rid)
         summary = orch.run(only=request, limit=limit)
     _summary_exit(summary)
 
@@ -332,7 +332,7 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
 def receipts_show(request_id: str, config: ConfigOpt = None) -> None:
     """Print a request's receipts as a table."""
     with _orchestrator(config) as orch, _errors():
-        orch.ledger.get_request(request_id)
+        orch.get_request(request_id)
         out.print(receipts_table(orch.ledger.receipts(request_id), title=f"Request {request_id}"))
 
 
@@ -345,7 +345,7 @@ def receipts_export(
     """Write receipts and the public key as JSON, for offline verification."""
     with _orchestrator(config) as orch, _errors():
         if request:
-            orch.ledger.get_request(request)
+            orch.get_request(request)
         data = {"public_key": orch.keys.public_text, "full_chain": request is None,
                 "receipts": orch.ledger.receipts(request)}
         output.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")

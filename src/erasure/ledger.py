@@ -96,6 +96,14 @@ receipts_t = Table(
 )
 
 
+def ledger_exists(url: str) -> bool:
+    """False only for a SQLite ledger file that was never created (nothing to look up)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return True
+    return Path(parsed.database).exists()
+
+
 def utcnow() -> datetime:
     """Naive UTC now (SQLite keeps no time zone; every stored time is UTC)."""
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)

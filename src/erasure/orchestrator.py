@@ -19,7 +19,7 @@ from datetime import datetime
 from .config import Config
 from .errors import UsageError
 from .keys import KeyRing
-from .ledger import Ledger, RequestRow, add_months, utcnow
+from .ledger import Ledger, RequestRow, add_months, ledger_exists, utcnow
 from .models import Identifier, IdentifierType, Outcome, Policy, RequestType
 from .plugins import PluginHost
 from .stages import Stages, TaskWork, Work
@@ -188,15 +188,21 @@ class Orchestrator:
         self.ledger.add_requests(rows)
         return [r["id"] for r in rows]
 
+    def get_request(self, request_id: str) -> RequestRow:
+        """A request by id; UsageError naming it when there is none (creates no ledger)."""
+        if self._ledger is None and not ledger_exists(self.config.host.ledger_url()):
+            raise UsageError(f"no request {request_id!r} in the ledger")
+        return self.ledger.get_request(request_id)
+
     def approve(self, request_id: str) -> None:
-        row = self.ledger.get_request(request_id)
+        row = self.get_request(request_id)
         if row.status != "awaiting_approval":
             raise UsageError(f"request {request_id} is not awaiting approval (it is {row.status})")
         self.ledger.update_request(request_id, status="open", approved_at=utcnow())
 
     def extend(self, request_id: str, months: int, reason: str) -> datetime:
         """Extend the deadline (Art. 12(3): by up to two further months, with a reason)."""
-        row = self.ledger.get_request(request_id)
+        row = self.get_request(request_id)
         if not reason.strip():
             raise UsageError("an extension needs a reason")
         if not 1 <= months <= 2:

@@ -379,7 +379,9 @@ class Stages:
         not_done = len(t.state.actionable) - len(statuses)
         if t.summary.get("error") and not statuses:
             return Outcome.FAILED.value
-        if t.summary.get("action") in (None, Action.EXPORT.value) and not t.summary.get("error"):
+        if t.summary.get("action") is None:  # find only: nothing was to be acted on
+            return Outcome.COMPLETED.value
+        if t.summary.get("action") == Action.EXPORT.value and not t.summary.get("error"):
             return Outcome.COMPLETED.value if not_done <= 0 else Outcome.PARTIAL.value
         if failed or t.state.residue or t.summary.get("error") or not_done > 0:
             return Outcome.PARTIAL.value

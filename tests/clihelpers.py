@@ -1,0 +1,193 @@
+"""Helpers for tests that drive the real ``erasure`` command line in subprocesses.
+
+Configs are written into a test's tmp folder; memory systems are file-backed (``path``) so the
+CLI process and the test process see the same data, and every delete is journalled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from erasure.testing.memory import MemoryConnector, MemorySettings
+
+CLI = [sys.executable, "-m", "erasure.cli"]
+
+
+def cli_env(extra: Mapping[str, str] | None = None, *, pythonpath: Path | None = None,
+            block: str | None = "sql") -> dict[str, str]:
+    """The environment for a CLI subprocess.
+
+    Wide columns so rich tables do not truncate request ids. The ``sql`` plugin (another
+    distribution, edited concurrently) is blocked by default so these tests depend only on the
+    host and the memory connector; ``block=None`` loads every installed plugin.
+    """
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ERASURE_CONFIG", "ERASURE_BLOCK_PLUGINS", "PYTHONPATH")}
+    env["COLUMNS"] = "250"
+    env["NO_COLOR"] = "1"
+    if block:
+        env["ERASURE_BLOCK_PLUGINS"] = block
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    env.update(extra or {})
+    return env
+
+
+def run_cli(*args: str, config: Path | None = None, env: Mapping[str, str] | None = None,
+            cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``erasure ARGS [-c CONFIG]`` and return the finished process (never raises)."""
+    cmd = [*CLI, *args]
+    if config is not None:
+        cmd += ["-c", str(config)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env=dict(env) if env is not None else cli_env(), cwd=cwd)
+
+
+def run_many(*commands: Sequence[str], config: Path | None = None,
+             env: Mapping[str, str] | None = None) -> list[subprocess.CompletedProcess[str]]:
+    """Run independent CLI commands at the same time (keeps the suite fast)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(run_cli, *c, config=config, env=env) for c in commands]
+        return [f.result() for f in futures]
+
+
+def start_cli(*args: str, config: Path, env: Mapping[str, str] | None = None,
+              ) -> subprocess.Popen[str]:
+    """Start ``erasure ARGS -c CONFIG`` without waiting."""
+    return subprocess.Popen([*CLI, *args, "-c", str(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=dict(env) if env is not None else cli_env())
+
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, Mapping):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, Sequence):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    raise TypeError(type(v))
+
+
+def write_config(folder: Path, systems: Mapping[str, Mapping[str, Any]],
+                 host: Mapping[str, Any] | None = None, name: str = "erasure.toml") -> Path:
+    """Write a config with ``state_dir = "state"`` (relative to the file) and these systems."""
+    lines = ["[erasure]", 'state_dir = "state"']
+    lines += [f"{k} = {toml_value(v)}" for k, v in (host or {}).items()]
+    for sname, section in systems.items():
+        lines += ["", f"[systems.{sname}]"]
+        lines += [f"{k} = {toml_value(v)}" for k, v in section.items()]
+    path = folder / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def memory_system(path: Path, **extra: Any) -> dict[str, Any]:
+    return {"connector": "memory", "path": str(path), **extra}
+
+
+def seed(path: Path, items: Mapping[str, tuple[str, Mapping[str, Any]]],
+         system: str = "seed") -> None:
+    """Put items into a file-backed memory system: ``{ref: (kind, fields)}``."""
+    MemoryConnector(system, MemorySettings(path=str(path))).seed(items)
+
+
+def stored_items(path: Path) -> dict[str, Any]:
+    """The items a file-backed memory system holds, by reference."""
+    if not path.exists():
+        return {}
+    return dict(json.loads(path.read_text(encoding="utf-8"))["items"])
+
+
+def journal(path: Path) -> list[tuple[str, str]]:
+    """(ref, status) of every delete the memory connector journalled for ``path``."""
+    jpath = Path(str(path) + ".journal")
+    if not jpath.exists():
+        return []
+    out = []
+    for line in jpath.read_text(encoding="utf-8").splitlines():
+        verb, ref, status = line.split(" ")
+        assert verb == "delete", line
+        out.append((ref, status))
+    return out
+
+
+def ledger_path(config: Path) -> Path:
+    return config.parent / "state" / "ledger.db"
+
+
+def ledger_query(config: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Read the SQLite ledger directly (read-only), as an auditor would."""
+    db = sqlite3.connect(f"file:{ledger_path(config)}?mode=ro", uri=True, timeout=30)
+    try:
+        return list(db.execute(sql, params))
+    finally:
+        db.close()
+
+
+def receipt_bodies(config: Path, request_id: str | None = None) -> list[dict[str, Any]]:
+    rows = ledger_query(config, "SELECT request_id, body FROM receipts ORDER BY seq")
+    return [json.loads(b) for rid, b in rows if request_id is None or rid == request_id]
+
+
+def parse_table(stdout: str, columns: Sequence[str]) -> list[dict[str, str]]:
+    """Rows of the rich table whose header holds ``columns`` (in order), as dicts.
+
+    Cells are cut at the header's column positions, so empty cells and cells with spaces
+    survive (works for boxed and borderless tables; needs a wide COLUMNS, see cli_env).
+    """
+    lines = stdout.splitlines()
+    for n, line in enumerate(lines):  # noqa: B007 (n is used after the loop)
+        starts, pos = [], 0
+        for col in columns:
+            found = line.find(col, pos)
+            if found < 0:
+                break
+            starts.append(found)
+            pos = found + len(col)
+        else:
+            break
+    else:
+        raise AssertionError(f"no table with columns {columns} in:\n{stdout}")
+    rows = []
+    for line in lines[n + 1:]:
+        if not line.strip():
+            break
+        if set(line.strip()) <= set("─━┡┩╇┼━┃│└┘┴ "):
+            continue
+        cells = [line[a:b] for a, b in zip(starts, [*starts[1:], None], strict=True)]
+        cells = [c.strip().lstrip("│┃").split("│")[0].split("┃")[0].strip() for c in cells]
+        if not cells[0]:
+            break  # a caption or a wrapped continuation line
+        rows.append(dict(zip(columns, cells, strict=True)))
+    return rows
+
+
+def table_row(stdout: str, columns: Sequence[str], first: str) -> dict[str, str]:
+    """The row whose first column is ``first``."""
+    for row in parse_table(stdout, columns):
+        if row[columns[0]] == first:
+            return row
+    raise AssertionError(f"no row {first!r} in:\n{stdout}")
+
+
+def error_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    """The non-empty lines the process wrote to stderr."""
+    return [line for line in proc.stderr.splitlines() if line.strip()]
+
+
+def describe(proc: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"

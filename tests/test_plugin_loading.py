@@ -1,0 +1,191 @@
+"""Third-party plugins, installed the way pip installs them (a dist-info with entry points).
+
+A broken plugin is reported, its systems are not covered (never silently skipped), and the
+other systems still complete. A working one is listed and used like a built-in, and
+ERASURE_BLOCK_PLUGINS keeps it from loading.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from clihelpers import (
+    cli_env,
+    describe,
+    memory_system,
+    receipt_bodies,
+    run_cli,
+    run_many,
+    seed,
+    stored_items,
+    table_row,
+    write_config,
+)
+
+CONNECTORS = ("connector", "version", "capabilities", "plugin")
+RECEIPT = ("system", "action", "outcome", "found", "acted", "review", "failed", "residue",
+           "tries")
+
+BROKEN_MODULE = 'raise ImportError("No module named \'acme_sdk\' (install acme-sdk)")\n'
+
+WORKING_MODULE = textwrap.dedent('''\
+    """A third-party connector: items are {ref: email} in a JSON file."""
+    import json
+    from pathlib import Path
+
+    import erasure
+    from erasure import Capability, Finding, ItemOutcome, ItemStatus
+
+
+    class JsonSettings(erasure.ConnectorSettings):
+        path: str
+
+
+    class JsonConnector(erasure.Connector):
+        name = "jsonfile"
+        version = "7.1"
+        Settings = JsonSettings
+        capabilities = frozenset({Capability.FIND, Capability.DELETE})
+        identifier_types = frozenset({erasure.IdentifierType.EMAIL})
+
+        def _load(self):
+            return json.loads(Path(self.settings.path).read_text())
+
+        def find(self, subjects):
+            items = self._load()
+            for s in subjects:
+                for ident in s.identifiers:
+                    for ref, email in sorted(items.items()):
+                        if email == ident.value:
+                            yield Finding(self.system, s.key, ref, "row", (ident,), ("email",))
+
+        def delete(self, findings):
+            items = self._load()
+            out = []
+            for f in findings:
+                status = ItemStatus.DONE if items.pop(f.ref, None) else ItemStatus.ALREADY_DONE
+                out.append(ItemOutcome(f, status))
+            Path(self.settings.path).write_text(json.dumps(items))
+            yield from out
+
+
+    @erasure.hookimpl
+    def erasure_register_connectors(registry):
+        registry.add(JsonConnector)
+    ''')
+
+
+def install_fake_plugin(site: Path, dist: str, module: str, entry_name: str,
+                        source: str) -> None:
+    """What pip leaves behind: a module and a dist-info naming it in an entry-point group."""
+    site.mkdir(exist_ok=True)
+    (site / f"{module}.py").write_text(source, encoding="utf-8")
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(
+        f"[erasure.connectors]\n{entry_name} = {module}\n", encoding="utf-8")
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    site = tmp_path / "site"
+    install_fake_plugin(site, "broken-erasure-plugin", "broken_erasure_plugin", "broken",
+                        BROKEN_MODULE)
+    install_fake_plugin(site, "jsonfile-erasure-plugin", "jsonfile_erasure_plugin",
+                        "jsonfile", WORKING_MODULE)
+    return site
+
+
+@pytest.fixture
+def world(tmp_path: Path, site: Path) -> dict[str, Path]:
+    crm = tmp_path / "crm.json"
+    seed(crm, {"contact/1": ("contact", {"email": "alice@example.com"}),
+               "contact/2": ("contact", {"email": "bob@example.com"})})
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps({"row/1": "alice@example.com", "row/2": "bob@example.com"}))
+    config = write_config(tmp_path, {
+        "crm": memory_system(crm),
+        "legacy": {"connector": "broken", "endpoint": "https://legacy.invalid"},
+        "table": {"connector": "jsonfile", "path": str(table)},
+    })
+    return {"config": config, "crm": crm, "table": table, "site": site}
+
+
+def env_for(site: Path, block: str = "sql") -> dict[str, str]:
+    return cli_env(pythonpath=site, block=block)
+
+
+def test_broken_plugin_is_reported_and_others_still_load(site):
+    proc = run_cli("connectors", "list", env=env_for(site))
+    assert proc.returncode == 0, describe(proc)
+    assert "plugin broken failed to load: ImportError" in proc.stdout, describe(proc)
+    assert "acme-sdk" in proc.stdout  # the plugin's own reason, for the operator
+    assert table_row(proc.stdout, CONNECTORS, "memory")["plugin"] == "memory"
+    row = table_row(proc.stdout, CONNECTORS, "jsonfile")
+    assert row == {"connector": "jsonfile", "version": "7.1", "capabilities": "delete, find",
+                   "plugin": "jsonfile"}, row
+
+
+def test_config_check_accepts_the_broken_plugins_system_as_not_covered(world):
+    proc = run_cli("config", "check", config=world["config"], env=env_for(world["site"]))
+    assert proc.returncode == 0, describe(proc)
+    assert "OK: 3 systems" in proc.stdout
+    assert "legacy: not covered: plugin 'broken' failed to load: ImportError" in proc.stdout
+    assert "crm: not covered" not in proc.stdout and "table: not covered" not in proc.stdout
+    assert "broken failed to load" in proc.stderr  # warned about, too
+
+
+def test_without_the_plugin_installed_its_connector_is_unknown(world):
+    proc = run_cli("config", "check", config=world["config"])  # no PYTHONPATH
+    assert proc.returncode == 2, describe(proc)
+    assert "systems.legacy.connector: unknown connector 'broken'" in proc.stderr
+    assert "systems.table.connector: unknown connector 'jsonfile'" in proc.stderr
+
+
+def test_erasure_with_a_broken_plugin_marks_its_system_not_covered(world):
+    proc = run_cli("erase", "--email", "alice@example.com", "--verified",
+                   config=world["config"], env=env_for(world["site"]))
+    assert proc.returncode == 1, describe(proc)
+    assert table_row(proc.stdout, RECEIPT, "legacy")["outcome"] == "not_covered"
+    assert table_row(proc.stdout, RECEIPT, "crm")["outcome"] == "completed"
+    assert table_row(proc.stdout, RECEIPT, "table")["outcome"] == "completed"
+    bodies = {b["system"]: b for b in receipt_bodies(world["config"])}
+    assert set(bodies) == {"crm", "legacy", "table"}
+    assert bodies["legacy"]["outcome"] == "not_covered"
+    assert any("broken" in e and "ImportError" in e for e in bodies["legacy"]["errors"])
+    assert bodies["table"]["connector_version"] == "7.1"
+    # the working systems really erased Alice, and only Alice
+    assert set(stored_items(world["crm"])) == {"contact/2"}
+    assert json.loads(world["table"].read_text()) == {"row/2": "bob@example.com"}
+    proc = run_cli("receipts", "verify", config=world["config"], env=env_for(world["site"]))
+    assert proc.returncode == 0, describe(proc)
+
+
+def test_blocked_third_party_plugin_is_not_loaded(world):
+    env = env_for(world["site"], block="sql,jsonfile")
+    listed, check, systems, erase = run_many(
+        ["connectors", "list"],
+        ["config", "check", "-c", str(world["config"])],
+        ["systems", "list", "-c", str(world["config"])],
+        ["erase", "--email", "alice@example.com", "--verified", "-c", str(world["config"])],
+        env=env)
+    assert listed.returncode == 0, describe(listed)
+    assert "jsonfile" not in listed.stdout
+    assert table_row(listed.stdout, CONNECTORS, "memory")["plugin"] == "memory"
+    assert check.returncode == 0, describe(check)
+    assert "table: not covered: plugin 'jsonfile' is blocked by ERASURE_BLOCK_PLUGINS" \
+        in check.stdout
+    assert systems.returncode == 0, describe(systems)
+    assert "not covered" in table_row(
+        systems.stdout, ("system", "connector", "version", "policy", "status"), "table")["status"]
+    assert erase.returncode == 1, describe(erase)
+    assert table_row(erase.stdout, RECEIPT, "table")["outcome"] == "not_covered"
+    assert table_row(erase.stdout, RECEIPT, "crm")["outcome"] == "completed"
+    # the blocked system's data is untouched
+    assert json.loads(world["table"].read_text()) == {"row/1": "alice@example.com",
+                                                      "row/2": "bob@example.com"}
