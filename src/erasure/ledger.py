@@ -292,23 +292,23 @@ class Ledger:
         return [RequestRow(**r._mapping) for r in rows]
 
     def renew(self, ids: Sequence[str], lease_seconds: float, now: float) -> None:
-        with self.tx() as conn:
-            for i in range(0, len(ids), 900):
-                conn.execute(
-                    update(requests_t)
-                    .where(and_(requests_t.c.id.in_(ids[i : i + 900]),
-                                requests_t.c.lease_owner == self.owner))
-                    .values(lease_until=now + lease_seconds)
-                )
+        """Extend this process's leases on ``ids``."""
+        self._own_leases(ids, lease_until=now + lease_seconds)
 
     def release(self, ids: Sequence[str]) -> None:
+        """Give up this process's leases on ``ids``."""
+        self._own_leases(ids, lease_owner=None, lease_until=None)
+
+    def _own_leases(self, ids: Sequence[str], **values: Any) -> None:
+        # Only leases this process still holds: one that expired and was taken over by
+        # another run must not be touched.
         with self.tx() as conn:
             for i in range(0, len(ids), 900):
                 conn.execute(
                     update(requests_t)
                     .where(and_(requests_t.c.id.in_(ids[i : i + 900]),
                                 requests_t.c.lease_owner == self.owner))
-                    .values(lease_owner=None, lease_until=None)
+                    .values(**values)
                 )
 
     # tasks ---------------------------------------------------------------------------
