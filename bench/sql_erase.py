@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -113,12 +114,15 @@ def interleaved(
     return totals
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--quick", action="store_true", help="same as --scale 0.1")
     ap.add_argument("--url", default=URL)
     ap.add_argument("--batch", type=int, default=1000)
     args = ap.parse_args()
+    if args.quick:
+        args.scale = 0.1
     customers = int(200_000 * args.scale)
     small, large = int(1_000 * args.scale) or 1, int(10_000 * args.scale) or 10
     tag = uuid.uuid4().hex[:12]
@@ -163,6 +167,7 @@ def main() -> None:
                   f"(target <= {TARGET_RATIO}) {'OK' if ratio <= TARGET_RATIO else 'OVER'}")
             print(f"ratio per-subject {large} / {small}: {scaling:.2f} "
                   f"(target <= {TARGET_SCALING}) {'OK' if scaling <= TARGET_SCALING else 'OVER'}")
+            return 0 if ratio <= TARGET_RATIO and scaling <= TARGET_SCALING else 1
         finally:
             for schema in schemas:
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
@@ -170,4 +175,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

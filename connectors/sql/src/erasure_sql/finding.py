@@ -13,7 +13,15 @@ from erasure import Finding, Identifier, IdentifierType, Subject
 from .dberrors import db_errors
 from .mapping import Mapping, TableModel
 from .queries import in_values, tuple_in
-from .values import NO_MATCH, chunks, coerce, encode_ref, normalise_db_value, python_type
+from .values import (
+    NO_MATCH,
+    chunks,
+    coerce,
+    encode_ref,
+    json_str,
+    normalise_db_value,
+    python_type,
+)
 
 __all__ = ["FindMixin", "Key"]
 
@@ -65,6 +73,12 @@ class FindMixin:
         for s in subjects:
             for ident in s.identifiers:
                 index.setdefault((ident.type, ident.value), []).append((s.key, ident))
+        yield from self._find(m, index)
+
+    def _find(
+        self, m: Mapping,
+        index: dict[tuple[IdentifierType, str], list[tuple[str, Identifier]]],
+    ) -> list[Finding]:
         hits: dict[str, dict[Key, dict[str, _Hit]]] = {t: {} for t in m.tables}
         rows: dict[str, dict[Key, Any]] = {t: {} for t in m.tables}
         frontier: dict[str, set[Key]] = {}
@@ -76,18 +90,31 @@ class FindMixin:
                     frontier.setdefault(tm.name, set()).update(new)
             while frontier:
                 frontier = self._follow(conn, m, frontier, hits, rows)
-        out = []
+        out: list[Finding] = []
+        append = out.append
         refs = self._refs
         if len(refs) > _REF_MEMO:
             refs.clear()
         system = self.system
+        related_of = self._related
         as_tuple: dict[int, tuple[Any, ...]] = {}  # shared dicts -> one tuple each
         for tname, tm in m.tables.items():
+            table_hits = hits[tname]
+            if not table_hits:
+                continue
             pos = self._positions(m, tm)
             ident_at = [(itype, pos[col]) for itype, col in tm.identifiers]
-            for pk, by_subject in hits[tname].items():
-                related = self._related(ident_at, rows[tname][pk])
-                ref = encode_ref(tname, pk)
+            table_rows = rows[tname]
+            # encode_ref's output for one integer key, built without the call.
+            int_prefix = f"[{json_str(tname)},[" if tm.pk_types == (int,) else None
+            related: tuple[Identifier, ...] = ()
+            for pk, by_subject in table_hits.items():
+                if ident_at:
+                    related = related_of(ident_at, table_rows[pk])
+                if int_prefix is not None and type(pk[0]) is int:
+                    ref = f"{int_prefix}{pk[0]}]]"
+                else:
+                    ref = encode_ref(tname, pk)
                 refs[ref] = (tname, pk)
                 for skey, (matched, fields) in by_subject.items():
                     mt = as_tuple.get(id(matched))
@@ -96,8 +123,8 @@ class FindMixin:
                     ft = as_tuple.get(id(fields))
                     if ft is None:
                         ft = as_tuple[id(fields)] = tuple(fields)
-                    out.append(Finding(system, skey, ref, tname, mt, ft, related))
-        yield from out
+                    append(Finding(system, skey, ref, tname, mt, ft, related))
+        return out
 
     def _find_direct(
         self, conn: sa.Connection, tm: TableModel, cols: list[sa.Column[Any]],

@@ -22,12 +22,14 @@ __all__ = [
     "decode_ref",
     "encode_ref",
     "json_safe",
+    "json_str",
     "normalise_db_value",
     "python_type",
 ]
 
 NO_MATCH = object()
 _json_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+json_str = _json_str  # a str as a JSON string literal (what encode_ref writes)
 _INT = re.compile(r"^[+-]?\d{1,19}$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
