@@ -130,11 +130,18 @@ def _local_key(path: Path, kind: str) -> tuple[str, bool]:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     signing, enc = generate_keys()
     text = signing if kind == "signing" else enc
-    # O_EXCL: two processes starting at once must not each write a different key.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text(encoding="utf-8").strip(), False
+    # Written whole to a temporary file, then linked into place: link fails if the key
+    # exists, so two processes starting at once never see a half-written or different key.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip(), False
+    finally:
+        tmp.unlink()
     return text, True
