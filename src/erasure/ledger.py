@@ -383,9 +383,6 @@ class Ledger:
                 for r in conn.execute(q)
             ]
 
-    def request_ids_with_receipts(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(receipts_t)).scalar_one())
 
 
 def add_months(when: datetime, months: int) -> datetime:

@@ -20,7 +20,7 @@ from .config import Config
 from .errors import UsageError
 from .keys import KeyRing
 from .ledger import Ledger, RequestRow, add_months, ledger_exists, utcnow
-from .models import Identifier, IdentifierType, Outcome, Policy, RequestType
+from .models import Identifier, Outcome, Policy, RequestType
 from .plugins import PluginHost
 from .stages import Stages, TaskWork, Work
 from .state import KnownIdentifiers, TaskState
@@ -329,12 +329,3 @@ class Orchestrator:
         """Each system's problem (one line), or None when it is usable."""
         return {name: check_system(s) for name, s in self.systems.items()}
 
-
-def parse_identifier_options(**options: Sequence[str] | None) -> tuple[tuple[str, str], ...]:
-    """(type, value) pairs from CLI-style options such as ``email=[...]``."""
-    out = []
-    for key, values in options.items():
-        IdentifierType(key)
-        for v in values or ():
-            out.append((key, v))
-    return tuple(out)

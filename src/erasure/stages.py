@@ -88,7 +88,7 @@ class Stages:
 
     def _chunks(self, items: list[Any]) -> list[list[Any]]:
         n = self.host.batch_size
-        return [items[i : i + n] for i in range(0, len(items), n)] or []
+        return [items[i : i + n] for i in range(0, len(items), n)]
 
     def _save(self, works: Sequence[Work], stage_from: set[str] | None = None,
               with_state: bool = True, identifiers: bool = False) -> None:
@@ -263,9 +263,7 @@ class Stages:
             findings = [
                 t.state.findings[ref] for _w, t in pairs for ref in sorted(t.state.actionable)
             ]
-            for chunk in self._chunks(findings) or [[]]:
-                if not chunk:
-                    break
+            for chunk in self._chunks(findings):
                 if action is Action.EXPORT:
                     res = system.call(lambda c, ch=chunk: c.export(ch))
                 else:

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models import Finding, Identifier, IdentifierType, Subject
+from .models import Finding, Identifier, IdentifierType
 
 __all__ = ["KnownIdentifiers", "TaskState", "finding_from_json", "finding_to_json"]
 
@@ -113,6 +113,3 @@ class TaskState:
         st.residue = list(d.get("residue", []))
         return st
 
-
-def subject_of(key: str, idents: tuple[Identifier, ...]) -> Subject:
-    return Subject(key, idents)
