@@ -29,6 +29,7 @@ from .models import RequestType
 from .orchestrator import Orchestrator, RequestSpec, RunSummary
 from .plugins import PluginHost
 from .receipts import verify_chain
+from .runtime import tune_gc_for_batches
 
 __all__ = ["app", "main"]
 
@@ -485,6 +486,7 @@ def main() -> None:
     """Console-script entry point."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    tune_gc_for_batches()
     app()
 
 

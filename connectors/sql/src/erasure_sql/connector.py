@@ -22,17 +22,12 @@ from erasure import (
 
 from .dberrors import db_errors
 from .erase import EraseMixin, Tx
-from .finding import FindMixin, Key
+from .finding import FindMixin
+from .grouping import Group, group_findings, int_ref_heads
 from .mapping import Mapping, build_mapping
 from .queries import param_limit, pk_filter
 from .settings import SqlSettings
-from .values import (
-    NO_MATCH,
-    chunks,
-    coerce,
-    decode_ref,
-    json_safe,
-)
+from .values import Key, chunks, json_safe
 
 __all__ = ["SqlConnector"]
 
@@ -70,6 +65,8 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
         self._dialect = self._engine.dialect.name
         self._mapping: Mapping | None = None
         self._lock = threading.Lock()
+        self._heads: dict[str, str] | None = None
+        self._tids: dict[str, dict[Key, str]] = {}  # see FindMixin._tid_cache
         # refs handed out by find -> (table, typed primary key): spares decoding them again.
         self._refs: dict[str, tuple[str, Key]] = {}
 
@@ -105,32 +102,12 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
 
     # references ----------------------------------------------------------------------
 
-    def _group(
-        self, findings: Sequence[Finding]
-    ) -> tuple[dict[str, dict[Key, list[Finding]]], list[Finding]]:
-        """Findings by table and primary key; the second list holds foreign references."""
+    def _group(self, findings: Sequence[Finding]) -> tuple[dict[str, Group], list[Finding]]:
+        """Findings by table; the second list holds references not in this mapping."""
         m = self.mapping()
-        grouped: dict[str, dict[Key, list[Finding]]] = {}
-        bad: list[Finding] = []
-        memo = self._refs
-        for f in findings:
-            known = memo.get(f.ref)
-            if known is not None:
-                grouped.setdefault(known[0], {}).setdefault(known[1], []).append(f)
-                continue
-            decoded = decode_ref(f.ref)
-            tm = m.tables.get(decoded[0]) if decoded else None
-            if decoded is None or tm is None or len(decoded[1]) != len(tm.pk):
-                bad.append(f)
-                continue
-            pk = decoded[1]
-            if not all(type(v) is t for v, t in zip(pk, tm.pk_types, strict=True)):
-                pk = tuple(coerce(c, v) for c, v in zip(tm.pk_cols(), pk, strict=True))
-                if any(v is NO_MATCH or v is None for v in pk):
-                    bad.append(f)
-                    continue
-            grouped.setdefault(tm.name, {}).setdefault(pk, []).append(f)
-        return grouped, bad
+        if self._heads is None:
+            self._heads = int_ref_heads(m)
+        return group_findings(m, self._heads, self._refs, findings)
 
     @staticmethod
     def _bad(findings: list[Finding]) -> list[ItemOutcome]:
@@ -144,8 +121,9 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
         m = self.mapping()
         out = []
         with db_errors("export"), self._engine.connect() as conn:
-            for tname, by_pk in grouped.items():
+            for tname, group in grouped.items():
                 tm = m.tables[tname]
+                by_pk = group.by_pk()
                 for chunk in chunks(list(by_pk), self._chunk_size(tm)):
                     where = pk_filter(tm.table, tm.pk, chunk, self._dialect)
                     stmt = sa.select(tm.table).where(where)
@@ -177,20 +155,20 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
             if not anonymise_only:
                 self._precheck_blockers(conn, m, grouped)
             for tname in m.delete_order:
-                by_pk = grouped.get(tname)
-                if not by_pk:
+                group = grouped.get(tname)
+                if group is None:
                     continue
                 tm = m.tables[tname]
                 if tm.action == "retain":
                     out.extend(ItemOutcome(f, ItemStatus.RETAINED, error=tm.cfg.reason)
-                               for fs in by_pk.values() for f in fs)
+                               for f in group.findings)
                 elif anonymise_only:
-                    out.extend(self._anonymise_table(tx, tm, by_pk, tm.rules))
+                    out.extend(self._anonymise_table(tx, tm, group, tm.rules))
                 elif tm.action == "anonymise":
                     rules = {**tm.rules, **tm.unlink}
-                    out.extend(self._anonymise_table(tx, tm, by_pk, rules))
+                    out.extend(self._anonymise_table(tx, tm, group, rules))
                 else:
-                    out.extend(self._delete_table(tx, m, tm, by_pk))
+                    out.extend(self._delete_table(tx, m, tm, group))
             conn.commit()
         return out
 
@@ -203,14 +181,15 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
             raise CapabilityNotSupported(f"system {self.system}: no table has a restrict_column")
         grouped, bad = self._group(findings)
         out = self._bad(bad)
-        for tname, by_pk in grouped.items():
+        for tname, group in grouped.items():
             tm = m.tables[tname]
             flag_name = tm.cfg.restrict_column
             if not flag_name:
                 out.extend(ItemOutcome(f, ItemStatus.NOT_SUPPORTED,
                                        error=f"table {tname} has no restrict_column")
-                           for fs in by_pk.values() for f in fs)
+                           for f in group.findings)
                 continue
+            by_pk = group.by_pk()
             flag = tm.col(flag_name)
             for chunk in chunks(list(by_pk), self._chunk_size(tm)):
                 where = pk_filter(tm.table, tm.pk, chunk, self._dialect)

@@ -8,14 +8,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from erasure import Finding, ItemOutcome, ItemStatus, PermanentError
+from erasure import ItemOutcome, ItemStatus, PermanentError
 
 from .anonymise import pending_changes
-from .finding import Key
+from .grouping import Group
 from .mapping import Edge, Mapping, TableModel, is_blocking
 from .queries import pk_filter, tuple_in
 from .settings import AnonymiseRule
-from .values import chunks
+from .values import Key, chunks
 
 __all__ = ["EraseMixin", "Tx"]
 
@@ -48,6 +48,9 @@ class EraseMixin:
     _limit: int
     _dialect: str
     _hash_key: bytes | None
+
+    def _tid_cache(self, tm: TableModel) -> dict[Key, str] | None:
+        raise NotImplementedError
 
     def _chunk_size(self, tm: TableModel) -> int:
         return max(1, (self._limit - 1) // len(tm.pk))
@@ -100,25 +103,22 @@ class EraseMixin:
         )
 
     def _precheck_blockers(
-        self, conn: sa.Connection, m: Mapping, grouped: dict[str, dict[Key, list[Finding]]]
+        self, conn: sa.Connection, m: Mapping, grouped: dict[str, Group]
     ) -> None:
         """Refuse before changing anything when an unmapped table would block a delete."""
-        for tname, by_pk in grouped.items():
+        for tname, group in grouped.items():
             tm = m.tables[tname]
             edges = m.blockers.get(tname, [])
             if tm.action != "delete" or not edges:
                 continue
-            for chunk in chunks(list(by_pk), self._chunk_size(tm)):
+            for chunk in chunks(group.keys(), self._chunk_size(tm)):
                 blocker = self._blocked_by(conn, m, tm, chunk, edges)
                 if blocker is not None:
                     raise self._blocked_error(m, blocker)
 
-    def _delete_table(
-        self, tx: Tx, m: Mapping, tm: TableModel, by_pk: dict[Key, list[Finding]]
-    ) -> list[ItemOutcome]:
+    def _delete_table(self, tx: Tx, m: Mapping, tm: TableModel, group: Group) -> list[ItemOutcome]:
         """Delete rows by primary key, in chunks, in the transaction of ``tx``."""
         conn = tx.conn
-        out = []
         blocking, cascading = self._referencing(m, tm)
         returning = self._engine.dialect.delete_returning
         # SQLite savepoints are unreliable through pysqlite: check blocking links up front
@@ -126,7 +126,9 @@ class EraseMixin:
         # learn which rows were already gone only when some were (a rare, repeated run).
         savepoint = self._dialect != "sqlite"
         precheck = cascading + (blocking if self._dialect == "sqlite" else [])
-        for chunk in chunks(list(by_pk), self._chunk_size(tm)):
+        already: set[Key] = set()  # rows that were gone before this call
+        tids = self._tid_cache(tm)
+        for chunk in chunks(group.keys(), self._chunk_size(tm)):
             tx.budget(len(chunk))
             where = pk_filter(tm.table, tm.pk, chunk, self._dialect)
             # A cascade into a kept table would destroy rows the law says to keep.
@@ -137,19 +139,30 @@ class EraseMixin:
             stmt = sa.delete(tm.table).where(where)
             try:
                 rows = None
-                if nested is not None:
+                if tids is not None and nested is not None:
+                    if self._delete_by_tid(conn, tm, chunk, tids):
+                        rows = ()
+                    else:
+                        nested.rollback()
+                        nested = conn.begin_nested()
+                if rows is None and nested is not None:
                     count = conn.execute(stmt).rowcount
-                    if count in (0, len(chunk)):
-                        rows = chunk if count else []
+                    if count == len(chunk):
+                        rows = ()
+                    elif count == 0:
+                        already.update(chunk)
+                        rows = ()
                     else:  # some rows were already gone: redo, learning which
                         nested.rollback()
                         nested = conn.begin_nested()
-                if rows is None and returning:
-                    rows = conn.execute(stmt.returning(*tm.pk_cols())).all()
-                elif rows is None:
-                    rows = conn.execute(sa.select(*tm.pk_cols()).where(where)
-                                        .with_for_update()).all()
-                    conn.execute(stmt)
+                if rows is None:
+                    if returning:
+                        rows = conn.execute(stmt.returning(*tm.pk_cols())).all()
+                    else:
+                        rows = conn.execute(sa.select(*tm.pk_cols()).where(where)
+                                            .with_for_update()).all()
+                        conn.execute(stmt)
+                    already.update(set(chunk).difference(map(tuple, rows)))
                 if nested is not None:
                     nested.commit()
             except sa_exc.IntegrityError:
@@ -162,20 +175,42 @@ class EraseMixin:
                     raise self._blocked_error(m, blocker) from None
                 raise PermanentError(
                     f"delete rows of {tm.name}: integrity constraint violated") from None
-            gone = set(map(tuple, rows))
-            for pk in chunk:
-                status = ItemStatus.DONE if pk in gone else ItemStatus.ALREADY_DONE
-                out.extend([ItemOutcome(f, status) for f in by_pk[pk]])
-        return out
+        return _outcomes(group, already)
+
+    @staticmethod
+    def _delete_by_tid(
+        conn: sa.Connection, tm: TableModel, chunk: Sequence[Key], tids: dict[Key, str]
+    ) -> bool:
+        """Delete the rows of ``chunk`` where find saw them (ctid); True if exactly they went.
+
+        A ctid is only where a row was: an update moves it, and vacuum may give the place
+        to another row. So the keys deleted are checked, and on any difference the caller
+        rolls the savepoint back and deletes by primary key instead. Must run in a savepoint:
+        until it is rolled back, a wrongly deleted row is gone only inside it.
+        """
+        places = [tids.pop(pk, None) for pk in chunk]
+        if None in places:
+            return False
+        literal = "{" + ",".join(f'"{t}"' for t in places) + "}"
+        where = sa.text("ctid = ANY(CAST(:places AS tid[]))").bindparams(places=literal)
+        try:
+            got = conn.execute(sa.delete(tm.table).where(where).returning(*tm.pk_cols())).all()
+        except sa_exc.IntegrityError:
+            # A row in a reused place may be referenced; the primary key path will tell.
+            return False
+        if len(got) != len(chunk):
+            return False
+        if len(tm.pk) == 1:
+            return {r[0] for r in got} == {k[0] for k in chunk}
+        return {tuple(r) for r in got} == set(chunk)
 
     def _anonymise_table(
-        self, tx: Tx, tm: TableModel, by_pk: dict[Key, list[Finding]],
-        rules: dict[str, AnonymiseRule],
+        self, tx: Tx, tm: TableModel, group: Group, rules: dict[str, AnonymiseRule],
     ) -> list[ItemOutcome]:
         """Apply ``rules`` to rows not yet anonymised, in the transaction of ``tx``."""
         conn = tx.conn
-        out = []
-        for chunk in chunks(list(by_pk), self._chunk_size(tm)):
+        unchanged: set[Key] = set()
+        for chunk in chunks(group.keys(), self._chunk_size(tm)):
             changed: set[Key] = set()
             if rules:
                 tx.budget(len(chunk))
@@ -202,8 +237,15 @@ class EraseMixin:
                         .values({c: sa.bindparam(f"v{i}") for i, c in enumerate(colset)})
                     )
                     conn.execute(upd, params_list)
-            for pk in chunk:
-                status = ItemStatus.DONE if pk in changed else ItemStatus.ALREADY_DONE
-                out.extend(ItemOutcome(f, status) for f in by_pk[pk])
-        return out
+            unchanged.update(pk for pk in chunk if pk not in changed)
+        return _outcomes(group, unchanged)
+
+
+def _outcomes(group: Group, already: set[Key]) -> list[ItemOutcome]:
+    """DONE for each finding, ALREADY_DONE for those whose row needed no change."""
+    done = ItemStatus.DONE
+    if not already:
+        return [ItemOutcome(f, done) for f in group.findings]
+    return [ItemOutcome(f, ItemStatus.ALREADY_DONE if pk in already else done)
+            for pk, f in zip(group.pks, group.findings, strict=True)]
 

@@ -11,10 +11,11 @@ import sqlalchemy as sa
 from erasure import Finding, Identifier, IdentifierType, Subject
 
 from .dberrors import db_errors
-from .mapping import Mapping, TableModel
+from .mapping import Edge, Mapping, TableModel
 from .queries import in_values, tuple_in
 from .values import (
     NO_MATCH,
+    Key,
     chunks,
     coerce,
     encode_ref,
@@ -23,11 +24,13 @@ from .values import (
     python_type,
 )
 
-__all__ = ["FindMixin", "Key"]
+__all__ = ["FindMixin"]
 
-_REF_MEMO = 200_000
+_TID_CACHE = 500_000  # rows whose ctid is remembered between find and delete
+_REF_MEMO = 500_000  # refs handed out by find, remembered decoded
+
 _Hit = tuple[dict[Identifier, None], dict[str, None]]  # matched identifiers, matched fields
-Key = tuple[Any, ...]
+_Entry = dict[str, _Hit]  # subject key -> its match on one row
 
 
 def _key_getter(positions: list[int]) -> Callable[[Any], Key]:
@@ -45,6 +48,7 @@ class FindMixin:
     _engine: sa.Engine
     _limit: int
     _dialect: str
+    _tids: dict[str, dict[Key, str]]
     _refs: dict[str, tuple[str, Key]]
 
     def mapping(self) -> Mapping:
@@ -61,8 +65,28 @@ class FindMixin:
                 names.update(dict.fromkeys(e.child_cols))
         return [tm.table.c[n] for n in names]
 
+    def _tid_cache(self, tm: TableModel) -> dict[Key, str] | None:
+        """Where find notes the physical row ids (PostgreSQL ctid) of a table's rows, if used.
+
+        Delete then reaches rows by ctid instead of probing the primary key index again,
+        and checks the keys it deleted (see ``EraseMixin._delete_by_tid``).
+        """
+        if self._dialect != "postgresql" or tm.action != "delete":
+            return None
+        return self._tids.setdefault(tm.name, {})
+
+    def _select(self, columns: list[sa.Column[Any]], tids: dict[Key, str] | None) -> sa.Select:
+        """SELECT of ``columns``, plus the row's ctid as text last when ``tids`` is used."""
+        if tids is None:
+            return sa.select(*columns)
+        return sa.select(*columns, sa.cast(sa.literal_column("ctid"), sa.Text))
+
     def _positions(self, m: Mapping, tm: TableModel) -> dict[str, int]:
         return {c.name: i for i, c in enumerate(self._columns(m, tm))}
+
+    def _keeps_rows(self, m: Mapping, tm: TableModel) -> bool:
+        """Whether find needs a table's rows after reading them (for related or child keys)."""
+        return bool(tm.identifiers) or any(e.parent == tm.name for e in m.edges)
 
     def find(self, subjects: Sequence[Subject]) -> Iterator[Finding]:
         subjects = list(subjects)
@@ -79,58 +103,66 @@ class FindMixin:
         self, m: Mapping,
         index: dict[tuple[IdentifierType, str], list[tuple[str, Identifier]]],
     ) -> list[Finding]:
-        hits: dict[str, dict[Key, dict[str, _Hit]]] = {t: {} for t in m.tables}
+        # hits[table][pk] = {subject key: (matched identifiers, matched fields)}. Rows matched
+        # the same way share one entry dict (thousands of rows, few distinct entries); an entry
+        # is never changed in place, a merge replaces it with a new dict.
+        hits: dict[str, dict[Key, _Entry]] = {t: {} for t in m.tables}
         rows: dict[str, dict[Key, Any]] = {t: {} for t in m.tables}
         frontier: dict[str, set[Key]] = {}
+        if sum(map(len, self._tids.values())) > _TID_CACHE:
+            self._tids.clear()
         with db_errors("find"), self._engine.connect() as conn:
             for tm in m.tables.values():
                 cols = self._columns(m, tm)
                 for itype, col in tm.identifiers:
-                    new = self._find_direct(conn, tm, cols, itype, col, index, hits, rows)
+                    new = self._find_direct(conn, tm, cols, itype, col, index, hits[tm.name],
+                                            rows[tm.name])
                     frontier.setdefault(tm.name, set()).update(new)
             while frontier:
                 frontier = self._follow(conn, m, frontier, hits, rows)
+        if len(self._refs) > _REF_MEMO:
+            self._refs.clear()
         out: list[Finding] = []
-        append = out.append
-        refs = self._refs
-        if len(refs) > _REF_MEMO:
-            refs.clear()
-        system = self.system
-        related_of = self._related
-        as_tuple: dict[int, tuple[Any, ...]] = {}  # shared dicts -> one tuple each
         for tname, tm in m.tables.items():
-            table_hits = hits[tname]
-            if not table_hits:
-                continue
-            pos = self._positions(m, tm)
-            ident_at = [(itype, pos[col]) for itype, col in tm.identifiers]
-            table_rows = rows[tname]
-            # encode_ref's output for one integer key, built without the call.
-            int_prefix = f"[{json_str(tname)},[" if tm.pk_types == (int,) else None
-            related: tuple[Identifier, ...] = ()
-            for pk, by_subject in table_hits.items():
-                if ident_at:
-                    related = related_of(ident_at, table_rows[pk])
-                if int_prefix is not None and type(pk[0]) is int:
-                    ref = f"{int_prefix}{pk[0]}]]"
-                else:
-                    ref = encode_ref(tname, pk)
-                refs[ref] = (tname, pk)
-                for skey, (matched, fields) in by_subject.items():
-                    mt = as_tuple.get(id(matched))
-                    if mt is None:
-                        mt = as_tuple[id(matched)] = tuple(matched)
-                    ft = as_tuple.get(id(fields))
-                    if ft is None:
-                        ft = as_tuple[id(fields)] = tuple(fields)
-                    append(Finding(system, skey, ref, tname, mt, ft, related))
+            if hits[tname]:
+                self._emit(m, tm, hits[tname], rows[tname], out)
         return out
+
+    def _emit(
+        self, m: Mapping, tm: TableModel, table_hits: dict[Key, _Entry],
+        table_rows: dict[Key, Any], out: list[Finding],
+    ) -> None:
+        """Append the findings of one table's matched rows to ``out``."""
+        append = out.append
+        system, tname, refs = self.system, tm.name, self._refs
+        pos = self._positions(m, tm)
+        ident_at = [(itype, pos[col]) for itype, col in tm.identifiers]
+        related_of = self._related
+        # Entries are shared between rows: turn each into (subject, matched, fields) once.
+        plans: dict[int, list[tuple[str, tuple[Identifier, ...], tuple[str, ...]]]] = {}
+        # encode_ref's output for one integer key, built without the call.
+        int_prefix = f"[{json_str(tname)},[" if tm.pk_types == (int,) else None
+        related: tuple[Identifier, ...] = ()
+        for pk, entry in table_hits.items():
+            if ident_at:
+                related = related_of(ident_at, table_rows[pk])
+            if int_prefix is not None and type(pk[0]) is int:
+                ref = f"{int_prefix}{pk[0]}]]"
+            else:
+                ref = encode_ref(tname, pk)
+            refs[ref] = (tname, pk)
+            plan = plans.get(id(entry))
+            if plan is None:
+                plan = plans[id(entry)] = [(skey, tuple(matched), tuple(fields))
+                                           for skey, (matched, fields) in entry.items()]
+            for skey, matched, fields in plan:
+                append(Finding(system, skey, ref, tname, matched, fields, related))
 
     def _find_direct(
         self, conn: sa.Connection, tm: TableModel, cols: list[sa.Column[Any]],
         itype: IdentifierType, col: str,
         index: dict[tuple[IdentifierType, str], list[tuple[str, Identifier]]],
-        hits: dict[str, dict[Key, dict[str, _Hit]]], rows: dict[str, dict[Key, Any]],
+        table_hits: dict[Key, _Entry], table_rows: dict[Key, Any],
     ) -> set[Key]:
         column = tm.col(col)
         email = itype is IdentifierType.EMAIL and python_type(column) is str
@@ -147,106 +179,114 @@ class FindMixin:
         new: set[Key] = set()
         pos = {c.name: i for i, c in enumerate(cols)}
         at, pk_of = pos[col], _key_getter([pos[c] for c in tm.pk])
-        table_rows, table_hits = rows[tm.name], hits[tm.name]
+        fields = {col: None}
+        shared: dict[Any, _Entry] = {}
+        tids = self._tid_cache(tm)
+        tid_at = len(cols)
         for chunk in chunks(list(wanted), self._limit - 1):
-            stmt = sa.select(*cols).where(in_values(self._dialect, expr, chunk, column.type))
+            stmt = self._select(cols, tids).where(
+                in_values(self._dialect, expr, chunk, column.type))
             for row in conn.execute(stmt).all():
                 raw = row[at]
                 # Exact re-check in Python: collations may equate values that are not equal.
-                owners = wanted.get(raw.lower() if email and isinstance(raw, str) else raw)
+                value = raw.lower() if email and isinstance(raw, str) else raw
+                owners = wanted.get(value)
                 if not owners:
                     continue
                 pk = pk_of(row)
                 table_rows[pk] = row
+                if tids is not None:
+                    tids[pk] = row[tid_at]
+                add = shared.get(value)
+                if add is None:
+                    add = shared[value] = _entry_of(owners, fields)
                 entry = table_hits.get(pk)
-                if entry is None:
-                    entry = table_hits[pk] = {}
-                for skey, ident in owners:
-                    hit = entry.get(skey)
-                    if hit is None:
-                        hit = entry[skey] = ({}, {})
-                    hit[0][ident] = None
-                    hit[1][col] = None
+                table_hits[pk] = add if entry is None else _merged(entry, add)[0]
                 new.add(pk)
         return new
 
     def _follow(
         self, conn: sa.Connection, m: Mapping, frontier: dict[str, set[Key]],
-        hits: dict[str, dict[Key, dict[str, _Hit]]], rows: dict[str, dict[Key, Any]],
+        hits: dict[str, dict[Key, _Entry]], rows: dict[str, dict[Key, Any]],
     ) -> dict[str, set[Key]]:
         """Find child rows of the rows in ``frontier``; return the rows new or changed."""
         nxt: dict[str, set[Key]] = {}
         for parent, pks in frontier.items():
+            ppos = self._positions(m, m.tables[parent])
+            parent_rows, parent_hits = rows[parent], hits[parent]
             for e in m.children(parent):
                 child = m.tables[e.child]
-                link: dict[Key, dict[str, dict[Identifier, None]]] = {}
-                ppos = self._positions(m, m.tables[parent])
-                p_at = [ppos[c] for c in e.parent_cols]
+                # One-column links (the usual foreign key) are keyed by the bare value.
+                single = len(e.child_cols) == 1
+                ppos_e = [ppos[c] for c in e.parent_cols]
+                key_of = operator.itemgetter(ppos_e[0]) if single else _key_getter(ppos_e)
+                link: dict[Any, dict[str, dict[Identifier, None]]] = {}
                 for pk in pks:
-                    row = rows[parent][pk]
-                    keyv = tuple([row[i] for i in p_at])
-                    if any(v is None for v in keyv):
+                    keyv = key_of(parent_rows[pk])
+                    if keyv is None or (not single and any(v is None for v in keyv)):
                         continue
                     target = link.setdefault(keyv, {})
-                    for skey, (matched, _f) in hits[parent][pk].items():
+                    for skey, (matched, _f) in parent_hits[pk].items():
                         have = target.get(skey)  # dicts are shared: merge into new ones
                         if have is None:
                             target[skey] = matched
                         elif have is not matched:
                             target[skey] = {**have, **matched}
-                if not link:
-                    continue
-                cols = self._columns(m, child)
-                cpos = {c.name: i for i, c in enumerate(cols)}
-                link_of = _key_getter([cpos[c] for c in e.child_cols])
-                pk_of = _key_getter([cpos[c] for c in child.pk])
-                ccols = [child.col(c) for c in e.child_cols]
-                edge_fields = dict.fromkeys(e.child_cols)
-                child_rows, child_hits = rows[child.name], hits[child.name]
-                new = nxt.setdefault(child.name, set())
-                for chunk in chunks(list(link), (self._limit - 1) // len(ccols)):
-                    if len(ccols) == 1:
-                        where = in_values(self._dialect, ccols[0], [k[0] for k in chunk],
-                                          ccols[0].type)
-                    else:
-                        where = tuple_in(ccols, chunk)
-                    for row in conn.execute(sa.select(*cols).where(where)).all():
-                        owners = link.get(link_of(row))
-                        if not owners:
-                            continue
-                        pk = pk_of(row)
-                        child_rows[pk] = row
-                        entry = child_hits.get(pk)
-                        if entry is None:
-                            entry = child_hits[pk] = {}
-                        for skey, idents in owners.items():
-                            if skey not in entry:  # the usual case: one parent row
-                                entry[skey] = (idents, edge_fields)
-                                new.add(pk)
-                            elif self._merge(entry, skey, idents, edge_fields):
-                                new.add(pk)
+                if link:
+                    self._follow_edge(conn, m, e, child, link, hits, rows, nxt)
         return {t: pks for t, pks in nxt.items() if pks}
 
-    @staticmethod
-    def _merge(
-        entry: dict[str, _Hit], skey: str, idents: dict[Identifier, None],
-        fields: dict[str, None],
-    ) -> bool:
-        """Add a subject's match to a row's entry; True if its identifiers grew.
-
-        The dicts are shared between rows and never changed in place.
-        """
-        cur = entry.get(skey)
-        if cur is None:
-            entry[skey] = (idents, fields)
-            return True
-        matched, have = cur
-        grown = matched is not idents and not idents.keys() <= matched.keys()
-        new_m = {**matched, **idents} if grown else matched
-        new_f = have if have is fields or fields.keys() <= have.keys() else {**have, **fields}
-        if new_m is not matched or new_f is not have:
-            entry[skey] = (new_m, new_f)
-        return grown
+    def _follow_edge(
+        self, conn: sa.Connection, m: Mapping, e: Edge, child: TableModel,
+        link: dict[Any, dict[str, dict[Identifier, None]]],
+        hits: dict[str, dict[Key, _Entry]], rows: dict[str, dict[Key, Any]],
+        nxt: dict[str, set[Key]],
+    ) -> None:
+        """Read the child rows whose link columns hold a key of ``link``; record their hits."""
+        cols = self._columns(m, child)
+        cpos = {c.name: i for i, c in enumerate(cols)}
+        ccols = [child.col(c) for c in e.child_cols]
+        single = len(ccols) == 1
+        link_of = (operator.itemgetter(cpos[e.child_cols[0]]) if single
+                   else _key_getter([cpos[c] for c in e.child_cols]))
+        pk_of = _key_getter([cpos[c] for c in child.pk])
+        edge_fields = dict.fromkeys(e.child_cols)
+        child_hits = hits[child.name]
+        # Leaf tables without identifier columns: their rows are not needed again.
+        child_rows = rows[child.name] if self._keeps_rows(m, child) else None
+        tids = self._tid_cache(child)
+        tid_at = len(cols)
+        shared: dict[Any, _Entry] = {}
+        # Rows whose hits are new or grew are followed further, if the child has children.
+        new = nxt.setdefault(child.name, set()) if m.children(child.name) else None
+        for chunk in chunks(list(link), (self._limit - 1) // len(ccols)):
+            if single:
+                where = in_values(self._dialect, ccols[0], chunk, ccols[0].type)
+            else:
+                where = tuple_in(ccols, chunk)
+            for row in conn.execute(self._select(cols, tids).where(where)).all():
+                keyv = link_of(row)
+                owners = link.get(keyv)
+                if not owners:
+                    continue
+                pk = pk_of(row)
+                if child_rows is not None:
+                    child_rows[pk] = row
+                if tids is not None:
+                    tids[pk] = row[tid_at]
+                add = shared.get(keyv)
+                if add is None:
+                    add = shared[keyv] = {s: (i, edge_fields) for s, i in owners.items()}
+                entry = child_hits.get(pk)
+                if entry is None:  # the usual case: one parent row
+                    child_hits[pk] = add
+                    if new is not None:
+                        new.add(pk)
+                else:
+                    merged, grew = _merged(entry, add)
+                    child_hits[pk] = merged
+                    if grew and new is not None:
+                        new.add(pk)
 
     @staticmethod
     def _related(ident_at: list[tuple[IdentifierType, int]], row: Any) -> tuple[Identifier, ...]:
@@ -259,3 +299,37 @@ class FindMixin:
                 out[Identifier(itype, value)] = None
         return tuple(out)
 
+
+def _entry_of(owners: list[tuple[str, Identifier]], fields: dict[str, None]) -> _Entry:
+    """The entry of rows matched by ``owners`` (subject, identifier) in the ``fields``."""
+    entry: _Entry = {}
+    for skey, ident in owners:
+        cur = entry.get(skey)
+        entry[skey] = ({ident: None}, fields) if cur is None else ({**cur[0], ident: None}, fields)
+    return entry
+
+
+def _merged(entry: _Entry, add: _Entry) -> tuple[_Entry, bool]:
+    """``entry`` with the matches of ``add`` merged in, and whether identifiers grew.
+
+    Returns ``entry`` itself when nothing changes, else a new dict: entries and the dicts in
+    them are shared between rows and never changed in place.
+    """
+    out: _Entry | None = None
+    grew = False
+    for skey, (idents, fields) in add.items():
+        cur = entry.get(skey)
+        if cur is None:
+            hit, grew = (idents, fields), True
+        else:
+            matched, have = cur
+            more = matched is not idents and not idents.keys() <= matched.keys()
+            new_m = {**matched, **idents} if more else matched
+            new_f = have if have is fields or fields.keys() <= have.keys() else {**have, **fields}
+            if new_m is matched and new_f is have:
+                continue
+            hit, grew = (new_m, new_f), grew or more
+        if out is None:
+            out = dict(entry)
+        out[skey] = hit
+    return (entry if out is None else out), grew

@@ -37,6 +37,12 @@ def pk_filter(
 
 def in_values(dialect: str, expr: Any, values: Sequence[Any], type_: Any) -> Any:
     """``expr IN (...)``; on PostgreSQL ``expr = ANY(:array)``, one bound array parameter."""
-    if dialect == "postgresql":
-        return expr == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(type_)))
-    return expr.in_(list(values))
+    if dialect != "postgresql":
+        return expr.in_(list(values))
+    if all(type(v) is int for v in values):
+        # Still one bound parameter, written as an array literal the server casts: psycopg's
+        # list adapter costs about a microsecond per element, str(int) a tenth of that.
+        literal = "{" + ",".join(map(str, values)) + "}"
+        array = sa.cast(sa.bindparam(None, literal, type_=sa.Text), postgresql.ARRAY(type_))
+        return expr == sa.any_(array)
+    return expr == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(type_)))

@@ -17,6 +17,7 @@ from erasure import Identifier, IdentifierType
 
 __all__ = [
     "NO_MATCH",
+    "Key",
     "chunks",
     "coerce",
     "decode_ref",
@@ -28,6 +29,7 @@ __all__ = [
 ]
 
 NO_MATCH = object()
+Key = tuple[Any, ...]  # a row's primary key values
 _json_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 json_str = _json_str  # a str as a JSON string literal (what encode_ref writes)
 _INT = re.compile(r"^[+-]?\d{1,19}$")
