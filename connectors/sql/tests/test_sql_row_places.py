@@ -93,3 +93,17 @@ def test_forged_references_fail_and_delete_nothing(db: Db) -> None:
     same = list(c.delete([Finding("shop-db", "bob", '["visits",[10]]', "visits", ident)]))
     assert [o.status for o in same] == [ItemStatus.DONE]
     assert [r["id"] for r in db.rows("visits")] == [11, 20]
+
+
+def test_rows_gone_before_delete_are_reported_already_done(db: Db) -> None:
+    people(db)
+    c = connector(db)
+    found = list(c.find([BOB]))
+    with db.engine.begin() as conn:  # one of Bob's two visits goes before the run does
+        conn.execute(db.table("visits").delete().where(db.table("visits").c.id == 10))
+    status = {f.ref: o.status for o in c.delete(found) for f in [o.finding]}
+    assert status == {'["people",[1]]': ItemStatus.DONE, '["visits",[10]]': ItemStatus.ALREADY_DONE,
+                      '["visits",[11]]': ItemStatus.DONE}
+    assert [r["id"] for r in db.rows("visits")] == [20]
+    again = {o.status for o in c.delete(found)}
+    assert again == {ItemStatus.ALREADY_DONE}

@@ -120,49 +120,29 @@ class EraseMixin:
         """Delete rows by primary key, in chunks, in the transaction of ``tx``."""
         conn = tx.conn
         blocking, cascading = self._referencing(m, tm)
-        returning = self._engine.dialect.delete_returning
         # SQLite savepoints are unreliable through pysqlite: check blocking links up front
         # there; elsewhere a savepoint lets us name the blocking table only on failure, and
         # learn which rows were already gone only when some were (a rare, repeated run).
         savepoint = self._dialect != "sqlite"
         precheck = cascading + (blocking if self._dialect == "sqlite" else [])
         already: set[Key] = set()  # rows that were gone before this call
-        tids = self._tid_cache(tm)
+        tids = self._tid_cache(tm) if savepoint else None
         for chunk in chunks(group.keys(), self._chunk_size(tm)):
             tx.budget(len(chunk))
-            where = pk_filter(tm.table, tm.pk, chunk, self._dialect)
             # A cascade into a kept table would destroy rows the law says to keep.
             blocker = self._blocked_by(conn, m, tm, chunk, precheck) if precheck else None
             if blocker is not None:
                 raise self._blocked_error(m, blocker)
             nested = conn.begin_nested() if savepoint else None
-            stmt = sa.delete(tm.table).where(where)
             try:
-                rows = None
                 if tids is not None and nested is not None:
                     if self._delete_by_tid(conn, tm, chunk, tids):
-                        rows = ()
-                    else:
-                        nested.rollback()
-                        nested = conn.begin_nested()
-                if rows is None and nested is not None:
-                    count = conn.execute(stmt).rowcount
-                    if count == len(chunk):
-                        rows = ()
-                    elif count == 0:
-                        already.update(chunk)
-                        rows = ()
-                    else:  # some rows were already gone: redo, learning which
-                        nested.rollback()
-                        nested = conn.begin_nested()
-                if rows is None:
-                    if returning:
-                        rows = conn.execute(stmt.returning(*tm.pk_cols())).all()
-                    else:
-                        rows = conn.execute(sa.select(*tm.pk_cols()).where(where)
-                                            .with_for_update()).all()
-                        conn.execute(stmt)
-                    already.update(set(chunk).difference(map(tuple, rows)))
+                        nested.commit()
+                        continue
+                    nested.rollback()
+                    nested = conn.begin_nested()
+                gone_before, nested = self._delete_by_key(conn, tm, chunk, nested)
+                already.update(gone_before)
                 if nested is not None:
                     nested.commit()
             except sa_exc.IntegrityError:
@@ -176,6 +156,33 @@ class EraseMixin:
                 raise PermanentError(
                     f"delete rows of {tm.name}: integrity constraint violated") from None
         return _outcomes(group, already)
+
+    def _delete_by_key(
+        self, conn: sa.Connection, tm: TableModel, chunk: Sequence[Key],
+        nested: sa.NestedTransaction | None,
+    ) -> tuple[set[Key], sa.NestedTransaction | None]:
+        """Delete the rows of ``chunk`` by primary key; return the keys already gone.
+
+        In a savepoint (``nested``) the rows are just counted, and only when some but not all
+        were gone is the delete undone and redone learning which; the savepoint in use is
+        returned with the keys.
+        """
+        where = pk_filter(tm.table, tm.pk, chunk, self._dialect)
+        stmt = sa.delete(tm.table).where(where)
+        if nested is not None:
+            count = conn.execute(stmt).rowcount
+            if count == len(chunk):
+                return set(), nested
+            if count == 0:
+                return set(chunk), nested
+            nested.rollback()
+            nested = conn.begin_nested()
+        if self._engine.dialect.delete_returning:
+            rows = conn.execute(stmt.returning(*tm.pk_cols())).all()
+        else:
+            rows = conn.execute(sa.select(*tm.pk_cols()).where(where).with_for_update()).all()
+            conn.execute(stmt)
+        return set(chunk).difference(map(tuple, rows)), nested
 
     @staticmethod
     def _delete_by_tid(
