@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -66,6 +67,7 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
         self._mapping: Mapping | None = None
         self._lock = threading.Lock()
         self._heads: dict[str, str] | None = None
+        self._executor: cf.ThreadPoolExecutor | None = None
         self._tids: dict[str, dict[Key, str]] = {}  # see FindMixin._tid_cache
         # refs handed out by find -> (table, typed primary key): spares decoding them again.
         self._refs: dict[str, tuple[str, Key]] = {}
@@ -93,7 +95,22 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
             conn.execute(sa.select(sa.literal(1)))
 
     def close(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
         self._engine.dispose()
+
+    def _reader_executor(self) -> cf.Executor | None:
+        """The thread find's queries run on while findings are built (not for SQLite,
+        whose connections stay on the thread that opened them)."""
+        if self._dialect == "sqlite":
+            return None
+        with self._lock:
+            if self._executor is None:
+                self._executor = cf.ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=f"erasure-sql-{self.system}")
+            return self._executor
 
     def discover(self) -> str:
         from .discover import discover

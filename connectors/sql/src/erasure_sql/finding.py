@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import functools
 import operator
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -50,6 +53,9 @@ class FindMixin:
     _dialect: str
     _tids: dict[str, dict[Key, str]]
     _refs: dict[str, tuple[str, Key]]
+
+    def _reader_executor(self) -> cf.Executor | None:
+        raise NotImplementedError
 
     def mapping(self) -> Mapping:
         raise NotImplementedError
@@ -111,21 +117,34 @@ class FindMixin:
         frontier: dict[str, set[Key]] = {}
         if sum(map(len, self._tids.values())) > _TID_CACHE:
             self._tids.clear()
-        with db_errors("find"), self._engine.connect() as conn:
-            for tm in m.tables.values():
-                cols = self._columns(m, tm)
-                for itype, col in tm.identifiers:
-                    new = self._find_direct(conn, tm, cols, itype, col, index, hits[tm.name],
-                                            rows[tm.name])
-                    frontier.setdefault(tm.name, set()).update(new)
-            while frontier:
-                frontier = self._follow(conn, m, frontier, hits, rows)
         if len(self._refs) > _REF_MEMO:
             self._refs.clear()
         out: list[Finding] = []
-        for tname, tm in m.tables.items():
-            if hits[tname]:
-                self._emit(m, tm, hits[tname], rows[tname], out)
+        emitted: set[str] = set()
+
+        def emit_settled(busy: set[str]) -> None:
+            """Emit the tables whose rows can no longer change: none reachable from ``busy``."""
+            later = m.descendants(busy)
+            for tname, tm in m.tables.items():
+                if tname not in emitted and tname not in later:
+                    emitted.add(tname)
+                    if hits[tname]:
+                        self._emit(m, tm, hits[tname], rows[tname], out)
+
+        with db_errors("find"), self._engine.connect() as conn:
+            db = _Reader(conn, self._reader_executor())
+            for tm in m.tables.values():
+                cols = self._columns(m, tm)
+                for itype, col in tm.identifiers:
+                    new = self._find_direct(db, tm, cols, itype, col, index, hits[tm.name],
+                                            rows[tm.name])
+                    frontier.setdefault(tm.name, set()).update(new)
+            while frontier:
+                # Findings of settled tables are built while the server reads child rows.
+                db.meanwhile = functools.partial(emit_settled, set(frontier))
+                frontier = self._follow(db, m, frontier, hits, rows)
+                db.meanwhile = None
+        emit_settled(set())
         return out
 
     def _emit(
@@ -159,7 +178,7 @@ class FindMixin:
                 append(Finding(system, skey, ref, tname, matched, fields, related))
 
     def _find_direct(
-        self, conn: sa.Connection, tm: TableModel, cols: list[sa.Column[Any]],
+        self, db: _Reader, tm: TableModel, cols: list[sa.Column[Any]],
         itype: IdentifierType, col: str,
         index: dict[tuple[IdentifierType, str], list[tuple[str, Identifier]]],
         table_hits: dict[Key, _Entry], table_rows: dict[Key, Any],
@@ -186,7 +205,7 @@ class FindMixin:
         for chunk in chunks(list(wanted), self._limit - 1):
             stmt = self._select(cols, tids).where(
                 in_values(self._dialect, expr, chunk, column.type))
-            for row in conn.execute(stmt).all():
+            for row in db.all(stmt):
                 raw = row[at]
                 # Exact re-check in Python: collations may equate values that are not equal.
                 value = raw.lower() if email and isinstance(raw, str) else raw
@@ -206,7 +225,7 @@ class FindMixin:
         return new
 
     def _follow(
-        self, conn: sa.Connection, m: Mapping, frontier: dict[str, set[Key]],
+        self, db: _Reader, m: Mapping, frontier: dict[str, set[Key]],
         hits: dict[str, dict[Key, _Entry]], rows: dict[str, dict[Key, Any]],
     ) -> dict[str, set[Key]]:
         """Find child rows of the rows in ``frontier``; return the rows new or changed."""
@@ -233,11 +252,11 @@ class FindMixin:
                         elif have is not matched:
                             target[skey] = {**have, **matched}
                 if link:
-                    self._follow_edge(conn, m, e, child, link, hits, rows, nxt)
+                    self._follow_edge(db, m, e, child, link, hits, rows, nxt)
         return {t: pks for t, pks in nxt.items() if pks}
 
     def _follow_edge(
-        self, conn: sa.Connection, m: Mapping, e: Edge, child: TableModel,
+        self, db: _Reader, m: Mapping, e: Edge, child: TableModel,
         link: dict[Any, dict[str, dict[Identifier, None]]],
         hits: dict[str, dict[Key, _Entry]], rows: dict[str, dict[Key, Any]],
         nxt: dict[str, set[Key]],
@@ -264,7 +283,7 @@ class FindMixin:
                 where = in_values(self._dialect, ccols[0], chunk, ccols[0].type)
             else:
                 where = tuple_in(ccols, chunk)
-            for row in conn.execute(self._select(cols, tids).where(where)).all():
+            for row in db.all(self._select(cols, tids).where(where)):
                 keyv = link_of(row)
                 owners = link.get(keyv)
                 if not owners:
@@ -298,6 +317,43 @@ class FindMixin:
             if value is not None:
                 out[Identifier(itype, value)] = None
         return tuple(out)
+
+
+class _Reader:
+    """Runs find's queries, on a worker thread when ``meanwhile`` has work for this one.
+
+    The server takes a while to read child rows; the calling thread spends that time
+    building findings instead of waiting (``meanwhile`` runs once, for the next query).
+    """
+
+    def __init__(self, conn: sa.Connection, executor: cf.Executor | None) -> None:
+        self.conn = conn
+        self.executor = executor
+        self.meanwhile: Callable[[], None] | None = None
+
+    def all(self, stmt: sa.Executable) -> list[Any]:
+        work, self.meanwhile = self.meanwhile, None
+        if work is None or self.executor is None:
+            result = list(self.conn.execute(stmt).all())
+            if work is not None:
+                work()
+            return result
+        started = threading.Event()
+
+        def read() -> list[Any]:
+            started.set()
+            return list(self.conn.execute(stmt).all())
+
+        future = self.executor.submit(read)
+        # Let the worker send the query first: once it waits on the server it gives up the
+        # GIL; started the other way round it would wait for this thread's switch interval.
+        started.wait()
+        try:
+            work()
+        finally:
+            # Always wait: the connection must be idle again before anything else uses it.
+            result = future.result()
+        return result
 
 
 def _entry_of(owners: list[tuple[str, Identifier]], fields: dict[str, None]) -> _Entry:

@@ -83,6 +83,17 @@ class Mapping:
     def children(self, parent: str) -> list[Edge]:
         return [e for e in self.edges if e.parent == parent]
 
+    def descendants(self, tables: Iterable[str]) -> set[str]:
+        """Tables reachable from ``tables`` through one or more links."""
+        out: set[str] = set()
+        todo = list(tables)
+        while todo:
+            for e in self.children(todo.pop()):
+                if e.child not in out:
+                    out.add(e.child)
+                    todo.append(e.child)
+        return out
+
 
 def _unique_columns(table: sa.Table) -> set[str]:
     out = {c.name for c in table.columns if c.unique or c.primary_key}
