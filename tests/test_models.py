@@ -1,8 +1,19 @@
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 import pytest
 
-from erasure import Identifier, IdentifierType, Subject, UsageError
+from erasure import (
+    Finding,
+    Identifier,
+    IdentifierType,
+    ItemOutcome,
+    ItemStatus,
+    Subject,
+    UsageError,
+)
 
 
 @pytest.mark.parametrize(
@@ -48,3 +59,23 @@ def test_reprs_never_show_identifier_values() -> None:
     assert "secret.person" not in repr(ident)
     assert "secret.person" not in repr(subject)
     assert ident.type is IdentifierType.EMAIL
+
+
+@pytest.mark.parametrize("cls", [Identifier, Finding, ItemOutcome])
+def test_hot_values_keep_their_dataclass_constructor(cls: type) -> None:
+    """Their faster __init__ takes the same arguments, defaults included, and stays frozen."""
+    fields = dataclasses.fields(cls)
+    params = list(inspect.signature(cls).parameters.values())
+    assert [p.name for p in params] == [f.name for f in fields]
+    assert [p.default for p in params] == [
+        inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default for f in fields]
+    ident = Identifier(IdentifierType.EMAIL, "bob@example.org")
+    finding = Finding("crm", "r1", "ref", "contact", (ident,))
+    value = {Identifier: ident, Finding: finding,
+             ItemOutcome: ItemOutcome(finding, ItemStatus.DONE)}[cls]
+    by_keyword = cls(**{f.name: getattr(value, f.name) for f in fields})
+    assert by_keyword == value and hash(by_keyword) == hash(value)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(value, fields[0].name, None)
+    with pytest.raises(TypeError):
+        cls()

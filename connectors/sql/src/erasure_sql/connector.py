@@ -54,7 +54,8 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
         super().__init__(system, settings)
         try:
             url = sa.make_url(settings.url.get_secret_value())
-            self._engine = sa.create_engine(url, hide_parameters=True)
+            self._engine = sa.create_engine(url, hide_parameters=True,
+                                            connect_args=_connect_args(url))
         except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError):
             raise PermanentError(f"system {system}: invalid database URL or driver") from None
         if self._engine.dialect.name == "sqlite":
@@ -227,6 +228,15 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
                         outcome = (ItemStatus.DONE, None)
                     out.extend(ItemOutcome(f, outcome[0], error=outcome[1]) for f in by_pk[pk])
         yield from out
+
+
+def _connect_args(url: sa.URL) -> dict[str, Any]:
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() == "psycopg":
+        # Plan every statement for its own key arrays: psycopg would otherwise prepare a
+        # statement after five runs, and a generic plan knows neither the arrays' sizes nor
+        # their values (a key check on thousands of rows then re-reads the array per row).
+        return {"prepare_threshold": None}
+    return {}
 
 
 def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:

@@ -21,9 +21,9 @@ from .values import (
     Key,
     chunks,
     coerce,
+    db_normaliser,
     encode_ref,
     json_str,
-    normalise_db_value,
     python_type,
 )
 
@@ -155,7 +155,7 @@ class FindMixin:
         append = out.append
         system, tname, refs = self.system, tm.name, self._refs
         pos = self._positions(m, tm)
-        ident_at = [(itype, pos[col]) for itype, col in tm.identifiers]
+        ident_at = [(itype, pos[col], db_normaliser(itype)) for itype, col in tm.identifiers]
         related_of = self._related
         # Entries are shared between rows: turn each into (subject, matched, fields) once.
         plans: dict[int, list[tuple[str, tuple[Identifier, ...], tuple[str, ...]]]] = {}
@@ -308,12 +308,13 @@ class FindMixin:
                         new.add(pk)
 
     @staticmethod
-    def _related(ident_at: list[tuple[IdentifierType, int]], row: Any) -> tuple[Identifier, ...]:
-        if not ident_at:
-            return ()
+    def _related(
+        ident_at: list[tuple[IdentifierType, int, Callable[[Any], str | None]]], row: Any
+    ) -> tuple[Identifier, ...]:
         out: dict[Identifier, None] = {}
-        for itype, i in ident_at:
-            value = normalise_db_value(itype, row[i])
+        for itype, i, normalise in ident_at:
+            raw = row[i]
+            value = None if raw is None else normalise(raw)
             if value is not None:
                 out[Identifier(itype, value)] = None
         return tuple(out)

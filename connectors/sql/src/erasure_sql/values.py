@@ -20,6 +20,7 @@ __all__ = [
     "Key",
     "chunks",
     "coerce",
+    "db_normaliser",
     "decode_ref",
     "encode_ref",
     "json_safe",
@@ -131,25 +132,62 @@ def decode_ref(ref: str) -> tuple[str, tuple[Any, ...]] | None:
     return data[0], tuple(data[1])
 
 
-def normalise_db_value(itype: IdentifierType, value: Any) -> str | None:
-    """The host's normal form of an identifier read from a row (cheap paths first)."""
-    if value is None:
-        return None
-    text = str(value).strip()
+def _email(value: Any) -> str | None:
+    text = value.strip() if type(value) is str else str(value).strip()
+    return text.lower() if "@" in text else None
+
+
+def _phone(value: Any) -> str | None:
+    text = value.strip() if type(value) is str else str(value).strip()
+    if _E164.match(text):
+        return text
+    return _parsed(IdentifierType.PHONE, text)
+
+
+def _plain(value: Any) -> str | None:
+    text = value.strip() if type(value) is str else str(value).strip()
+    return text if text and text.isprintable() else None
+
+
+def _name(value: Any) -> str | None:
+    text = _plain(value)
+    return " ".join(text.split()) if text else None
+
+
+def _parsed(itype: IdentifierType, text: str) -> str | None:
     if not text:
         return None
-    if itype is IdentifierType.EMAIL:
-        return text.lower() if "@" in text else None
-    if itype is IdentifierType.PHONE and _E164.match(text):
-        return text
-    if itype in (IdentifierType.CUSTOMER_ID, IdentifierType.USER_ID, IdentifierType.NAME):
-        if not text.isprintable():
-            return None
-        return " ".join(text.split()) if itype is IdentifierType.NAME else text
     try:
         return Identifier.parse(itype, text).value
     except Exception:  # noqa: BLE001 - any unparsable value is simply not an identifier
         return None
+
+
+_NORMALISERS: dict[IdentifierType, Any] = {
+    IdentifierType.EMAIL: _email,
+    IdentifierType.PHONE: _phone,
+    IdentifierType.CUSTOMER_ID: _plain,
+    IdentifierType.USER_ID: _plain,
+    IdentifierType.NAME: _name,
+}
+
+
+def db_normaliser(itype: IdentifierType) -> Any:
+    """A function giving the host's normal form of an identifier read from a row, or None.
+
+    Cheap paths for the common types; anything else goes through ``Identifier.parse``.
+    """
+    fn = _NORMALISERS.get(itype)
+    if fn is not None:
+        return fn
+    return lambda value: _parsed(itype, str(value).strip())
+
+
+def normalise_db_value(itype: IdentifierType, value: Any) -> str | None:
+    """The host's normal form of an identifier read from a row (cheap paths first)."""
+    if value is None:
+        return None
+    return db_normaliser(itype)(value)
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
