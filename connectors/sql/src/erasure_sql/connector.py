@@ -26,6 +26,7 @@ from .erase import EraseMixin, Tx
 from .finding import FindMixin
 from .grouping import Group, group_findings, int_ref_heads
 from .mapping import Mapping, build_mapping
+from .overlap import Overlapped
 from .queries import param_limit, pk_filter
 from .settings import SqlSettings
 from .values import Key, chunks, json_safe
@@ -102,9 +103,9 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
             executor.shutdown(wait=True)
         self._engine.dispose()
 
-    def _reader_executor(self) -> cf.Executor | None:
-        """The thread find's queries run on while findings are built (not for SQLite,
-        whose connections stay on the thread that opened them)."""
+    def _worker(self) -> cf.Executor | None:
+        """The thread statements run on while findings or outcomes are built (see
+        :mod:`erasure_sql.overlap`); none for SQLite, whose connections keep to one thread."""
         if self._dialect == "sqlite":
             return None
         with self._lock:
@@ -169,7 +170,7 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
         # One transaction holds up to about max_params rows (so a batch of a few thousand
         # subjects commits once); chunks of one table never exceed it.
         with db_errors("delete"), self._engine.connect() as conn:
-            tx = Tx(conn, self._limit)
+            tx = Tx(Overlapped(conn, self._worker()), self._limit)
             if not anonymise_only:
                 self._precheck_blockers(conn, m, grouped)
             for tname in m.delete_order:
@@ -186,8 +187,8 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
                     rules = {**tm.rules, **tm.unlink}
                     out.extend(self._anonymise_table(tx, tm, group, rules))
                 else:
-                    out.extend(self._delete_table(tx, m, tm, group))
-            conn.commit()
+                    self._delete_table(tx, m, tm, group)
+            out.extend(tx.finish())
         return out
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from erasure import ItemOutcome, ItemStatus, PermanentError
 from .anonymise import pending_changes
 from .grouping import Group
 from .mapping import Edge, Mapping, TableModel, is_blocking
+from .overlap import Overlapped
 from .queries import pk_filter, tuple_in
 from .settings import AnonymiseRule
 from .values import Key, chunks
@@ -24,21 +26,41 @@ class Tx:
     """A connection whose transaction is committed before it holds more than ``limit`` rows.
 
     A batch of a few thousand rows commits once (children and parents together); larger
-    calls commit every ``limit`` rows, always between chunks.
+    calls commit every ``limit`` rows, always between chunks. Outcomes of a table done are
+    built while the next statement runs (:meth:`later`); :meth:`finish` commits and
+    returns them all.
     """
 
-    def __init__(self, conn: sa.Connection, limit: int) -> None:
-        self.conn = conn
+    def __init__(self, db: Overlapped, limit: int) -> None:
+        self.db = db
+        self.conn = db.conn
         self.limit = limit
         self.pending = 0
+        self.outcomes: list[ItemOutcome] = []
+        self._later: list[Callable[[], list[ItemOutcome]]] = []
 
     def budget(self, rows: int) -> None:
         """Account for ``rows`` more rows, committing first if they would not fit."""
         if self.pending and self.pending + rows > self.limit:
-            self.conn.commit()
+            self.db.run(self.conn.commit)
             self.pending = 0
         self.pending += rows
 
+    def later(self, make: Callable[[], list[ItemOutcome]]) -> None:
+        """Build these outcomes during the next statement (or at the end)."""
+        self._later.append(make)
+        self.db.meanwhile = self._settle
+
+    def _settle(self) -> None:
+        for make in self._later:
+            self.outcomes.extend(make())
+        self._later.clear()
+
+    def finish(self) -> list[ItemOutcome]:
+        """Commit, and return every outcome."""
+        self.db.run(self.conn.commit)
+        self._settle()
+        return self.outcomes
 
 
 class EraseMixin:
@@ -116,8 +138,11 @@ class EraseMixin:
                 if blocker is not None:
                     raise self._blocked_error(m, blocker)
 
-    def _delete_table(self, tx: Tx, m: Mapping, tm: TableModel, group: Group) -> list[ItemOutcome]:
-        """Delete rows by primary key, in chunks, in the transaction of ``tx``."""
+    def _delete_table(self, tx: Tx, m: Mapping, tm: TableModel, group: Group) -> None:
+        """Delete rows by primary key, in chunks, in the transaction of ``tx``.
+
+        The outcomes are left to ``tx`` to build (see :meth:`Tx.later`).
+        """
         conn = tx.conn
         blocking, cascading = self._referencing(m, tm)
         # SQLite savepoints are unreliable through pysqlite: check blocking links up front
@@ -136,7 +161,7 @@ class EraseMixin:
             nested = conn.begin_nested() if savepoint else None
             try:
                 if tids is not None and nested is not None:
-                    if self._delete_by_tid(conn, tm, chunk, tids):
+                    if self._delete_by_tid(tx.db, tm, chunk, tids):
                         nested.commit()
                         continue
                     nested.rollback()
@@ -155,7 +180,7 @@ class EraseMixin:
                     raise self._blocked_error(m, blocker) from None
                 raise PermanentError(
                     f"delete rows of {tm.name}: integrity constraint violated") from None
-        return _outcomes(group, already)
+        tx.later(functools.partial(_outcomes, group, already))
 
     def _delete_by_key(
         self, conn: sa.Connection, tm: TableModel, chunk: Sequence[Key],
@@ -185,7 +210,7 @@ class EraseMixin:
         return set(chunk).difference(map(tuple, rows)), nested
 
     def _delete_by_tid(
-        self, conn: sa.Connection, tm: TableModel, chunk: Sequence[Key], tids: dict[Key, str]
+        self, db: Overlapped, tm: TableModel, chunk: Sequence[Key], tids: dict[Key, str]
     ) -> bool:
         """Delete the rows of ``chunk`` where find saw them (ctid); True if all of them went.
 
@@ -201,7 +226,7 @@ class EraseMixin:
         literal = "{" + ",".join(f'"{t}"' for t in places) + "}"
         at_places = sa.text("ctid = ANY(CAST(:places AS tid[]))").bindparams(places=literal)
         ours = pk_filter(tm.table, tm.pk, chunk, self._dialect).is_(sa.true())
-        count = conn.execute(sa.delete(tm.table).where(at_places, ours)).rowcount
+        count = db.rowcount(sa.delete(tm.table).where(at_places, ours))
         return count == len(chunk)
 
     def _anonymise_table(

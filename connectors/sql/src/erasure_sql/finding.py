@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import functools
 import operator
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -15,6 +14,7 @@ from erasure import Finding, Identifier, IdentifierType, Subject
 
 from .dberrors import db_errors
 from .mapping import Edge, Mapping, TableModel
+from .overlap import Overlapped
 from .queries import in_values, tuple_in
 from .values import (
     NO_MATCH,
@@ -54,7 +54,7 @@ class FindMixin:
     _tids: dict[str, dict[Key, str]]
     _refs: dict[str, tuple[str, Key]]
 
-    def _reader_executor(self) -> cf.Executor | None:
+    def _worker(self) -> cf.Executor | None:
         raise NotImplementedError
 
     def mapping(self) -> Mapping:
@@ -132,7 +132,7 @@ class FindMixin:
                         self._emit(m, tm, hits[tname], rows[tname], out)
 
         with db_errors("find"), self._engine.connect() as conn:
-            db = _Reader(conn, self._reader_executor())
+            db = Overlapped(conn, self._worker())
             for tm in m.tables.values():
                 cols = self._columns(m, tm)
                 for itype, col in tm.identifiers:
@@ -178,7 +178,7 @@ class FindMixin:
                 append(Finding(system, skey, ref, tname, matched, fields, related))
 
     def _find_direct(
-        self, db: _Reader, tm: TableModel, cols: list[sa.Column[Any]],
+        self, db: Overlapped, tm: TableModel, cols: list[sa.Column[Any]],
         itype: IdentifierType, col: str,
         index: dict[tuple[IdentifierType, str], list[tuple[str, Identifier]]],
         table_hits: dict[Key, _Entry], table_rows: dict[Key, Any],
@@ -225,7 +225,7 @@ class FindMixin:
         return new
 
     def _follow(
-        self, db: _Reader, m: Mapping, frontier: dict[str, set[Key]],
+        self, db: Overlapped, m: Mapping, frontier: dict[str, set[Key]],
         hits: dict[str, dict[Key, _Entry]], rows: dict[str, dict[Key, Any]],
     ) -> dict[str, set[Key]]:
         """Find child rows of the rows in ``frontier``; return the rows new or changed."""
@@ -256,7 +256,7 @@ class FindMixin:
         return {t: pks for t, pks in nxt.items() if pks}
 
     def _follow_edge(
-        self, db: _Reader, m: Mapping, e: Edge, child: TableModel,
+        self, db: Overlapped, m: Mapping, e: Edge, child: TableModel,
         link: dict[Any, dict[str, dict[Identifier, None]]],
         hits: dict[str, dict[Key, _Entry]], rows: dict[str, dict[Key, Any]],
         nxt: dict[str, set[Key]],
@@ -318,43 +318,6 @@ class FindMixin:
             if value is not None:
                 out[Identifier(itype, value)] = None
         return tuple(out)
-
-
-class _Reader:
-    """Runs find's queries, on a worker thread when ``meanwhile`` has work for this one.
-
-    The server takes a while to read child rows; the calling thread spends that time
-    building findings instead of waiting (``meanwhile`` runs once, for the next query).
-    """
-
-    def __init__(self, conn: sa.Connection, executor: cf.Executor | None) -> None:
-        self.conn = conn
-        self.executor = executor
-        self.meanwhile: Callable[[], None] | None = None
-
-    def all(self, stmt: sa.Executable) -> list[Any]:
-        work, self.meanwhile = self.meanwhile, None
-        if work is None or self.executor is None:
-            result = list(self.conn.execute(stmt).all())
-            if work is not None:
-                work()
-            return result
-        started = threading.Event()
-
-        def read() -> list[Any]:
-            started.set()
-            return list(self.conn.execute(stmt).all())
-
-        future = self.executor.submit(read)
-        # Let the worker send the query first: once it waits on the server it gives up the
-        # GIL; started the other way round it would wait for this thread's switch interval.
-        started.wait()
-        try:
-            work()
-        finally:
-            # Always wait: the connection must be idle again before anything else uses it.
-            result = future.result()
-        return result
 
 
 def _entry_of(owners: list[tuple[str, Identifier]], fields: dict[str, None]) -> _Entry:
