@@ -136,6 +136,9 @@ def _direct_init(cls: type[_T]) -> type[_T]:
     return cls
 
 
+_OK_STATUSES = frozenset({ItemStatus.DONE, ItemStatus.ALREADY_DONE, ItemStatus.RETAINED})
+
+
 def _normalise_email(value: str) -> str:
     from email_validator import EmailNotValidError, validate_email
 
@@ -297,4 +300,4 @@ class ItemOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.status in (ItemStatus.DONE, ItemStatus.ALREADY_DONE, ItemStatus.RETAINED)
+        return self.status in _OK_STATUSES

@@ -31,6 +31,10 @@ __all__ = ["FindMixin"]
 
 _TID_CACHE = 500_000  # rows whose ctid is remembered between find and delete
 _REF_MEMO = 500_000  # refs handed out by find, remembered decoded
+# Child rows final when read come in up to _PARTS parts (of at least _MIN_PART parent keys):
+# each part's findings are built while the server reads the next.
+_PARTS = 4
+_MIN_PART = 200
 
 _Hit = tuple[dict[Identifier, None], dict[str, None]]  # matched identifiers, matched fields
 _Entry = dict[str, _Hit]  # subject key -> its match on one row
@@ -119,18 +123,7 @@ class FindMixin:
             self._tids.clear()
         if len(self._refs) > _REF_MEMO:
             self._refs.clear()
-        out: list[Finding] = []
-        emitted: set[str] = set()
-
-        def emit_settled(busy: set[str]) -> None:
-            """Emit the tables whose rows can no longer change: none reachable from ``busy``."""
-            later = m.descendants(busy)
-            for tname, tm in m.tables.items():
-                if tname not in emitted and tname not in later:
-                    emitted.add(tname)
-                    if hits[tname]:
-                        self._emit(m, tm, hits[tname], rows[tname], out)
-
+        emitter = _Emitter(self, m, hits, rows)
         with db_errors("find"), self._engine.connect() as conn:
             db = Overlapped(conn, self._worker())
             for tm in m.tables.values():
@@ -141,11 +134,11 @@ class FindMixin:
                     frontier.setdefault(tm.name, set()).update(new)
             while frontier:
                 # Findings of settled tables are built while the server reads child rows.
-                db.meanwhile = functools.partial(emit_settled, set(frontier))
-                frontier = self._follow(db, m, frontier, hits, rows)
+                db.meanwhile = functools.partial(emitter.settled, set(frontier))
+                frontier = self._follow(db, m, frontier, hits, rows, emitter)
                 db.meanwhile = None
-        emit_settled(set())
-        return out
+        emitter.settled(set())
+        return emitter.out
 
     def _emit(
         self, m: Mapping, tm: TableModel, table_hits: dict[Key, _Entry],
@@ -227,9 +220,11 @@ class FindMixin:
     def _follow(
         self, db: Overlapped, m: Mapping, frontier: dict[str, set[Key]],
         hits: dict[str, dict[Key, _Entry]], rows: dict[str, dict[Key, Any]],
+        emitter: _Emitter,
     ) -> dict[str, set[Key]]:
         """Find child rows of the rows in ``frontier``; return the rows new or changed."""
         nxt: dict[str, set[Key]] = {}
+        unsettled = m.descendants(frontier)
         for parent, pks in frontier.items():
             ppos = self._positions(m, m.tables[parent])
             parent_rows, parent_hits = rows[parent], hits[parent]
@@ -252,16 +247,25 @@ class FindMixin:
                         elif have is not matched:
                             target[skey] = {**have, **matched}
                 if link:
-                    self._follow_edge(db, m, e, child, link, hits, rows, nxt)
+                    # Rows that only this link can reach, from parents that will not change,
+                    # are final once read: their findings are built part by part.
+                    stream = (parent not in unsettled and not hits[child.name]
+                              and _only_way_in(m, e))
+                    self._follow_edge(db, m, e, child, link, hits, rows, nxt,
+                                      emitter if stream else None)
         return {t: pks for t, pks in nxt.items() if pks}
 
     def _follow_edge(
         self, db: Overlapped, m: Mapping, e: Edge, child: TableModel,
         link: dict[Any, dict[str, dict[Identifier, None]]],
         hits: dict[str, dict[Key, _Entry]], rows: dict[str, dict[Key, Any]],
-        nxt: dict[str, set[Key]],
+        nxt: dict[str, set[Key]], emitter: _Emitter | None = None,
     ) -> None:
-        """Read the child rows whose link columns hold a key of ``link``; record their hits."""
+        """Read the child rows whose link columns hold a key of ``link``; record their hits.
+
+        With ``emitter`` the rows are read in parts, each part's findings built while the
+        server reads the next (the caller has checked that these rows are final).
+        """
         cols = self._columns(m, child)
         cpos = {c.name: i for i, c in enumerate(cols)}
         ccols = [child.col(c) for c in e.child_cols]
@@ -278,17 +282,16 @@ class FindMixin:
         shared: dict[Any, _Entry] = {}
         # Rows whose hits are new or grew are followed further, if the child has children.
         new = nxt.setdefault(child.name, set()) if m.children(child.name) else None
-        for chunk in chunks(list(link), (self._limit - 1) // len(ccols)):
-            if single:
-                where = in_values(self._dialect, ccols[0], chunk, ccols[0].type)
-            else:
-                where = tuple_in(ccols, chunk)
-            for row in db.all(self._select(cols, tids).where(where)):
+
+        def record(result: list[Any]) -> list[Key]:
+            got = []
+            for row in result:
                 keyv = link_of(row)
                 owners = link.get(keyv)
                 if not owners:
                     continue
                 pk = pk_of(row)
+                got.append(pk)
                 if child_rows is not None:
                     child_rows[pk] = row
                 if tids is not None:
@@ -306,6 +309,30 @@ class FindMixin:
                     child_hits[pk] = merged
                     if grew and new is not None:
                         new.add(pk)
+            return got
+
+        keys = list(link)
+        size = (self._limit - 1) // len(ccols)
+        if emitter is not None and db.executor is not None:
+            size = min(size, max(_MIN_PART, -(-len(keys) // _PARTS)))
+            emitter.claim(child.name)
+        else:
+            emitter = None
+        last: list[Any] | None = None
+        for chunk in chunks(keys, size):
+            if single:
+                where = in_values(self._dialect, ccols[0], chunk, ccols[0].type)
+            else:
+                where = tuple_in(ccols, chunk)
+            if emitter is not None and last is not None:
+                db.meanwhile = functools.partial(emitter.part, child, record, last)
+            result = db.all(self._select(cols, tids).where(where))
+            if emitter is None:
+                record(result)
+            else:
+                last = result
+        if emitter is not None and last is not None:
+            emitter.part(child, record, last)
 
     @staticmethod
     def _related(
@@ -318,6 +345,47 @@ class FindMixin:
             if value is not None:
                 out[Identifier(itype, value)] = None
         return tuple(out)
+
+
+def _only_way_in(m: Mapping, e: Edge) -> bool:
+    """Whether link ``e`` is the only way to rows of its child table (no identifier columns,
+    no other link into it, no cycle back to it)."""
+    child = m.tables[e.child]
+    return (not child.identifiers
+            and [x for x in m.edges if x.child == e.child] == [e]
+            and e.child not in m.descendants([e.child]))
+
+
+class _Emitter:
+    """Builds the findings of one find call: table by table as tables settle, or part by
+    part for rows that are final when read."""
+
+    def __init__(self, finder: FindMixin, m: Mapping, hits: dict[str, dict[Key, _Entry]],
+                 rows: dict[str, dict[Key, Any]]) -> None:
+        self.finder, self.m, self.hits, self.rows = finder, m, hits, rows
+        self.out: list[Finding] = []
+        self.done: set[str] = set()
+
+    def settled(self, busy: set[str]) -> None:
+        """Emit the tables whose rows can no longer change: none reachable from ``busy``."""
+        later = self.m.descendants(busy)
+        for tname, tm in self.m.tables.items():
+            if tname not in self.done and tname not in later:
+                self.done.add(tname)
+                if self.hits[tname]:
+                    self.finder._emit(self.m, tm, self.hits[tname], self.rows[tname], self.out)
+
+    def claim(self, table: str) -> None:
+        """``table`` is emitted part by part (by :meth:`part`), not when it settles."""
+        self.done.add(table)
+
+    def part(self, tm: TableModel, record: Callable[[list[Any]], list[Key]],
+             result: list[Any]) -> None:
+        """Record one part of a claimed table's rows and emit their findings."""
+        table_hits = self.hits[tm.name]
+        part = {pk: table_hits[pk] for pk in record(result)}
+        if part:
+            self.finder._emit(self.m, tm, part, self.rows[tm.name], self.out)
 
 
 def _entry_of(owners: list[tuple[str, Identifier]], fields: dict[str, None]) -> _Entry:
