@@ -16,7 +16,7 @@ ENGINES = ["sqlite", "postgresql", "mariadb"]
 _reachable: dict[str, str | None] = {}
 
 
-def _unreachable(url: str) -> str | None:
+def unreachable(url: str) -> str | None:
     """None if the server answers, else the reason (cached per session)."""
     if url not in _reachable:
         engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
@@ -94,7 +94,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Db]:
         d.close()
         return
     admin_url = PG_URL if kind == "postgresql" else MY_URL
-    reason = _unreachable(admin_url)
+    reason = unreachable(admin_url)
     if reason:
         pytest.skip(f"{kind}: {reason}")
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")

@@ -15,7 +15,7 @@ from .anonymise import pending_changes
 from .grouping import Group
 from .mapping import Edge, Mapping, TableModel, is_blocking
 from .overlap import Overlapped
-from .queries import pk_filter, tuple_in
+from .queries import at_places, pk_filter, tuple_in
 from .settings import AnonymiseRule
 from .values import Key, chunks
 
@@ -223,10 +223,8 @@ class EraseMixin:
         places = [tids.pop(pk, None) for pk in chunk]
         if None in places:
             return False
-        literal = "{" + ",".join(f'"{t}"' for t in places) + "}"
-        at_places = sa.text("ctid = ANY(CAST(:places AS tid[]))").bindparams(places=literal)
         ours = pk_filter(tm.table, tm.pk, chunk, self._dialect).is_(sa.true())
-        count = db.rowcount(sa.delete(tm.table).where(at_places, ours))
+        count = db.rowcount(sa.delete(tm.table).where(at_places(places), ours))
         return count == len(chunk)
 
     def _anonymise_table(

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-__all__ = ["in_values", "param_limit", "pk_filter", "tuple_in"]
+__all__ = ["at_places", "in_values", "param_limit", "pk_filter", "tuple_in"]
 
 _LIMITS = {"sqlite": 999, "postgresql": 30000, "mysql": 30000, "mariadb": 30000}
 
@@ -46,6 +46,22 @@ class _Untyped(sa.types.UserDefinedType[str]):
 
     def get_col_spec(self, **_kw: Any) -> str:
         return "TEXT"
+
+
+def at_places(places: Sequence[str]) -> Any:
+    """``ctid = ANY(:places)`` (PostgreSQL): rows at these physical places, one parameter."""
+    literal = "{" + ",".join(f'"{p}"' for p in places) + "}"
+    array = sa.bindparam(None, literal, type_=_Untyped())
+    return sa.literal_column("ctid") == sa.any_(sa.cast(array, postgresql.ARRAY(_Tid())))
+
+
+class _Tid(sa.types.UserDefinedType[str]):
+    """PostgreSQL's row place type."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "tid"
 
 
 def in_values(dialect: str, expr: Any, values: Sequence[Any], type_: Any) -> Any:

@@ -1,0 +1,115 @@
+"""Large batches: child rows read in parts and statements overlapped with building results.
+
+These paths only start above a few hundred parent rows and only off SQLite, so the small
+scenario schemas never reach them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from erasure_sql.overlap import Overlapped
+from sql_fixtures import MY_URL, PG_URL, Db, unreachable
+
+from erasure import Identifier, IdentifierType, ItemStatus, Subject
+
+E = IdentifierType.EMAIL
+N = 900  # parent rows matched: four parts of child rows
+
+
+def shop(db: Db) -> None:
+    sa.Table("customers", db.meta,
+             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("email", sa.String(255), nullable=False))
+    sa.Table("orders", db.meta,
+             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id"), nullable=False))
+    sa.Table("lines", db.meta,
+             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False))
+    db.create()
+    # customer c has orders 10c and 10c+1 (order 10c has one line); every other customer is
+    # a neighbour whose rows must survive.
+    db.insert("customers", *({"id": c, "email": f"user{c}@example.org"} for c in range(2 * N)))
+    db.insert("orders", *({"id": 10 * c + k, "customer_id": c}
+                          for c in range(2 * N) for k in range(2)))
+    db.insert("lines", *({"id": 10 * c, "order_id": 10 * c} for c in range(2 * N)))
+
+
+def subjects(ids: range) -> list[Subject]:
+    return [Subject(f"r{c}", (Identifier(E, f"user{c}@example.org"),)) for c in ids]
+
+
+def test_a_large_batch_finds_exactly_its_rows_and_erases_only_them(db: Db) -> None:
+    shop(db)
+    c = db.connector({"customers": {"identifiers": {"email": "email"}}, "orders": {},
+                      "lines": {}})
+    mine = range(0, 2 * N, 2)  # every even customer
+    found = list(c.find(subjects(mine)))
+    got = {(f.subject, f.kind, json.loads(f.ref)[1][0]) for f in found}
+    want = ({(f"r{x}", "customers", x) for x in mine}
+            | {(f"r{x}", "orders", 10 * x + k) for x in mine for k in range(2)}
+            | {(f"r{x}", "lines", 10 * x) for x in mine})
+    assert got == want
+    assert len(found) == len(want), "each row once per subject"
+    by_kind = {f.kind: f for f in found}
+    assert by_kind["orders"].fields == ("customer_id",)
+    assert by_kind["customers"].related == (by_kind["customers"].matched[0],)
+    outcomes = list(c.delete(found))
+    assert {o.status for o in outcomes} == {ItemStatus.DONE}
+    assert len(outcomes) == len(found)
+    assert {r["id"] for r in db.rows("customers")} == set(range(1, 2 * N, 2))
+    assert {r["customer_id"] for r in db.rows("orders")} == set(range(1, 2 * N, 2))
+    assert len(db.rows("lines")) == N
+    assert list(c.find(subjects(mine))) == []
+
+
+def test_a_subject_sharing_a_parent_row_is_found_on_its_children(db: Db) -> None:
+    """Two subjects matching one customer row both get its orders (shared entries)."""
+    shop(db)
+    c = db.connector({"customers": {"identifiers": {"email": "email"}}, "orders": {}})
+    twin = Subject("twin", (Identifier(E, "user7@example.org"),))
+    found = list(c.find([*subjects(range(N)), twin]))
+    orders_of = {}
+    for f in found:
+        if f.kind == "orders":
+            orders_of.setdefault(f.subject, set()).add(json.loads(f.ref)[1][0])
+    assert orders_of["twin"] == orders_of["r7"] == {70, 71}
+    assert len(orders_of) == N + 1
+
+
+@pytest.fixture(params=[PG_URL, MY_URL], ids=["postgresql", "mariadb"])
+def server(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
+    """A server engine (SQLite is not one: its connections keep to their thread)."""
+    reason = unreachable(request.param)
+    if reason:
+        pytest.skip(reason)
+    engine = sa.create_engine(request.param)
+    yield engine
+    engine.dispose()
+
+
+def test_overlapped_work_runs_beside_the_statement_and_errors_surface(
+    server: sa.Engine,
+) -> None:
+    with cf.ThreadPoolExecutor(1) as pool, server.connect() as conn:
+        db = Overlapped(conn, pool)
+        seen = []
+        db.meanwhile = lambda: seen.append("work")
+        assert db.all(sa.select(sa.literal(1))) == [(1,)]
+        assert seen == ["work"] and db.meanwhile is None
+        db.meanwhile = lambda: 1 / 0  # work fails: raised after the statement is done
+        with pytest.raises(ZeroDivisionError):
+            db.all(sa.select(sa.literal(2)))
+        conn.rollback()
+        seen.clear()
+        db.meanwhile = lambda: seen.append("work")  # the statement fails: work still ran
+        with pytest.raises(sa.exc.DBAPIError):
+            db.all(sa.select(sa.text("no_such_column")))
+        assert seen == ["work"]
+        conn.rollback()
+        assert db.all(sa.select(sa.literal(3))) == [(3,)]
