@@ -71,8 +71,8 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
         self._heads: dict[str, str] | None = None
         self._executor: cf.ThreadPoolExecutor | None = None
         self._tids: dict[str, dict[Key, str]] = {}  # see FindMixin._tid_cache
-        # refs handed out by find -> (table, typed primary key): spares decoding them again.
-        self._refs: dict[str, tuple[str, Key]] = {}
+        # table -> refs handed out by find -> typed primary key: spares decoding them again.
+        self._refs: dict[str, dict[str, Key]] = {}
 
     # setup ---------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ class FindMixin:
     _limit: int
     _dialect: str
     _tids: dict[str, dict[Key, str]]
-    _refs: dict[str, tuple[str, Key]]
+    _refs: dict[str, dict[str, Key]]
 
     def _worker(self) -> cf.Executor | None:
         raise NotImplementedError
@@ -121,7 +121,7 @@ class FindMixin:
         frontier: dict[str, set[Key]] = {}
         if sum(map(len, self._tids.values())) > _TID_CACHE:
             self._tids.clear()
-        if len(self._refs) > _REF_MEMO:
+        if sum(map(len, self._refs.values())) > _REF_MEMO:
             self._refs.clear()
         emitter = _Emitter(self, m, hits, rows)
         with db_errors("find"), self._engine.connect() as conn:
@@ -146,7 +146,8 @@ class FindMixin:
     ) -> None:
         """Append the findings of one table's matched rows to ``out``."""
         append = out.append
-        system, tname, refs = self.system, tm.name, self._refs
+        system, tname = self.system, tm.name
+        refs = self._refs.setdefault(tname, {})
         pos = self._positions(m, tm)
         ident_at = [(itype, pos[col], db_normaliser(itype)) for itype, col in tm.identifiers]
         related_of = self._related
@@ -162,7 +163,7 @@ class FindMixin:
                 ref = f"{int_prefix}{pk[0]}]]"
             else:
                 ref = encode_ref(tname, pk)
-            refs[ref] = (tname, pk)
+            refs[ref] = pk
             plan = plans.get(id(entry))
             if plan is None:
                 plan = plans[id(entry)] = [(skey, tuple(matched), tuple(fields))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 from erasure import Finding
@@ -47,45 +48,62 @@ def int_ref_heads(m: Mapping) -> dict[str, str]:
 
 
 def group_findings(
-    m: Mapping, heads: dict[str, str], memo: dict[str, tuple[str, Key]],
+    m: Mapping, heads: dict[str, str], memo: dict[str, dict[str, Key]],
     findings: Sequence[Finding],
 ) -> tuple[dict[str, Group], list[Finding]]:
     """Findings by table; the second list holds references not in this mapping.
 
-    ``memo`` holds refs this connector handed out, decoded (the usual case in one process).
+    ``memo`` holds, per table, the refs this connector handed out with their keys (the usual
+    case in one process); a finding's kind says which table's memo to try first.
     """
+    by_kind: dict[str, list[Finding]] = {}
+    last, same = None, None
+    for f in findings:  # findings come table by table: one lookup per run of a kind
+        if f.kind != last:
+            last = f.kind
+            same = by_kind.setdefault(last, [])
+        same.append(f)  # type: ignore[union-attr]
     groups: dict[str, Group] = {}
     bad: list[Finding] = []
-    for f in findings:
-        known = memo.get(f.ref)
-        if known is not None:
-            tname, pk = known
-            g = groups.get(tname)
-            if g is None:
-                g = groups[tname] = Group()
-            g.pks.append(pk)
-            g.findings.append(f)
+    for kind, fs in by_kind.items():
+        table_memo = memo.get(kind)
+        pks = list(map(table_memo.get, map(_ref, fs))) if table_memo else [None] * len(fs)
+        if None not in pks:
+            _add(groups, kind, pks, fs)
             continue
-        head, _sep, tail = f.ref.rpartition(",[")
-        tname = heads.get(head)
-        digits = tail[:-2]
-        if (
-            tname is not None and tail.endswith("]]") and digits.isascii() and digits.isdigit()
-            and (digits[0] != "0" or digits == "0")
-        ):
-            pk: Key = (int(digits),)
-        else:
-            decoded = _decode(m, f.ref)
+        for f, pk in zip(fs, pks, strict=True):
+            if pk is not None:
+                _add(groups, kind, [pk], [f])
+                continue
+            decoded = _decode_fast(m, heads, f.ref)
             if decoded is None:
                 bad.append(f)
-                continue
-            tname, pk = decoded
-        g = groups.get(tname)
-        if g is None:
-            g = groups[tname] = Group()
-        g.pks.append(pk)
-        g.findings.append(f)
+            else:
+                _add(groups, decoded[0], [decoded[1]], [f])
     return groups, bad
+
+
+_ref = operator.attrgetter("ref")
+
+
+def _add(groups: dict[str, Group], table: str, pks: list[Key], fs: list[Finding]) -> None:
+    g = groups.get(table)
+    if g is None:
+        g = groups[table] = Group()
+    g.pks.extend(pks)
+    g.findings.extend(fs)
+
+
+def _decode_fast(m: Mapping, heads: dict[str, str], ref: str) -> tuple[str, Key] | None:
+    head, _sep, tail = ref.rpartition(",[")
+    tname = heads.get(head)
+    digits = tail[:-2]
+    if (
+        tname is not None and tail.endswith("]]") and digits.isascii() and digits.isdigit()
+        and (digits[0] != "0" or digits == "0")
+    ):
+        return tname, (int(digits),)
+    return _decode(m, ref)
 
 
 def _decode(m: Mapping, ref: str) -> tuple[str, Key] | None:

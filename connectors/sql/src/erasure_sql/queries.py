@@ -50,7 +50,7 @@ class _Untyped(sa.types.UserDefinedType[str]):
 
 def at_places(places: Sequence[str]) -> Any:
     """``ctid = ANY(:places)`` (PostgreSQL): rows at these physical places, one parameter."""
-    literal = "{" + ",".join(f'"{p}"' for p in places) + "}"
+    literal = '{"' + '","'.join(places) + '"}' if places else "{}"
     array = sa.bindparam(None, literal, type_=_Untyped())
     return sa.literal_column("ctid") == sa.any_(sa.cast(array, postgresql.ARRAY(_Tid())))
 
@@ -68,7 +68,7 @@ def in_values(dialect: str, expr: Any, values: Sequence[Any], type_: Any) -> Any
     """``expr IN (...)``; on PostgreSQL ``expr = ANY(:array)``, one bound array parameter."""
     if dialect != "postgresql":
         return expr.in_(list(values))
-    if all(type(v) is int for v in values):
+    if values and set(map(type, values)) == {int}:
         # Still one bound parameter, written as an array literal the server casts: psycopg's
         # list adapter costs about a microsecond per element, str(int) a tenth of that.
         literal = "{" + ",".join(map(str, values)) + "}"
