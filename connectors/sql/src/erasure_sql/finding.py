@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
+import itertools
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -35,6 +36,7 @@ _REF_MEMO = 500_000  # refs handed out by find, remembered decoded
 # each part's findings are built while the server reads the next.
 _PARTS = 4
 _MIN_PART = 200
+_PART_WEIGHTS = {1: (1.0,), 2: (0.6, 0.4), 3: (0.4, 0.35, 0.25), 4: (0.32, 0.28, 0.24, 0.16)}
 
 _Hit = tuple[dict[Identifier, None], dict[str, None]]  # matched identifiers, matched fields
 _Entry = dict[str, _Hit]  # subject key -> its match on one row
@@ -315,12 +317,13 @@ class FindMixin:
         keys = list(link)
         size = (self._limit - 1) // len(ccols)
         if emitter is not None and db.executor is not None:
-            size = min(size, max(_MIN_PART, -(-len(keys) // _PARTS)))
+            parts = _shrinking_parts(keys, size)
             emitter.claim(child.name)
         else:
+            parts = list(chunks(keys, size))
             emitter = None
         last: list[Any] | None = None
-        for chunk in chunks(keys, size):
+        for chunk in parts:
             if single:
                 where = in_values(self._dialect, ccols[0], chunk, ccols[0].type)
             else:
@@ -346,6 +349,25 @@ class FindMixin:
             if value is not None:
                 out[Identifier(itype, value)] = None
         return tuple(out)
+
+
+def _shrinking_parts(keys: list[Any], limit: int) -> list[list[Any]]:
+    """``keys`` in up to _PARTS parts of at most ``limit``, each smaller than the one before.
+
+    The last part's findings are built after the last read, with nothing to overlap: it
+    should be small; the first part's read overlaps the parent table's findings: large.
+    """
+    n = len(keys)
+    count = max(1, min(_PARTS, n // _MIN_PART))
+    weights = _PART_WEIGHTS[count]
+    bounds = [0]
+    for w in weights[:-1]:
+        bounds.append(bounds[-1] + max(1, round(n * w)))
+    bounds.append(n)
+    out = []
+    for a, b in itertools.pairwise(bounds):
+        out.extend(keys[i:min(i + limit, b)] for i in range(a, b, limit))
+    return [p for p in out if p]
 
 
 def _only_way_in(m: Mapping, e: Edge) -> bool:
