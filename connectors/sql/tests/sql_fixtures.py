@@ -115,3 +115,25 @@ def db(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Db]:
             else:
                 conn.execute(sa.text(f"DROP DATABASE {q}"))
         admin.dispose()
+
+
+def numbered_shop(db: Db, customers: int, orders_each: int, *, lines: bool = False) -> None:
+    """customers(id, email = user<id>@example.org); orders 10*c + k of customer c; with
+    ``lines``, one line (id 10*c) on each customer's first order."""
+    sa.Table("customers", db.meta,
+             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("email", sa.String(255), nullable=False))
+    sa.Table("orders", db.meta,
+             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id"), nullable=False))
+    if lines:
+        sa.Table("lines", db.meta,
+                 sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                 sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False))
+    db.create()
+    db.insert("customers", *({"id": c, "email": f"user{c}@example.org"}
+                             for c in range(customers)))
+    db.insert("orders", *({"id": 10 * c + k, "customer_id": c}
+                          for c in range(customers) for k in range(orders_each)))
+    if lines:
+        db.insert("lines", *({"id": 10 * c, "order_id": 10 * c} for c in range(customers)))

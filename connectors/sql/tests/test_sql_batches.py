@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 from erasure_sql.overlap import Overlapped
-from sql_fixtures import MY_URL, PG_URL, Db, unreachable
+from sql_fixtures import MY_URL, PG_URL, Db, numbered_shop, unreachable
 
 from erasure import Identifier, IdentifierType, ItemStatus, Subject
 
@@ -22,22 +22,9 @@ N = 900  # parent rows matched: four parts of child rows
 
 
 def shop(db: Db) -> None:
-    sa.Table("customers", db.meta,
-             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-             sa.Column("email", sa.String(255), nullable=False))
-    sa.Table("orders", db.meta,
-             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-             sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id"), nullable=False))
-    sa.Table("lines", db.meta,
-             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-             sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False))
-    db.create()
     # customer c has orders 10c and 10c+1 (order 10c has one line); every other customer is
     # a neighbour whose rows must survive.
-    db.insert("customers", *({"id": c, "email": f"user{c}@example.org"} for c in range(2 * N)))
-    db.insert("orders", *({"id": 10 * c + k, "customer_id": c}
-                          for c in range(2 * N) for k in range(2)))
-    db.insert("lines", *({"id": 10 * c, "order_id": 10 * c} for c in range(2 * N)))
+    numbered_shop(db, 2 * N, 2, lines=True)
 
 
 def subjects(ids: range) -> list[Subject]:

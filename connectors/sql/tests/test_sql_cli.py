@@ -8,23 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import sqlalchemy as sa
-from sql_fixtures import Db
+from sql_fixtures import Db, numbered_shop
 
 N = 300  # customers; the even ones ask for erasure, in one batch
-
-
-def shop(db: Db) -> None:
-    sa.Table("customers", db.meta,
-             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-             sa.Column("email", sa.String(255), nullable=False))
-    sa.Table("orders", db.meta,
-             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-             sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id"), nullable=False))
-    db.create()
-    db.insert("customers", *({"id": c, "email": f"user{c}@example.org"} for c in range(N)))
-    db.insert("orders", *({"id": 10 * c + k, "customer_id": c}
-                          for c in range(N) for k in range(3)))
 
 
 def cli(*args: str, config: Path, url: str) -> subprocess.CompletedProcess[str]:
@@ -36,7 +22,7 @@ def cli(*args: str, config: Path, url: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_batch_of_erasures_through_the_cli(db: Db, tmp_path: Path) -> None:
-    shop(db)
+    numbered_shop(db, N, 3)
     schema = f'schema = "{db.schema}"\n' if db.schema else ""
     config = tmp_path / "erasure.toml"
     config.write_text(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
-import itertools
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -14,6 +13,8 @@ import sqlalchemy as sa
 from erasure import Finding, Identifier, IdentifierType, Subject
 
 from .dberrors import db_errors
+from .emitting import Emitter, only_way_in, shrinking_parts
+from .entries import Entry, entry_of, merged
 from .mapping import Edge, Mapping, TableModel
 from .overlap import Overlapped
 from .queries import in_values, tuple_in
@@ -32,14 +33,6 @@ __all__ = ["FindMixin"]
 
 _TID_CACHE = 500_000  # rows whose ctid is remembered between find and delete
 _REF_MEMO = 500_000  # refs handed out by find, remembered decoded
-# Child rows final when read come in up to _PARTS parts (of at least _MIN_PART parent keys):
-# each part's findings are built while the server reads the next.
-_PARTS = 4
-_MIN_PART = 200
-_PART_WEIGHTS = {1: (1.0,), 2: (0.6, 0.4), 3: (0.4, 0.35, 0.25), 4: (0.32, 0.28, 0.24, 0.16)}
-
-_Hit = tuple[dict[Identifier, None], dict[str, None]]  # matched identifiers, matched fields
-_Entry = dict[str, _Hit]  # subject key -> its match on one row
 
 
 def _key_getter(positions: list[int]) -> Callable[[Any], Key]:
@@ -118,14 +111,14 @@ class FindMixin:
         # hits[table][pk] = {subject key: (matched identifiers, matched fields)}. Rows matched
         # the same way share one entry dict (thousands of rows, few distinct entries); an entry
         # is never changed in place, a merge replaces it with a new dict.
-        hits: dict[str, dict[Key, _Entry]] = {t: {} for t in m.tables}
+        hits: dict[str, dict[Key, Entry]] = {t: {} for t in m.tables}
         rows: dict[str, dict[Key, Any]] = {t: {} for t in m.tables}
         frontier: dict[str, set[Key]] = {}
         if sum(map(len, self._tids.values())) > _TID_CACHE:
             self._tids.clear()
         if sum(map(len, self._refs.values())) > _REF_MEMO:
             self._refs.clear()
-        emitter = _Emitter(self, m, hits, rows)
+        emitter = Emitter(functools.partial(self._emit, m), m, hits, rows)
         with db_errors("find"), self._engine.connect() as conn:
             db = Overlapped(conn, self._worker())
             for tm in m.tables.values():
@@ -143,7 +136,7 @@ class FindMixin:
         return emitter.out
 
     def _emit(
-        self, m: Mapping, tm: TableModel, table_hits: dict[Key, _Entry],
+        self, m: Mapping, tm: TableModel, table_hits: dict[Key, Entry],
         table_rows: dict[Key, Any], out: list[Finding],
     ) -> None:
         """Append the findings of one table's matched rows to ``out``."""
@@ -177,7 +170,7 @@ class FindMixin:
         self, db: Overlapped, tm: TableModel, cols: list[sa.Column[Any]],
         itype: IdentifierType, col: str,
         index: dict[tuple[IdentifierType, str], list[tuple[str, Identifier]]],
-        table_hits: dict[Key, _Entry], table_rows: dict[Key, Any],
+        table_hits: dict[Key, Entry], table_rows: dict[Key, Any],
     ) -> set[Key]:
         column = tm.col(col)
         email = itype is IdentifierType.EMAIL and python_type(column) is str
@@ -195,7 +188,7 @@ class FindMixin:
         pos = {c.name: i for i, c in enumerate(cols)}
         at, pk_of = pos[col], _key_getter([pos[c] for c in tm.pk])
         fields = {col: None}
-        shared: dict[Any, _Entry] = {}
+        shared: dict[Any, Entry] = {}
         tids = self._tid_cache(tm)
         tid_at = len(cols)
         for chunk in chunks(list(wanted), self._limit - 1):
@@ -214,16 +207,16 @@ class FindMixin:
                     tids[pk] = row[tid_at]
                 add = shared.get(value)
                 if add is None:
-                    add = shared[value] = _entry_of(owners, fields)
+                    add = shared[value] = entry_of(owners, fields)
                 entry = table_hits.get(pk)
-                table_hits[pk] = add if entry is None else _merged(entry, add)[0]
+                table_hits[pk] = add if entry is None else merged(entry, add)[0]
                 new.add(pk)
         return new
 
     def _follow(
         self, db: Overlapped, m: Mapping, frontier: dict[str, set[Key]],
-        hits: dict[str, dict[Key, _Entry]], rows: dict[str, dict[Key, Any]],
-        emitter: _Emitter,
+        hits: dict[str, dict[Key, Entry]], rows: dict[str, dict[Key, Any]],
+        emitter: Emitter,
     ) -> dict[str, set[Key]]:
         """Find child rows of the rows in ``frontier``; return the rows new or changed."""
         nxt: dict[str, set[Key]] = {}
@@ -253,7 +246,7 @@ class FindMixin:
                     # Rows that only this link can reach, from parents that will not change,
                     # are final once read: their findings are built part by part.
                     stream = (parent not in unsettled and not hits[child.name]
-                              and _only_way_in(m, e))
+                              and only_way_in(m, e))
                     self._follow_edge(db, m, e, child, link, hits, rows, nxt,
                                       emitter if stream else None)
         return {t: pks for t, pks in nxt.items() if pks}
@@ -261,8 +254,8 @@ class FindMixin:
     def _follow_edge(
         self, db: Overlapped, m: Mapping, e: Edge, child: TableModel,
         link: dict[Any, dict[str, dict[Identifier, None]]],
-        hits: dict[str, dict[Key, _Entry]], rows: dict[str, dict[Key, Any]],
-        nxt: dict[str, set[Key]], emitter: _Emitter | None = None,
+        hits: dict[str, dict[Key, Entry]], rows: dict[str, dict[Key, Any]],
+        nxt: dict[str, set[Key]], emitter: Emitter | None = None,
     ) -> None:
         """Read the child rows whose link columns hold a key of ``link``; record their hits.
 
@@ -282,7 +275,7 @@ class FindMixin:
         child_rows = rows[child.name] if self._keeps_rows(m, child) else None
         tids = self._tid_cache(child)
         tid_at = len(cols)
-        shared: dict[Any, _Entry] = {}
+        shared: dict[Any, Entry] = {}
         # Rows whose hits are new or grew are followed further, if the child has children.
         new = nxt.setdefault(child.name, set()) if m.children(child.name) else None
 
@@ -308,8 +301,8 @@ class FindMixin:
                     if new is not None:
                         new.add(pk)
                 else:
-                    merged, grew = _merged(entry, add)
-                    child_hits[pk] = merged
+                    combined, grew = merged(entry, add)
+                    child_hits[pk] = combined
                     if grew and new is not None:
                         new.add(pk)
             return got
@@ -317,7 +310,7 @@ class FindMixin:
         keys = list(link)
         size = (self._limit - 1) // len(ccols)
         if emitter is not None and db.executor is not None:
-            parts = _shrinking_parts(keys, size)
+            parts = shrinking_parts(keys, size)
             emitter.claim(child.name)
         else:
             parts = list(chunks(keys, size))
@@ -349,98 +342,3 @@ class FindMixin:
             if value is not None:
                 out[Identifier(itype, value)] = None
         return tuple(out)
-
-
-def _shrinking_parts(keys: list[Any], limit: int) -> list[list[Any]]:
-    """``keys`` in up to _PARTS parts of at most ``limit``, each smaller than the one before.
-
-    The last part's findings are built after the last read, with nothing to overlap: it
-    should be small; the first part's read overlaps the parent table's findings: large.
-    """
-    n = len(keys)
-    count = max(1, min(_PARTS, n // _MIN_PART))
-    weights = _PART_WEIGHTS[count]
-    bounds = [0]
-    for w in weights[:-1]:
-        bounds.append(bounds[-1] + max(1, round(n * w)))
-    bounds.append(n)
-    out = []
-    for a, b in itertools.pairwise(bounds):
-        out.extend(keys[i:min(i + limit, b)] for i in range(a, b, limit))
-    return [p for p in out if p]
-
-
-def _only_way_in(m: Mapping, e: Edge) -> bool:
-    """Whether link ``e`` is the only way to rows of its child table (no identifier columns,
-    no other link into it, no cycle back to it)."""
-    child = m.tables[e.child]
-    return (not child.identifiers
-            and [x for x in m.edges if x.child == e.child] == [e]
-            and e.child not in m.descendants([e.child]))
-
-
-class _Emitter:
-    """Builds the findings of one find call: table by table as tables settle, or part by
-    part for rows that are final when read."""
-
-    def __init__(self, finder: FindMixin, m: Mapping, hits: dict[str, dict[Key, _Entry]],
-                 rows: dict[str, dict[Key, Any]]) -> None:
-        self.finder, self.m, self.hits, self.rows = finder, m, hits, rows
-        self.out: list[Finding] = []
-        self.done: set[str] = set()
-
-    def settled(self, busy: set[str]) -> None:
-        """Emit the tables whose rows can no longer change: none reachable from ``busy``."""
-        later = self.m.descendants(busy)
-        for tname, tm in self.m.tables.items():
-            if tname not in self.done and tname not in later:
-                self.done.add(tname)
-                if self.hits[tname]:
-                    self.finder._emit(self.m, tm, self.hits[tname], self.rows[tname], self.out)
-
-    def claim(self, table: str) -> None:
-        """``table`` is emitted part by part (by :meth:`part`), not when it settles."""
-        self.done.add(table)
-
-    def part(self, tm: TableModel, record: Callable[[list[Any]], list[Key]],
-             result: list[Any]) -> None:
-        """Record one part of a claimed table's rows and emit their findings."""
-        table_hits = self.hits[tm.name]
-        part = {pk: table_hits[pk] for pk in record(result)}
-        if part:
-            self.finder._emit(self.m, tm, part, self.rows[tm.name], self.out)
-
-
-def _entry_of(owners: list[tuple[str, Identifier]], fields: dict[str, None]) -> _Entry:
-    """The entry of rows matched by ``owners`` (subject, identifier) in the ``fields``."""
-    entry: _Entry = {}
-    for skey, ident in owners:
-        cur = entry.get(skey)
-        entry[skey] = ({ident: None}, fields) if cur is None else ({**cur[0], ident: None}, fields)
-    return entry
-
-
-def _merged(entry: _Entry, add: _Entry) -> tuple[_Entry, bool]:
-    """``entry`` with the matches of ``add`` merged in, and whether identifiers grew.
-
-    Returns ``entry`` itself when nothing changes, else a new dict: entries and the dicts in
-    them are shared between rows and never changed in place.
-    """
-    out: _Entry | None = None
-    grew = False
-    for skey, (idents, fields) in add.items():
-        cur = entry.get(skey)
-        if cur is None:
-            hit, grew = (idents, fields), True
-        else:
-            matched, have = cur
-            more = matched is not idents and not idents.keys() <= matched.keys()
-            new_m = {**matched, **idents} if more else matched
-            new_f = have if have is fields or fields.keys() <= have.keys() else {**have, **fields}
-            if new_m is matched and new_f is have:
-                continue
-            hit, grew = (new_m, new_f), grew or more
-        if out is None:
-            out = dict(entry)
-        out[skey] = hit
-    return (entry if out is None else out), grew
