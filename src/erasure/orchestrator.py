@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,8 +20,9 @@ from .config import Config
 from .errors import UsageError
 from .keys import KeyRing
 from .ledger import Ledger, RequestRow, add_months, ledger_exists, utcnow
-from .models import Identifier, Outcome, Policy, RequestType
+from .models import Identifier, Policy, RequestType
 from .plugins import PluginHost
+from .policy import OK_OUTCOMES
 from .stages import Stages, TaskWork, Work
 from .state import KnownIdentifiers, TaskState
 from .systems import System, build_systems, check_system
@@ -29,20 +30,6 @@ from .systems import System, build_systems, check_system
 __all__ = ["Orchestrator", "PlanLine", "RequestSpec", "RunSummary"]
 
 log = logging.getLogger(__name__)
-
-OUTCOME_ORDER = [
-    Outcome.FAILED, Outcome.PARTIAL, Outcome.NOT_COVERED, Outcome.AWAITING_CONFIRMATION,
-    Outcome.RETAINED, Outcome.COMPLETED,
-]
-OK_OUTCOMES = {Outcome.COMPLETED.value, Outcome.RETAINED.value}
-
-
-def worst(outcomes: Iterable[str]) -> str:
-    """The most severe outcome (an empty set is completed)."""
-    present = set(outcomes)
-    ranked = [o for o in OUTCOME_ORDER if o.value in present]
-    return ranked[0].value if ranked else Outcome.COMPLETED.value
-
 
 @dataclass(frozen=True)
 class RequestSpec:

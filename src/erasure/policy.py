@@ -1,10 +1,12 @@
-"""Which action a request type asks of a system under its policy."""
+"""Which action a request type asks of a system under its policy, and how outcomes rank."""
 
 from __future__ import annotations
 
-from .models import Action, Capability, Policy, RequestType
+from collections.abc import Iterable
 
-__all__ = ["action_for", "capability_for"]
+from .models import Action, Capability, Outcome, Policy, RequestType
+
+__all__ = ["OK_OUTCOMES", "OUTCOME_ORDER", "action_for", "capability_for", "worst"]
 
 _CAPABILITY = {
     Action.EXPORT: Capability.EXPORT,
@@ -36,3 +38,17 @@ def action_for(request_type: RequestType, policy: Policy) -> Action | None:
 
 def capability_for(action: Action) -> Capability:
     return _CAPABILITY[action]
+
+
+OUTCOME_ORDER = [
+    Outcome.FAILED, Outcome.PARTIAL, Outcome.NOT_COVERED, Outcome.AWAITING_CONFIRMATION,
+    Outcome.RETAINED, Outcome.COMPLETED,
+]
+OK_OUTCOMES = {Outcome.COMPLETED.value, Outcome.RETAINED.value}
+
+
+def worst(outcomes: Iterable[str]) -> str:
+    """The most severe outcome (an empty set is completed)."""
+    present = set(outcomes)
+    ranked = [o for o in OUTCOME_ORDER if o.value in present]
+    return ranked[0].value if ranked else Outcome.COMPLETED.value

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
 from .export import write_package
-from .ledger import RequestRow, utcnow
+from .ledger import RequestRow, requests_t, tasks_t, utcnow
 from .models import (
     Action,
     Finding,
@@ -24,7 +24,7 @@ from .models import (
     RequestType,
     Subject,
 )
-from .policy import action_for, capability_for
+from .policy import action_for, capability_for, worst
 from .receipts import Receipt, seal
 from .state import KnownIdentifiers, TaskState
 from .systems import CallResult, System, fan_out
@@ -107,8 +107,6 @@ class Stages:
         with self.o.ledger.tx() as conn:
             self.o.ledger.save_tasks(updates, conn)
             if identifiers:
-                from .ledger import requests_t
-
                 for w in works:
                     conn.execute(
                         requests_t.update().where(requests_t.c.id == w.row.id).values(
@@ -341,8 +339,6 @@ class Stages:
             if t.outcome is None:
                 t.outcome = self._outcome(t)
             bodies.append(self._receipt_body(w, t, now))
-        from .orchestrator import worst
-
         outcome = worst(t.outcome or "" for t in w.tasks.values())
         receipts: list[Receipt] = []
         with self.o.ledger.tx() as conn:
@@ -357,8 +353,6 @@ class Stages:
                              "body": json.dumps(r.body, sort_keys=True), "hash": r.hash,
                              "signature": r.signature})
             self.o.ledger.add_receipts(conn, rows)
-            from .ledger import requests_t, tasks_t
-
             conn.execute(tasks_t.update().where(tasks_t.c.request_id == w.row.id).values(
                 state=None, stage="done"))
             conn.execute(requests_t.update().where(requests_t.c.id == w.row.id).values(
