@@ -82,6 +82,7 @@ def assert_one_line_error(proc, *needles: str) -> str:
     assert proc.returncode == 2, describe(proc)
     lines = error_lines(proc)
     assert len(lines) == 1, describe(proc)
+    assert proc.stderr == lines[0] + "\n", "nothing but the line, not even a blank one"
     line = lines[0]
     assert line.startswith("error: "), line
     for n in needles:

@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -102,11 +102,13 @@ def _progress(p: Progress) -> Callable[[str, int, int], None]:
 def _orchestrator(config: Path | None) -> Iterator[Orchestrator]:
     with _errors():
         cfg, plugins = _load(config)
+        # Bars only on a terminal: piped or logged (cron), a transient bar leaves blank lines.
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            console=err, transient=True)
-        orch = Orchestrator(cfg, plugins, progress=_progress(progress))
+                            console=err, transient=True) if err.is_terminal else None
+        orch = Orchestrator(cfg, plugins,
+                            progress=_progress(progress) if progress is not None else None)
         try:
-            with progress:
+            with progress if progress is not None else nullcontext():
                 yield orch
         finally:
             orch.close()
