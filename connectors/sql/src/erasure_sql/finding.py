@@ -31,8 +31,8 @@ from .values import (
 
 __all__ = ["FindMixin"]
 
-_TID_CACHE = 500_000  # rows whose ctid is remembered between find and delete
-_REF_MEMO = 500_000  # refs handed out by find, remembered decoded
+_TID_CACHE = 100_000  # rows whose ctid is remembered between find and delete (~20 MB)
+_REF_MEMO = 100_000  # refs handed out by find, remembered decoded
 
 
 def _key_getter(positions: list[int]) -> Callable[[Any], Key]:
