@@ -25,7 +25,6 @@ __all__ = [
     "encode_ref",
     "json_safe",
     "json_str",
-    "normalise_db_value",
     "python_type",
 ]
 
@@ -181,13 +180,6 @@ def db_normaliser(itype: IdentifierType) -> Any:
     if fn is not None:
         return fn
     return lambda value: _parsed(itype, str(value).strip())
-
-
-def normalise_db_value(itype: IdentifierType, value: Any) -> str | None:
-    """The host's normal form of an identifier read from a row (cheap paths first)."""
-    if value is None:
-        return None
-    return db_normaliser(itype)(value)
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
