@@ -22,7 +22,7 @@ from erasure import (
 )
 
 from .dberrors import db_errors
-from .erase import EraseMixin, Tx
+from .erase import EraseMixin, NotWhereFound, Tx
 from .finding import FindMixin
 from .grouping import Group, group_findings, int_ref_heads
 from .mapping import Mapping, build_mapping
@@ -167,30 +167,47 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
         out = self._bad(bad)
         if not grouped:
             return out
-        # One transaction holds up to about max_params rows (so a batch of a few thousand
-        # subjects commits once); chunks of one table never exceed it.
+        # Where the whole call fits one transaction, PostgreSQL rows are deleted where find
+        # saw them without a savepoint per statement; should one have moved, all is rolled
+        # back and done again the careful way.
+        places_only = (not anonymise_only and self._dialect == "postgresql"
+                       and sum(len(g.pks) for g in grouped.values()) <= self._limit)
         with db_errors("delete"), self._engine.connect() as conn:
-            tx = Tx(Overlapped(conn, self._worker()), self._limit)
+            db = Overlapped(conn, self._worker())
             if not anonymise_only:
                 self._precheck_blockers(conn, m, grouped)
-            for tname in m.delete_order:
-                group = grouped.get(tname)
-                if group is None:
-                    continue
-                tm = m.tables[tname]
-                if tm.action == "retain":
-                    out.extend(ItemOutcome(f, ItemStatus.RETAINED, error=tm.cfg.reason)
-                               for f in group.findings)
-                elif anonymise_only:
-                    out.extend(self._anonymise_table(tx, tm, group, tm.rules))
-                elif tm.action == "anonymise":
-                    rules = {**tm.rules, **tm.unlink}
-                    out.extend(self._anonymise_table(tx, tm, group, rules))
-                else:
-                    self._delete_table(tx, m, tm, group)
-            out.extend(tx.finish())
+            try:
+                out.extend(self._erase_tables(db, m, grouped, anonymise_only, places_only))
+            except NotWhereFound:
+                conn.rollback()
+                out.extend(self._erase_tables(db, m, grouped, anonymise_only, False))
         return out
 
+    def _erase_tables(
+        self, db: Overlapped, m: Mapping, grouped: dict[str, Group], anonymise_only: bool,
+        places_only: bool,
+    ) -> list[ItemOutcome]:
+        # One transaction holds up to about max_params rows (so a batch of a few thousand
+        # subjects commits once); chunks of one table never exceed it.
+        tx = Tx(db, self._limit)
+        out: list[ItemOutcome] = []
+        for tname in m.delete_order:
+            group = grouped.get(tname)
+            if group is None:
+                continue
+            tm = m.tables[tname]
+            if tm.action == "retain":
+                out.extend(ItemOutcome(f, ItemStatus.RETAINED, error=tm.cfg.reason)
+                           for f in group.findings)
+            elif anonymise_only:
+                out.extend(self._anonymise_table(tx, tm, group, tm.rules))
+            elif tm.action == "anonymise":
+                rules = {**tm.rules, **tm.unlink}
+                out.extend(self._anonymise_table(tx, tm, group, rules))
+            else:
+                self._delete_table(tx, m, tm, group, places_only)
+        out.extend(tx.finish())
+        return out
 
     # restrict ------------------------------------------------------------------------
 

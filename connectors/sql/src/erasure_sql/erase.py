@@ -19,7 +19,11 @@ from .queries import at_places, pk_filter, tuple_in
 from .settings import AnonymiseRule
 from .values import Key, chunks
 
-__all__ = ["EraseMixin", "Tx"]
+__all__ = ["EraseMixin", "NotWhereFound", "Tx"]
+
+
+class NotWhereFound(Exception):  # noqa: N818 - a signal inside the connector, not an error
+    """A row was not where find saw it: the call's transaction is rolled back and redone."""
 
 
 class Tx:
@@ -138,13 +142,31 @@ class EraseMixin:
                 if blocker is not None:
                     raise self._blocked_error(m, blocker)
 
-    def _delete_table(self, tx: Tx, m: Mapping, tm: TableModel, group: Group) -> None:
+    def _delete_table(
+        self, tx: Tx, m: Mapping, tm: TableModel, group: Group, places_only: bool = False
+    ) -> None:
         """Delete rows by primary key, in chunks, in the transaction of ``tx``.
 
-        The outcomes are left to ``tx`` to build (see :meth:`Tx.later`).
+        The outcomes are left to ``tx`` to build (see :meth:`Tx.later`). ``places_only``:
+        every row must be where find saw it (PostgreSQL), deleted without savepoints; if one
+        is not, :class:`NotWhereFound` tells the caller to roll back and call again without.
         """
         conn = tx.conn
         blocking, cascading = self._referencing(m, tm)
+        if places_only:
+            tids = self._tid_cache(tm)
+            for chunk in chunks(group.keys(), self._chunk_size(tm)):
+                tx.budget(len(chunk))
+                blocker = self._blocked_by(conn, m, tm, chunk, cascading) if cascading else None
+                if blocker is not None:
+                    raise self._blocked_error(m, blocker)
+                try:
+                    if tids is None or not self._delete_by_tid(tx.db, tm, chunk, tids):
+                        raise NotWhereFound
+                except sa_exc.IntegrityError:
+                    raise NotWhereFound from None  # the call again, in savepoints, names it
+            tx.later(functools.partial(_outcomes, group, set()))
+            return
         # SQLite savepoints are unreliable through pysqlite: check blocking links up front
         # there; elsewhere a savepoint lets us name the blocking table only on failure, and
         # learn which rows were already gone only when some were (a rare, repeated run).

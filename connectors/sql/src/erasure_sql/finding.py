@@ -120,6 +120,10 @@ class FindMixin:
             self._refs.clear()
         emitter = Emitter(functools.partial(self._emit, m), m, hits, rows)
         with db_errors("find"), self._engine.connect() as conn:
+            if self._dialect == "postgresql":
+                # Read-only, and each statement sees its own snapshot either way: no BEGIN
+                # and ROLLBACK round trips.
+                conn.execution_options(isolation_level="AUTOCOMMIT")
             db = Overlapped(conn, self._worker())
             for tm in m.tables.values():
                 cols = self._columns(m, tm)
