@@ -18,7 +18,7 @@ __all__ = ["Emitter", "only_way_in", "shrinking_parts"]
 # each part's findings are built while the server reads the next.
 _PARTS = 4
 _MIN_PART = 200
-_PART_WEIGHTS = {1: (1.0,), 2: (0.6, 0.4), 3: (0.4, 0.35, 0.25), 4: (0.32, 0.28, 0.24, 0.16)}
+_PART_WEIGHTS = {1: (1.0,), 2: (0.6, 0.4), 3: (0.45, 0.35, 0.2), 4: (0.36, 0.30, 0.22, 0.12)}
 
 #: emit(table, {pk: entry}, rows of the table, out): appends the findings of those rows.
 EmitRows = Callable[[TableModel, dict[Key, Entry], dict[Key, Any], list[Finding]], None]

@@ -22,6 +22,9 @@ from .values import Key, chunks
 __all__ = ["EraseMixin", "NotWhereFound", "Tx"]
 
 
+_SPLIT_AT = 2000  # rows: a chunk this large is deleted in two statements (see _delete_at_places)
+
+
 class NotWhereFound(Exception):  # noqa: N818 - a signal inside the connector, not an error
     """A row was not where find saw it: the call's transaction is rolled back and redone."""
 
@@ -52,8 +55,9 @@ class Tx:
 
     def later(self, make: Callable[[], list[ItemOutcome]]) -> None:
         """Build these outcomes during the next statement (or at the end)."""
+        if not self._later:
+            self.db.also(self._settle)
         self._later.append(make)
-        self.db.meanwhile = self._settle
 
     def _settle(self) -> None:
         for make in self._later:
@@ -160,9 +164,10 @@ class EraseMixin:
                 blocker = self._blocked_by(conn, m, tm, chunk, cascading) if cascading else None
                 if blocker is not None:
                     raise self._blocked_error(m, blocker)
+                if tids is None:
+                    raise NotWhereFound
                 try:
-                    if tids is None or not self._delete_by_tid(tx.db, tm, chunk, tids):
-                        raise NotWhereFound
+                    self._delete_at_places(tx.db, tm, chunk, tids)
                 except sa_exc.IntegrityError:
                     raise NotWhereFound from None  # the call again, in savepoints, names it
             tx.later(functools.partial(_outcomes, group, set()))
@@ -239,15 +244,42 @@ class EraseMixin:
         A ctid is only where a row was: an update moves it, and vacuum may give the place to
         another row. So each place must also hold one of the keys (checked as a filter, IS
         TRUE keeping the planner on the ctids): no other row is ever touched, and when fewer
-        rows than keys go, the caller rolls the savepoint back and deletes by key instead.
-        Each place holds at most one row, so as many rows as keys means exactly those keys.
+        rows than keys go, the caller undoes this and deletes by key instead. Each place
+        holds at most one row, so as many rows as keys means exactly those keys.
         """
+        stmt = self._at_places(tm, chunk, tids)
+        return stmt is not None and db.rowcount(stmt) == len(chunk)
+
+    def _delete_at_places(
+        self, db: Overlapped, tm: TableModel, chunk: Sequence[Key], tids: dict[Key, str]
+    ) -> None:
+        """:meth:`_delete_by_tid` for a whole chunk or :class:`NotWhereFound`.
+
+        A large chunk goes in two statements, the second built while the first runs.
+        """
+        parts = [chunk] if len(chunk) < _SPLIT_AT else [chunk[:len(chunk) // 2],
+                                                         chunk[len(chunk) // 2:]]
+        stmt = self._at_places(tm, parts[0], tids)
+        for i, part in enumerate(parts):
+            if stmt is None:
+                raise NotWhereFound
+            built: list[sa.Delete | None] = []
+            if i + 1 < len(parts):
+                following = parts[i + 1]
+                db.also(functools.partial(_append, built, self._at_places, tm, following, tids))
+            if db.rowcount(stmt) != len(part):
+                raise NotWhereFound
+            stmt = built[0] if built else None
+
+    def _at_places(
+        self, tm: TableModel, chunk: Sequence[Key], tids: dict[Key, str]
+    ) -> sa.Delete | None:
+        """The DELETE of :meth:`_delete_by_tid`, or None when a key's place is not known."""
         places = [tids.pop(pk, None) for pk in chunk]
         if None in places:
-            return False
+            return None
         ours = pk_filter(tm.table, tm.pk, chunk, self._dialect).is_(sa.true())
-        count = db.rowcount(sa.delete(tm.table).where(at_places(places), ours))
-        return count == len(chunk)
+        return sa.delete(tm.table).where(at_places(places), ours)
 
     def _anonymise_table(
         self, tx: Tx, tm: TableModel, group: Group, rules: dict[str, AnonymiseRule],
@@ -284,6 +316,10 @@ class EraseMixin:
                     conn.execute(upd, params_list)
             unchanged.update(pk for pk in chunk if pk not in changed)
         return _outcomes(group, unchanged)
+
+
+def _append(to: list[Any], make: Callable[..., Any], *args: Any) -> None:
+    to.append(make(*args))
 
 
 def _outcomes(group: Group, already: set[Key]) -> list[ItemOutcome]:

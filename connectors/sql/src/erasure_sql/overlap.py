@@ -29,6 +29,17 @@ class Overlapped:
         #: work for the calling thread during the next call (taken by that call).
         self.meanwhile: Callable[[], None] | None = None
 
+    def also(self, work: Callable[[], None]) -> None:
+        """Add ``work`` to what the next call runs beside."""
+        before = self.meanwhile
+        if before is None:
+            self.meanwhile = work
+        else:
+            def both() -> None:
+                before()
+                work()
+            self.meanwhile = both
+
     def run(self, call: Callable[[], _T]) -> _T:
         """``call()`` (which uses the connection), with ``meanwhile`` done beside it."""
         work, self.meanwhile = self.meanwhile, None
