@@ -61,7 +61,7 @@ def test_reprs_never_show_identifier_values() -> None:
     assert ident.type is IdentifierType.EMAIL
 
 
-@pytest.mark.parametrize("cls", [Identifier, Finding, ItemOutcome])
+@pytest.mark.parametrize("cls", [Identifier, Subject, Finding, ItemOutcome])
 def test_hot_values_keep_their_dataclass_constructor(cls: type) -> None:
     """Their faster __init__ takes the same arguments, defaults included, and stays frozen."""
     fields = dataclasses.fields(cls)
@@ -71,7 +71,7 @@ def test_hot_values_keep_their_dataclass_constructor(cls: type) -> None:
         inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default for f in fields]
     ident = Identifier(IdentifierType.EMAIL, "bob@example.org")
     finding = Finding("crm", "r1", "ref", "contact", (ident,))
-    value = {Identifier: ident, Finding: finding,
+    value = {Identifier: ident, Subject: Subject("r1", (ident,)), Finding: finding,
              ItemOutcome: ItemOutcome(finding, ItemStatus.DONE)}[cls]
     by_keyword = cls(**{f.name: getattr(value, f.name) for f in fields})
     assert by_keyword == value and hash(by_keyword) == hash(value)

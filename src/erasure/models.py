@@ -227,6 +227,7 @@ class Identifier:
         return f"Identifier({self.type.value}, <redacted>)"
 
 
+@_direct_init
 @dataclass(frozen=True, slots=True)
 class Subject:
     """A person a request is about, as the host hands it to a connector.

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
+from erasure_sql.queries import in_values
 from erasure_sql.values import db_normaliser
+from sql_fixtures import Db
 
 from erasure import Identifier, IdentifierType
 
@@ -29,3 +32,24 @@ def test_row_values_normalise_like_the_host(itype: IdentifierType, raw: object,
     assert db_normaliser(itype)(raw) == normal
     if normal is not None and isinstance(raw, str) and itype is not T.NAME:
         assert Identifier.parse(itype, raw).value == normal  # the same form a request gets
+
+
+ODD = ['a"b@x.org', "back\\slash@x.org", "{brace},comma@x.org", "NULL", " spaced ", "é@x.org",
+       "tab\there", 'both\\"@x.org', ""]
+
+
+def test_key_arrays_carry_any_text_exactly(db: Db) -> None:
+    """Keys go to PostgreSQL as one array literal: every character must arrive as it was."""
+    t = sa.Table("people", db.meta,
+                 sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                 sa.Column("email", sa.String(100), nullable=False))
+    db.create()
+    db.insert("people", *({"id": i, "email": v} for i, v in enumerate(ODD, start=1)),
+              {"id": 100, "email": "other@x.org"}, {"id": 101, "email": "a\\\"b@x.org"})
+    with db.engine.connect() as conn:
+        got = conn.execute(sa.select(t.c.id).where(
+            in_values(db.engine.dialect.name, t.c.email, ODD, t.c.email.type))).scalars().all()
+        assert sorted(got) == list(range(1, len(ODD) + 1))
+        ints = conn.execute(sa.select(t.c.email).where(
+            in_values(db.engine.dialect.name, t.c.id, [1, 100], t.c.id.type))).scalars().all()
+        assert sorted(ints) == sorted([ODD[0], "other@x.org"])

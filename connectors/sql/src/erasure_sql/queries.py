@@ -68,10 +68,19 @@ def in_values(dialect: str, expr: Any, values: Sequence[Any], type_: Any) -> Any
     """``expr IN (...)``; on PostgreSQL ``expr = ANY(:array)``, one bound array parameter."""
     if dialect != "postgresql":
         return expr.in_(list(values))
-    if values and set(map(type, values)) == {int}:
-        # Still one bound parameter, written as an array literal the server casts: psycopg's
-        # list adapter costs about a microsecond per element, str(int) a tenth of that.
+    # Still one bound parameter, written as an array literal the server reads: psycopg's
+    # list adapter costs about a microsecond per element, building the text a fraction.
+    kinds = set(map(type, values))
+    if kinds == {int}:
         literal = "{" + ",".join(map(str, values)) + "}"
-        array = sa.cast(sa.bindparam(None, literal, type_=_Untyped()), postgresql.ARRAY(type_))
-        return expr == sa.any_(array)
-    return expr == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(type_)))
+    elif kinds == {str}:
+        literal = "{" + ",".join(map(_quoted, values)) + "}"
+    else:
+        return expr == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(type_)))
+    array = sa.cast(sa.bindparam(None, literal, type_=_Untyped()), postgresql.ARRAY(type_))
+    return expr == sa.any_(array)
+
+
+def _quoted(value: str) -> str:
+    """An element of a PostgreSQL array literal: quoted, with backslash and quote escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
