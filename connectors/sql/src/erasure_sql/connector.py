@@ -180,6 +180,7 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
                 out.extend(self._erase_tables(db, m, grouped, anonymise_only, places_only))
             except NotWhereFound:
                 conn.rollback()
+                db.meanwhile = None  # outcomes of the attempt rolled back
                 out.extend(self._erase_tables(db, m, grouped, anonymise_only, False))
         return out
 

@@ -326,7 +326,7 @@ class FindMixin:
             else:
                 where = tuple_in(ccols, chunk)
             if emitter is not None and last is not None:
-                db.meanwhile = functools.partial(emitter.part, child, record, last)
+                db.also(functools.partial(emitter.part, child, record, last))
             result = db.all(self._select(cols, tids).where(where))
             if emitter is None:
                 record(result)
