@@ -182,6 +182,23 @@ def test_unmapped_restrict_fk_blocks_with_clear_error(db: Db) -> None:
     assert counts(db) == before, "a refused delete must change nothing"
 
 
+def test_a_row_added_after_find_that_blocks_the_delete_changes_nothing(db: Db) -> None:
+    """An order placed between find and delete refuses the customer's delete mid-transaction
+    (PostgreSQL: while rows are deleted where find saw them): a clear error naming the
+    tables, and every row of the call still there."""
+    c = shop(db)
+    found = list(c.find([BOB]))
+    db.insert("orders", {"id": 99, "customer_id": 1, "placed": dt.date(2024, 2, 1)})
+    before = counts(db)
+    with pytest.raises(PermanentError) as err:
+        list(c.delete(found))
+    msg = str(err.value)
+    assert "customers" in msg and "orders" in msg, msg
+    assert "bob" not in msg
+    assert counts(db) == before, "a refused delete must change nothing"
+    assert all(o.ok for o in c.delete(list(c.find([BOB]))))  # found again: erased
+
+
 def test_retain_and_default_anonymise_rules(db: Db) -> None:
     tables = {**TABLES, "customers": {**TABLES["customers"], "action": "anonymise"},
               "invoices": {"identifiers": {"email": "billing_email"}, "action": "retain",
