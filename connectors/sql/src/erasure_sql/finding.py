@@ -125,17 +125,23 @@ class FindMixin:
                 # and ROLLBACK round trips.
                 conn.execution_options(isolation_level="AUTOCOMMIT")
             db = Overlapped(conn, self._worker())
+            # With a worker, matching rows are noted at once and their entries built while
+            # the server reads their child rows (the child query needs only their keys).
+            pending = _Pending() if db.executor is not None else None
             for tm in m.tables.values():
                 cols = self._columns(m, tm)
                 for itype, col in tm.identifiers:
                     new = self._find_direct(db, tm, cols, itype, col, index, hits[tm.name],
-                                            rows[tm.name])
+                                            rows[tm.name], pending)
                     frontier.setdefault(tm.name, set()).update(new)
+            finish = pending.run if pending is not None else _nothing
             while frontier:
                 # Findings of settled tables are built while the server reads child rows.
-                db.meanwhile = functools.partial(emitter.settled, set(frontier))
-                frontier = self._follow(db, m, frontier, hits, rows, emitter)
+                db.meanwhile = functools.partial(_both, finish,
+                                                 functools.partial(emitter.settled, set(frontier)))
+                frontier = self._follow(db, m, frontier, hits, rows, emitter, finish)
                 db.meanwhile = None
+            finish()
         emitter.settled(set())
         return emitter.out
 
@@ -175,7 +181,13 @@ class FindMixin:
         itype: IdentifierType, col: str,
         index: dict[tuple[IdentifierType, str], list[tuple[str, Identifier]]],
         table_hits: dict[Key, Entry], table_rows: dict[Key, Any],
+        pending: _Pending | None = None,
     ) -> set[Key]:
+        """Look up the wanted values of one identifier column; return the matching rows' keys.
+
+        The rows are noted at once; their match entries are built then, or with ``pending``
+        later (before anything reads ``table_hits``).
+        """
         column = tm.col(col)
         email = itype is IdentifierType.EMAIL and python_type(column) is str
         wanted: dict[Any, list[tuple[str, Identifier]]] = {}
@@ -191,10 +203,9 @@ class FindMixin:
         new: set[Key] = set()
         pos = {c.name: i for i, c in enumerate(cols)}
         at, pk_of = pos[col], _key_getter([pos[c] for c in tm.pk])
-        fields = {col: None}
-        shared: dict[Any, Entry] = {}
         tids = self._tid_cache(tm)
         tid_at = len(cols)
+        matched: list[tuple[Key, Any]] = []  # (row key, matched value)
         for chunk in chunks(list(wanted), self._limit - 1):
             stmt = self._select(cols, tids).where(
                 in_values(self._dialect, expr, chunk, column.type))
@@ -202,27 +213,31 @@ class FindMixin:
                 raw = row[at]
                 # Exact re-check in Python: collations may equate values that are not equal.
                 value = raw.lower() if email and isinstance(raw, str) else raw
-                owners = wanted.get(value)
-                if not owners:
+                if value not in wanted:
                     continue
                 pk = pk_of(row)
                 table_rows[pk] = row
                 if tids is not None:
                     tids[pk] = row[tid_at]
-                add = shared.get(value)
-                if add is None:
-                    add = shared[value] = entry_of(owners, fields)
-                entry = table_hits.get(pk)
-                table_hits[pk] = add if entry is None else merged(entry, add)[0]
+                matched.append((pk, value))
                 new.add(pk)
+        build = functools.partial(_record_direct, matched, wanted, {col: None}, table_hits)
+        if pending is None:
+            build()
+        else:
+            pending.add(build)
         return new
 
     def _follow(
         self, db: Overlapped, m: Mapping, frontier: dict[str, set[Key]],
         hits: dict[str, dict[Key, Entry]], rows: dict[str, dict[Key, Any]],
-        emitter: Emitter,
+        emitter: Emitter, finish: Callable[[], None] = lambda: None,
     ) -> dict[str, set[Key]]:
-        """Find child rows of the rows in ``frontier``; return the rows new or changed."""
+        """Find child rows of the rows in ``frontier``; return the rows new or changed.
+
+        ``finish`` completes the parents' match entries (see :meth:`_find_direct`): child
+        rows are read by the parents' keys alone, and linked to subjects after that.
+        """
         nxt: dict[str, set[Key]] = {}
         unsettled = m.descendants(frontier)
         for parent, pks in frontier.items():
@@ -234,31 +249,25 @@ class FindMixin:
                 single = len(e.child_cols) == 1
                 ppos_e = [ppos[c] for c in e.parent_cols]
                 key_of = operator.itemgetter(ppos_e[0]) if single else _key_getter(ppos_e)
-                link: dict[Any, dict[str, dict[Identifier, None]]] = {}
+                by_key: dict[Any, list[Key]] = {}
                 for pk in pks:
                     keyv = key_of(parent_rows[pk])
                     if keyv is None or (not single and any(v is None for v in keyv)):
                         continue
-                    target = link.setdefault(keyv, {})
-                    for skey, (matched, _f) in parent_hits[pk].items():
-                        have = target.get(skey)  # dicts are shared: merge into new ones
-                        if have is None:
-                            target[skey] = matched
-                        elif have is not matched:
-                            target[skey] = {**have, **matched}
-                if link:
+                    by_key.setdefault(keyv, []).append(pk)
+                if by_key:
                     # Rows that only this link can reach, from parents that will not change,
                     # are final once read: their findings are built part by part.
                     stream = (parent not in unsettled and not hits[child.name]
                               and only_way_in(m, e))
+                    link = _Link(by_key, parent_hits, finish)
                     self._follow_edge(db, m, e, child, link, hits, rows, nxt,
                                       emitter if stream else None)
         return {t: pks for t, pks in nxt.items() if pks}
 
     def _follow_edge(
         self, db: Overlapped, m: Mapping, e: Edge, child: TableModel,
-        link: dict[Any, dict[str, dict[Identifier, None]]],
-        hits: dict[str, dict[Key, Entry]], rows: dict[str, dict[Key, Any]],
+        link: _Link, hits: dict[str, dict[Key, Entry]], rows: dict[str, dict[Key, Any]],
         nxt: dict[str, set[Key]], emitter: Emitter | None = None,
     ) -> None:
         """Read the child rows whose link columns hold a key of ``link``; record their hits.
@@ -285,9 +294,10 @@ class FindMixin:
 
         def record(result: list[Any]) -> list[Key]:
             got = []
+            owners_of = link.owners().get
             for row in result:
                 keyv = link_of(row)
-                owners = link.get(keyv)
+                owners = owners_of(keyv)
                 if not owners:
                     continue
                 pk = pk_of(row)
@@ -311,7 +321,8 @@ class FindMixin:
                         new.add(pk)
             return got
 
-        keys = list(link)
+        keys = link.keys()
+        db.also(link.owners)  # built while the first part is read
         size = (self._limit - 1) // len(ccols)
         if emitter is not None and db.executor is not None:
             parts = shrinking_parts(keys, size)
@@ -346,3 +357,70 @@ class FindMixin:
             if value is not None:
                 out[Identifier(itype, value)] = None
         return tuple(out)
+
+
+def _nothing() -> None:
+    return None
+
+
+def _both(first: Callable[[], None], then: Callable[[], None]) -> None:
+    first()
+    then()
+
+
+class _Pending:
+    """Work left for later, done once, in order."""
+
+    def __init__(self) -> None:
+        self._work: list[Callable[[], None]] = []
+
+    def add(self, work: Callable[[], None]) -> None:
+        self._work.append(work)
+
+    def run(self) -> None:
+        work, self._work = self._work, []
+        for w in work:
+            w()
+
+
+def _record_direct(
+    matched: list[tuple[Key, Any]], wanted: dict[Any, list[tuple[str, Identifier]]],
+    fields: dict[str, None], table_hits: dict[Key, Entry],
+) -> None:
+    """Give the directly matched rows their entries (shared by rows matched the same way)."""
+    shared: dict[Any, Entry] = {}
+    for pk, value in matched:
+        add = shared.get(value)
+        if add is None:
+            add = shared[value] = entry_of(wanted[value], fields)
+        entry = table_hits.get(pk)
+        table_hits[pk] = add if entry is None else merged(entry, add)[0]
+
+
+class _Link:
+    """Parent rows by link key; which subjects each key stands for is built on first use."""
+
+    def __init__(self, by_key: dict[Any, list[Key]], parent_hits: dict[Key, Entry],
+                 finish: Callable[[], None]) -> None:
+        self._by_key, self._parent_hits, self._finish = by_key, parent_hits, finish
+        self._owners: dict[Any, dict[str, dict[Identifier, None]]] | None = None
+
+    def keys(self) -> list[Any]:
+        return list(self._by_key)
+
+    def owners(self) -> dict[Any, dict[str, dict[Identifier, None]]]:
+        """Link key -> {subject: identifiers it matched through}."""
+        if self._owners is None:
+            self._finish()
+            owners: dict[Any, dict[str, dict[Identifier, None]]] = {}
+            for keyv, pks in self._by_key.items():
+                target = owners[keyv] = {}
+                for pk in pks:
+                    for skey, (matched, _f) in self._parent_hits[pk].items():
+                        have = target.get(skey)  # dicts are shared: merge into new ones
+                        if have is None:
+                            target[skey] = matched
+                        elif have is not matched:
+                            target[skey] = {**have, **matched}
+            self._owners = owners
+        return self._owners
