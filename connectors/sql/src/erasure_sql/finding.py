@@ -14,7 +14,7 @@ from erasure import Finding, Identifier, IdentifierType, Subject
 
 from .dberrors import db_errors
 from .emitting import Emitter, only_way_in, shrinking_parts
-from .entries import Entry, entry_of, merged
+from .entries import Entry, Link, merged, record_direct
 from .mapping import Edge, Mapping, TableModel
 from .overlap import Overlapped
 from .queries import in_values, tuple_in
@@ -221,7 +221,7 @@ class FindMixin:
                     tids[pk] = row[tid_at]
                 matched.append((pk, value))
                 new.add(pk)
-        build = functools.partial(_record_direct, matched, wanted, {col: None}, table_hits)
+        build = functools.partial(record_direct, matched, wanted, {col: None}, table_hits)
         if pending is None:
             build()
         else:
@@ -260,14 +260,14 @@ class FindMixin:
                     # are final once read: their findings are built part by part.
                     stream = (parent not in unsettled and not hits[child.name]
                               and only_way_in(m, e))
-                    link = _Link(by_key, parent_hits, finish)
+                    link = Link(by_key, parent_hits, finish)
                     self._follow_edge(db, m, e, child, link, hits, rows, nxt,
                                       emitter if stream else None)
         return {t: pks for t, pks in nxt.items() if pks}
 
     def _follow_edge(
         self, db: Overlapped, m: Mapping, e: Edge, child: TableModel,
-        link: _Link, hits: dict[str, dict[Key, Entry]], rows: dict[str, dict[Key, Any]],
+        link: Link, hits: dict[str, dict[Key, Entry]], rows: dict[str, dict[Key, Any]],
         nxt: dict[str, set[Key]], emitter: Emitter | None = None,
     ) -> None:
         """Read the child rows whose link columns hold a key of ``link``; record their hits.
@@ -381,46 +381,3 @@ class _Pending:
         work, self._work = self._work, []
         for w in work:
             w()
-
-
-def _record_direct(
-    matched: list[tuple[Key, Any]], wanted: dict[Any, list[tuple[str, Identifier]]],
-    fields: dict[str, None], table_hits: dict[Key, Entry],
-) -> None:
-    """Give the directly matched rows their entries (shared by rows matched the same way)."""
-    shared: dict[Any, Entry] = {}
-    for pk, value in matched:
-        add = shared.get(value)
-        if add is None:
-            add = shared[value] = entry_of(wanted[value], fields)
-        entry = table_hits.get(pk)
-        table_hits[pk] = add if entry is None else merged(entry, add)[0]
-
-
-class _Link:
-    """Parent rows by link key; which subjects each key stands for is built on first use."""
-
-    def __init__(self, by_key: dict[Any, list[Key]], parent_hits: dict[Key, Entry],
-                 finish: Callable[[], None]) -> None:
-        self._by_key, self._parent_hits, self._finish = by_key, parent_hits, finish
-        self._owners: dict[Any, dict[str, dict[Identifier, None]]] | None = None
-
-    def keys(self) -> list[Any]:
-        return list(self._by_key)
-
-    def owners(self) -> dict[Any, dict[str, dict[Identifier, None]]]:
-        """Link key -> {subject: identifiers it matched through}."""
-        if self._owners is None:
-            self._finish()
-            owners: dict[Any, dict[str, dict[Identifier, None]]] = {}
-            for keyv, pks in self._by_key.items():
-                target = owners[keyv] = {}
-                for pk in pks:
-                    for skey, (matched, _f) in self._parent_hits[pk].items():
-                        have = target.get(skey)  # dicts are shared: merge into new ones
-                        if have is None:
-                            target[skey] = matched
-                        elif have is not matched:
-                            target[skey] = {**have, **matched}
-            self._owners = owners
-        return self._owners
