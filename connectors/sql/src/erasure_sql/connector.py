@@ -155,10 +155,10 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
     # delete / anonymise --------------------------------------------------------------
 
     def delete(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
-        yield from self._erase(findings, anonymise_only=False)
+        return iter(self._erase(findings, anonymise_only=False))
 
     def anonymise(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
-        yield from self._erase(findings, anonymise_only=True)
+        return iter(self._erase(findings, anonymise_only=True))
 
     def _erase(self, findings: Sequence[Finding], anonymise_only: bool) -> list[ItemOutcome]:
         """Delete (or only anonymise) rows table by table, children before parents."""

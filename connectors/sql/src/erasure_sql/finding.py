@@ -96,13 +96,13 @@ class FindMixin:
     def find(self, subjects: Sequence[Subject]) -> Iterator[Finding]:
         subjects = list(subjects)
         if not subjects:
-            return
+            return iter(())
         m = self.mapping()
         index: dict[tuple[IdentifierType, str], list[tuple[str, Identifier]]] = {}
         for s in subjects:
             for ident in s.identifiers:
                 index.setdefault((ident.type, ident.value), []).append((s.key, ident))
-        yield from self._find(m, index)
+        return iter(self._find(m, index))
 
     def _find(
         self, m: Mapping,

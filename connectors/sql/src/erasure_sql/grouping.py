@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Sequence
 
@@ -57,12 +58,10 @@ def group_findings(
     case in one process); a finding's kind says which table's memo to try first.
     """
     by_kind: dict[str, list[Finding]] = {}
-    last, same = None, None
-    for f in findings:  # findings come table by table: one lookup per run of a kind
-        if f.kind != last:
-            last = f.kind
-            same = by_kind.setdefault(last, [])
-        same.append(f)  # type: ignore[union-attr]
+    # Findings come table by table: groupby splits the runs of one kind without a Python
+    # step per finding.
+    for kind, run in itertools.groupby(findings, _kind):
+        by_kind.setdefault(kind, []).extend(run)
     groups: dict[str, Group] = {}
     bad: list[Finding] = []
     for kind, fs in by_kind.items():
@@ -84,6 +83,7 @@ def group_findings(
 
 
 _ref = operator.attrgetter("ref")
+_kind = operator.attrgetter("kind")
 
 
 def _add(groups: dict[str, Group], table: str, pks: list[Key], fs: list[Finding]) -> None:
