@@ -137,8 +137,8 @@ class FindMixin:
             finish = pending.run if pending is not None else _nothing
             while frontier:
                 # Findings of settled tables are built while the server reads child rows.
-                db.meanwhile = functools.partial(_both, finish,
-                                                 functools.partial(emitter.settled, set(frontier)))
+                db.meanwhile = finish
+                db.also(functools.partial(emitter.settled, set(frontier)))
                 frontier = self._follow(db, m, frontier, hits, rows, emitter, finish)
                 db.meanwhile = None
             finish()
@@ -361,11 +361,6 @@ class FindMixin:
 
 def _nothing() -> None:
     return None
-
-
-def _both(first: Callable[[], None], then: Callable[[], None]) -> None:
-    first()
-    then()
 
 
 class _Pending:
