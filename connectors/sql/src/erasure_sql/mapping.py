@@ -153,15 +153,7 @@ def _edges(settings: SqlSettings, names: dict[str, sa.Table]) -> list[Edge]:
         for fk in names[child].foreign_key_constraints:
             parent = fk.referred_table.name
             if parent in mapped:
-                edges.append(
-                    Edge(
-                        parent=parent,
-                        child=child,
-                        parent_cols=tuple(e.column.name for e in fk.elements),
-                        child_cols=tuple(e.parent.name for e in fk.elements),
-                        ondelete=fk.ondelete,
-                    )
-                )
+                edges.append(_fk_edge(fk, child))
         for rel in settings.tables[child].relations:
             edges.append(
                 Edge(
@@ -176,6 +168,17 @@ def _edges(settings: SqlSettings, names: dict[str, sa.Table]) -> list[Edge]:
     return sorted(edges, key=lambda e: (e.parent, e.child, e.child_cols))
 
 
+def _fk_edge(fk: sa.ForeignKeyConstraint, child: str) -> Edge:
+    """The link a reflected foreign key of table ``child`` makes."""
+    return Edge(
+        parent=fk.referred_table.name,
+        child=child,
+        parent_cols=tuple(e.column.name for e in fk.elements),
+        child_cols=tuple(e.parent.name for e in fk.elements),
+        ondelete=fk.ondelete,
+    )
+
+
 def _blockers(settings: SqlSettings, names: dict[str, sa.Table]) -> dict[str, list[Edge]]:
     out: dict[str, list[Edge]] = {}
     mapped = set(settings.tables)
@@ -185,15 +188,7 @@ def _blockers(settings: SqlSettings, names: dict[str, sa.Table]) -> dict[str, li
         for fk in table.foreign_key_constraints:
             parent = fk.referred_table.name
             if parent in mapped and is_blocking(fk.ondelete):
-                out.setdefault(parent, []).append(
-                    Edge(
-                        parent=parent,
-                        child=tname,
-                        parent_cols=tuple(e.column.name for e in fk.elements),
-                        child_cols=tuple(e.parent.name for e in fk.elements),
-                        ondelete=fk.ondelete,
-                    )
-                )
+                out.setdefault(parent, []).append(_fk_edge(fk, tname))
     return out
 
 
