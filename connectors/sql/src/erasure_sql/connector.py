@@ -27,7 +27,7 @@ from .finding import FindMixin
 from .grouping import Group, group_findings, int_ref_heads
 from .mapping import Mapping, build_mapping
 from .overlap import Overlapped
-from .queries import param_limit, pk_filter
+from .queries import ArrayLookup, param_limit, pk_filter
 from .settings import SqlSettings
 from .values import Key, chunks, json_safe
 
@@ -73,6 +73,7 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
         self._tids: dict[str, dict[Key, str]] = {}  # see FindMixin._tid_cache
         # table -> refs handed out by find -> typed primary key: spares decoding them again.
         self._refs: dict[str, dict[str, Key]] = {}
+        self._lookups: dict[tuple[Any, ...], ArrayLookup] = {}  # see FindMixin._rows_where
 
     # setup ---------------------------------------------------------------------------
 

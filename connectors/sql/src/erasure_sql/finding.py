@@ -17,7 +17,7 @@ from .emitting import Emitter, only_way_in, shrinking_parts
 from .entries import Entry, Link, merged, record_direct
 from .mapping import Edge, Mapping, TableModel
 from .overlap import Overlapped
-from .queries import in_values, tuple_in
+from .queries import ArrayLookup, array_literal, in_values, tuple_in
 from .values import (
     NO_MATCH,
     Key,
@@ -52,6 +52,7 @@ class FindMixin:
     _dialect: str
     _tids: dict[str, dict[Key, str]]
     _refs: dict[str, dict[str, Key]]
+    _lookups: dict[tuple[Any, ...], ArrayLookup]
 
     def _worker(self) -> cf.Executor | None:
         raise NotImplementedError
@@ -85,6 +86,26 @@ class FindMixin:
         if tids is None:
             return sa.select(*columns)
         return sa.select(*columns, sa.cast(sa.literal_column("ctid"), sa.Text))
+
+    def _rows_where(
+        self, db: Overlapped, tm: TableModel, cols: list[sa.Column[Any]],
+        tids: dict[Key, str] | None, expr: Any, type_: Any, values: list[Any], label: str,
+    ) -> list[Any]:
+        """The rows of ``cols`` (plus ctid with ``tids``) whose ``expr`` is one of ``values``.
+
+        ``label`` names ``expr`` (a column, or ``lower(column)``) in the cache of lookups.
+        """
+        literal = array_literal(values) if self._dialect == "postgresql" else None
+        if literal is not None:
+            key = (tm.name, tuple(c.name for c in cols), label, tids is not None)
+            lookup = self._lookups.get(key)
+            if lookup is None:
+                select = self._select(cols, tids)
+                lookup = self._lookups[key] = ArrayLookup(self._engine.dialect, select, expr, type_)
+            if lookup.plain:
+                return db.run(functools.partial(lookup.rows, db.conn, literal))
+        return db.all(self._select(cols, tids).where(
+            in_values(self._dialect, expr, values, type_)))
 
     def _positions(self, m: Mapping, tm: TableModel) -> dict[str, int]:
         return {c.name: i for i, c in enumerate(self._columns(m, tm))}
@@ -200,6 +221,7 @@ class FindMixin:
         if not wanted:
             return set()
         expr = sa.func.lower(column) if email else column
+        label = f"lower({col})" if email else col
         new: set[Key] = set()
         pos = {c.name: i for i, c in enumerate(cols)}
         at, pk_of = pos[col], _key_getter([pos[c] for c in tm.pk])
@@ -207,9 +229,7 @@ class FindMixin:
         tid_at = len(cols)
         matched: list[tuple[Key, Any]] = []  # (row key, matched value)
         for chunk in chunks(list(wanted), self._limit - 1):
-            stmt = self._select(cols, tids).where(
-                in_values(self._dialect, expr, chunk, column.type))
-            for row in db.all(stmt):
+            for row in self._rows_where(db, tm, cols, tids, expr, column.type, chunk, label):
                 raw = row[at]
                 # Exact re-check in Python: collations may equate values that are not equal.
                 value = raw.lower() if email and isinstance(raw, str) else raw
@@ -332,13 +352,13 @@ class FindMixin:
             emitter = None
         last: list[Any] | None = None
         for chunk in parts:
-            if single:
-                where = in_values(self._dialect, ccols[0], chunk, ccols[0].type)
-            else:
-                where = tuple_in(ccols, chunk)
             if emitter is not None and last is not None:
                 db.also(functools.partial(emitter.part, child, record, last))
-            result = db.all(self._select(cols, tids).where(where))
+            if single:
+                result = self._rows_where(db, child, cols, tids, ccols[0], ccols[0].type, chunk,
+                                          e.child_cols[0])
+            else:
+                result = db.all(self._select(cols, tids).where(tuple_in(ccols, chunk)))
             if emitter is None:
                 record(result)
             else:
