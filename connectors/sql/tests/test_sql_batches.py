@@ -51,6 +51,8 @@ def test_a_large_batch_finds_exactly_its_rows_and_erases_only_them(db: Db) -> No
     outcomes = list(c.delete(found))
     assert {o.status for o in outcomes} == {ItemStatus.DONE}
     assert len(outcomes) == len(found)
+    # find's memos of these rows (refs, places) are let go once the rows are erased.
+    assert not any(c._refs.values()) and not any(c._tids.values())
     assert {r["id"] for r in db.rows("customers")} == set(range(1, 2 * N, 2))
     assert {r["customer_id"] for r in db.rows("orders")} == set(range(1, 2 * N, 2))
     assert len(db.rows("lines")) == N

@@ -122,12 +122,17 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
 
     # references ----------------------------------------------------------------------
 
-    def _group(self, findings: Sequence[Finding]) -> tuple[dict[str, Group], list[Finding]]:
-        """Findings by table; the second list holds references not in this mapping."""
+    def _group(
+        self, findings: Sequence[Finding], take: bool = False
+    ) -> tuple[dict[str, Group], list[Finding]]:
+        """Findings by table; the second list holds references not in this mapping.
+
+        ``take``: the rows are being erased, so find's memo of their refs is let go.
+        """
         m = self.mapping()
         if self._heads is None:
             self._heads = int_ref_heads(m)
-        return group_findings(m, self._heads, self._refs, findings)
+        return group_findings(m, self._heads, self._refs, findings, take)
 
     @staticmethod
     def _bad(findings: list[Finding]) -> list[ItemOutcome]:
@@ -163,7 +168,7 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
 
     def _erase(self, findings: Sequence[Finding], anonymise_only: bool) -> list[ItemOutcome]:
         """Delete (or only anonymise) rows table by table, children before parents."""
-        grouped, bad = self._group(findings)
+        grouped, bad = self._group(findings, take=True)
         m = self.mapping()
         out = self._bad(bad)
         if not grouped:

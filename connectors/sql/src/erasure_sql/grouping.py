@@ -50,12 +50,14 @@ def int_ref_heads(m: Mapping) -> dict[str, str]:
 
 def group_findings(
     m: Mapping, heads: dict[str, str], memo: dict[str, dict[str, Key]],
-    findings: Sequence[Finding],
+    findings: Sequence[Finding], take: bool = False,
 ) -> tuple[dict[str, Group], list[Finding]]:
     """Findings by table; the second list holds references not in this mapping.
 
     ``memo`` holds, per table, the refs this connector handed out with their keys (the usual
-    case in one process); a finding's kind says which table's memo to try first.
+    case in one process); a finding's kind says which table's memo to try first. With
+    ``take`` the refs found there are removed from it (rows being erased): the memo stays the
+    size of the batches in flight, and lookups in a small dict stay in the CPU's caches.
     """
     by_kind: dict[str, list[Finding]] = {}
     # Findings come table by table: groupby splits the runs of one kind without a Python
@@ -66,7 +68,12 @@ def group_findings(
     bad: list[Finding] = []
     for kind, fs in by_kind.items():
         table_memo = memo.get(kind)
-        pks = list(map(table_memo.get, map(_ref, fs))) if table_memo else [None] * len(fs)
+        if not table_memo:
+            pks: list[Key | None] = [None] * len(fs)
+        elif take:
+            pks = list(map(table_memo.pop, map(_ref, fs), itertools.repeat(None)))
+        else:
+            pks = list(map(table_memo.get, map(_ref, fs)))
         if None not in pks:
             _add(groups, kind, pks, fs)
             continue
