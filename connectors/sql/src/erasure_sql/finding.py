@@ -179,16 +179,12 @@ class FindMixin:
         related_of = self._related
         # Entries are shared between rows: turn each into (subject, matched, fields) once.
         plans: dict[int, list[tuple[str, tuple[Identifier, ...], tuple[str, ...]]]] = {}
-        # encode_ref's output for one integer key, built without the call.
-        int_prefix = f"[{json_str(tname)},[" if tm.pk_types == (int,) else None
+        ref_of = _ref_maker(tm)
         related: tuple[Identifier, ...] = ()
         for pk, entry in table_hits.items():
             if ident_at:
                 related = related_of(ident_at, table_rows[pk])
-            if int_prefix is not None and type(pk[0]) is int:
-                ref = f"{int_prefix}{pk[0]}]]"
-            else:
-                ref = encode_ref(tname, pk)
+            ref = ref_of(pk)
             refs[ref] = pk
             plan = plans.get(id(entry))
             if plan is None:
@@ -350,21 +346,65 @@ class FindMixin:
         else:
             parts = list(chunks(keys, size))
             emitter = None
+        emit_part: Callable[[list[Any]], None] | None = None
+        if emitter is not None:
+            if new is None and child_rows is None:
+                # A leaf read only through this link: each row comes once, and nothing looks
+                # at its hits again, so its findings are built straight from the rows.
+                emit_part = self._leaf_emitter(child, link, link_of, pk_of, tids, tid_at,
+                                               tuple(edge_fields), emitter.out)
+            else:
+                emit_part = functools.partial(emitter.part, child, record)
         last: list[Any] | None = None
         for chunk in parts:
-            if emitter is not None and last is not None:
-                db.also(functools.partial(emitter.part, child, record, last))
+            if emit_part is not None and last is not None:
+                db.also(functools.partial(emit_part, last))
             if single:
                 result = self._rows_where(db, child, cols, tids, ccols[0], ccols[0].type, chunk,
                                           e.child_cols[0])
             else:
                 result = db.all(self._select(cols, tids).where(tuple_in(ccols, chunk)))
-            if emitter is None:
+            if emit_part is None:
                 record(result)
             else:
                 last = result
-        if emitter is not None and last is not None:
-            emitter.part(child, record, last)
+        if emit_part is not None and last is not None:
+            emit_part(last)
+
+    def _leaf_emitter(
+        self, tm: TableModel, link: Link, link_of: Callable[[Any], Any],
+        pk_of: Callable[[Any], Key], tids: dict[Key, str] | None, tid_at: int,
+        fields: tuple[str, ...], out: list[Finding],
+    ) -> Callable[[list[Any]], None]:
+        """A function appending the findings of rows of ``tm`` (a leaf table that only
+        ``link`` reaches, see :func:`only_way_in`) to ``out``, one part of rows at a time."""
+        system, tname = self.system, tm.name
+        refs = self._refs.setdefault(tname, {})
+        ref_of = _ref_maker(tm)
+        # link key -> (subject, matched identifiers, fields) of every subject it stands for
+        plans: dict[Any, list[tuple[str, tuple[Identifier, ...], tuple[str, ...]]]] = {}
+
+        def emit_part(result: list[Any]) -> None:
+            owners_of = link.owners().get
+            append = out.append
+            for row in result:
+                keyv = link_of(row)
+                plan = plans.get(keyv)
+                if plan is None:
+                    owners = owners_of(keyv)
+                    plan = plans[keyv] = ([(s, tuple(i), fields) for s, i in owners.items()]
+                                          if owners else [])
+                if not plan:
+                    continue  # a parent that failed the exact re-check
+                pk = pk_of(row)
+                if tids is not None:
+                    tids[pk] = row[tid_at]
+                ref = ref_of(pk)
+                refs[ref] = pk
+                for skey, matched, fs in plan:
+                    append(Finding(system, skey, ref, tname, matched, fs, ()))
+
+        return emit_part
 
     @staticmethod
     def _related(
@@ -381,6 +421,19 @@ class FindMixin:
 
 def _nothing() -> None:
     return None
+
+
+def _ref_maker(tm: TableModel) -> Callable[[Key], str]:
+    """``encode_ref`` for rows of ``tm``; one integer key is formatted without the call."""
+    tname = tm.name
+    if tm.pk_types != (int,):
+        return functools.partial(encode_ref, tname)
+    prefix = f"[{json_str(tname)},["
+
+    def ref_of(pk: Key) -> str:
+        return f"{prefix}{pk[0]}]]" if type(pk[0]) is int else encode_ref(tname, pk)
+
+    return ref_of
 
 
 class _Pending:
