@@ -395,7 +395,7 @@ class FindMixin:
                     plan = plans[keyv] = ([(s, tuple(i), fields) for s, i in owners.items()]
                                           if owners else [])
                 if not plan:
-                    continue  # a parent that failed the exact re-check
+                    continue  # a link value not asked for, that a collation equated
                 pk = pk_of(row)
                 if tids is not None:
                     tids[pk] = row[tid_at]
