@@ -73,20 +73,48 @@ def test_a_subject_sharing_a_parent_row_is_found_on_its_children(db: Db) -> None
     assert len(orders_of) == N + 1
 
 
-def test_a_row_moved_in_a_large_batch_is_still_deleted(db: Db) -> None:
+@pytest.mark.parametrize("which", ["first", "last"])
+def test_a_row_moved_in_a_large_batch_is_still_deleted(db: Db, which: str) -> None:
     shop(db)
     c = db.connector({"customers": {"identifiers": {"email": "email"}}, "orders": {},
                       "lines": {}})
     mine = range(0, 2 * N, 2)
     found = list(c.find(subjects(mine)))
-    last = 10 * mine[-1] + 2  # among the last orders deleted
+    # Rows are deleted in the order of their findings: the first order found goes in the
+    # first DELETE statement, the last in the second (PostgreSQL).
+    orders_found = [f for f in found if f.kind == "orders"]
+    moved = json.loads(orders_found[0 if which == "first" else -1].ref)[1][0]
     with db.engine.begin() as conn:  # a new row version: no longer where find saw it
         orders = db.table("orders")
-        conn.execute(orders.update().where(orders.c.id == last).values(customer_id=mine[-1]))
+        conn.execute(orders.update().where(orders.c.id == moved)
+                     .values(customer_id=moved // 10))
     outcomes = list(c.delete(found))
     assert {o.status for o in outcomes} == {ItemStatus.DONE}
     assert {r["customer_id"] for r in db.rows("orders")} == set(range(1, 2 * N, 2))
     assert list(c.find(subjects(mine))) == []
+
+
+@pytest.mark.parametrize("which", ["first", "last"])
+def test_a_row_nothing_references_moved_in_either_statement_is_still_deleted(
+    db: Db, which: str,
+) -> None:
+    """No foreign key would catch this row left behind: only delete's own count does."""
+    visits = sa.Table("visits", db.meta,
+                      sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                      sa.Column("email", sa.String(255), nullable=False))
+    db.create()
+    people = range(1300)  # two visits each: 2,400 rows of the 1,200 found, in two statements
+    db.insert("visits", *({"id": 2 * p + k, "email": f"user{p}@example.org"}
+                          for p in people for k in range(2)))
+    c = db.connector({"visits": {"identifiers": {"email": "email"}}})
+    found = list(c.find(subjects(range(1200))))
+    assert len(found) == 2400
+    moved = json.loads(found[0 if which == "first" else -1].ref)[1][0]
+    with db.engine.begin() as conn:  # a new row version: no longer where find saw it
+        conn.execute(visits.update().where(visits.c.id == moved).values(email=visits.c.email))
+    outcomes = list(c.delete(found))
+    assert {o.status for o in outcomes} == {ItemStatus.DONE}
+    assert {r["id"] for r in db.rows("visits")} == set(range(2400, 2600))
 
 
 @pytest.fixture(params=[PG_URL, MY_URL], ids=["postgresql", "mariadb"])
