@@ -242,9 +242,11 @@ class EraseMixin:
         """Delete the rows of ``chunk`` where find saw them (ctid); True if all of them went.
 
         A ctid is only where a row was: an update moves it, and vacuum may give the place to
-        another row. So each place must also hold one of the keys (checked as a filter, IS
-        TRUE keeping the planner on the ctids): no other row is ever touched, and when fewer
-        rows than keys go, the caller undoes this and deletes by key instead. Each place
+        another row. So each place must also hold one of the keys (checked as a filter:
+        ``COALESCE(pk = ANY(:keys), false)`` is no index condition, so the planner stays on
+        the ctids, and unlike ``IS TRUE`` it is not estimated key by key, which took a
+        millisecond to plan for a few thousand keys): no other row is ever touched, and when
+        fewer rows than keys go, the caller undoes this and deletes by key instead. Each place
         holds at most one row, so as many rows as keys means exactly those keys.
         """
         stmt = self._at_places(tm, chunk, tids)
@@ -280,7 +282,7 @@ class EraseMixin:
         places = [tids.pop(pk, None) for pk in chunk]
         if None in places:
             return None
-        ours = pk_filter(tm.table, tm.pk, chunk, self._dialect).is_(sa.true())
+        ours = sa.func.coalesce(pk_filter(tm.table, tm.pk, chunk, self._dialect), sa.false())
         return sa.delete(tm.table).where(at_places(places), ours)
 
     def _anonymise_table(
