@@ -95,14 +95,15 @@ class FindMixin:
 
         ``label`` names ``expr`` (a column, or ``lower(column)``) in the cache of lookups.
         """
-        literal = array_literal(values) if self._dialect == "postgresql" else None
-        if literal is not None:
+        if self._dialect == "postgresql":
             key = (tm.name, tuple(c.name for c in cols), label, tids is not None)
             lookup = self._lookups.get(key)
             if lookup is None:
                 select = self._select(cols, tids)
                 lookup = self._lookups[key] = ArrayLookup(self._engine.dialect, select, expr, type_)
-            if lookup.plain:
+            # Built only for a lookup that uses it: the fallback below builds its own.
+            literal = array_literal(values) if lookup.plain else None
+            if literal is not None:
                 return db.run(functools.partial(lookup.rows, db.conn, literal))
         return db.all(self._select(cols, tids).where(
             in_values(self._dialect, expr, values, type_)))
