@@ -83,12 +83,20 @@ def toml_value(v: Any) -> str:
 
 
 def write_config(folder: Path, systems: Mapping[str, Mapping[str, Any]],
-                 host: Mapping[str, Any] | None = None, name: str = "erasure.toml") -> Path:
-    """Write a config with ``state_dir = "state"`` (relative to the file) and these systems."""
+                 host: Mapping[str, Any] | None = None, name: str = "erasure.toml",
+                 id_spaces: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
+    """Write a config with ``state_dir = "state"`` (relative to the file), these systems
+    and id spaces (default: one "customer" space of customer ids over every system)."""
+    if id_spaces is None:
+        id_spaces = {"customer": {"type": "customer_id", "systems": list(systems)}} \
+            if systems else {}
     lines = ["[erasure]", 'state_dir = "state"']
     lines += [f"{k} = {toml_value(v)}" for k, v in (host or {}).items()]
     for sname, section in systems.items():
         lines += ["", f"[systems.{sname}]"]
+        lines += [f"{k} = {toml_value(v)}" for k, v in section.items()]
+    for space, section in id_spaces.items():
+        lines += ["", f"[id_spaces.{space}]"]
         lines += [f"{k} = {toml_value(v)}" for k, v in section.items()]
     path = folder / name
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -48,7 +48,10 @@ def mem(**extra) -> dict:
 
 @pytest.fixture
 def shop(make_orch):
-    orch = make_orch({"systems": {"crm": mem(), "billing": mem(), "desk": mem()}})
+    orch = make_orch({
+        "systems": {"crm": mem(), "billing": mem(), "desk": mem()},
+        "id_spaces": {"customer": {"type": "customer_id", "systems": ["crm", "billing"]}},
+    })
     seed(orch, "crm", {
         "c/1": ("contact", {"email": "alice@example.com", "customer_id": "C-1", "phone": PHONE}),
         "c/2": ("contact", {"email": "jimalice@example.com", "customer_id": "C-2"}),

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -56,6 +57,11 @@ Users = Annotated[list[str] | None, typer.Option("--user-id", help="User id.")]
 Names = Annotated[list[str] | None, typer.Option("--name", help="Full name (weak identifier).")]
 Ips = Annotated[list[str] | None, typer.Option("--ip", help="IP address (weak identifier).")]
 Ticket = Annotated[str | None, typer.Option("--ticket", help="Ticket id the request came from.")]
+IdSpaceOpt = Annotated[
+    str | None,
+    typer.Option("--id-space", help="Id space of --customer-id/--user-id (default: the "
+                                    "config's for the type)."),
+]
 Verified = Annotated[bool, typer.Option("--verified", help="The subject's identity was checked.")]
 Override = Annotated[
     str | None,
@@ -65,7 +71,7 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change 
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -117,12 +123,19 @@ def _orchestrator(config: Path | None) -> Iterator[Orchestrator]:
 def _spec(rtype: RequestType, email: list[str] | None, phone: list[str] | None,
           customer_id: list[str] | None, user_id: list[str] | None, name: list[str] | None,
           ip: list[str] | None, ticket: str | None, verified: bool, override: str | None,
-          received: datetime | None = None) -> RequestSpec:
-    pairs = [(t, v) for t, vs in (("email", email), ("phone", phone),
-                                  ("customer_id", customer_id), ("user_id", user_id),
-                                  ("name", name), ("ip", ip)) for v in vs or ()]
+          received: datetime | None = None, id_space: str | None = None) -> RequestSpec:
+    pairs = [_ident(t, v, id_space) for t, vs in (
+        ("email", email), ("phone", phone), ("customer_id", customer_id), ("user_id", user_id),
+        ("name", name), ("ip", ip)) for v in vs or ()]
     return RequestSpec(type=rtype, identifiers=tuple(pairs), ticket=ticket, verified=verified,
                        override_unverified=override, received_at=received)
+
+
+def _ident(itype: str, value: str, id_space: str | None) -> tuple[str, str] | tuple[str, str, str]:
+    """An identifier pair; ids (customer, user) carry the id space when one is named."""
+    if id_space and itype in ("customer_id", "user_id"):
+        return (itype, value, id_space)
+    return (itype, value)
 
 
 def _summary_exit(summary: RunSummary) -> None:
@@ -181,12 +194,12 @@ def request_create(
     user_id: Users = None, name: Names = None, ip: Ips = None, ticket: Ticket = None,
     verified: Verified = False, override_unverified: Override = None,
     received: Annotated[datetime | None, typer.Option(help="When it was received (UTC).")] = None,
-    config: ConfigOpt = None,
+    id_space: IdSpaceOpt = None, config: ConfigOpt = None,
 ) -> None:
     """Record a request; `erasure run` processes it."""
     with _orchestrator(config) as orch, _errors():
         spec = _spec(type, email, phone, customer_id, user_id, name, ip, ticket, verified,
-                     override_unverified, received)
+                     override_unverified, received, id_space)
         orch.validate(spec)
         out.print(orch.submit(spec))
 
@@ -194,7 +207,7 @@ def request_create(
 @request_app.command("import")
 def request_import(
     file: Annotated[Path, typer.Argument(help="CSV: type,email,phone,customer_id,user_id,"
-                                              "name,ip,ticket,verified")],
+                                              "name,ip,ticket,verified[,id_space]")],
     config: ConfigOpt = None,
 ) -> None:
     """Record many requests from a CSV file; all or none (a bad row names its line)."""
@@ -212,8 +225,10 @@ def request_import(
                 rtype = RequestType((row.get("type") or "").strip())
             except ValueError:
                 _fail(f"{file}:{n}: type must be one of {', '.join(t.value for t in RequestType)}")
-            pairs = tuple((k, v) for k in ("email", "phone", "customer_id", "user_id", "name",
-                                           "ip") if (v := (row.get(k) or "").strip()))
+            space = (row.get("id_space") or "").strip() or None
+            pairs = tuple(_ident(k, v, space) for k in ("email", "phone", "customer_id",
+                                                        "user_id", "name", "ip")
+                          if (v := (row.get(k) or "").strip()))
             verified = (row.get("verified") or "").strip().lower() in ("1", "true", "yes")
             spec = RequestSpec(rtype, pairs, ticket=(row.get("ticket") or None),
                                verified=verified)
@@ -265,18 +280,21 @@ def run(
 def _one_shot(rtype: RequestType, email: list[str] | None, phone: list[str] | None,
               customer_id: list[str] | None, user_id: list[str] | None,
               name: list[str] | None, ip: list[str] | None, ticket: str | None,
-              verified: bool, override: str | None, dry_run: bool, config: Path | None) -> None:
+              verified: bool, override: str | None, dry_run: bool, config: Path | None,
+              id_space: str | None = None) -> None:
     with _orchestrator(config) as orch, _errors():
         spec = _spec(rtype, email, phone, customer_id, user_id, name, ip, ticket, verified,
-                     override)
+                     override, id_space=id_space)
         if dry_run:
             table = Table(title=f"Plan ({rtype.value}, dry run: nothing changed)")
             for col in ("system", "connector", "policy", "action", "found", "would act on",
                         "review only", "note"):
                 table.add_column(col)
             for line in orch.plan(spec):
+                spaces = f"id spaces: {', '.join(line.id_spaces)}" if line.id_spaces else ""
                 table.add_row(line.system, line.connector, line.policy, line.action,
-                              str(line.found), str(line.actionable), str(line.review), line.note)
+                              str(line.found), str(line.actionable), str(line.review),
+                              "; ".join(filter(None, [line.note, spaces])))
             out.print(table)
             raise typer.Exit(0)
         rid = orch.submit(spec)
@@ -293,9 +311,9 @@ def _shortcut(rtype: RequestType, doc: str) -> Callable[..., None]:
                 user_id: Users = None, name: Names = None, ip: Ips = None,
                 ticket: Ticket = None, verified: Verified = False,
                 override_unverified: Override = None, dry_run: DryRun = False,
-                config: ConfigOpt = None) -> None:
+                id_space: IdSpaceOpt = None, config: ConfigOpt = None) -> None:
         _one_shot(rtype, email, phone, customer_id, user_id, name, ip, ticket, verified,
-                  override_unverified, dry_run, config)
+                  override_unverified, dry_run, config, id_space)
     command.__doc__ = doc
     return command
 

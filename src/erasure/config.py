@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from .errors import ConfigError
+from .expansion import GLOBAL_TYPES, IdSpace, IdSpaces
 from .models import IdentifierType, Policy
 
 __all__ = [
@@ -113,6 +114,7 @@ class Config:
     host: HostSettings
     systems: Mapping[str, SystemConfig]
     path: Path | None = None
+    id_spaces: IdSpaces = field(default_factory=IdSpaces)
 
 
 def _resolve(value: Any, where: str, problems: list[str], env: Mapping[str, str]) -> Any:
@@ -175,8 +177,9 @@ def parse_config(
     env = os.environ if env is None else env
     problems: list[str] = []
     for key in data:
-        if key not in ("erasure", "systems"):
-            problems.append(f"{key}: unknown section (expected [erasure] or [systems.NAME])")
+        if key not in ("erasure", "systems", "id_spaces"):
+            problems.append(
+                f"{key}: unknown section (expected [erasure], [systems.NAME] or [id_spaces.NAME])")
     raw_host = _resolve(dict(data.get("erasure", {})), "erasure", problems, env)
     host = HostSettings()
     try:
@@ -241,9 +244,56 @@ def parse_config(
             max_attempts=max_attempts,
             settings=resolved,
         )
+    id_spaces = _id_spaces(data.get("id_spaces", {}), raw_systems, problems)
     if problems:
         raise ConfigError(problems)
-    return Config(host=host, systems=systems, path=path)
+    return Config(host=host, systems=systems, path=path, id_spaces=id_spaces)
+
+
+class _IdSpaceSection(_Strict):
+    type: IdentifierType
+    systems: tuple[str, ...] = Field(min_length=1)
+    default: bool = False
+
+
+def _id_spaces(raw: Any, systems: Mapping[str, Any], problems: list[str]) -> IdSpaces:
+    """Validate ``[id_spaces.NAME]`` sections: a scoped type, known systems, a system in at
+    most one space per type, at most one default per type."""
+    if not isinstance(raw, dict):
+        problems.append("id_spaces: must be a table of [id_spaces.NAME] sections")
+        return IdSpaces()
+    out: dict[str, IdSpace] = {}
+    owner: dict[tuple[IdentifierType, str], str] = {}
+    defaults: dict[IdentifierType, str] = {}
+    for name, section in raw.items():
+        where = f"id_spaces.{name}"
+        if not _SYSTEM_NAME.match(name):
+            problems.append(f"{where}: id space names are lower-case letters, digits, - and _")
+            continue
+        try:
+            sec = _IdSpaceSection.model_validate(section)
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(where, exc))
+            continue
+        if sec.type in GLOBAL_TYPES:
+            problems.append(f"{where}.type: {sec.type.value} is global (the same in every "
+                            "system) and needs no id space")
+            continue
+        for system in sec.systems:
+            if system not in systems:
+                problems.append(f"{where}.systems: no system {system!r} is configured")
+            elif (sec.type, system) in owner:
+                problems.append(f"{where}.systems: {system} is already in id space "
+                                f"{owner[(sec.type, system)]!r} for {sec.type.value}")
+            owner.setdefault((sec.type, system), name)
+        if sec.default:
+            if sec.type in defaults:
+                problems.append(f"{where}.default: {defaults[sec.type]!r} is already the "
+                                f"default id space for {sec.type.value}")
+            defaults.setdefault(sec.type, name)
+        out[name] = IdSpace(name=name, type=sec.type, systems=tuple(dict.fromkeys(sec.systems)),
+                            default=sec.default)
+    return IdSpaces(out)
 
 
 def config_path(explicit: str | Path | None) -> Path:

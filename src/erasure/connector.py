@@ -54,6 +54,10 @@ class Connector(ABC):
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.FIND})
     #: Identifier types ``find`` can search by. ``None`` means all.
     identifier_types: ClassVar[frozenset[IdentifierType] | None] = None
+    #: Most findings (or subjects, for ``find``) one call may take; ``None``: the host's
+    #: ``batch_size``. The host never splits one subject's findings across calls, so a call
+    #: holding one subject may exceed it.
+    max_batch: ClassVar[int | None] = None
 
     def __init__(self, system: str, settings: ConnectorSettings) -> None:
         self.system = system

@@ -52,6 +52,13 @@ policy = "retain"
 reason = "invoices kept 10 years (tax law)"
 """
 
+ID_SPACES = """
+# Customer numbers mean the same customer in these systems, and only there.
+[id_spaces.customer]
+type = "customer_id"
+systems = [{systems}]
+"""
+
 SQL_CONFIG = """
 [systems.shop-db]
 connector = "sql"
@@ -105,6 +112,8 @@ def _seed(plugins: PluginHost, orch: Orchestrator, root: Path) -> None:
                                       "subject": "Where is my kettle?"}),
             "user/78": ("user", {"email": "jimalice@example.com", "name": "Jim Alice"}),
             "user/79": ("user", {"phone": phone, "name": "Bob Example"}),
+            # the helpdesk's own customer number C-1001: another person, another id space
+            "user/80": ("user", {"customer_id": "C-1001", "name": "Carol Example"}),
         },
         "mail-archive": {
             "INBOX/1001": ("message", {"email": "alice@example.com", "subject": "Order 10"}),
@@ -133,8 +142,12 @@ def run_demo(folder: Path, out: Console) -> int:
     root.mkdir(parents=True)
     plugins = PluginHost.load()
     text = CONFIG.format(root=root)
+    customer_space = ["crm", "tax-archive"]
     if "sql" in plugins.registry:
         text += SQL_CONFIG.format(root=root)
+        customer_space.append("shop-db")
+    # The helpdesk numbers its own records: its "C-1001" is someone else, so it stays out.
+    text += ID_SPACES.format(systems=", ".join(f'"{s}"' for s in customer_space))
     cfg_path = root / "demo.toml"
     cfg_path.write_text(text, encoding="utf-8")
     config = load_config(cfg_path, known_connectors={
@@ -145,7 +158,8 @@ def run_demo(folder: Path, out: Console) -> int:
         out.rule("[bold]erasure demo")
         out.print(f"Config: {cfg_path}\nSystems: {', '.join(orch.systems)}\n"
                   "Subject: alice@example.com, customer C-1001. Also seeded: a lookalike "
-                  "(jimalice@example.com) and Bob, who shares Alice's phone.\n")
+                  "(jimalice@example.com), Bob, who shares Alice's phone, and Carol, whose "
+                  "helpdesk number is also C-1001 (another id space).\n")
 
         plan = orch.plan(RequestSpec(RequestType.FIND, SUBJECT, verified=True))
         table = Table(title="1. Find (dry run: nothing changed)")
@@ -188,8 +202,9 @@ def run_demo(folder: Path, out: Console) -> int:
         out.print(left)
         if "shop-db" in orch.systems:
             out.print(f"Alice's invoice is kept for tax, anonymised: {row}")
-        out.print("Jim (lookalike address) and Bob (shared phone, review only) are untouched; "
-                  "the invoice is retained under its legal reason.\n")
+        out.print("Jim (lookalike address), Bob (shared phone, review only) and Carol (C-1001 "
+                  "in the helpdesk's own id space) are untouched; the invoice is retained "
+                  "under its legal reason.\n")
 
         report = verify_chain(orch.ledger.receipts(), orch.keys.signing.public_key())
         status = "[green]verified[/]" if report.ok else f"[red]{report.problems}[/]"

@@ -17,18 +17,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .models import Record
+__all__ = ["json_safe", "write_package"]
 
-__all__ = ["write_package"]
+#: One exported item as the package holds it: (record kind, JSON-safe data).
+Exported = tuple[str, Mapping[str, Any]]
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return str(value)
 
 
@@ -40,22 +41,36 @@ def write_package(
     folder: Path,
     request_id: str,
     request_type: str,
-    records_by_system: Mapping[str, Sequence[Record]],
+    records_by_system: Mapping[str, Sequence[Exported]],
     *,
     generated_at: str,
 ) -> Path:
-    """Write the package for one request and return its path."""
+    """Write the package for one request and return its path.
+
+    The same records always give the same files: records are ordered by kind and content,
+    so a resumed run rewrites the package it would have written uninterrupted.
+    """
+    records_by_system = {
+        system: sorted(((kind, json_safe(dict(data))) for kind, data in records),
+                       key=lambda r: (r[0], json.dumps(r[1], sort_keys=True)))
+        for system, records in records_by_system.items()
+    }
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / f"{_safe_name(request_id)}.zip"
     tmp = folder / f".{path.name}.tmp"
     buf = io.BytesIO()
     summary: list[tuple[str, str, int]] = []
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    # Entries are dated by generated_at, not the clock: the same records and time give the
+    # same bytes, so a resumed run's package is the one the first run would have written.
+    stamp = tuple(int(p) for p in generated_at.replace("T", "-").replace(":", "-")
+                  .split(".")[0].split("-")[:6])
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zip_file:
+        zf = _Dated(zip_file, stamp)
         for system in sorted(records_by_system):
             records = records_by_system[system]
             by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for r in records:
-                by_kind[r.finding.kind].append(_json_safe(dict(r.data)))
+            for kind, data in records:
+                by_kind[kind].append(dict(data))
             zf.writestr(
                 f"{_safe_name(system)}.json",
                 json.dumps({"system": system, "records": by_kind}, indent=2, sort_keys=True),
@@ -83,11 +98,24 @@ def write_package(
     return path
 
 
+class _Dated:
+    """Writes zip entries with one fixed date."""
+
+    def __init__(self, zf: zipfile.ZipFile, stamp: tuple[int, ...]) -> None:
+        self.zf, self.stamp = zf, stamp
+
+    def writestr(self, name: str, data: str) -> None:
+        info = zipfile.ZipInfo(name, date_time=self.stamp)  # type: ignore[arg-type]
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o600 << 16
+        self.zf.writestr(info, data)
+
+
 def _index_html(
     request_id: str,
     request_type: str,
     summary: list[tuple[str, str, int]],
-    records_by_system: Mapping[str, Sequence[Record]],
+    records_by_system: Mapping[str, Sequence[Exported]],
     generated_at: str,
 ) -> str:
     e = html.escape
@@ -107,9 +135,9 @@ def _index_html(
     if not summary:
         parts.append("<p>No personal data about you was found in any system.</p>")
     for system in sorted(records_by_system):
-        for r in records_by_system[system]:
-            parts.append(f"<h3>{e(system)}: {e(r.finding.kind)}</h3><table>")
-            for k, v in sorted(dict(r.data).items()):
+        for kind, data in records_by_system[system]:
+            parts.append(f"<h3>{e(system)}: {e(kind)}</h3><table>")
+            for k, v in sorted(dict(data).items()):
                 parts.append(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>")
             parts.append("</table>")
     parts.append("</html>")

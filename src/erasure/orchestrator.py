@@ -18,6 +18,7 @@ from datetime import datetime
 
 from .config import Config
 from .errors import UsageError
+from .expansion import Scoped
 from .keys import KeyRing
 from .ledger import Ledger, RequestRow, add_months, ledger_exists, utcnow
 from .models import Identifier, Policy, RequestType
@@ -33,10 +34,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RequestSpec:
-    """A request as a user or a ticketing workflow hands it over (validated by ``submit``)."""
+    """A request as a user or a ticketing workflow hands it over (validated by ``submit``).
+
+    ``identifiers`` are ``(type, value)`` pairs, or ``(type, value, id_space)`` for an id
+    (customer id, user id) of a space other than its type's default.
+    """
 
     type: RequestType
-    identifiers: tuple[tuple[str, str], ...]
+    identifiers: tuple[tuple[str, str] | tuple[str, str, str], ...]
     ticket: str | None = None
     verified: bool = False
     override_unverified: str | None = None
@@ -58,6 +63,9 @@ class PlanLine:
     actionable: int
     review: int
     note: str = ""
+    #: keyed hashes of the items it would act on: the receipt's ``items`` for the same data
+    items: tuple[str, ...] = ()
+    id_spaces: tuple[str, ...] = ()
 
 
 @dataclass
@@ -122,14 +130,18 @@ class Orchestrator:
 
     # requests ------------------------------------------------------------------------
 
-    def validate(self, spec: RequestSpec, *, dry_run: bool = False) -> tuple[Identifier, ...]:
-        """Parse identifiers and check the rules; raises UsageError with one line.
+    def validate(self, spec: RequestSpec, *, dry_run: bool = False) -> tuple[Scoped, ...]:
+        """Parse identifiers, place ids in their id spaces and check the rules; raises
+        UsageError with one line.
 
         A dry run changes nothing, so it may look before the identity is verified.
         """
         if not spec.identifiers:
             raise UsageError("a request needs at least one identifier (e.g. --email)")
-        idents = tuple(dict.fromkeys(Identifier.parse(t, v) for t, v in spec.identifiers))
+        spaces = self.config.id_spaces
+        idents = tuple(dict.fromkeys(
+            spaces.for_request(Identifier.parse(i[0], i[1]), i[2] if len(i) > 2 else None)
+            for i in spec.identifiers))
         if (spec.type is RequestType.ERASURE and not spec.verified
                 and not spec.override_unverified and not dry_run):
             raise UsageError(
@@ -151,12 +163,10 @@ class Orchestrator:
         import uuid
 
         rows = []
-        strong_types = set(self.config.host.strong_identifiers)
+        strong_types = self.config.host.strong_identifiers
         validated = [(spec, self.validate(spec)) for spec in specs]
         for spec, idents in validated:
-            known = KnownIdentifiers()
-            for i in idents:
-                known.add(i, i.type in strong_types)
+            known = KnownIdentifiers.from_request(idents, strong_types)
             received = spec.received_at or utcnow()
             rid = f"r-{uuid.uuid4().hex[:16]}"
             rows.append({
@@ -169,7 +179,7 @@ class Orchestrator:
                 "due_at": add_months(received, 1),
                 "identifiers": self.keys.encrypt(json.dumps(known.to_json()).encode()),
                 "subject_digest": self.keys.digest(
-                    *sorted(f"{i.type.value}:{i.value}" for i in idents)
+                    *sorted(f"{i.type.value}:{i.ident.value}" for i in idents)
                 ),
             })
         self.ledger.add_requests(rows)
@@ -278,10 +288,7 @@ class Orchestrator:
     def plan(self, spec: RequestSpec) -> list[PlanLine]:
         """Find across all systems and say what would happen. Writes nothing anywhere."""
         idents = self.validate(spec, dry_run=True)
-        strong_types = set(self.config.host.strong_identifiers)
-        known = KnownIdentifiers()
-        for i in idents:
-            known.add(i, i.type in strong_types)
+        known = KnownIdentifiers.from_request(idents, self.config.host.strong_identifiers)
         now = utcnow()
         row = RequestRow(
             id="dry-run", ticket=spec.ticket, type=spec.type.value, status="open", outcome=None,
@@ -301,12 +308,17 @@ class Orchestrator:
             note = system.uncovered or t.summary.get("error", "")
             if system.config.policy is Policy.RETAIN and spec.type is RequestType.ERASURE:
                 note = f"retained: {system.config.reason}"
+            if not known.complete:
+                note = "; ".join(filter(None, [note, "expansion stopped at expansion_rounds"]))
+            digest = self.keys.digest
             lines.append(PlanLine(
                 system=name, connector=system.config.connector,
                 policy=system.config.policy.value,
                 action=action.value if action else "none",
                 found=len(t.state.findings), actionable=len(t.state.actionable),
                 review=len(t.state.findings) - len(t.state.actionable), note=note,
+                items=tuple(sorted(digest(name, ref) for ref in t.state.actionable)),
+                id_spaces=tuple(self.config.id_spaces.used(known.all(), name)),
             ))
         return lines
 

@@ -7,16 +7,16 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from .errors import UsageError
-from .export import write_package
+from .expansion import Evidence, Scoped, finding_evidence, strong_fixpoint
+from .export import json_safe, write_package
+from .isolation import run_isolated
 from .ledger import RequestRow, requests_t, tasks_t, utcnow
 from .models import (
     Action,
     Finding,
-    Identifier,
-    ItemOutcome,
     ItemStatus,
     Outcome,
     Policy,
@@ -41,6 +41,13 @@ _ITEM_FN: dict[Action, Callable[[Any, Sequence[Finding]], Any]] = {
     Action.ANONYMISE: lambda c, fs: c.anonymise(fs),
     Action.RESTRICT: lambda c, fs: c.restrict(fs),
 }
+
+
+def _act_once(system: System, action: Action, batch: list[Finding]) -> CallResult:
+    """One connector call of ``action`` over ``batch`` (items retried alone when transient)."""
+    if action is Action.EXPORT:
+        return system.call(lambda c: c.export(batch))
+    return system.call_items(_ITEM_FN[action], batch)
 
 
 @dataclass
@@ -86,10 +93,6 @@ class Stages:
     def action_of(self, w: Work, system: System) -> Action | None:
         return action_for(w.type, system.config.policy)
 
-    def _chunks(self, items: list[Any]) -> list[list[Any]]:
-        n = self.host.batch_size
-        return [items[i : i + n] for i in range(0, len(items), n)]
-
     def _save(self, works: Sequence[Work], stage_from: set[str] | None = None,
               with_state: bool = True, identifiers: bool = False) -> None:
         updates = []
@@ -117,8 +120,15 @@ class Stages:
     # find ----------------------------------------------------------------------------
 
     def find(self, works: Sequence[Work], *, persist: bool = True) -> None:
-        """Find in every system, feeding identifiers found in one into the others."""
-        strong_types = set(self.host.strong_identifiers)
+        """Find in every system, feeding identifiers found in one into the others.
+
+        Each round searches every system with the identifiers it may see (id spaces) and
+        has not been asked yet; rounds go on until nothing new is found or
+        ``expansion_rounds`` is reached. Strength is computed once from all the evidence
+        (:func:`~erasure.expansion.strong_fixpoint`), so the plan never depends on the
+        order in which systems answered.
+        """
+        spaces = self.o.config.id_spaces
         todo: dict[str, list[Work]] = defaultdict(list)
         now = utcnow().isoformat()
         for w in works:
@@ -132,55 +142,54 @@ class Stages:
                     t.fail(system.uncovered if system else "system not configured", "uncovered")
                     continue
                 todo[name].append(w)
-        queried: dict[tuple[str, str], set[Identifier]] = defaultdict(set)
+        queried: dict[tuple[str, str], set[Scoped]] = defaultdict(set)
+        # request -> system -> item ref -> what the item matched and showed
+        evidence: dict[str, dict[str, dict[str, Evidence]]] = defaultdict(
+            lambda: defaultdict(dict))
         failed: set[tuple[str, str]] = set()
+        by_id = {w.row.id: w for w in works}
         for _round in range(self.host.expansion_rounds + 1):
-            calls: dict[str, Callable[[], CallResult]] = {}
-            for name, ws in todo.items():
-                system = self.o.systems[name]
-                types = system.cls.identifier_types if system.cls else None
-                subjects = []
-                for w in ws:
-                    if (w.row.id, name) in failed:
-                        continue
-                    new = tuple(
-                        i for i in w.known.all()
-                        if i not in queried[(w.row.id, name)] and (types is None or i.type in types)
-                    )
-                    if new:
-                        queried[(w.row.id, name)].update(new)
-                        subjects.append(Subject(w.row.id, new))
-                if subjects:
-                    calls[name] = self._find_call(system, subjects)
-            if not calls:
+            asked = self._unasked(todo, queried, failed)
+            if not asked:
                 break
-            results = fan_out(calls, self.host.max_workers)
-            by_id = {w.row.id: w for w in works}
-            changed = False
-            for name, res in results.items():
-                for w in todo[name]:
-                    w.tasks[name].attempt("find", res.attempts)
-                if res.error:
-                    for w in todo[name]:
-                        t = w.tasks[name]
-                        if (w.row.id, name) not in failed:
-                            failed.add((w.row.id, name))
+            calls = {}
+            for name, subjects in asked.items():
+                for s in subjects:
+                    queried[(s.key, name)].update(spaces.scope(i, name) for i in s.identifiers)
+                calls[name] = self._find_call(self.o.systems[name], subjects)
+            for name, per_subject in fan_out(calls, self.host.max_workers).items():
+                for rid, res in per_subject.items():
+                    w, key = by_id[rid], (rid, name)
+                    t = w.tasks[name]
+                    t.attempt("find", res.attempts)
+                    if res.error:
+                        if key not in failed:
+                            failed.add(key)
                             t.fail(res.error, res.error_kind or "permanent")
-                    continue
-                for f in res.values:
-                    w = by_id.get(f.subject)
-                    if w is None or f.system != name:
-                        continue  # a connector bug must never attach data to another request
-                    w.tasks[name].state.merge(f)
-                    strong = any(w.known.is_strong(m) for m in f.matched)
-                    for rel in f.related:
-                        try:
-                            ident = Identifier.parse(rel.type, rel.value)
-                        except UsageError:
+                        continue
+                    for f in res.values:
+                        if f.system != name:
+                            continue  # a connector bug must never attach data elsewhere
+                        matched, related = finding_evidence(f, name, spaces, queried[key])
+                        if not matched:
                             continue
-                        changed |= w.known.add(ident, strong and ident.type in strong_types)
-            if not changed:
-                break
+                        t.state.merge(f)
+                        ev = evidence[rid][name].setdefault(f.ref, Evidence(f.kind))
+                        ev.matched |= matched
+                        ev.related |= related
+                        for r in related:
+                            w.known.add(r)
+        # Identifiers still unasked when the round limit stopped the search: the plan and
+        # the receipts say the expansion was cut short.
+        cut_short = {s.key for ss in self._unasked(todo, queried, failed).values() for s in ss}
+        strong_types = set(self.host.strong_identifiers)
+        searched = {w.row.id: w for ws in todo.values() for w in ws}
+        for rid, w in searched.items():
+            w.known.complete = rid not in cut_short
+            ev_all = [e for evs in evidence[rid].values() for e in evs.values()]
+            # Seeded with what was strong before: a resumed find never weakens a decision.
+            seeds = w.known.given | set(w.known.strong())
+            w.known.set_strong(strong_fixpoint(seeds, ev_all, strong_types))
         for name, ws in todo.items():
             for w in ws:
                 t = w.tasks[name]
@@ -188,8 +197,8 @@ class Stages:
                     t.stage, t.outcome = "done", Outcome.FAILED.value
                     continue
                 t.state.actionable = {
-                    ref for ref, f in t.state.findings.items()
-                    if any(w.known.is_strong(m) for m in f.matched)
+                    ref for ref, ev in evidence[w.row.id][name].items()
+                    if any(w.known.is_strong(m) for m in ev.matched)
                 }
                 t.summary["found"] = len(t.state.findings)
                 t.summary["review"] = len(t.state.findings) - len(t.state.actionable)
@@ -197,24 +206,55 @@ class Stages:
         if persist:
             self._save(works, stage_from={"found", "done"}, identifiers=True)
 
-    def _find_call(self, system: System, subjects: list[Subject]) -> Callable[[], CallResult]:
-        def run() -> CallResult:
-            out = CallResult()
-            for chunk in self._chunks(subjects):
-                res = system.call(lambda c, ch=chunk: c.find(ch))
-                out.attempts += res.attempts
-                if res.error:
-                    out.error, out.error_kind = res.error, res.error_kind
-                    return out
-                out.values.extend(res.values)
-            return out
+    def _unasked(self, todo: dict[str, list[Work]], queried: dict[tuple[str, str], set[Scoped]],
+                 failed: set[tuple[str, str]]) -> dict[str, list[Subject]]:
+        """Per system, each subject with the identifiers it may search there and was not
+        searched with yet."""
+        spaces = self.o.config.id_spaces
+        out: dict[str, list[Subject]] = {}
+        for name, ws in todo.items():
+            system = self.o.systems[name]
+            types = system.cls.identifier_types if system.cls else None
+            subjects = []
+            for w in ws:
+                if (w.row.id, name) in failed:
+                    continue
+                asked = queried[(w.row.id, name)]
+                new = tuple(sorted(
+                    (s.ident for s in w.known.all()
+                     if s not in asked and spaces.searchable_in(s, name)
+                     and (types is None or s.type in types)),
+                    key=lambda i: (i.type.value, i.value)))
+                if new:
+                    subjects.append(Subject(w.row.id, new))
+            if subjects:
+                out[name] = subjects
+        return out
+
+    def _find_call(self, system: System, subjects: list[Subject]
+                   ) -> Callable[[], dict[str, CallResult]]:
+        """One system's find over ``subjects``, in calls of whole subjects."""
+        def run() -> dict[str, CallResult]:
+            return run_isolated(
+                lambda batch: system.call(lambda c: c.find(batch)),
+                [(s.key, [s]) for s in subjects], self._limit(system),
+                lambda f: f.subject)
         return run
+
+    def _limit(self, system: System) -> int:
+        own = system.cls.max_batch if system.cls else None
+        return min(self.host.batch_size, own or self.host.batch_size)
 
     # act -----------------------------------------------------------------------------
 
     def act(self, works: Sequence[Work]) -> None:
-        """Export, delete, anonymise or restrict what find marked actionable."""
-        per_system: dict[str, list[tuple[Work, TaskWork]]] = defaultdict(list)
+        """Export, delete, anonymise or restrict what find marked actionable.
+
+        Work is grouped by (system, action): a connector call never carries two actions, so
+        no request is ever acted on with another request's action.
+        """
+        per_system: dict[str, dict[Action, list[tuple[Work, TaskWork]]]] = defaultdict(
+            lambda: defaultdict(list))
         for w in works:
             for name, t in w.tasks.items():
                 if t.stage not in ("found", "acting"):
@@ -233,62 +273,53 @@ class Stages:
                            "unsupported")
                     continue
                 t.stage = "acting"
-                per_system[name].append((w, t))
+                per_system[name][action].append((w, t))
         # Recorded before the calls: a run killed now re-runs the (idempotent) action.
         self._save(works, with_state=False)
-        exports: dict[str, dict[str, list[Record]]] = defaultdict(dict)
-        calls = {name: self._act_call(name, pairs, exports) for name, pairs in per_system.items()}
+        calls = {name: self._act_call(name, by_action) for name, by_action in per_system.items()}
         fan_out(calls, self.host.max_workers)
-        for w in works:
-            if w.type in (RequestType.ACCESS, RequestType.PORTABILITY) and any(
-                t.summary.get("action") == Action.EXPORT.value for t in w.tasks.values()
-            ):
-                path = write_package(
-                    self.host.exports(), w.row.id, w.type.value, exports.get(w.row.id, {}),
-                    generated_at=utcnow().isoformat(),
-                )
-                for t in w.tasks.values():
-                    t.summary["package"] = path.name
         self._save(works)
 
-    def _act_call(self, name: str, pairs: list[tuple[Work, TaskWork]],
-                  exports: dict[str, dict[str, list[Record]]]) -> Callable[[], None]:
+    def _act_call(self, name: str, by_action: dict[Action, list[tuple[Work, TaskWork]]]
+                  ) -> Callable[[], None]:
+        """One system's actions, one action at a time (one thread per system)."""
         system = self.o.systems[name]
 
         def run() -> None:
-            action = Action(pairs[0][1].summary["action"])
-            by_req = {w.row.id: t for w, t in pairs}
-            findings = [
-                t.state.findings[ref] for _w, t in pairs for ref in sorted(t.state.actionable)
-            ]
-            for chunk in self._chunks(findings):
+            for action in sorted(by_action):
+                pairs = by_action[action]
+                by_req = {w.row.id: t for w, t in pairs}
+                groups = [(w.row.id, [t.state.findings[ref] for ref in sorted(t.state.actionable)])
+                          for w, t in pairs if t.state.actionable]
+                results = run_isolated(partial(_act_once, system, action), groups,
+                                       self._limit(system),
+                                       lambda v: v.finding.subject)
+                for rid, res in results.items():
+                    t = by_req[rid]
+                    t.attempt(action.value, res.attempts)
+                    if res.error:
+                        t.fail(res.error, res.error_kind or "permanent")
+                    for v in res.values:
+                        if v.finding.ref not in t.state.actionable:
+                            continue  # not asked for: never recorded as this subject's
+                        if isinstance(v, Record):
+                            t.state.records.append((v.finding.kind, json_safe(dict(v.data))))
+                            t.state.outcomes[v.finding.ref] = "exported"
+                        else:
+                            t.state.outcomes[v.finding.ref] = v.status.value
                 if action is Action.EXPORT:
-                    res = system.call(lambda c, ch=chunk: c.export(ch))
-                else:
-                    res = system.call_items(_ITEM_FN[action], chunk)
-                reqs = {f.subject for f in chunk}
-                for rid in reqs:
-                    by_req[rid].attempt(action.value, res.attempts)
-                if res.error:
-                    for rid in reqs:
-                        by_req[rid].fail(res.error, res.error_kind or "permanent")
-                for v in res.values:
-                    t = by_req.get(v.finding.subject)
-                    if t is None:
-                        continue
-                    if isinstance(v, Record):
-                        exports[v.finding.subject].setdefault(name, []).append(v)
-                        t.state.outcomes[v.finding.ref] = "exported"
-                    elif isinstance(v, ItemOutcome):
-                        t.state.outcomes[v.finding.ref] = v.status.value
-            for _w, t in pairs:
-                t.stage = "acted"
+                    stamp = utcnow().isoformat()
+                    for t in by_req.values():
+                        t.summary.setdefault("exported_at", stamp)
+                for t in by_req.values():
+                    t.stage = "acted"
         return run
 
     # verify --------------------------------------------------------------------------
 
     def verify(self, works: Sequence[Work]) -> None:
         """After delete or anonymise, find again: anything left is residue, never success."""
+        spaces = self.o.config.id_spaces
         todo: dict[str, list[Work]] = defaultdict(list)
         for w in works:
             for name, t in w.tasks.items():
@@ -300,31 +331,31 @@ class Stages:
                     t.stage = "done"
         calls = {}
         for name, ws in todo.items():
-            subjects = [Subject(w.row.id, w.known.strong()) for w in ws if w.known.strong()]
+            subjects = []
+            for w in ws:
+                idents = tuple(s.ident for s in w.known.strong() if spaces.searchable_in(s, name))
+                if idents:
+                    subjects.append(Subject(w.row.id, idents))
             calls[name] = self._find_call(self.o.systems[name], subjects)
         results = fan_out(calls, self.host.max_workers)
         by_id = {w.row.id: w for w in works}
-        for name, res in results.items():
-            ws = todo[name]
-            in_ws = {w.row.id for w in ws}
-            for w in ws:
+        for name, per_subject in results.items():
+            for w in todo[name]:
                 t = w.tasks[name]
+                res = per_subject.get(w.row.id, CallResult())
                 t.attempt("verify", res.attempts)
                 t.summary["verified"] = res.error is None
                 if res.error:
                     t.fail(f"verification failed: {res.error}", res.error_kind or "permanent")
-            if not res.error:
+                    continue
                 for f in res.values:
-                    w = by_id.get(f.subject)
-                    if w is None or w.row.id not in in_ws:
+                    if f.system != name or t.state.outcomes.get(f.ref) == ItemStatus.RETAINED.value:
                         continue
-                    t = w.tasks[name]
-                    if t.state.outcomes.get(f.ref) == ItemStatus.RETAINED.value:
-                        continue
-                    strong = any(w.known.is_strong(m) for m in f.matched)
+                    strong = any(by_id[w.row.id].known.is_strong(spaces.scope(m, name))
+                                 for m in f.matched)
                     if strong and f.ref not in t.state.residue:
                         t.state.residue.append(f.ref)
-            for w in ws:
+            for w in todo[name]:
                 w.tasks[name].stage = "done"
         self._save(works)
 
@@ -333,6 +364,7 @@ class Stages:
     def finish(self, w: Work) -> str:
         """Receipts for every system, the request's outcome, hooks, then purge."""
         now = utcnow()
+        self._package(w)
         bodies = []
         for name in sorted(w.tasks):
             t = w.tasks[name]
@@ -364,6 +396,20 @@ class Stages:
                               ticket=w.row.ticket, outcome=outcome)
         return outcome
 
+    def _package(self, w: Work) -> None:
+        """Write the access or portability package from the records the ledger holds for
+        the request, so a resumed run writes what an uninterrupted one would have."""
+        if w.type not in (RequestType.ACCESS, RequestType.PORTABILITY) or not any(
+            t.summary.get("action") == Action.EXPORT.value for t in w.tasks.values()
+        ):
+            return
+        records = {name: t.state.records for name, t in w.tasks.items() if t.state.records}
+        stamps = [t.summary["exported_at"] for t in w.tasks.values() if "exported_at" in t.summary]
+        path = write_package(self.host.exports(), w.row.id, w.type.value, records,
+                             generated_at=min(stamps) if stamps else utcnow().isoformat())
+        for t in w.tasks.values():
+            t.summary["package"] = path.name
+
     @staticmethod
     def _outcome(t: TaskWork) -> str:
         statuses = list(t.state.outcomes.values())
@@ -390,6 +436,7 @@ class Stages:
             digest(t.system, ref) for ref in t.state.findings if ref not in t.state.actionable
         )
         started = t.summary.get("started_at")
+        spaces = self.o.config.id_spaces
         return {
             "request": w.row.id,
             "ticket": w.row.ticket,
@@ -411,6 +458,8 @@ class Stages:
             "items": items,
             "review_items": review,
             "residue_items": sorted(digest(t.system, ref) for ref in t.state.residue),
+            "id_spaces": spaces.used(w.known.all(), t.system),
+            "expansion_complete": w.known.complete,
             "attempts": t.summary.get("attempts", {}),
             "errors": t.summary.get("errors", []),
             "verification": {

@@ -6,9 +6,11 @@ Held encrypted in the ledger while a request is open and purged when it finishes
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .expansion import Scoped, scoped_from_json, scoped_to_json
 from .models import Finding, Identifier, IdentifierType
 
 __all__ = ["KnownIdentifiers", "TaskState", "finding_from_json", "finding_to_json"]
@@ -16,38 +18,61 @@ __all__ = ["KnownIdentifiers", "TaskState", "finding_from_json", "finding_to_jso
 
 @dataclass
 class KnownIdentifiers:
-    """A subject's identifiers with their provenance strength.
+    """A subject's identifiers, each scoped to its id space, and which of them are strong.
 
-    Strong: of a strong type AND given in the request or found on an item that was itself
-    matched through a strong identifier. Only strong identifiers let the host act on an
-    item automatically; the rest only find items for review.
+    ``given`` came with the request. The rest were seen on items find returned. Strength is
+    recomputed by :func:`erasure.expansion.strong_fixpoint` after every find, so it never
+    depends on the order systems answered in. Only strong identifiers let the host act on
+    an item automatically; the rest only find items for review.
     """
 
-    strength: dict[Identifier, bool] = field(default_factory=dict)
-
-    def add(self, ident: Identifier, strong: bool) -> bool:
-        """Add or upgrade; True when something changed."""
-        old = self.strength.get(ident)
-        if old is None or (strong and not old):
-            self.strength[ident] = strong
-            return True
-        return False
-
-    def strong(self) -> tuple[Identifier, ...]:
-        return tuple(i for i, s in self.strength.items() if s)
-
-    def all(self) -> tuple[Identifier, ...]:
-        return tuple(self.strength)
-
-    def is_strong(self, ident: Identifier) -> bool:
-        return self.strength.get(ident, False)
-
-    def to_json(self) -> list[list[Any]]:
-        return [[i.type.value, i.value, s] for i, s in self.strength.items()]
+    given: set[Scoped] = field(default_factory=set)
+    strength: dict[Scoped, bool] = field(default_factory=dict)
+    #: False when find stopped at the round limit with identifiers left unsearched.
+    complete: bool = True
 
     @classmethod
-    def from_json(cls, data: list[list[Any]]) -> KnownIdentifiers:
-        return cls({Identifier(IdentifierType(t), v): bool(s) for t, v, s in data})
+    def from_request(cls, given: Iterable[Scoped],
+                     strong_types: Iterable[IdentifierType]) -> KnownIdentifiers:
+        types = set(strong_types)
+        known = cls(set(given))
+        known.strength = {g: g.type in types for g in known.given}
+        return known
+
+    def add(self, scoped: Scoped) -> bool:
+        """Add an identifier (weak until the fixpoint says otherwise); True when new."""
+        if scoped in self.strength:
+            return False
+        self.strength[scoped] = False
+        return True
+
+    def set_strong(self, strong: set[Scoped]) -> None:
+        self.strength = {s: s in strong for s in self.strength}
+
+    def strong(self) -> tuple[Scoped, ...]:
+        return tuple(i for i, s in self.strength.items() if s)
+
+    def all(self) -> tuple[Scoped, ...]:
+        return tuple(self.strength)
+
+    def is_strong(self, scoped: Scoped) -> bool:
+        return self.strength.get(scoped, False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ids": [[*scoped_to_json(i), s, i in self.given] for i, s in self.strength.items()],
+            "complete": self.complete,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KnownIdentifiers:
+        known = cls(complete=bool(data.get("complete", True)))
+        for *ident, strong, given in data["ids"]:
+            scoped = scoped_from_json(ident)
+            known.strength[scoped] = bool(strong)
+            if given:
+                known.given.add(scoped)
+        return known
 
 
 def finding_to_json(f: Finding) -> dict[str, Any]:
@@ -78,7 +103,9 @@ class TaskState:
     actionable: set[str] = field(default_factory=set)
     outcomes: dict[str, str] = field(default_factory=dict)  # ref -> ItemStatus value
     residue: list[str] = field(default_factory=list)
-    package: str | None = None
+    #: exported records as (kind, data): the access package is built from these, so a
+    #: resumed run writes the same package as an uninterrupted one.
+    records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def merge(self, f: Finding) -> None:
         old = self.findings.get(f.ref)
@@ -97,6 +124,7 @@ class TaskState:
             "actionable": sorted(self.actionable),
             "outcomes": self.outcomes,
             "residue": self.residue,
+            "records": self.records,
         }, separators=(",", ":")).encode()
 
     @classmethod
@@ -111,5 +139,6 @@ class TaskState:
         st.actionable = set(d["actionable"])
         st.outcomes = dict(d["outcomes"])
         st.residue = list(d.get("residue", []))
+        st.records = [(k, data) for k, data in d.get("records", [])]
         return st
 
