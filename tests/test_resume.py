@@ -124,27 +124,37 @@ def assert_all_done_once(config: Path, ids: list[str], paths: dict[str, Path]) -
         assert [r for r, _ in journal(path) if not is_subject(r)] == []
 
 
+def assert_killed_mid_run(config: Path) -> None:
+    """The kill left work to resume: some request still open."""
+    (open_left,) = ledger_query(config, "SELECT count(*) FROM requests WHERE status != 'done'")
+    assert open_left[0] > 0, "every request was done before the kill"
+
+
 @pytest.mark.parametrize("delay", [0.6, 1.2])
 def test_kill_9_then_resume(tmp_path, delay):
-    config, ids, paths = make_world(tmp_path)
+    # Slow enough systems that an uninterrupted run takes about three seconds.
+    config, ids, paths = make_world(tmp_path, latency_ms=60)
     proc = start_cli("run", config=config)
     time.sleep(delay)
     killed = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
-    assert killed or proc.returncode == 0, proc.returncode
+    assert killed, "the run ended before the kill: nothing was resumed"
+    assert_killed_mid_run(config)
     rerun = run_cli("run", config=config, timeout=120)
     assert rerun.returncode == 0, describe(rerun)
     assert_all_done_once(config, ids, paths)
 
 
 def test_kill_9_twice_then_resume(tmp_path):
-    config, ids, paths = make_world(tmp_path)
+    config, ids, paths = make_world(tmp_path, latency_ms=60)
     for delay in (0.9, 0.7):
         proc = start_cli("run", config=config)
         time.sleep(delay)
+        assert proc.poll() is None, "the run ended before the kill: nothing was resumed"
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
+    assert_killed_mid_run(config)
     rerun = run_cli("run", config=config, timeout=120)
     assert rerun.returncode == 0, describe(rerun)
     assert_all_done_once(config, ids, paths)
