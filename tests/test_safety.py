@@ -255,3 +255,35 @@ def test_the_plan_does_not_depend_on_the_order_systems_answer_in(make_orch) -> N
         plans.add(tuple(sorted((ln.system, ln.found, ln.actionable)
                                for ln in orch.plan(request))))
     assert plans == {(("billing", 2, 2), ("crm", 1, 1), ("desk", 2, 2))}
+
+
+# approval --------------------------------------------------------------------------------
+
+def test_a_world_changed_after_approval_stops_for_approval_again(make_orch) -> None:
+    orch = make_orch({"erasure": {"require_approval": True}, "systems": {"crm": mem()}})
+    seed(orch, "crm", {"c/1": ("contact", {"email": "alice@example.com"})})
+    rid = orch.submit(RequestSpec(RequestType.ERASURE, ALICE, verified=True))
+    assert orch.run().awaiting_approval == [rid]
+    orch.approve(rid)
+    # Between approval and run, a second contact of hers appears: not what was approved.
+    seed(orch, "crm", {"c/2": ("contact", {"email": "alice@example.com"})})
+    summary = orch.run()
+    assert summary.awaiting_approval == [rid] and summary.replanned == [rid]
+    assert summary.finished == [] and refs(orch, "crm") == {"c/1", "c/2"}
+    assert orch.ledger.get_request(rid).status == "awaiting_approval"
+    orch.approve(rid)  # the new plan, approved as it stands, is carried out
+    assert orch.run().finished == [rid]
+    assert refs(orch, "crm") == set()
+    assert receipts(orch, rid)["crm"]["counts"]["done"] == 2
+
+
+def test_an_unchanged_world_acts_on_the_approved_plan(make_orch) -> None:
+    orch = make_orch({"erasure": {"require_approval": True}, "systems": {"crm": mem()}})
+    seed(orch, "crm", {"c/1": ("contact", {"email": "alice@example.com"}),
+                       "c/9": ("contact", {"email": "bob@example.com"})})
+    rid = orch.submit(RequestSpec(RequestType.ERASURE, ALICE, verified=True))
+    orch.run()
+    orch.approve(rid)
+    summary = orch.run()
+    assert summary.finished == [rid] and summary.replanned == []
+    assert refs(orch, "crm") == {"c/9"}

@@ -139,6 +139,9 @@ def _ident(itype: str, value: str, id_space: str | None) -> tuple[str, str] | tu
 
 
 def _summary_exit(summary: RunSummary) -> None:
+    if summary.replanned:
+        err.print(f"{len(summary.replanned)} approved request(s) now find a different set of "
+                  "items than was approved; nothing was done to them: review and approve again")
     if summary.awaiting_approval:
         err.print(f"{len(summary.awaiting_approval)} request(s) await approval: "
                   f"`erasure approve REQUEST`")

@@ -64,6 +64,8 @@ requests_t = Table(
     Column("created_at", DateTime, nullable=False),
     Column("finished_at", DateTime),
     Column("approved_at", DateTime),
+    # keyed hash of the plan shown for approval: what the approver saw
+    Column("plan_hash", String(64)),
     Column("identifiers", LargeBinary),  # encrypted; NULL once finished
     Column("subject_digest", String(64)),
     Column("lease_owner", String(120)),
@@ -126,6 +128,7 @@ class RequestRow:
     created_at: datetime
     finished_at: datetime | None
     approved_at: datetime | None
+    plan_hash: str | None
     identifiers: bytes | None
     subject_digest: str | None
     lease_owner: str | None
@@ -186,10 +189,25 @@ class Ledger:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         try:
             metadata.create_all(self.engine)
+            self._add_missing_columns()
         except Exception as exc:
             raise ConfigError(
                 f"erasure.ledger: cannot open the ledger database ({type(exc).__name__})"
             ) from None
+
+    def _add_missing_columns(self) -> None:
+        """Add nullable columns a newer version declares to a ledger an older one made."""
+        from sqlalchemy import inspect
+
+        with self.engine.begin() as conn:
+            inspector = inspect(conn)
+            for table in metadata.sorted_tables:
+                have = {c["name"] for c in inspector.get_columns(table.name)}
+                for col in table.columns:
+                    if col.name not in have and col.nullable:
+                        kind = col.type.compile(dialect=self.engine.dialect)
+                        conn.exec_driver_sql(
+                            f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}')
 
     @staticmethod
     def _sqlite_setup(engine: Engine) -> None:

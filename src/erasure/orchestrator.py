@@ -74,6 +74,8 @@ class RunSummary:
 
     finished: list[str] = field(default_factory=list)
     awaiting_approval: list[str] = field(default_factory=list)
+    #: approved requests whose systems now hold a different set: approve them again
+    replanned: list[str] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -260,12 +262,21 @@ class Orchestrator:
         works = self._load(rows)
         ids = [w.row.id for w in works]
         st = self.stages
+        self._find_again_if_approved(works)
         st.find(works)
         self.ledger.renew(ids, self.config.host.lease_seconds, time.time())
-        gated = [w for w in works if self._needs_approval(w)]
-        for w in gated:
-            self.ledger.update_request(w.row.id, status="awaiting_approval")
-            summary.awaiting_approval.append(w.row.id)
+        gated = []
+        for w in works:
+            if not self._gated(w):
+                continue
+            plan = self._plan_hash(w)
+            if w.row.approved_at is None or plan != w.row.plan_hash:
+                if w.row.approved_at is not None:
+                    summary.replanned.append(w.row.id)
+                gated.append(w)
+                self.ledger.update_request(w.row.id, status="awaiting_approval",
+                                           plan_hash=plan, approved_at=None)
+                summary.awaiting_approval.append(w.row.id)
         gated_ids = {w.row.id for w in gated}
         works = [w for w in works if w.row.id not in gated_ids]
         st.act(works)
@@ -276,12 +287,33 @@ class Orchestrator:
             summary.finished.append(w.row.id)
             summary.outcomes[outcome] += 1
 
-    def _needs_approval(self, w: Work) -> bool:
-        return (
-            self.config.host.require_approval
-            and w.type in (RequestType.ERASURE, RequestType.RESTRICTION)
-            and w.row.approved_at is None
-        )
+    def _gated(self, w: Work) -> bool:
+        return (self.config.host.require_approval
+                and w.type in (RequestType.ERASURE, RequestType.RESTRICTION))
+
+    def _find_again_if_approved(self, works: Sequence[Work]) -> None:
+        """An approved request that has not acted yet is found again, so it acts only if
+        the systems still hold what was approved (compared by :meth:`_plan_hash`)."""
+        strong_types = self.config.host.strong_identifiers
+        for w in works:
+            if not (self._gated(w) and w.row.approved_at is not None):
+                continue
+            if any(t.stage not in ("found", "done") for t in w.tasks.values()):
+                continue  # already acting: the approval was honoured
+            w.known = KnownIdentifiers.from_request(w.known.given, strong_types)
+            for t in w.tasks.values():
+                if t.stage == "found":
+                    t.stage, t.state = "pending", TaskState()
+                    t.summary = {k: v for k, v in t.summary.items()
+                                 if k in ("started_at", "attempts")}
+
+    def _plan_hash(self, w: Work) -> str:
+        """A keyed hash of what the request would act on: (system, action, item) triples."""
+        parts = sorted(
+            f"{name}\x1f{self.stages.action_of(w, self.systems[name])}\x1f{ref}"
+            for name, t in w.tasks.items() if name in self.systems
+            for ref in t.state.actionable)
+        return self.keys.digest("plan", *parts)
 
     # dry run -------------------------------------------------------------------------
 
@@ -294,6 +326,7 @@ class Orchestrator:
             id="dry-run", ticket=spec.ticket, type=spec.type.value, status="open", outcome=None,
             verified=spec.verified, override=None, received_at=now, due_at=add_months(now, 1),
             extension_reason=None, created_at=now, finished_at=None, approved_at=None,
+            plan_hash=None,
             identifiers=None, subject_digest=None, lease_owner=None, lease_until=None,
         )
         work = Work(row=row, type=spec.type, known=known, tasks={
