@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from erasure import ConfigError, PluginHost
+from erasure import ConfigError, IdentifierType, PluginHost
 from erasure.config import load_config, parse_config
 
 
@@ -89,3 +89,18 @@ def test_column_names_in_mapping_tables_are_not_mistaken_for_secrets() -> None:
     assert exc.value.problems == [
         'systems.db.password: secrets must be given as { env = "NAME" } references, not inline'
     ]
+
+
+def test_the_example_config_is_valid_and_declares_its_id_spaces() -> None:
+    import tomllib
+
+    path = Path(__file__).parent.parent / "config" / "erasure.example.toml"
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    env = {"ERASURE_LEDGER_URL": "sqlite:///x.db", "ERASURE_SIGNING_KEY": "k",
+           "ERASURE_ENCRYPTION_KEY": "k"}
+    cfg = parse_config(data, known_connectors=known(), env=env)
+    spaces = cfg.id_spaces
+    assert spaces.space_for(IdentifierType.CUSTOMER_ID, "crm") == "customer"
+    assert spaces.space_for(IdentifierType.CUSTOMER_ID, "helpdesk") == "helpdesk"
+    assert spaces.space_for(IdentifierType.USER_ID, "crm") == "system:crm"
+    assert spaces.space_for(IdentifierType.EMAIL, "crm") is None
