@@ -90,6 +90,7 @@ def run_once(n: int, plugins: PluginHost, tag: str,
         config = parse_config({
             "erasure": {"state_dir": tmp},
             "systems": {n_: {"connector": "memory", "store": f"{prefix}:{n_}"} for n_ in names},
+            "id_spaces": {"customer": {"type": "customer_id", "systems": list(names)}},
         })
         orch = Orchestrator(config, plugins)
         try:
