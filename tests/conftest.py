@@ -16,6 +16,9 @@ from erasure.testing import MemoryStore
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# pytester runs the connector contract suite against planted bugs (test_contract_catches_bugs).
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture
 def sleeps() -> list[float]:

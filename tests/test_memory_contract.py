@@ -2,32 +2,61 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import ClassVar
 
-from erasure import Subject
-from erasure.testing import ConnectorContract, MemoryConnector, MemoryStore
+import pytest
+from pydantic import SecretStr
+
+from erasure import Finding, IdentifierType, Subject
+from erasure.testing import ConnectorContract, MemoryConnector, MemoryStore, Seeded
 from erasure.testing.memory import MemorySettings
 
 
-class TestMemoryContract(ConnectorContract):
+class MemorySeeding(ConnectorContract):
+    """How the contract suite seeds and observes a memory system.
+
+    Not collected itself (no ``Test`` prefix); ``connector_class`` lets the planted-bug tests
+    (test_contract_catches_bugs.py) run the suite against broken subclasses.
+    """
+
+    connector_class: ClassVar[type[MemoryConnector]] = MemoryConnector
+    seed_types = frozenset(IdentifierType)  # items take a field for every identifier type
+
     @pytest.fixture
-    def connector(self, request):
+    def connector(self, request: pytest.FixtureRequest) -> Iterator[MemoryConnector]:
         MemoryStore.reset()
-        yield MemoryConnector("crm", MemorySettings(store=request.node.name))
+        yield self.connector_class("crm", MemorySettings(store=request.node.name))
         MemoryStore.reset()
 
-    def seed(self, connector, subject: Subject) -> None:
+    def seed(self, connector: MemoryConnector, subject: Subject, *,
+             single: bool = False) -> Seeded:
+        # A contact with every identifier and, unless single, a lead with only the first
+        # one (the email): both carry a note only this subject's items have.
         fields = {i.type.value: i.value for i in subject.identifiers}
-        connector.seed({f"contact/{subject.key}": ("contact", fields),
-                        f"lead/{subject.key}": ("lead", fields)})
+        notes = {"contact": f"contact of {subject.key}", "lead": f"lead of {subject.key}"}
+        items = {f"contact/{subject.key}": ("contact", {**fields, "note": notes["contact"]})}
+        if not single:
+            first = subject.identifiers[0]
+            items[f"lead/{subject.key}"] = (
+                "lead", {first.type.value: first.value, "note": notes["lead"]})
+        connector.seed(items)
+        markers = {*fields.values(), *(notes[kind] for kind, _ in items.values())}
+        return Seeded(items=len(items), markers=markers)
+
+    def restricted(self, connector: MemoryConnector, findings: Sequence[Finding]) -> set[str]:
+        return {f.ref for f in findings if connector.is_restricted(f.ref)}
 
 
-class TestFileBackedMemoryContract(TestMemoryContract):
+class TestMemoryContract(MemorySeeding):
+    pass
+
+
+class TestFileBackedMemoryContract(MemorySeeding):
     @pytest.fixture
-    def connector(self, tmp_path):
-        from pydantic import SecretStr
-
-        return MemoryConnector(
+    def connector(self, tmp_path: Path) -> MemoryConnector:
+        return self.connector_class(
             "files",
             MemorySettings(path=str(tmp_path / "store.json"), password=SecretStr("hunter2-secret")),
         )

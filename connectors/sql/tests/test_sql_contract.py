@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 import pytest
 import sqlalchemy as sa
 from erasure_sql import SqlConnector
 from sql_fixtures import Db
 
-from erasure import IdentifierType, Subject
-from erasure.testing import ConnectorContract
+from erasure import Finding, IdentifierType, Subject
+from erasure.testing import ConnectorContract, Seeded
+
+T = IdentifierType
 
 
 def make_schema(db: Db) -> None:
@@ -17,6 +22,9 @@ def make_schema(db: Db) -> None:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("email", sa.String(255), unique=True),
         sa.Column("phone", sa.String(32)),
+        sa.Column("user_id", sa.String(64)),
+        sa.Column("full_name", sa.String(100)),
+        sa.Column("ip", sa.String(45)),
         sa.Column("restricted", sa.Boolean, nullable=False, default=False),
     )
     sa.Table(
@@ -24,29 +32,58 @@ def make_schema(db: Db) -> None:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id"), nullable=False),
         sa.Column("total", sa.Numeric(10, 2)),
+        sa.Column("note", sa.String(100)),
         sa.Column("restricted", sa.Boolean, nullable=False, default=False),
     )
     db.create()
 
 
+# Identifier type -> column of customers. customer_id is the primary key, as in the README.
+COLUMNS = {T.EMAIL: "email", T.PHONE: "phone", T.CUSTOMER_ID: "id", T.USER_ID: "user_id",
+           T.NAME: "full_name", T.IP: "ip"}
+
+
 class TestSqlContract(ConnectorContract):
+    seed_types = frozenset(COLUMNS)
+
     @pytest.fixture
     def connector(self, db: Db) -> SqlConnector:
         make_schema(db)
         return db.connector({
-            "customers": {"identifiers": {"email": "email", "customer_id": "id",
-                                          "phone": "phone"},
+            "customers": {"identifiers": {t.value: c for t, c in COLUMNS.items()},
                           "restrict_column": "restricted"},
             "orders": {"restrict_column": "restricted"},
         }, hash_key="hunter2-secret-key")
 
-    def seed(self, connector: SqlConnector, subject: Subject) -> None:
+    def seed(self, connector: SqlConnector, subject: Subject, *,
+             single: bool = False) -> Seeded:
+        # A customer row holding every identifier and, unless single, two orders with a
+        # note only this subject's orders have.
         t = connector.mapping().tables
+        row: dict[str, object] = {COLUMNS[i.type]: i.value for i in subject.identifiers}
+        if "id" in row:
+            row["id"] = int(str(row["id"]))
+        notes = [] if single else [f"order {n} of {subject.key}" for n in (1, 2)]
         with connector.engine.begin() as conn:
-            email = subject.of_type(IdentifierType.EMAIL)[0]
-            res = conn.execute(t["customers"].table.insert().values(email=email, restricted=False))
+            res = conn.execute(t["customers"].table.insert().values(**row, restricted=False))
             cid = res.inserted_primary_key[0]
-            conn.execute(t["orders"].table.insert(), [
-                {"customer_id": cid, "total": 10, "restricted": False},
-                {"customer_id": cid, "total": 20, "restricted": False},
-            ])
+            if notes:
+                conn.execute(t["orders"].table.insert(), [
+                    {"customer_id": cid, "total": 10 * n, "note": note, "restricted": False}
+                    for n, note in enumerate(notes, 1)])
+        return Seeded(items=1 + len(notes),
+                      markers={*(i.value for i in subject.identifiers), *notes})
+
+    def restricted(self, connector: SqlConnector, findings: Sequence[Finding]) -> set[str]:
+        # Read the flag column itself: a ref is ["table", [pk]] (see the README).
+        tables = connector.mapping().tables
+        out = set()
+        with connector.engine.connect() as conn:
+            for f in findings:
+                name, (pk,) = json.loads(f.ref)
+                table = tables[name].table
+                flag = conn.execute(
+                    sa.select(table.c.restricted).where(table.c.id == pk)).scalar_one_or_none()
+                if flag:
+                    out.add(f.ref)
+        return out

@@ -14,11 +14,12 @@ __all__ = [
     "ConnectorContract",
     "MemoryConnector",
     "MemoryStore",
+    "Seeded",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("ConnectorContract", "SUBJECT_EMAIL", "NEIGHBOUR_EMAIL"):
+    if name in ("ConnectorContract", "Seeded", "SUBJECT_EMAIL", "NEIGHBOUR_EMAIL"):
         from . import contract
 
         return getattr(contract, name)
