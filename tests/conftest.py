@@ -32,14 +32,14 @@ def make_orch(tmp_path: Path, sleeps: list[float]) -> Iterator[Callable[..., Orc
     made: list[Orchestrator] = []
 
     def make(config: dict[str, Any], *, plugins: tuple[Any, ...] = (),
-             uncovered: frozenset[str] = frozenset()) -> Orchestrator:
+             uncovered: frozenset[str] = frozenset(), **kw: Any) -> Orchestrator:
         config = {k: dict(v) for k, v in config.items()}
         config.setdefault("erasure", {})
         config["erasure"].setdefault("state_dir", str(tmp_path / "state"))
         host = PluginHost.load(extra_plugins=plugins)
         cfg = parse_config(config, known_connectors={
             n: host.registry.get(n) for n in host.registry.names()}, uncovered=uncovered)
-        orch = Orchestrator(cfg, host, sleep=sleeps.append)
+        orch = Orchestrator(cfg, host, sleep=sleeps.append, **kw)
         made.append(orch)
         return orch
 

@@ -221,18 +221,49 @@ def test_transient_errors_are_retried_honouring_retry_after(make_orch, sleeps) -
     assert sleeps[:2] == [7.5, 7.5]
 
 
-def test_retries_stop_at_the_attempt_cap(make_orch, sleeps) -> None:
+def test_an_outage_longer_than_the_retry_budget_waits_for_a_later_run(make_orch, sleeps):
+    now = [1_000_000.0]
     orch = make_orch({
-        "erasure": {"retry": {"max_attempts": 3, "initial_wait": 0.1}},
-        "systems": {"crm": mem(fail_first_calls=100), "desk": mem()},
-    })
+        "erasure": {"retry": {"max_attempts": 3, "initial_wait": 0.1, "defer_initial": 60}},
+        "systems": {"crm": mem(fail_first_calls=4), "desk": mem()},
+    }, clock=lambda: now[0])
+    seed(orch, "crm", {"c/1": ("contact", {"email": "alice@example.com"})})
     seed(orch, "desk", {"u/1": ("user", {"email": "alice@example.com"})})
-    _, receipts = erase(orch)
-    assert receipts["crm"]["outcome"] == "failed"
-    assert receipts["crm"]["attempts"]["find"] == 3
-    assert "retries exhausted" in receipts["crm"]["errors"][0]
+    rid = orch.submit(RequestSpec(RequestType.ERASURE, ALICE, verified=True))
+    summary = orch.run()
+    # three attempts, then the task waits; nothing is acted on before the search is whole
+    assert summary.finished == [] and summary.waiting == {"pending": 1, "found": 1}
     assert len(sleeps) == 2 and all(0 < s <= 60 for s in sleeps)
-    assert receipts["desk"]["outcome"] == "completed"
+    row = orch.ledger.get_request(rid)
+    assert row.status == "open" and row.identifiers is not None
+    assert 48 <= row.not_before - now[0] <= 72 and left(orch, "desk") == 1
+    assert orch.run().finished == []  # not due yet: a run does nothing
+    now[0] += 75
+    assert orch.run().finished == [rid]
+    receipts = {r["body"]["system"]: r["body"] for r in orch.ledger.receipts(rid)}
+    assert {b["outcome"] for b in receipts.values()} == {"completed"}
+    assert left(orch, "crm") == 0 and left(orch, "desk") == 0
+    assert receipts["crm"]["deferrals"] == 1 and receipts["crm"]["attempts"]["find"] == 5
+    causes = [(e["system"], e["old"], e["new"], e["cause"])
+              for e in orch.ledger.task_events(rid)]
+    assert ("crm", "pending", "pending",
+            "find deferred: TransientError: simulated outage (retries exhausted)") in causes
+
+
+def test_near_the_due_date_a_failing_system_fails_for_good(make_orch) -> None:
+    orch = make_orch({"erasure": {"retry": {"max_attempts": 2, "initial_wait": 0}},
+                      "systems": {"crm": mem(fail_first_calls=100), "desk": mem()}})
+    seed(orch, "desk", {"u/1": ("user", {"email": "alice@example.com"})})
+    from datetime import timedelta
+
+    from erasure.ledger import utcnow
+
+    received = utcnow() - timedelta(days=30)  # due in a day or so: less than 48 hours left
+    rid, receipts = erase(orch, received_at=received)
+    assert receipts["crm"]["outcome"] == "failed"
+    assert "due date is near" in receipts["crm"]["errors"][-1]
+    assert receipts["desk"]["outcome"] == "completed" and left(orch, "desk") == 0
+    assert orch.ledger.get_request(rid).outcome == "failed"
 
 
 def test_items_that_fail_transiently_are_retried_alone(make_orch) -> None:

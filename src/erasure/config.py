@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from .engine.expansion import GLOBAL_TYPES, IdSpace, IdSpaces
 from .errors import ConfigError
-from .expansion import GLOBAL_TYPES, IdSpace, IdSpaces
 from .models import IdentifierType, Policy
 
 __all__ = [
@@ -54,6 +54,12 @@ class RetrySettings(_Strict):
     deadline_seconds: float = Field(900, gt=0)
     initial_wait: float = Field(0.5, ge=0)
     max_wait: float = Field(60, ge=0)
+    #: after a call's retries: the task waits this long before a later run tries again,
+    #: doubling each time up to ``defer_max`` (a Retry-After or quota reset wins)
+    defer_initial: float = Field(60, ge=0)
+    defer_max: float = Field(6 * 3600, ge=0)
+    #: a task still failing this close to its request's due date fails for good
+    give_up_before_due_hours: float = Field(48, ge=0)
 
 
 class KeySettings(_Strict):
@@ -78,7 +84,9 @@ class HostSettings(_Strict):
     expansion_rounds: int = Field(2, ge=0, le=10)
     batch_size: int = Field(500, ge=1, le=100_000)
     max_workers: int = Field(8, ge=1, le=128)
-    lease_seconds: float = Field(300, gt=0)
+    lease_seconds: float = Field(300, ge=5)
+    #: days after which a processor that was told and has not confirmed is reminded
+    confirmation_reminder_days: float = Field(7, gt=0)
     retry: RetrySettings = RetrySettings()
     keys: KeySettings = KeySettings()
 

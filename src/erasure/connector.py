@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -11,7 +13,41 @@ from pydantic import BaseModel, ConfigDict
 from .errors import CapabilityNotSupported
 from .models import Capability, Finding, IdentifierType, ItemOutcome, Record, Subject
 
-__all__ = ["Connector", "ConnectorSettings"]
+__all__ = ["CallContext", "Connector", "ConnectorSettings", "current_call"]
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What the host says about the connector call under way (see :func:`current_call`).
+
+    - ``action``: the action of the call (``"find"``, ``"delete"``...).
+    - ``deadline``: a ``time.monotonic()`` value; a call that starts a long job should give
+      up (TransientError) rather than run past it.
+    - ``idempotency_keys``: per subject key (request id), a key that stays the same for that
+      request, system and action across attempts, runs and processes. A connector that
+      submits work which must not be submitted twice (a bulk job, an email to a processor)
+      tags it with the key and, given the same key again, returns the existing job.
+    """
+
+    system: str
+    action: str
+    deadline: float
+    idempotency_keys: Mapping[str, str] = field(default_factory=dict)
+
+    def idempotency_key(self, subject: str) -> str:
+        """The key of one subject's part of this call."""
+        return self.idempotency_keys[subject]
+
+
+_CURRENT: ContextVar[CallContext | None] = ContextVar("erasure_call", default=None)
+
+
+def current_call() -> CallContext:
+    """The context of the connector call under way; only valid inside a host's call."""
+    ctx = _CURRENT.get()
+    if ctx is None:
+        raise RuntimeError("current_call() is only available while the host calls a connector")
+    return ctx
 
 
 class ConnectorSettings(BaseModel):
@@ -58,6 +94,8 @@ class Connector(ABC):
     #: ``batch_size``. The host never splits one subject's findings across calls, so a call
     #: holding one subject may exceed it.
     max_batch: ClassVar[int | None] = None
+    #: Seconds between polls of PENDING items (see :meth:`poll`).
+    poll_interval: ClassVar[float] = 60.0
 
     def __init__(self, system: str, settings: ConnectorSettings) -> None:
         self.system = system
@@ -92,6 +130,23 @@ class Connector(ABC):
     def restrict(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
         """Mark the items so they are no longer processed (GDPR Art. 18)."""
         raise CapabilityNotSupported(f"{self.name} cannot restrict")
+
+    def poll(self, pending: Sequence[ItemOutcome]) -> Iterator[ItemOutcome]:
+        """Outcomes of items an earlier call answered ``ItemStatus.PENDING``.
+
+        ``pending`` holds those outcomes as the ledger kept them (finding and ``handle``).
+        Yield one outcome per item: DONE/FAILED when the system has finished, PENDING (same
+        or new handle) while it has not. Called when due, without holding any lease.
+        """
+        raise CapabilityNotSupported(f"{self.name} cannot poll")
+
+    def lookup(self, findings: Sequence[Finding]) -> Iterator[Finding]:
+        """Yield the findings whose items still exist, read by id (``Capability.LOOKUP``).
+
+        Verification uses it besides a fresh ``find``: search indexes lag behind writes, a
+        read by id does not.
+        """
+        raise CapabilityNotSupported(f"{self.name} cannot look items up")
 
     def discover(self) -> str:
         """Propose a mapping for this system as TOML text for a person to review.

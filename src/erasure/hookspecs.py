@@ -32,19 +32,35 @@ def erasure_register_connectors(registry: ConnectorRegistry) -> None:
     """
 
 
-@hookspec
-def erasure_receipt_written(receipt: Receipt) -> None:
-    """Called after a signed receipt is stored in the ledger.
+# Notification hooks: called from the ledger's outbox after the change they tell of was
+# committed, at least once. ``event_id`` is the same on every delivery of one event: a hook
+# that must act once (post a ticket comment) deduplicates on it. An exception in a hook is
+# logged and does not undo anything.
 
-    Use it to forward receipts (a ticketing system, an audit log). The receipt holds no
-    personal data. An exception here is logged and does not undo the receipt.
+
+@hookspec
+def erasure_receipt_written(receipt: Receipt, event_id: str) -> None:
+    """A signed receipt was stored. The receipt holds no personal data.
+
+    Use it to forward receipts (a ticketing system, an audit log).
     """
 
 
 @hookspec
-def erasure_request_finished(request_id: str, ticket: str | None, outcome: str) -> None:
-    """Called when a request is finished in every system, before its identifiers are purged.
+def erasure_request_finished(request_id: str, ticket: str | None, outcome: str,
+                             event_id: str) -> None:
+    """A request ended in every system; its identifiers are purged.
 
     ``outcome`` is the worst outcome over its systems (``completed``, ``partial``,
     ``failed``, ``not_covered``, ...). Use it to post the result back to a ticket.
+    """
+
+
+@hookspec
+def erasure_task_changed(request_id: str, system: str, old: str, new: str, cause: str,
+                         event_id: str) -> None:
+    """A task moved (or was deferred: ``old == new``). ``cause`` is a classified message
+    without personal data ("delete deferred: TransientError: ...", "confirmed").
+
+    Written to the outbox only while some plugin implements this hook.
     """

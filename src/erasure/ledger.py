@@ -8,9 +8,6 @@ Raw identifiers and findings are stored encrypted, only while the request is ope
 from __future__ import annotations
 
 import json
-import os
-import socket
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Float,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -31,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     create_engine,
     event,
     func,
@@ -43,8 +42,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 
 from .errors import ConfigError, UsageError
+from .leases import new_owner, owner_alive
 
-__all__ = ["Ledger", "RequestRow", "TaskRow", "utcnow"]
+__all__ = ["LeaseLost", "Ledger", "RequestRow", "TaskRow", "utcnow"]
 
 metadata = MetaData()
 
@@ -70,6 +70,8 @@ requests_t = Table(
     Column("subject_digest", String(64)),
     Column("lease_owner", String(120)),
     Column("lease_until", Float),
+    # epoch seconds before which no task of the request is due (a deferral); NULL: due now
+    Column("not_before", Float),
 )
 
 tasks_t = Table(
@@ -84,6 +86,30 @@ tasks_t = Table(
     Column("summary", Text),  # JSON without personal data: counts, attempts, errors
     Column("started_at", DateTime),
     Column("finished_at", DateTime),
+    Column("not_before", Float),  # deferred until (epoch seconds); NULL: due
+    Column("updated_at", DateTime),
+)
+
+task_events_t = Table(
+    "task_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(40), nullable=False, index=True),
+    Column("system", String(63), nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("old", String(30), nullable=False),
+    Column("new", String(30), nullable=False),
+    Column("cause", Text, nullable=False),  # classified, no personal data
+)
+
+outbox_t = Table(
+    "outbox",
+    metadata,
+    Column("id", String(36), primary_key=True),  # the event id hooks deduplicate on
+    Column("hook", String(60), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON, no personal data
+    Column("created_at", DateTime, nullable=False),
+    Column("delivered_at", DateTime, index=True),
 )
 
 receipts_t = Table(
@@ -95,6 +121,8 @@ receipts_t = Table(
     Column("body", Text, nullable=False),
     Column("hash", String(64), nullable=False),
     Column("signature", String(120), nullable=False),
+    # one receipt per request and system, whatever two runners believe
+    Index("receipts_request_system", "request_id", "system", unique=True),
 )
 
 
@@ -133,6 +161,7 @@ class RequestRow:
     subject_digest: str | None
     lease_owner: str | None
     lease_until: float | None
+    not_before: float | None = None
 
 
 @dataclass(frozen=True)
@@ -145,23 +174,12 @@ class TaskRow:
     summary: str | None
     started_at: datetime | None
     finished_at: datetime | None
+    not_before: float | None = None
+    updated_at: datetime | None = None
 
 
-def _owner_alive(owner: str | None) -> bool:
-    """Whether a lease owner on this host is still running (a kill -9 frees its lease now)."""
-    if not owner:
-        return False
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return True  # another machine: trust the lease time
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+class LeaseLost(Exception):
+    """This runner no longer holds the lease of some requests it was working on."""
 
 
 class Ledger:
@@ -186,7 +204,7 @@ class Ledger:
             ) from None
         if self.is_sqlite:
             self._sqlite_setup(self.engine)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = new_owner()
         try:
             metadata.create_all(self.engine)
             self._add_missing_columns()
@@ -208,6 +226,8 @@ class Ledger:
                         kind = col.type.compile(dialect=self.engine.dialect)
                         conn.exec_driver_sql(
                             f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}')
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
 
     @staticmethod
     def _sqlite_setup(engine: Engine) -> None:
@@ -278,12 +298,16 @@ class Ledger:
             raise UsageError(f"no request {request_id!r} in the ledger")
 
     def claim(self, limit: int, lease_seconds: float, now: float, *,
-              only: Sequence[str] | None = None) -> list[RequestRow]:
-        """Lease up to ``limit`` open requests for this process (oldest due first)."""
+              only: Sequence[str] | None = None, due_by: float | None = None,
+              ) -> list[RequestRow]:
+        """Lease up to ``limit`` open requests that are due by ``due_by`` (oldest due date
+        first) for this process."""
         free = or_(requests_t.c.lease_until.is_(None), requests_t.c.lease_until < now)
+        due = or_(requests_t.c.not_before.is_(None),
+                  requests_t.c.not_before <= (now if due_by is None else due_by))
         q = (
             select(requests_t)
-            .where(requests_t.c.status == "open")
+            .where(requests_t.c.status == "open", due)
             .order_by(requests_t.c.due_at, requests_t.c.id)
         )
         if only is not None:
@@ -298,7 +322,7 @@ class Ledger:
                     q.where(~free).where(requests_t.c.lease_owner != self.owner)
                     .limit(limit * 4)
                 ).all()
-                dead = [r for r in held if not _owner_alive(r.lease_owner)]
+                dead = [r for r in held if not owner_alive(r.lease_owner)]
                 rows.extend(dead[: limit - len(rows)])
             ids = [r.id for r in rows]
             for i in range(0, len(ids), 900):
@@ -329,6 +353,25 @@ class Ledger:
                     .values(**values)
                 )
 
+    @contextmanager
+    def fenced(self, ids: Sequence[str]) -> Iterator[tuple[Connection, set[str]]]:
+        """A write transaction and the ``ids`` whose leases this process still holds.
+
+        The fencing check of every write: rows of requests outside the set must not be
+        written (their lease expired and another runner may have them now).
+        """
+        with self.tx() as conn:
+            if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already holds the write lock
+                conn.execute(text("SELECT pg_advisory_xact_lock(4242001)"))
+            owned: set[str] = set()
+            unique = sorted(set(ids))
+            for i in range(0, len(unique), 900):
+                owned.update(conn.execute(
+                    select(requests_t.c.id).where(
+                        requests_t.c.id.in_(unique[i : i + 900]),
+                        requests_t.c.lease_owner == self.owner)).scalars())
+            yield conn, owned
+
     # tasks ---------------------------------------------------------------------------
 
     def tasks_for(self, request_ids: Sequence[str]) -> list[TaskRow]:
@@ -354,26 +397,81 @@ class Ledger:
             with self.tx() as conn:
                 conn.execute(insert(tasks_t), new)
 
-    def save_tasks(self, updates: Sequence[dict[str, Any]], conn: Connection | None = None) -> None:
-        """Write task changes: dicts with request_id, system and the columns to set."""
-        if not updates:
-            return
-        if conn is None:
-            with self.tx() as c:
-                self._save_tasks(c, updates)
-        else:
-            self._save_tasks(conn, updates)
+    _TASK_KEYS = ("stage", "outcome", "summary", "not_before")
 
-    @staticmethod
-    def _save_tasks(conn: Connection, updates: Sequence[dict[str, Any]]) -> None:
-        for u in updates:
-            values = {k: v for k, v in u.items() if k not in ("request_id", "system")}
-            conn.execute(
-                update(tasks_t)
-                .where(and_(tasks_t.c.request_id == u["request_id"],
-                            tasks_t.c.system == u["system"]))
-                .values(**values)
-            )
+    def save_tasks(self, conn: Connection, updates: Sequence[dict[str, Any]],
+                   events: Sequence[dict[str, Any]] = ()) -> None:
+        """Write task changes (dicts with request_id, system, stage, outcome, summary,
+        not_before and optionally state) and their transitions, as one statement shape per
+        kind of change, executed for many rows at once."""
+        now = utcnow()
+        for with_state in (False, True):
+            rows = [{"b_rid": u["request_id"], "b_sys": u["system"], "updated_at": now,
+                     **{k: u[k] for k in self._TASK_KEYS},
+                     **({"state": u["state"]} if with_state else {})}
+                    for u in updates if ("state" in u) is with_state]
+            if not rows:
+                continue
+            stmt = (update(tasks_t)
+                    .where(tasks_t.c.request_id == bindparam("b_rid"),
+                           tasks_t.c.system == bindparam("b_sys"))
+                    .values({k: bindparam(k) for k in rows[0] if not k.startswith("b_")}))
+            conn.execute(stmt, rows)
+        if events:
+            conn.execute(insert(task_events_t), [{"at": now, **e} for e in events])
+
+    def set_requests(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Update requests: dicts with ``id`` and the same columns each."""
+        if not rows:
+            return
+        stmt = (update(requests_t).where(requests_t.c.id == bindparam("b_id"))
+                .values({k: bindparam(k) for k in rows[0] if k != "id"}))
+        conn.execute(stmt, [{"b_id": r["id"], **{k: v for k, v in r.items() if k != "id"}}
+                            for r in rows])
+
+    def task_events(self, request_id: str) -> list[dict[str, Any]]:
+        """Every recorded transition of a request's tasks, oldest first."""
+        q = (select(task_events_t).where(task_events_t.c.request_id == request_id)
+             .order_by(task_events_t.c.id))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def open_tasks(self, limit: int = 1000) -> list[TaskRow]:
+        """Tasks of open requests that are not done (for ``erasure status``)."""
+        q = (select(tasks_t).join(requests_t, requests_t.c.id == tasks_t.c.request_id)
+             .where(requests_t.c.status != "done", tasks_t.c.stage != "done")
+             .order_by(tasks_t.c.request_id, tasks_t.c.system).limit(limit))
+        failed = (select(tasks_t).join(requests_t, requests_t.c.id == tasks_t.c.request_id)
+                  .where(requests_t.c.status != "done", tasks_t.c.outcome == "failed")
+                  .limit(limit))
+        with self.engine.connect() as conn:
+            rows = {(r.request_id, r.system): r for q_ in (q, failed) for r in conn.execute(q_)}
+        return [TaskRow(**r._mapping) for _k, r in sorted(rows.items())]
+
+    # outbox --------------------------------------------------------------------------
+
+    def add_events(self, conn: Connection, events: Sequence[tuple[str, str, dict[str, Any]]]
+                   ) -> None:
+        """Record hook events (event id, hook name, payload) in the caller's transaction."""
+        if events:
+            now = utcnow()
+            conn.execute(insert(outbox_t), [
+                {"id": eid, "hook": hook, "payload": json.dumps(payload, sort_keys=True),
+                 "created_at": now} for eid, hook, payload in events])
+
+    def undelivered(self, limit: int = 1000) -> list[tuple[str, str, dict[str, Any]]]:
+        q = (select(outbox_t).where(outbox_t.c.delivered_at.is_(None))
+             .order_by(outbox_t.c.created_at, outbox_t.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [(r.id, r.hook, json.loads(r.payload)) for r in conn.execute(q)]
+
+    def mark_delivered(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        with self.tx() as conn:
+            for i in range(0, len(ids), 900):
+                conn.execute(update(outbox_t).where(outbox_t.c.id.in_(ids[i : i + 900]))
+                             .values(delivered_at=utcnow()))
 
     # receipts ------------------------------------------------------------------------
 
@@ -400,7 +498,6 @@ class Ledger:
                  "signature": r.signature}
                 for r in conn.execute(q)
             ]
-
 
 
 def add_months(when: datetime, months: int) -> datetime:

@@ -53,6 +53,7 @@ class Capability(enum.StrEnum):
     ANONYMISE = "anonymise"
     RESTRICT = "restrict"
     NOTIFY = "notify"
+    LOOKUP = "lookup"  # read items by id (verification that does not wait for an index)
 
 
 class RequestType(enum.StrEnum):
@@ -104,6 +105,12 @@ class ItemStatus(enum.StrEnum):
     FAILED = "failed"
     NOT_SUPPORTED = "not_supported"
     RETAINED = "retained"  # kept on purpose by the connector's mapping (a legal duty)
+    #: the system accepted the work and finishes it later (a bulk job); ``handle`` says
+    #: which job, and the host asks ``Connector.poll`` when it is due
+    PENDING = "pending"
+    #: someone was told (a processor with no API) and must confirm; ``handle`` is the
+    #: message's reference. The task waits for ``erasure confirm``.
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
 
 
 def _direct_init(cls: type[_T]) -> type[_T]:
@@ -291,13 +298,15 @@ class ItemOutcome:
     """What happened to one item on delete, anonymise or restrict.
 
     ``transient`` marks a failure the host may retry for this item alone. ``error`` is a short
-    message without personal data.
+    message without personal data. ``handle`` (with PENDING or AWAITING_CONFIRMATION) is an
+    opaque reference the ledger keeps and gives back to ``Connector.poll``.
     """
 
     finding: Finding
     status: ItemStatus
     error: str | None = None
     transient: bool = False
+    handle: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -11,26 +11,28 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from .config import Config
+from .engine import steps
+from .engine.expansion import Scoped
+from .engine.runner import Runner, RunSummary
+from .engine.steps import StepContext, Work
+from .engine.tasks import Stage, TaskWork
 from .errors import UsageError
-from .expansion import Scoped
 from .keys import KeyRing
 from .ledger import Ledger, RequestRow, add_months, ledger_exists, utcnow
-from .models import Identifier, Policy, RequestType
+from .models import Identifier, ItemStatus, Policy, RequestType
 from .plugins import PluginHost
-from .policy import OK_OUTCOMES
-from .stages import Stages, TaskWork, Work
-from .state import KnownIdentifiers, TaskState
+from .state import KnownIdentifiers, TaskData
 from .systems import System, build_systems, check_system
 
 __all__ = ["Orchestrator", "PlanLine", "RequestSpec", "RunSummary"]
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class RequestSpec:
@@ -68,21 +70,6 @@ class PlanLine:
     id_spaces: tuple[str, ...] = ()
 
 
-@dataclass
-class RunSummary:
-    """What ``run`` finished."""
-
-    finished: list[str] = field(default_factory=list)
-    awaiting_approval: list[str] = field(default_factory=list)
-    #: approved requests whose systems now hold a different set: approve them again
-    replanned: list[str] = field(default_factory=list)
-    outcomes: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def ok(self) -> bool:
-        return all(o in OK_OUTCOMES for o in self.outcomes)
-
-
 class Orchestrator:
     """Runs requests for one configuration. Entry points (CLI, HTTP) only parse and call this."""
 
@@ -95,6 +82,7 @@ class Orchestrator:
         keys: KeyRing | None = None,
         sleep: Callable[[float], None] = time.sleep,
         progress: Callable[[str, int, int], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.plugins = plugins
@@ -102,8 +90,8 @@ class Orchestrator:
         self._ledger = ledger
         self.sleep = sleep
         self.progress = progress
+        self.clock = clock  # epoch seconds; tests move it to make deferred work due
         self.systems: dict[str, System] = build_systems(config, plugins, sleep=sleep)
-        self.stages = Stages(self)
 
     # Opened on first use: bad input is rejected before any key or ledger file is created.
     @property
@@ -123,6 +111,16 @@ class Orchestrator:
         if self._ledger is None:
             self._ledger = Ledger(self.config.host.ledger_url())
         return self._ledger
+
+    @property
+    def context(self) -> StepContext:
+        """What the engine's steps are given: config, systems and keys."""
+        return StepContext(self.config, self.systems, self.keys)
+
+    def runner(self) -> Runner:
+        """The in-process runner over this configuration and ledger."""
+        return Runner(self.context, self.ledger, self.plugins, progress=self.progress,
+                      clock=self.clock)
 
     def close(self) -> None:
         for s in self.systems.values():
@@ -215,105 +213,76 @@ class Orchestrator:
     # running -------------------------------------------------------------------------
 
     def run(self, *, only: Sequence[str] | None = None, limit: int | None = None) -> RunSummary:
-        """Process every open request (or ``only`` these) in batches until none is left."""
-        summary = RunSummary()
-        host = self.config.host
-        total = self.ledger.count_requests("open") if only is None else len(only)
-        done = 0
-        while limit is None or done < limit:
-            size = host.batch_size if limit is None else min(host.batch_size, limit - done)
-            rows = self.ledger.claim(size, host.lease_seconds, time.time(), only=only)
-            if not rows:
-                break
-            try:
-                self._process(rows, summary)
-            finally:
-                self.ledger.release([r.id for r in rows])
-            done += len(rows)
-            if self.progress:
-                self.progress("requests", done, max(total, done))
-        return summary
+        """Process every due request (or ``only`` these) in batches until none is left."""
+        return self.runner().run(only=only, limit=limit)
 
-    def _load(self, rows: Sequence[RequestRow]) -> list[Work]:
-        tasks_by_req: dict[str, dict[str, TaskWork]] = {r.id: {} for r in rows}
-        self.ledger.ensure_tasks((r.id, s) for r in rows for s in self.systems)
-        for t in self.ledger.tasks_for([r.id for r in rows]):
-            if t.system not in self.systems and t.stage != "done":
-                continue  # system removed from config since: nothing to run there
-            state = TaskState.from_bytes(
-                t.system, t.request_id,
-                self.keys.decrypt(t.state) if t.state else None,
-            )
-            tasks_by_req[t.request_id][t.system] = TaskWork(
-                system=t.system, stage=t.stage, outcome=t.outcome, state=state,
-                summary=json.loads(t.summary) if t.summary else {},
-            )
-        works = []
-        for r in rows:
-            if r.identifiers is None:
-                known = KnownIdentifiers()
-            else:
-                known = KnownIdentifiers.from_json(json.loads(self.keys.decrypt(r.identifiers)))
-            works.append(Work(row=r, type=RequestType(r.type), known=known,
-                              tasks=tasks_by_req[r.id]))
-        return works
+    def confirm(self, request_id: str, system: str, reference: str) -> None:
+        """Record a processor's confirmation (Art. 19) of a task awaiting it; the next run
+        (started here for this request) finishes the request when nothing else waits."""
+        reference = reference.strip()
+        if not reference or len(reference) > 200 or any(ord(c) < 32 for c in reference):
+            raise UsageError("a confirmation needs a reference of 1-200 printable characters")
+        task = self._open_task(request_id, system, Stage.AWAITING_CONFIRMATION,
+                               "is not awaiting confirmation")
+        for ref in list(task.data.handles):
+            if task.data.outcomes.get(ref) == ItemStatus.AWAITING_CONFIRMATION.value:
+                task.data.outcomes[ref] = ItemStatus.DONE.value
+                del task.data.handles[ref]
+        task.summary["confirmation"] = reference
+        task.move(Stage.DONE, "confirmed", outcome=steps.outcome_of(task))
+        self._write_task(request_id, task)
+        self.run(only=[request_id])
 
-    def _process(self, rows: Sequence[RequestRow], summary: RunSummary) -> None:
-        works = self._load(rows)
-        ids = [w.row.id for w in works]
-        st = self.stages
-        self._find_again_if_approved(works)
-        st.find(works)
-        self.ledger.renew(ids, self.config.host.lease_seconds, time.time())
-        gated = []
-        for w in works:
-            if not self._gated(w):
+    def retry(self, request_id: str, system: str | None = None) -> list[str]:
+        """Re-open the failed tasks of an open request (or only ``system``'s) at the state
+        where they failed; returns the systems re-opened."""
+        row = self.get_request(request_id)
+        if row.status == "done":
+            raise UsageError(f"request {request_id} has ended ({row.outcome}); its identifiers "
+                             "are purged: record a new request")
+        works = self.runner().load([row])
+        reopened = []
+        for name, t in works[0].tasks.items():
+            if system not in (None, name) or t.outcome != "failed":
                 continue
-            plan = self._plan_hash(w)
-            if w.row.approved_at is None or plan != w.row.plan_hash:
-                if w.row.approved_at is not None:
-                    summary.replanned.append(w.row.id)
-                gated.append(w)
-                self.ledger.update_request(w.row.id, status="awaiting_approval",
-                                           plan_hash=plan, approved_at=None)
-                summary.awaiting_approval.append(w.row.id)
-        gated_ids = {w.row.id for w in gated}
-        works = [w for w in works if w.row.id not in gated_ids]
-        st.act(works)
-        self.ledger.renew(ids, self.config.host.lease_seconds, time.time())
-        st.verify(works)
-        for w in works:
-            outcome = st.finish(w)
-            summary.finished.append(w.row.id)
-            summary.outcomes[outcome] += 1
+            t.move(Stage(t.summary.get("failed_at", Stage.PENDING.value)), "retry requested")
+            t.outcome = None
+            for key in ("error", "error_kind", "failed_at"):
+                t.summary.pop(key, None)
+            self._write_task(request_id, t)
+            reopened.append(name)
+        if system is not None and system not in works[0].tasks:
+            raise UsageError(f"request {request_id} has no system {system!r}")
+        if not reopened:
+            raise UsageError(f"request {request_id} has no failed task"
+                             + (f" in {system}" if system else ""))
+        return reopened
 
-    def _gated(self, w: Work) -> bool:
-        return (self.config.host.require_approval
-                and w.type in (RequestType.ERASURE, RequestType.RESTRICTION))
+    def _open_task(self, request_id: str, system: str, stage: Stage, problem: str) -> TaskWork:
+        row = self.get_request(request_id)
+        if row.status == "done":
+            raise UsageError(f"request {request_id} has ended ({row.outcome})")
+        for w in self.runner().load([row]):
+            t = w.tasks.get(system)
+            if t is None:
+                raise UsageError(f"request {request_id} has no system {system!r}")
+            if t.stage is not stage:
+                raise UsageError(f"{request_id} in {system} {problem} (it is {t.stage})")
+            return t
+        raise UsageError(f"no request {request_id!r} in the ledger")
 
-    def _find_again_if_approved(self, works: Sequence[Work]) -> None:
-        """An approved request that has not acted yet is found again, so it acts only if
-        the systems still hold what was approved (compared by :meth:`_plan_hash`)."""
-        strong_types = self.config.host.strong_identifiers
-        for w in works:
-            if not (self._gated(w) and w.row.approved_at is not None):
-                continue
-            if any(t.stage not in ("found", "done") for t in w.tasks.values()):
-                continue  # already acting: the approval was honoured
-            w.known = KnownIdentifiers.from_request(w.known.given, strong_types)
-            for t in w.tasks.values():
-                if t.stage == "found":
-                    t.stage, t.state = "pending", TaskState()
-                    t.summary = {k: v for k, v in t.summary.items()
-                                 if k in ("started_at", "attempts")}
-
-    def _plan_hash(self, w: Work) -> str:
-        """A keyed hash of what the request would act on: (system, action, item) triples."""
-        parts = sorted(
-            f"{name}\x1f{self.stages.action_of(w, self.systems[name])}\x1f{ref}"
-            for name, t in w.tasks.items() if name in self.systems
-            for ref in t.state.actionable)
-        return self.keys.digest("plan", *parts)
+    def _write_task(self, request_id: str, t: TaskWork) -> None:
+        """Save one task changed by a person's command, with its transition."""
+        with self.ledger.tx() as conn:
+            self.ledger.save_tasks(conn, [{
+                "request_id": request_id, "system": t.system, "stage": t.stage.value,
+                "outcome": t.outcome, "not_before": t.not_before,
+                "summary": json.dumps(t.summary, sort_keys=True),
+                "state": self.keys.encrypt(t.data.to_bytes())}],
+                [{"request_id": e.request_id, "system": e.system, "old": e.old,
+                  "new": e.new, "cause": e.cause} for e in t.events])
+            self.ledger.set_requests(conn, [{"id": request_id, "not_before": None}])
+        t.events.clear()
 
     # dry run -------------------------------------------------------------------------
 
@@ -330,14 +299,15 @@ class Orchestrator:
             identifiers=None, subject_digest=None, lease_owner=None, lease_until=None,
         )
         work = Work(row=row, type=spec.type, known=known, tasks={
-            s: TaskWork(system=s, stage="pending", outcome=None, state=TaskState(), summary={})
+            s: TaskWork(request_id="dry-run", system=s, stage=Stage.PENDING, outcome=None,
+                        data=TaskData())
             for s in self.systems
         })
-        self.stages.find([work], persist=False)
+        steps.find(self.context, [work], time.time())
         lines = []
         for name, system in self.systems.items():
             t = work.tasks[name]
-            action = self.stages.action_of(work, system)
+            action = work.rule(self.context, name).action
             note = system.uncovered or t.summary.get("error", "")
             if system.config.policy is Policy.RETAIN and spec.type is RequestType.ERASURE:
                 note = f"retained: {system.config.reason}"
@@ -348,9 +318,9 @@ class Orchestrator:
                 system=name, connector=system.config.connector,
                 policy=system.config.policy.value,
                 action=action.value if action else "none",
-                found=len(t.state.findings), actionable=len(t.state.actionable),
-                review=len(t.state.findings) - len(t.state.actionable), note=note,
-                items=tuple(sorted(digest(name, ref) for ref in t.state.actionable)),
+                found=len(t.data.findings), actionable=len(t.data.actionable),
+                review=len(t.data.findings) - len(t.data.actionable), note=note,
+                items=tuple(sorted(digest(name, ref) for ref in t.data.actionable)),
                 id_spaces=tuple(self.config.id_spaces.used(known.all(), name)),
             ))
         return lines

@@ -1,7 +1,8 @@
 """Retries for connector calls: tenacity with exponential backoff, jitter and retry_after.
 
-Only :class:`~erasure.errors.TransientError` is retried. Each system has an attempt cap and
-the whole run a deadline; when either is reached the last error is raised unchanged.
+Only :class:`~erasure.errors.TransientError` is retried. Each call has an attempt cap and a
+deadline counted from its own start; when either is reached the last error is raised
+unchanged, and the engine defers the task to a later run (it does not fail it).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class RetryPolicy:
     """Retry settings of one system for one run."""
 
     max_attempts: int
-    deadline: float  # time.monotonic() value after which no new attempt starts
+    deadline_seconds: float  # from the call's start; no new attempt starts after it
     initial_wait: float
     max_wait: float
     sleep: Callable[[float], None] = time.sleep
@@ -61,12 +62,11 @@ class RetryPolicy:
     @classmethod
     def from_settings(
         cls, s: RetrySettings, *, max_attempts: int | None = None,
-        sleep: Callable[[float], None] = time.sleep, started: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> RetryPolicy:
-        start = time.monotonic() if started is None else started
         return cls(
             max_attempts=max_attempts or s.max_attempts,
-            deadline=start + s.deadline_seconds,
+            deadline_seconds=s.deadline_seconds,
             initial_wait=s.initial_wait,
             max_wait=s.max_wait,
             sleep=sleep,
@@ -75,7 +75,7 @@ class RetryPolicy:
     def call(self, fn: Callable[[], T], attempts: Attempts | None = None) -> T:
         """Run ``fn`` until it succeeds, raises a non-transient error, or the budget runs out."""
         counter = attempts if attempts is not None else Attempts()
-        remaining = max(0.0, self.deadline - time.monotonic())
+        remaining = self.deadline_seconds
 
         def attempt() -> T:
             counter.count += 1

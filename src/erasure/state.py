@@ -10,10 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .expansion import Scoped, scoped_from_json, scoped_to_json
+from .engine.expansion import Scoped, scoped_from_json, scoped_to_json
 from .models import Finding, Identifier, IdentifierType
 
-__all__ = ["KnownIdentifiers", "TaskState", "finding_from_json", "finding_to_json"]
+__all__ = ["KnownIdentifiers", "TaskData", "finding_from_json", "finding_to_json"]
 
 
 @dataclass
@@ -21,7 +21,7 @@ class KnownIdentifiers:
     """A subject's identifiers, each scoped to its id space, and which of them are strong.
 
     ``given`` came with the request. The rest were seen on items find returned. Strength is
-    recomputed by :func:`erasure.expansion.strong_fixpoint` after every find, so it never
+    recomputed by :func:`erasure.engine.expansion.strong_fixpoint` after every find, so it never
     depends on the order systems answered in. Only strong identifiers let the host act on
     an item automatically; the rest only find items for review.
     """
@@ -96,7 +96,7 @@ def finding_from_json(system: str, subject: str, d: dict[str, Any]) -> Finding:
 
 
 @dataclass
-class TaskState:
+class TaskData:
     """One request's state in one system (what the ledger row's ``state`` decrypts to)."""
 
     findings: dict[str, Finding] = field(default_factory=dict)
@@ -106,6 +106,11 @@ class TaskState:
     #: exported records as (kind, data): the access package is built from these, so a
     #: resumed run writes the same package as an uninterrupted one.
     records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: ref -> handle of an item the system is still working on (ItemStatus.PENDING) or
+    #: that a processor was told about and must confirm (AWAITING_CONFIRMATION)
+    handles: dict[str, str] = field(default_factory=dict)
+    #: identifiers this system was searched with (a later search asks only new ones)
+    searched: list[Scoped] = field(default_factory=list)
 
     def merge(self, f: Finding) -> None:
         old = self.findings.get(f.ref)
@@ -125,10 +130,12 @@ class TaskState:
             "outcomes": self.outcomes,
             "residue": self.residue,
             "records": self.records,
+            "handles": self.handles,
+            "searched": [scoped_to_json(i) for i in self.searched],
         }, separators=(",", ":")).encode()
 
     @classmethod
-    def from_bytes(cls, system: str, subject: str, data: bytes | None) -> TaskState:
+    def from_bytes(cls, system: str, subject: str, data: bytes | None) -> TaskData:
         if not data:
             return cls()
         d = json.loads(data)
@@ -140,5 +147,7 @@ class TaskState:
         st.outcomes = dict(d["outcomes"])
         st.residue = list(d.get("residue", []))
         st.records = [(k, data) for k, data in d.get("records", [])]
+        st.handles = dict(d.get("handles", {}))
+        st.searched = [scoped_from_json(i) for i in d.get("searched", [])]
         return st
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .config import Config, SystemConfig
-from .connector import Connector
+from .connector import _CURRENT, CallContext, Connector
 from .errors import (
     CapabilityNotSupported,
     ConfigError,
@@ -38,6 +38,8 @@ class CallResult:
     attempts: int = 0
     error: str | None = None
     error_kind: str | None = None  # transient | permanent | auth | unsupported | crash
+    #: seconds the system asked to wait (Retry-After) with its last transient error
+    retry_after: float | None = None
 
 
 @dataclass
@@ -76,22 +78,45 @@ class System:
                 log.warning("closing %s failed: %s", self.name, type(exc).__name__)
             self._connector = None
 
-    def call(self, fn: Callable[[Connector], Iterable[T]]) -> CallResult:
+    def context(self, action: str, subjects: Iterable[str]) -> CallContext:
+        """The context a call of ``action`` for ``subjects`` runs in: its deadline and each
+        subject's idempotency key (stable per request, system and action)."""
+        return CallContext(
+            system=self.name, action=action,
+            deadline=time.monotonic() + self.retry.deadline_seconds,
+            idempotency_keys={s: idempotency_key(s, self.name, action) for s in subjects})
+
+    def call(self, fn: Callable[[Connector], Iterable[T]],
+             context: CallContext | None = None) -> CallResult:
         """Run a whole-batch call with retries; classify whatever error is left."""
         attempts = Attempts()
         result = CallResult()
+        token = _CURRENT.set(context)
         try:
             result.values = self.retry.call(lambda: list(fn(self.connector())), attempts)
         except Exception as exc:
             result.error, result.error_kind = classify(exc)
+            result.retry_after = getattr(exc, "retry_after", None)
+        finally:
+            _CURRENT.reset(token)
         result.attempts = attempts.count
         return result
 
     def call_items(
         self, fn: Callable[[Connector, Sequence[Finding]], Iterable[ItemOutcome]],
-        findings: Sequence[Finding],
+        findings: Sequence[Finding], context: CallContext | None = None,
     ) -> CallResult:
         """Run a per-item action; items that failed transiently are retried on their own."""
+        token = _CURRENT.set(context)
+        try:
+            return self._call_items(fn, findings)
+        finally:
+            _CURRENT.reset(token)
+
+    def _call_items(
+        self, fn: Callable[[Connector, Sequence[Finding]], Iterable[ItemOutcome]],
+        findings: Sequence[Finding],
+    ) -> CallResult:
         attempts = Attempts()
         outcomes: dict[tuple[str, str], ItemOutcome] = {}
         pending = list(findings)
@@ -116,6 +141,7 @@ class System:
             self.retry.call(attempt, attempts)
         except Exception as exc:
             result.error, result.error_kind = classify(exc)
+            result.retry_after = getattr(exc, "retry_after", None)
         result.values = list(outcomes.values())
         result.attempts = attempts.count
         return result
@@ -142,20 +168,25 @@ def classify(exc: BaseException) -> tuple[str, str]:
     return f"{type(exc).__name__} (unclassified connector error)", "crash"
 
 
+def idempotency_key(request_id: str, system: str, action: str) -> str:
+    """The same for every attempt of one request's action in one system, in any process."""
+    import hashlib
+
+    return hashlib.sha256(f"{request_id}\x1f{system}\x1f{action}".encode()).hexdigest()[:32]
+
+
 def build_systems(
     config: Config, plugins: PluginHost, *, sleep: Callable[[float], None] = time.sleep,
-    started: float | None = None,
 ) -> dict[str, System]:
     """Systems of the config; a missing connector makes its system not covered, not an error."""
     out: dict[str, System] = {}
-    start = time.monotonic() if started is None else started
     for name, sc in config.systems.items():
         if not sc.enabled:
             continue
         cls = plugins.registry.get(sc.connector)
         uncovered = None if cls is not None else plugins.failure_for(sc.connector)
         retry = RetryPolicy.from_settings(
-            config.host.retry, max_attempts=sc.max_attempts, sleep=sleep, started=start
+            config.host.retry, max_attempts=sc.max_attempts, sleep=sleep
         )
         out[name] = System(config=sc, cls=cls, uncovered=uncovered, retry=retry)
     return out

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .models import ItemOutcome, ItemStatus
-from .systems import CallResult
+from ..models import ItemOutcome, ItemStatus
+from ..systems import CallResult
 
 __all__ = ["Group", "pack", "run_isolated"]
 

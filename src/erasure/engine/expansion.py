@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .errors import UsageError
-from .models import Finding, Identifier, IdentifierType
+from ..errors import UsageError
+from ..models import Finding, Identifier, IdentifierType
 
 __all__ = [
     "GLOBAL_TYPES",

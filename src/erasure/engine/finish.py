@@ -1,0 +1,98 @@
+"""The end of a request: its package (access, portability) and one receipt body per system.
+
+Bodies hold no personal data: item references are keyed hashes, errors are classified
+messages. Sealing (hash chain, signature) and storing happen in the runner, in the same
+transaction as the request's end.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from ..export import write_package
+from ..ledger import utcnow
+from ..models import Action
+from .rules import worst
+from .steps import StepContext, Work
+from .tasks import TaskWork
+
+__all__ = ["package", "receipt_bodies", "request_outcome"]
+
+
+def package(ctx: StepContext, w: Work) -> None:
+    """Write the access or portability package from the records the ledger holds for the
+    request, so a resumed run writes what an uninterrupted one would have."""
+    exporting = [t for t in w.tasks.values() if t.summary.get("action") == Action.EXPORT.value]
+    if not exporting:
+        return
+    records = {name: t.data.records for name, t in w.tasks.items() if t.data.records}
+    stamps = [t.summary["exported_at"] for t in exporting if "exported_at" in t.summary]
+    path = write_package(ctx.host.exports(), w.row.id, w.type.value, records,
+                         generated_at=min(stamps) if stamps else utcnow().isoformat())
+    for t in w.tasks.values():
+        t.summary["package"] = path.name
+
+
+def request_outcome(w: Work) -> str:
+    """The worst outcome over the request's systems."""
+    return worst(t.outcome or "" for t in w.tasks.values())
+
+
+def receipt_bodies(ctx: StepContext, w: Work, now: datetime) -> list[dict[str, Any]]:
+    """One receipt body per system, in system order."""
+    return [_body(ctx, w, w.tasks[name], now) for name in sorted(w.tasks)]
+
+
+def _body(ctx: StepContext, w: Work, t: TaskWork, now: datetime) -> dict[str, Any]:
+    system = ctx.systems.get(t.system)
+    digest = ctx.keys.digest
+    counts: dict[str, int] = defaultdict(int)
+    for s in t.data.outcomes.values():
+        counts[s] += 1
+    items = sorted(digest(t.system, ref) for ref in t.data.actionable)
+    review = sorted(
+        digest(t.system, ref) for ref in t.data.findings if ref not in t.data.actionable
+    )
+    body = {
+        "request": w.row.id,
+        "ticket": w.row.ticket,
+        "request_type": w.type.value,
+        "system": t.system,
+        "connector": system.config.connector if system else None,
+        "connector_version": system.version if system else None,
+        "policy": system.config.policy.value if system else None,
+        "policy_reason": system.config.reason if system else None,
+        "action": t.summary.get("action"),
+        "outcome": t.outcome,
+        "counts": {
+            "found": len(t.data.findings),
+            "actionable": len(t.data.actionable),
+            "review": len(review),
+            "residue": len(t.data.residue),
+            **dict(sorted(counts.items())),
+        },
+        "items": items,
+        "review_items": review,
+        "residue_items": sorted(digest(t.system, ref) for ref in t.data.residue),
+        "id_spaces": ctx.config.id_spaces.used(w.known.all(), t.system),
+        "expansion_complete": w.known.complete,
+        "attempts": t.summary.get("attempts", {}),
+        "deferrals": t.summary.get("deferrals", 0),
+        "errors": t.summary.get("errors", []),
+        "verification": {
+            "performed": "verified" in t.summary,
+            "ok": bool(t.summary.get("verified")) and not t.data.residue,
+        },
+        "subject_verified": bool(w.row.verified),
+        "unverified_override": w.row.override,
+        "package": t.summary.get("package"),
+        "started_at": t.summary.get("started_at"),
+        "finished_at": now.isoformat(),
+        "received_at": w.row.received_at.isoformat(),
+        "due_at": w.row.due_at.isoformat(),
+    }
+    if "confirmation" in t.summary:
+        body["confirmation"] = t.summary["confirmation"]
+    return body

@@ -1,0 +1,81 @@
+"""What each request type does in a system under each policy, as data.
+
+One table answers every question the engine asks about a request type: which action runs
+after find, whether it waits for approval, whether the result is verified by finding
+again, whether a package is written, and what the outcome is when nothing is to be done.
+A new request type or policy is one entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..models import Action, Capability, Outcome, Policy, RequestType
+
+__all__ = ["OK_OUTCOMES", "OUTCOME_ORDER", "Rule", "capability_for", "rule_for", "worst"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one request type does in one system."""
+
+    #: the action after find; None: find only (or kept under a legal duty)
+    action: Action | None
+    #: stops for a person's approval when ``require_approval`` is set
+    approval: bool = False
+    #: find again after acting: anything left is residue
+    verify: bool = False
+    #: write an access / portability package from the exported records
+    package: bool = False
+    #: the outcome when the rule has no action
+    idle_outcome: Outcome = Outcome.COMPLETED
+
+
+_EXPORT = Rule(Action.EXPORT, package=True)
+_RESTRICT = Rule(Action.RESTRICT, approval=True)
+
+#: Access and portability always export: a legal hold does not take away the right of
+#: access. Restriction restricts whatever the policy, since it keeps the data.
+RULES: dict[tuple[RequestType, Policy], Rule] = {
+    **{(RequestType.FIND, p): Rule(None) for p in Policy},
+    **{(RequestType.ACCESS, p): _EXPORT for p in Policy},
+    **{(RequestType.PORTABILITY, p): _EXPORT for p in Policy},
+    **{(RequestType.RESTRICTION, p): _RESTRICT for p in Policy},
+    (RequestType.ERASURE, Policy.ERASE): Rule(Action.DELETE, approval=True, verify=True),
+    (RequestType.ERASURE, Policy.ANONYMISE): Rule(Action.ANONYMISE, approval=True, verify=True),
+    (RequestType.ERASURE, Policy.RESTRICT): _RESTRICT,
+    (RequestType.ERASURE, Policy.RETAIN): Rule(None, idle_outcome=Outcome.RETAINED),
+}
+
+
+def rule_for(request_type: RequestType, policy: Policy) -> Rule:
+    """The rule of ``request_type`` in a system with ``policy``."""
+    return RULES[(request_type, policy)]
+
+
+_CAPABILITY = {
+    Action.EXPORT: Capability.EXPORT,
+    Action.DELETE: Capability.DELETE,
+    Action.ANONYMISE: Capability.ANONYMISE,
+    Action.RESTRICT: Capability.RESTRICT,
+}
+
+
+def capability_for(action: Action) -> Capability:
+    """The capability a connector must declare to be asked for ``action``."""
+    return _CAPABILITY[action]
+
+
+OUTCOME_ORDER = [
+    Outcome.FAILED, Outcome.PARTIAL, Outcome.NOT_COVERED, Outcome.AWAITING_CONFIRMATION,
+    Outcome.RETAINED, Outcome.COMPLETED,
+]
+OK_OUTCOMES = {Outcome.COMPLETED.value, Outcome.RETAINED.value}
+
+
+def worst(outcomes: Iterable[str]) -> str:
+    """The most severe outcome (an empty set is completed)."""
+    present = set(outcomes)
+    ranked = [o for o in OUTCOME_ORDER if o.value in present]
+    return ranked[0].value if ranked else Outcome.COMPLETED.value

@@ -1,0 +1,334 @@
+"""The in-process runner: claims due requests in batches, runs the steps on them, and
+writes what changed to the ledger, fenced by its leases.
+
+A batch's leases are renewed by a heartbeat while it is worked; every write first checks
+which leases this runner still holds, and work whose lease was lost is dropped, unwritten.
+Hook events are written in the same transaction as the change they tell of (an outbox) and
+delivered after commit, at least once, with an event id to deduplicate on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..leases import Heartbeat
+from ..ledger import Ledger, RequestRow, tasks_t, utcnow
+from ..models import RequestType
+from ..plugins import PluginHost
+from ..receipts import Receipt, seal
+from ..state import KnownIdentifiers, TaskData
+from . import finish, steps
+from .rules import OK_OUTCOMES
+from .steps import StepContext, Work
+from .tasks import Stage, TaskWork
+
+__all__ = ["RunSummary", "Runner"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    """What ``run`` did."""
+
+    finished: list[str] = field(default_factory=list)
+    awaiting_approval: list[str] = field(default_factory=list)
+    #: approved requests whose systems now hold a different set: approve them again
+    replanned: list[str] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    #: tasks left waiting for a later run: deferred, waiting on a system, or to confirm
+    waiting: Counter[str] = field(default_factory=Counter)
+    #: tasks that failed in this run (their requests may still be open)
+    failed_tasks: int = 0
+    #: requests dropped because another runner took their lease
+    lost: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(o in OK_OUTCOMES for o in self.outcomes) and not self.failed_tasks
+
+
+class Runner:
+    """Runs due requests of one configuration against one ledger."""
+
+    def __init__(self, ctx: StepContext, ledger: Ledger, plugins: PluginHost, *,
+                 progress: Callable[[str, int, int], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.ctx, self.ledger, self.plugins = ctx, ledger, plugins
+        self.progress = progress
+        self.clock = clock
+
+    # the loop --------------------------------------------------------------------------
+
+    def run(self, *, only: Sequence[str] | None = None, limit: int | None = None) -> RunSummary:
+        """Process every due request (or ``only`` these) in batches until none is left.
+
+        Work that becomes due during the run (a task deferred by a few seconds) is left for
+        the next run, so one run always ends.
+        """
+        summary = RunSummary()
+        host = self.ctx.host
+        started = self.clock()
+        total = self.ledger.count_requests("open") if only is None else len(only)
+        done = 0
+        seen: set[str] = set()
+        self.deliver()  # events a crashed run committed and never delivered
+        while limit is None or done < limit:
+            size = host.batch_size if limit is None else min(host.batch_size, limit - done)
+            rows = self.ledger.claim(size, host.lease_seconds, self.clock(), only=only,
+                                     due_by=started)
+            if not rows or all(r.id in seen for r in rows):
+                if rows:
+                    self.ledger.release([r.id for r in rows])
+                break
+            ids = [r.id for r in rows]
+            seen.update(ids)
+            try:
+                with Heartbeat(self._renew, ids, host.lease_seconds / 3):
+                    self._process(rows, summary)
+            finally:
+                self.ledger.release(ids)
+            self.deliver()
+            done += len(rows)
+            if self.progress:
+                self.progress("requests", done, max(total, done))
+        return summary
+
+    def _renew(self, ids: Sequence[str]) -> None:
+        self.ledger.renew(ids, self.ctx.host.lease_seconds, self.clock())
+
+    def _process(self, rows: Sequence[RequestRow], summary: RunSummary) -> None:
+        works = self.load(rows)
+        now = self.clock()
+        self._find_again_if_approved(works)
+        steps.find(self.ctx, works, now)
+        works = self.save(works, summary, identifiers=True)
+        works = self._gate(works, summary)
+        steps.act(self.ctx, works, now)
+        works = self.save(works, summary)
+        steps.poll(self.ctx, works, now)
+        works = self.save(works, summary)
+        steps.verify(self.ctx, works, now)
+        works = self.save(works, summary)
+        ending = [w for w in works if all(t.stage is Stage.DONE for t in w.tasks.values())]
+        self.finish(ending, summary)
+        ended = {w.row.id for w in ending}
+        for w in works:
+            if w.row.id in ended:
+                continue
+            for t in w.tasks.values():
+                if t.stage is not Stage.DONE:
+                    summary.waiting[t.stage.value] += 1
+
+    # loading and saving ----------------------------------------------------------------
+
+    def load(self, rows: Sequence[RequestRow]) -> list[Work]:
+        """The works of ``rows``: their identifiers and tasks, decrypted."""
+        keys = self.ctx.keys
+        systems = self.ctx.systems
+        self.ledger.ensure_tasks((r.id, s) for r in rows for s in systems)
+        tasks: dict[str, dict[str, TaskWork]] = {r.id: {} for r in rows}
+        for t in self.ledger.tasks_for([r.id for r in rows]):
+            if t.system not in systems and t.stage != Stage.DONE:
+                continue  # system removed from config since: nothing to run there
+            tasks[t.request_id][t.system] = TaskWork(
+                request_id=t.request_id, system=t.system, stage=Stage(t.stage),
+                outcome=t.outcome,
+                data=TaskData.from_bytes(t.system, t.request_id,
+                                         keys.decrypt(t.state) if t.state else None),
+                summary=json.loads(t.summary) if t.summary else {},
+                not_before=t.not_before)
+        works = []
+        for r in rows:
+            known = (KnownIdentifiers() if r.identifiers is None else
+                     KnownIdentifiers.from_json(json.loads(keys.decrypt(r.identifiers))))
+            works.append(Work(row=r, type=RequestType(r.type), known=known, tasks=tasks[r.id]))
+        return works
+
+    def save(self, works: Sequence[Work], summary: RunSummary, *,
+             identifiers: bool = False) -> list[Work]:
+        """Write the works' tasks, transitions and (with ``identifiers``) identifiers, in
+        one transaction fenced by the leases; returns the works this runner still holds."""
+        enc = self.ctx.keys.encrypt
+        task_rows, events, request_rows, outbox = [], [], [], []
+        watching = self._watched("erasure_task_changed")
+        with self.ledger.fenced([w.row.id for w in works]) as (conn, owned):
+            for w in works:
+                if w.row.id not in owned:
+                    continue
+                for t in w.tasks.values():
+                    task_rows.append({
+                        "request_id": w.row.id, "system": t.system, "stage": t.stage.value,
+                        "outcome": t.outcome, "not_before": t.not_before,
+                        "summary": json.dumps(t.summary, sort_keys=True),
+                        "state": enc(t.data.to_bytes()),
+                    })
+                    for e in t.events:
+                        events.append({"request_id": e.request_id, "system": e.system,
+                                       "old": e.old, "new": e.new, "cause": e.cause})
+                        if watching:
+                            outbox.append((str(uuid.uuid4()), "erasure_task_changed", {
+                                "request_id": e.request_id, "system": e.system,
+                                "old": e.old, "new": e.new, "cause": e.cause}))
+                    if t.outcome == "failed" and any(e.new == Stage.DONE for e in t.events):
+                        summary.failed_tasks += 1
+                    t.events.clear()
+                row: dict[str, Any] = {"id": w.row.id, "not_before": _not_before(w)}
+                if identifiers:
+                    row["identifiers"] = enc(json.dumps(w.known.to_json()).encode())
+                request_rows.append(row)
+            self.ledger.save_tasks(conn, task_rows, events)
+            self.ledger.set_requests(conn, request_rows)
+            self.ledger.add_events(conn, outbox)
+        return self._drop_lost(works, owned, summary)
+
+    @staticmethod
+    def _drop_lost(works: Sequence[Work], owned: set[str], summary: RunSummary) -> list[Work]:
+        lost = [w.row.id for w in works if w.row.id not in owned]
+        if lost:
+            log.warning("%d request(s) dropped: their lease was taken over", len(lost))
+            summary.lost.extend(lost)
+        return [w for w in works if w.row.id in owned]
+
+    def _watched(self, hook: str) -> bool:
+        return bool(getattr(self.plugins.hook, hook).get_hookimpls())
+
+    # approval --------------------------------------------------------------------------
+
+    def _gate(self, works: list[Work], summary: RunSummary) -> list[Work]:
+        """Stop requests that need a person's approval of their plan."""
+        if not self.ctx.host.require_approval:
+            return works
+        gated: list[dict[str, Any]] = []
+        for w in works:
+            if not (self._gated(w) and w.found_everywhere()):
+                continue
+            if any(t.stage not in (Stage.FOUND, Stage.DONE) for t in w.tasks.values()):
+                continue  # acting already: the approval was honoured
+            plan = self.plan_hash(w)
+            if w.row.approved_at is None or plan != w.row.plan_hash:
+                if w.row.approved_at is not None:
+                    summary.replanned.append(w.row.id)
+                gated.append({"id": w.row.id, "status": "awaiting_approval",
+                              "plan_hash": plan, "approved_at": None})
+                summary.awaiting_approval.append(w.row.id)
+        if gated:
+            with self.ledger.fenced([g["id"] for g in gated]) as (conn, owned):
+                self.ledger.set_requests(conn, [g for g in gated if g["id"] in owned])
+        stopped = {g["id"] for g in gated}
+        return [w for w in works if w.row.id not in stopped]
+
+    def _gated(self, w: Work) -> bool:
+        return any(w.rule(self.ctx, name).approval for name in w.tasks
+                   if name in self.ctx.systems)
+
+    def _find_again_if_approved(self, works: Sequence[Work]) -> None:
+        """An approved request that has not acted yet is found again, so it acts only if
+        the systems still hold what was approved (compared by :meth:`plan_hash`)."""
+        strong_types = self.ctx.host.strong_identifiers
+        for w in works:
+            if not (self.ctx.host.require_approval and self._gated(w)
+                    and w.row.approved_at is not None):
+                continue
+            if any(t.stage not in (Stage.FOUND, Stage.DONE) for t in w.tasks.values()):
+                continue
+            w.known = KnownIdentifiers.from_request(w.known.given, strong_types)
+            for t in w.tasks.values():
+                if t.stage is Stage.FOUND:
+                    t.move(Stage.PENDING, "approved: found again before acting")
+                    t.data = TaskData()
+                    t.summary = {k: v for k, v in t.summary.items()
+                                 if k in ("started_at", "attempts")}
+
+    def plan_hash(self, w: Work) -> str:
+        """A keyed hash of what the request would act on: (system, action, item) triples."""
+        parts = sorted(
+            f"{name}\x1f{w.rule(self.ctx, name).action}\x1f{ref}"
+            for name, t in w.tasks.items() if name in self.ctx.systems
+            for ref in t.data.actionable)
+        return self.ctx.keys.digest("plan", *parts)
+
+    # the end of a request --------------------------------------------------------------
+
+    def finish(self, works: Sequence[Work], summary: RunSummary) -> None:
+        """Packages, then receipts for every system of every request in one transaction,
+        with the requests' end, the purge of their identifiers and the hook events."""
+        if not works:
+            return
+        now = utcnow()
+        for w in works:
+            finish.package(self.ctx, w)
+        keys = self.ctx.keys
+        with self.ledger.fenced([w.row.id for w in works]) as (conn, owned):
+            ending = [w for w in works if w.row.id in owned]
+            seq, prev = self.ledger.chain_head(conn)
+            rows, outbox, ends = [], [], []
+            for w in ending:
+                outcome = finish.request_outcome(w)
+                for body in finish.receipt_bodies(self.ctx, w, now):
+                    seq += 1
+                    r = seal(body, seq=seq, prev=prev, sign=keys.sign, key_id=keys.key_id)
+                    prev = r.hash
+                    rows.append({"seq": r.seq, "request_id": w.row.id,
+                                 "system": body["system"],
+                                 "body": json.dumps(r.body, sort_keys=True), "hash": r.hash,
+                                 "signature": r.signature})
+                    outbox.append((str(uuid.uuid4()), "erasure_receipt_written", r.to_json()))
+                outbox.append((str(uuid.uuid4()), "erasure_request_finished", {
+                    "request_id": w.row.id, "ticket": w.row.ticket, "outcome": outcome}))
+                ends.append({"id": w.row.id, "status": "done", "outcome": outcome,
+                             "finished_at": now, "identifiers": None, "lease_owner": None,
+                             "lease_until": None, "not_before": None})
+                summary.finished.append(w.row.id)
+                summary.outcomes[outcome] += 1
+            self.ledger.add_receipts(conn, rows)
+            ids = [w.row.id for w in ending]
+            for i in range(0, len(ids), 900):
+                conn.execute(tasks_t.update().where(tasks_t.c.request_id.in_(ids[i:i + 900]))
+                             .values(state=None))
+            self.ledger.set_requests(conn, ends)
+            self.ledger.add_events(conn, outbox)
+        self._drop_lost(works, owned, summary)
+
+    # the outbox ------------------------------------------------------------------------
+
+    def deliver(self) -> int:
+        """Call the hooks of events not delivered yet; returns how many were delivered.
+
+        An event is marked delivered after its hook returned (or failed: a failing hook is
+        logged, never retried for ever). A crash in between delivers it again: hooks
+        deduplicate on ``event_id``.
+        """
+        delivered = 0
+        while batch := self.ledger.undelivered():
+            for eid, hook, payload in batch:
+                if hook == "erasure_receipt_written":
+                    body = payload
+                    args: dict[str, Any] = {"receipt": Receipt(
+                        seq=body["seq"], body=body["body"], hash=body["hash"],
+                        signature=body["signature"])}
+                else:
+                    args = dict(payload)
+                self.plugins.notify(hook, event_id=eid, **args)
+            self.ledger.mark_delivered([eid for eid, _h, _p in batch])
+            delivered += len(batch)
+        return delivered
+
+
+def _not_before(w: Work) -> float | None:
+    """When the request is next due (None: now): the earliest task that can go on. A found
+    task waits for the request's search to complete, so it does not count while another
+    task is still to be searched."""
+    blocked = not w.found_everywhere()
+    times = [t.not_before or 0.0 for t in w.tasks.values()
+             if t.stage is not Stage.DONE and not (blocked and t.stage is Stage.FOUND)]
+    earliest = min(times, default=0.0)
+    return earliest or None
+
