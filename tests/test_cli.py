@@ -502,3 +502,32 @@ def test_require_approval_does_not_gate_access(world, tmp_path):
     assert [b["action"] for b in receipt_bodies(config, rid)] == ["export"]
     assert (tmp_path / "state" / "exports" / f"{rid}.zip").exists()
     assert_untouched(world)
+
+
+TASKS = ("request", "system", "state", "next try (UTC)", "last error")
+
+
+def test_a_processor_confirms_later_status_shows_it_and_confirm_ends_it(world, tmp_path):
+    config = write_config(tmp_path, {
+        "crm": memory_system(world["crm"]),
+        "carrier": {"connector": "memory-processor", "inbox": "carrier"}}, name="p.toml")
+    proc = run_cli("erase", "--email", "alice@example.com", "--verified", config=config)
+    assert proc.returncode == 0, describe(proc)
+    (rid,) = set(RID.findall(proc.stdout))
+    assert "some systems finish later" in proc.stdout
+    assert "1 awaiting confirmation" in proc.stderr
+    assert refs(world["crm"]) == OTHERS["crm"]  # the searchable system is done already
+    status = run_cli("status", config=config)
+    row = table_row(status.stdout, TASKS, rid)
+    assert (row["system"], row["state"]) == ("carrier", "awaiting confirmation"), row
+    again = run_cli("run", config=config)  # nothing due: the notice is not sent twice
+    assert again.returncode == 0 and "finished" not in again.stderr, describe(again)
+    done = run_cli("confirm", rid, "carrier", "--reference", "CARRIER-5521", config=config)
+    assert done.returncode == 0, describe(done)
+    assert "request ended completed" in done.stdout
+    bodies = {b["system"]: b for b in receipt_bodies(config)}
+    assert bodies["carrier"]["confirmation"] == "CARRIER-5521"
+    assert bodies["carrier"]["outcome"] == bodies["crm"]["outcome"] == "completed"
+    retry = run_cli("retry", rid, config=config)
+    line = assert_one_line_error(retry, "has ended")
+    assert "alice" not in line

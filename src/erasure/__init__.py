@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .connector import Connector, ConnectorSettings
+from .connector import CallContext, Connector, ConnectorSettings, current_call
 from .errors import (
     AuthError,
     CapabilityNotSupported,
@@ -45,6 +45,7 @@ except PackageNotFoundError:  # running from a source tree without install
 __all__ = [
     "Action",
     "AuthError",
+    "CallContext",
     "Capability",
     "CapabilityNotSupported",
     "ConfigError",
@@ -69,6 +70,7 @@ __all__ = [
     "TransientError",
     "UsageError",
     "__version__",
+    "current_call",
     "hookimpl",
     "hookspec",
 ]

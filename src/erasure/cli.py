@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -148,6 +148,11 @@ def _summary_exit(summary: RunSummary) -> None:
     if summary.outcomes:
         parts = ", ".join(f"{n} {o}" for o, n in sorted(summary.outcomes.items()))
         err.print(f"finished {len(summary.finished)} request(s): {parts}")
+    if summary.waiting:
+        parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(summary.waiting.items()))
+        err.print(f"tasks left for a later run: {parts} (`erasure status`)")
+    if summary.failed_tasks:
+        err.print(f"{summary.failed_tasks} task(s) failed (`erasure status`, `erasure retry`)")
     raise typer.Exit(0 if summary.ok else 1)
 
 
@@ -266,6 +271,31 @@ def approve(request_id: str, config: ConfigOpt = None) -> None:
 
 
 @app.command()
+def confirm(
+    request_id: str, system: str,
+    reference: Annotated[str, typer.Option(help="The processor's confirmation reference "
+                                                "(a ticket or message id; no personal data).")],
+    config: ConfigOpt = None,
+) -> None:
+    """Record that a processor confirmed an erasure or restriction it was told of."""
+    with _orchestrator(config) as orch, _errors():
+        orch.confirm(request_id, system, reference)
+        row = orch.get_request(request_id)
+        out.print(f"{request_id} {system}: confirmed"
+                  + (f"; request ended {row.outcome}" if row.status == "done" else ""))
+
+
+@app.command()
+def retry(request_id: str,
+          system: Annotated[str | None, typer.Argument(help="Only this system.")] = None,
+          config: ConfigOpt = None) -> None:
+    """Re-open a failed task of an open request; the next `erasure run` tries it again."""
+    with _orchestrator(config) as orch, _errors():
+        systems = orch.retry(request_id, system)
+        out.print(f"{request_id}: re-opened {', '.join(systems)}; `erasure run` carries it out")
+
+
+@app.command()
 def run(
     request: Annotated[list[str] | None, typer.Option(help="Only these request ids.")] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many requests.")] = None,
@@ -304,6 +334,8 @@ def _one_shot(rtype: RequestType, email: list[str] | None, phone: list[str] | No
         summary = orch.run(only=[rid])
         if summary.awaiting_approval:
             out.print(f"{rid}: found; awaiting approval (`erasure approve {rid}`)")
+        elif rid not in summary.finished:
+            out.print(f"{rid}: open; some systems finish later (`erasure status`)")
         else:
             out.print(receipts_table(orch.ledger.receipts(rid), title=f"Request {rid}"))
     _summary_exit(summary)
@@ -348,6 +380,33 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
             table.add_row(r.id, r.ticket or "", r.type, state, f"{r.received_at:%Y-%m-%d}",
                           f"{r.due_at:%Y-%m-%d}", days)
         out.print(table)
+        tasks = orch.ledger.open_tasks()
+        if tasks:
+            out.print(_tasks_table(tasks, orch.config.host.confirmation_reminder_days))
+
+
+def _tasks_table(tasks: list[Any], reminder_days: float) -> Table:
+    """Tasks of open requests that wait or failed: when they go on, and their last error."""
+    import time
+
+    table = _compact_table("Tasks waiting or failed")
+    for col in ("request", "system", "state", "next try (UTC)", "last error"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("request", "system"))
+    now = time.time()
+    for t in tasks:
+        summary = json.loads(t.summary) if t.summary else {}
+        state = t.stage.replace("_", " ") if t.outcome != "failed" else "[red]failed[/]"
+        if t.stage == "awaiting_confirmation":
+            told = summary.get("told_at")
+            if told is not None and now - told > reminder_days * 86400:
+                state = f"[bold red]confirmation overdue ({int((now - told) // 86400)} d)[/]"
+        elif summary.get("deferrals") and t.outcome != "failed":
+            state += f" (deferred {summary['deferrals']}x)"
+        when = "-" if t.not_before is None or t.outcome == "failed" else (
+            f"{datetime.fromtimestamp(t.not_before, UTC):%Y-%m-%d %H:%M}")
+        error = summary.get("error") or summary.get("last_error") or ""
+        table.add_row(t.request_id, t.system, state, when, escape(error))
+    return table
 
 
 # receipts ------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ class HostSettings(_Strict):
     expansion_rounds: int = Field(2, ge=0, le=10)
     batch_size: int = Field(500, ge=1, le=100_000)
     max_workers: int = Field(8, ge=1, le=128)
-    lease_seconds: float = Field(300, ge=5)
+    lease_seconds: float = Field(300, ge=1)
     #: days after which a processor that was told and has not confirmed is reminded
     confirmation_reminder_days: float = Field(7, gt=0)
     retry: RetrySettings = RetrySettings()

@@ -62,8 +62,9 @@ def write_package(
     summary: list[tuple[str, str, int]] = []
     # Entries are dated by generated_at, not the clock: the same records and time give the
     # same bytes, so a resumed run's package is the one the first run would have written.
-    stamp = tuple(int(p) for p in generated_at.replace("T", "-").replace(":", "-")
-                  .split(".")[0].split("-")[:6])
+    stamp = max((1980, 1, 1, 0, 0, 0),  # the oldest date a zip entry can hold
+                tuple(int(p) for p in generated_at.replace("T", "-").replace(":", "-")
+                      .split(".")[0].split("-")[:6]))
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zip_file:
         zf = _Dated(zip_file, stamp)
         for system in sorted(records_by_system):

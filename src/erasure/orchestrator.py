@@ -247,8 +247,12 @@ class Orchestrator:
                 continue
             t.move(Stage(t.summary.get("failed_at", Stage.PENDING.value)), "retry requested")
             t.outcome = None
-            for key in ("error", "error_kind", "failed_at"):
+            for key in ("error", "error_kind", "failed_at", "verified"):
                 t.summary.pop(key, None)
+            # what the failed attempt left is asked again, not counted against the retry
+            t.data.residue = []
+            t.data.outcomes = {ref: s for ref, s in t.data.outcomes.items()
+                               if s != ItemStatus.FAILED.value}
             self._write_task(request_id, t)
             reopened.append(name)
         if system is not None and system not in works[0].tasks:

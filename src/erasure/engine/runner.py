@@ -111,6 +111,8 @@ class Runner:
         steps.find(self.ctx, works, now)
         works = self.save(works, summary, identifiers=True)
         works = self._gate(works, summary)
+        steps.start_acting(self.ctx, works, now)
+        works = self.save(works, summary)
         steps.act(self.ctx, works, now)
         works = self.save(works, summary)
         steps.poll(self.ctx, works, now)

@@ -37,7 +37,9 @@ from .isolation import run_isolated
 from .rules import Rule, capability_for, rule_for
 from .tasks import Stage, TaskWork
 
-__all__ = ["StepContext", "Work", "act", "find", "outcome_of", "poll", "verify"]
+__all__ = [
+    "StepContext", "Work", "act", "find", "outcome_of", "poll", "start_acting", "verify",
+]
 
 _ITEM_FN: dict[Action, Callable[[Any, Sequence[Finding]], Any]] = {
     Action.DELETE: lambda c, fs: c.delete(fs),
@@ -273,20 +275,18 @@ def _epoch(row: RequestRow) -> float:
 
 # act ---------------------------------------------------------------------------------
 
-def act(ctx: StepContext, works: Sequence[Work], now: float) -> None:
-    """Export, delete, anonymise, restrict (or tell) what find marked actionable.
+def start_acting(ctx: StepContext, works: Sequence[Work], now: float) -> None:
+    """Decide each found task's action: none (done), not supported (done), or acting.
 
-    Work is grouped by (system, action): a connector call never carries two actions, so
-    no request is ever acted on with another request's action. A request acts only when
-    its search is complete everywhere.
+    Run (and saved) before :func:`act` calls anything, so a run killed during the calls
+    is known to have been acting. A request acts only when its search is complete
+    everywhere.
     """
-    per_system: dict[str, dict[Action, list[tuple[Work, TaskWork]]]] = defaultdict(
-        lambda: defaultdict(list))
     for w in works:
         if not w.found_everywhere():
             continue
         for name, t in w.tasks.items():
-            if t.stage not in (Stage.FOUND, Stage.ACTING) or not t.due(now):
+            if t.stage is not Stage.FOUND or not t.due(now):
                 continue
             system = ctx.systems[name]
             rule = w.rule(ctx, name)
@@ -294,15 +294,29 @@ def act(ctx: StepContext, works: Sequence[Work], now: float) -> None:
             t.summary["action"] = action.value if action else None
             if action is None:
                 t.move(Stage.DONE, "nothing to do", outcome=rule.idle_outcome.value)
-                continue
-            if not system.cls or not system.cls.supports(capability_for(action)):
+            elif not system.cls or not system.cls.supports(capability_for(action)):
                 t.fail(f"connector {system.config.connector!r} cannot {action.value}",
                        "unsupported")
                 t.move(Stage.DONE, "not supported", outcome=Outcome.NOT_COVERED.value)
-                continue
-            if t.stage is Stage.FOUND:
+            else:
                 t.move(Stage.ACTING, action.value)
-            per_system[name][action].append((w, t))
+
+
+def act(ctx: StepContext, works: Sequence[Work], now: float) -> None:
+    """Export, delete, anonymise, restrict (or tell) what :func:`start_acting` chose.
+
+    Work is grouped by (system, action): a connector call never carries two actions, so
+    no request is ever acted on with another request's action.
+    """
+    per_system: dict[str, dict[Action, list[tuple[Work, TaskWork]]]] = defaultdict(
+        lambda: defaultdict(list))
+    for w in works:
+        if not w.found_everywhere():
+            continue
+        for name, t in w.tasks.items():
+            action = w.rule(ctx, name).action
+            if t.stage is Stage.ACTING and t.due(now) and action is not None:
+                per_system[name][action].append((w, t))
     calls = {name: partial(_act_system, ctx, name, by_action, now)
              for name, by_action in per_system.items()}
     fan_out(calls, ctx.host.max_workers)
@@ -336,6 +350,7 @@ def _act_system(ctx: StepContext, name: str,
             else:
                 if res.error:
                     t.fail(res.error, res.error_kind or "permanent")
+                    t.summary["failed_at"] = Stage.ACTING.value
                 _after_action(ctx, w, t, now)
 
 

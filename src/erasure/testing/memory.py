@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 
 from pydantic import SecretStr
 
-from ..connector import Connector, ConnectorSettings
-from ..errors import AuthError, TransientError
+from ..connector import Connector, ConnectorSettings, current_call
+from ..errors import AuthError, CapabilityNotSupported, TransientError
 from ..hookspecs import hookimpl
 from ..models import (
     Capability,
@@ -35,7 +35,12 @@ from ..models import (
     Subject,
 )
 
-__all__ = ["MemoryConnector", "MemoryStore", "erasure_register_connectors"]
+__all__ = [
+    "MemoryConnector",
+    "MemoryProcessorConnector",
+    "MemoryStore",
+    "erasure_register_connectors",
+]
 
 _TYPES = {t.value: t for t in IdentifierType}
 
@@ -50,6 +55,9 @@ class MemoryStore:
         self.items: dict[str, dict[str, Any]] = {}
         self.index: dict[tuple[str, str], set[str]] = {}
         self.lock = threading.RLock()
+        #: jobs by idempotency key (``pending_polls`` mode) and the keys in submit order
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.submissions: list[str] = []
 
     @classmethod
     def named(cls, name: str) -> MemoryStore:
@@ -96,11 +104,13 @@ class MemoryStore:
             return True
 
     def dump(self) -> dict[str, Any]:
-        return {"items": self.items}
+        return {"items": self.items, "jobs": self.jobs, "submissions": self.submissions}
 
     def load(self, data: Mapping[str, Any]) -> None:
         self.items = {}
         self.index = {}
+        self.jobs = dict(data.get("jobs", {}))
+        self.submissions = list(data.get("submissions", []))
         for ref, item in data.get("items", {}).items():
             self.items[ref] = item
             self._index(ref, item["fields"])
@@ -115,6 +125,9 @@ class MemorySettings(ConnectorSettings):
     fail_first_calls: int = 0
     fail_retry_after: float | None = None
     password: SecretStr | None = None
+    #: > 0: delete, anonymise and restrict are jobs the "system" finishes after this many
+    #: polls (as Salesforce Bulk API or Zendesk job statuses); the items answer PENDING
+    pending_polls: int = 0
 
 
 class MemoryConnector(Connector):
@@ -125,8 +138,9 @@ class MemoryConnector(Connector):
     Settings = MemorySettings
     capabilities = frozenset(
         {Capability.FIND, Capability.EXPORT, Capability.DELETE, Capability.ANONYMISE,
-         Capability.RESTRICT}
+         Capability.RESTRICT, Capability.LOOKUP}
     )
+    poll_interval = 0.0  # a local "system": its jobs may be polled at once
 
     settings: MemorySettings
 
@@ -135,6 +149,78 @@ class MemoryConnector(Connector):
         self._calls = 0
         self._calls_lock = threading.Lock()
         self._store = MemoryStore.named(settings.store or f"system:{system}")
+
+    def _submit(self, store: MemoryStore, action: str, findings: Sequence[Finding]
+                ) -> list[ItemOutcome]:
+        """Queue ``action`` on ``findings`` as one job per subject; a job submitted before
+        under the same idempotency key is answered again, never submitted twice."""
+        ctx = current_call()
+        out = []
+        by_subject: dict[str, list[Finding]] = {}
+        for f in findings:
+            by_subject.setdefault(f.subject, []).append(f)
+        for subject, fs in by_subject.items():
+            key = ctx.idempotency_key(subject)
+            job = store.jobs.get(key)
+            if job is None:
+                job = {"action": action, "refs": [f.ref for f in fs],
+                       "polls_left": self.settings.pending_polls, "done": False}
+                store.jobs[key] = job
+                store.submissions.append(key)
+            out.extend(ItemOutcome(f, ItemStatus.PENDING, handle=key) for f in fs)
+        return out
+
+    def poll(self, pending: Sequence[ItemOutcome]) -> Iterator[ItemOutcome]:
+        self._simulate()
+        with self._open(write=True) as store:
+            out = []
+            polled: set[str] = set()
+            for o in pending:
+                job = store.jobs.get(o.handle or "")
+                if job is None:
+                    out.append(ItemOutcome(o.finding, ItemStatus.FAILED, error="unknown job"))
+                    continue
+                if not job["done"] and o.handle not in polled:
+                    polled.add(o.handle or "")
+                    job["polls_left"] -= 1
+                    if job["polls_left"] <= 0:
+                        job["results"] = {
+                            ref: self._apply(store, job["action"], ref)
+                            for ref in job["refs"]}
+                        job["done"] = True
+                if job["done"]:
+                    out.append(ItemOutcome(o.finding, ItemStatus(job["results"][o.finding.ref])))
+                else:
+                    out.append(ItemOutcome(o.finding, ItemStatus.PENDING, handle=o.handle))
+        yield from out
+
+    def _apply(self, store: MemoryStore, action: str, ref: str) -> str:
+        """What a finished job did to one item (an ItemStatus value)."""
+        if action == "delete":
+            return (ItemStatus.DONE if store.remove(ref) else ItemStatus.ALREADY_DONE).value
+        item = store.items.get(ref)
+        if item is None:
+            return ItemStatus.FAILED.value
+        if action == "restrict":
+            if item["restricted"]:
+                return ItemStatus.ALREADY_DONE.value
+            item["restricted"] = True
+            return ItemStatus.DONE.value
+        if not any(k in _TYPES for k in item["fields"]):
+            return ItemStatus.ALREADY_DONE.value
+        store.add(ref, item["kind"], {k: v for k, v in item["fields"].items() if k not in _TYPES})
+        return ItemStatus.DONE.value
+
+    def lookup(self, findings: Sequence[Finding]) -> Iterator[Finding]:
+        self._simulate()
+        with self._open(write=False) as store:
+            present = [f for f in findings if f.ref in store.items]
+        yield from present
+
+    def submissions(self) -> list[str]:
+        """Idempotency keys of the jobs submitted, in order (for tests: never twice)."""
+        with self._open(write=False) as store:
+            return list(store.submissions)
 
     def _simulate(self) -> None:
         """Latency and injected transient failures, for retry and fan-out tests."""
@@ -148,6 +234,16 @@ class MemoryConnector(Connector):
 
     @contextlib.contextmanager
     def _open(self, write: bool) -> Iterator[MemoryStore]:
+        try:
+            with self._open_store(write) as store:
+                yield store
+        except OSError as exc:
+            # The store's file cannot be read or written now (a full disk, a permission
+            # being fixed): the host waits and tries again later.
+            raise TransientError(f"store file unavailable ({type(exc).__name__})") from None
+
+    @contextlib.contextmanager
+    def _open_store(self, write: bool) -> Iterator[MemoryStore]:
         if self.settings.path is None:
             with self._store.lock:
                 yield self._store
@@ -219,6 +315,11 @@ class MemoryConnector(Connector):
 
     def delete(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
         self._simulate()
+        if self.settings.pending_polls:
+            with self._open(write=True) as store:
+                submitted = self._submit(store, "delete", findings)
+            yield from submitted
+            return
         with self._open(write=True) as store:
             outcomes = []
             journal = []
@@ -232,6 +333,11 @@ class MemoryConnector(Connector):
 
     def anonymise(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
         self._simulate()
+        if self.settings.pending_polls:
+            with self._open(write=True) as store:
+                submitted = self._submit(store, "anonymise", findings)
+            yield from submitted
+            return
         with self._open(write=True) as store:
             outcomes = []
             for f in findings:
@@ -246,6 +352,11 @@ class MemoryConnector(Connector):
 
     def restrict(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
         self._simulate()
+        if self.settings.pending_polls:
+            with self._open(write=True) as store:
+                submitted = self._submit(store, "restrict", findings)
+            yield from submitted
+            return
         with self._open(write=True) as store:
             outcomes = []
             for f in findings:
@@ -276,7 +387,52 @@ class MemoryConnector(Connector):
             return len(store.items)
 
 
+class ProcessorSettings(ConnectorSettings):
+    """Settings of a memory processor: the named inbox its notices go to."""
+
+    inbox: str
+
+
+class MemoryProcessorConnector(Connector):
+    """A processor with no API (a telecom carrier): it cannot be searched, only told.
+
+    ``delete`` and ``restrict`` put one notice per subject into a named in-memory inbox (as
+    an email would) and answer AWAITING_CONFIRMATION with the notice's id; a person records
+    the processor's answer with ``erasure confirm``. A notice is sent once per idempotency
+    key, however often the host asks.
+    """
+
+    name = "memory-processor"
+    version = "1.0"
+    Settings = ProcessorSettings
+    capabilities = frozenset({Capability.DELETE, Capability.RESTRICT})
+    settings: ProcessorSettings
+
+    inboxes: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {}
+
+    def find(self, subjects: Sequence[Subject]) -> Iterator[Finding]:
+        raise CapabilityNotSupported("a processor without an API cannot be searched")
+
+    def _tell(self, action: str, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
+        ctx = current_call()
+        inbox = self.inboxes.setdefault(self.settings.inbox, {})
+        out = []
+        for f in findings:
+            key = ctx.idempotency_key(f.subject)
+            inbox.setdefault(key, {"action": action,
+                                   "identifiers": sorted(i.value for i in f.matched)})
+            out.append(ItemOutcome(f, ItemStatus.AWAITING_CONFIRMATION, handle=key))
+        yield from out
+
+    def delete(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
+        return self._tell("erase", findings)
+
+    def restrict(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
+        return self._tell("restrict", findings)
+
+
 @hookimpl
 def erasure_register_connectors(registry: Any) -> None:
-    """Register the in-memory connector."""
+    """Register the in-memory connector and the memory processor."""
     registry.add(MemoryConnector)
+    registry.add(MemoryProcessorConnector)
