@@ -510,7 +510,8 @@ def _verify_system(ctx: StepContext, name: str, ws: list[Work], subjects: list[S
             return system.call(lambda c: c.lookup(batch),
                                system.context("lookup", {f.subject for f in batch}))
         groups = [(w.row.id, [w.tasks[name].data.findings[r]
-                              for r in sorted(w.tasks[name].data.actionable)]) for w in ws]
+                              for r in sorted(w.tasks[name].data.actionable)])
+                  for w in deleted]
         looked = run_isolated(call, [g for g in groups if g[1]], _limit(ctx, name),
                               lambda f: f.subject)
     found = _find_call(system, subjects, _limit(ctx, name), "verify")() if subjects else {}
