@@ -90,9 +90,9 @@ class Connector(ABC):
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.FIND})
     #: Identifier types ``find`` can search by. ``None`` means all.
     identifier_types: ClassVar[frozenset[IdentifierType] | None] = None
-    #: Most findings (or subjects, for ``find``) one call may take; ``None``: the host's
-    #: ``batch_size``. The host never splits one subject's findings across calls, so a call
-    #: holding one subject may exceed it.
+    #: Most findings (or subjects, for ``find``) one call may take; ``None``: no limit
+    #: but the host's ``batch_size`` subjects. The host never splits one subject's findings
+    #: across calls, so a call holding one subject may exceed it.
     max_batch: ClassVar[int | None] = None
     #: Seconds between polls of PENDING items (see :meth:`poll`).
     poll_interval: ClassVar[float] = 60.0

@@ -25,15 +25,16 @@ Group = tuple[str, list[Any]]
 _ISOLATE_KINDS = frozenset({"permanent", "crash"})
 
 
-def pack(groups: Sequence[Group], limit: int) -> list[list[Group]]:
-    """Cut ``groups`` into calls of at most ``limit`` items, never splitting a group (a
-    group larger than ``limit`` goes alone)."""
+def pack(groups: Sequence[Group], subjects: int, items: int | None = None
+         ) -> list[list[Group]]:
+    """Cut ``groups`` into calls of at most ``subjects`` groups and ``items`` items, never
+    splitting a group (a group larger than ``items`` goes alone)."""
     calls: list[list[Group]] = []
     current: list[Group] = []
     size = 0
     for group in groups:
         n = len(group[1])
-        if current and size + n > limit:
+        if current and (len(current) >= subjects or (items is not None and size + n > items)):
             calls.append(current)
             current, size = [], 0
         current.append(group)
@@ -46,16 +47,17 @@ def pack(groups: Sequence[Group], limit: int) -> list[list[Group]]:
 def run_isolated(
     call: Callable[[list[Any]], CallResult],
     groups: Sequence[Group],
-    limit: int,
+    limit: tuple[int, int | None],
     subject_of: Callable[[Any], str],
 ) -> dict[str, CallResult]:
-    """Run ``call`` over ``groups`` in packed calls; the result of each subject.
+    """Run ``call`` over ``groups`` in packed calls (``limit``: most subjects, most items
+    per call); the result of each subject.
 
     A value is attributed to the subject ``subject_of`` names, and only if that subject was
     in the call: a connector bug must never attach data to another request.
     """
     out: dict[str, CallResult] = {key: CallResult() for key, _ in groups}
-    for chunk in pack(groups, limit):
+    for chunk in pack(groups, *limit):
         _isolate(call, chunk, subject_of, out)
     return out
 

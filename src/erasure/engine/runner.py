@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..leases import Heartbeat
-from ..ledger import Ledger, RequestRow, tasks_t, utcnow
+from ..ledger import Ledger, RequestRow, utcnow
 from ..models import RequestType
 from ..plugins import PluginHost
 from ..receipts import Receipt, seal
@@ -109,22 +109,22 @@ class Runner:
         now = self.clock()
         self._find_again_if_approved(works)
         steps.find(self.ctx, works, now)
+        gated = self._gate(works, summary)
+        going = [w for w in works if w.row.id not in gated]
+        steps.start_acting(self.ctx, going, now)
+        # Saved before any action is called: a run killed during the calls is known to
+        # have been acting, and repeats only idempotent actions.
         works = self.save(works, summary, identifiers=True)
-        works = self._gate(works, summary)
-        steps.start_acting(self.ctx, works, now)
-        works = self.save(works, summary)
-        steps.act(self.ctx, works, now)
-        works = self.save(works, summary)
-        steps.poll(self.ctx, works, now)
-        works = self.save(works, summary)
-        steps.verify(self.ctx, works, now)
-        works = self.save(works, summary)
-        ending = [w for w in works if all(t.stage is Stage.DONE for t in w.tasks.values())]
-        self.finish(ending, summary)
+        going = [w for w in works if w.row.id not in gated]
+        steps.act(self.ctx, going, now)
+        going = self.save(going, summary)
+        if steps.poll(self.ctx, going, now):
+            going = self.save(going, summary)
+        steps.verify(self.ctx, going, now)
+        ending = [w for w in going if all(t.stage is Stage.DONE for t in w.tasks.values())]
+        self.finish(ending, summary)  # writes their tasks with their receipts
         ended = {w.row.id for w in ending}
-        for w in works:
-            if w.row.id in ended:
-                continue
+        for w in self.save([w for w in going if w.row.id not in ended], summary):
             for t in w.tasks.values():
                 if t.stage is not Stage.DONE:
                     summary.waiting[t.stage.value] += 1
@@ -140,13 +140,13 @@ class Runner:
         for t in self.ledger.tasks_for([r.id for r in rows]):
             if t.system not in systems and t.stage != Stage.DONE:
                 continue  # system removed from config since: nothing to run there
-            tasks[t.request_id][t.system] = TaskWork(
+            state = keys.decrypt(t.state) if t.state else None
+            task = tasks[t.request_id][t.system] = TaskWork(
                 request_id=t.request_id, system=t.system, stage=Stage(t.stage),
-                outcome=t.outcome,
-                data=TaskData.from_bytes(t.system, t.request_id,
-                                         keys.decrypt(t.state) if t.state else None),
+                outcome=t.outcome, data=TaskData.from_bytes(t.system, t.request_id, state),
                 summary=json.loads(t.summary) if t.summary else {},
                 not_before=t.not_before)
+            task.saved = (task.stage, t.outcome, t.not_before, t.summary, state)
         works = []
         for r in rows:
             known = (KnownIdentifiers() if r.identifiers is None else
@@ -158,38 +158,56 @@ class Runner:
              identifiers: bool = False) -> list[Work]:
         """Write the works' tasks, transitions and (with ``identifiers``) identifiers, in
         one transaction fenced by the leases; returns the works this runner still holds."""
+        if not works:
+            return []
+        with self.ledger.fenced([w.row.id for w in works]) as (conn, owned):
+            self._write(conn, [w for w in works if w.row.id in owned], summary,
+                        identifiers=identifiers)
+        return self._drop_lost(works, owned, summary)
+
+    def _write(self, conn: Any, works: Sequence[Work], summary: RunSummary, *,
+               identifiers: bool = False, purge: bool = False) -> None:
+        """The rows of ``works`` in the caller's transaction. A task is written only if it
+        changed since it was loaded or last written; ``purge`` writes no state at all."""
         enc = self.ctx.keys.encrypt
         task_rows, events, request_rows, outbox = [], [], [], []
         watching = self._watched("erasure_task_changed")
-        with self.ledger.fenced([w.row.id for w in works]) as (conn, owned):
-            for w in works:
-                if w.row.id not in owned:
+        for w in works:
+            for t in w.tasks.values():
+                text = json.dumps(t.summary, sort_keys=True)
+                state = None if purge else t.data.to_bytes()
+                seen = (t.stage, t.outcome, t.not_before, text, state)
+                if seen == t.saved and not t.events:
                     continue
-                for t in w.tasks.values():
-                    task_rows.append({
-                        "request_id": w.row.id, "system": t.system, "stage": t.stage.value,
-                        "outcome": t.outcome, "not_before": t.not_before,
-                        "summary": json.dumps(t.summary, sort_keys=True),
-                        "state": enc(t.data.to_bytes()),
-                    })
-                    for e in t.events:
-                        events.append({"request_id": e.request_id, "system": e.system,
-                                       "old": e.old, "new": e.new, "cause": e.cause})
-                        if watching:
-                            outbox.append((str(uuid.uuid4()), "erasure_task_changed", {
-                                "request_id": e.request_id, "system": e.system,
-                                "old": e.old, "new": e.new, "cause": e.cause}))
-                    if t.outcome == "failed" and any(e.new == Stage.DONE for e in t.events):
-                        summary.failed_tasks += 1
-                    t.events.clear()
-                row: dict[str, Any] = {"id": w.row.id, "not_before": _not_before(w)}
-                if identifiers:
-                    row["identifiers"] = enc(json.dumps(w.known.to_json()).encode())
-                request_rows.append(row)
-            self.ledger.save_tasks(conn, task_rows, events)
+                t.saved = seen
+                task_rows.append({
+                    "request_id": w.row.id, "system": t.system, "stage": t.stage.value,
+                    "outcome": t.outcome, "not_before": t.not_before, "summary": text,
+                    "state": None if state is None else enc(state),
+                })
+                for e in t.events:
+                    events.append({"request_id": e.request_id, "system": e.system,
+                                   "old": e.old, "new": e.new, "cause": e.cause})
+                    if watching:
+                        outbox.append((str(uuid.uuid4()), "erasure_task_changed", {
+                            "request_id": e.request_id, "system": e.system,
+                            "old": e.old, "new": e.new, "cause": e.cause}))
+                if t.outcome == "failed" and any(e.new == Stage.DONE for e in t.events):
+                    summary.failed_tasks += 1
+                t.events.clear()
+            if purge:
+                continue  # finish writes the request's end
+            row: dict[str, Any] = {"id": w.row.id, "not_before": _not_before(w)}
+            if identifiers:
+                row["identifiers"] = enc(json.dumps(w.known.to_json()).encode())
+            request_rows.append(row)
+        self.ledger.save_tasks(conn, task_rows, events)
+        if identifiers:
             self.ledger.set_requests(conn, request_rows)
-            self.ledger.add_events(conn, outbox)
-        return self._drop_lost(works, owned, summary)
+        else:  # one statement shape: the same keys in every row
+            self.ledger.set_requests(conn, [{"id": r["id"], "not_before": r["not_before"]}
+                                            for r in request_rows])
+        self.ledger.add_events(conn, outbox)
 
     @staticmethod
     def _drop_lost(works: Sequence[Work], owned: set[str], summary: RunSummary) -> list[Work]:
@@ -204,10 +222,10 @@ class Runner:
 
     # approval --------------------------------------------------------------------------
 
-    def _gate(self, works: list[Work], summary: RunSummary) -> list[Work]:
-        """Stop requests that need a person's approval of their plan."""
+    def _gate(self, works: list[Work], summary: RunSummary) -> set[str]:
+        """Stop requests that need a person's approval of their plan; their ids."""
         if not self.ctx.host.require_approval:
-            return works
+            return set()
         gated: list[dict[str, Any]] = []
         for w in works:
             if not (self._gated(w) and w.found_everywhere()):
@@ -224,8 +242,7 @@ class Runner:
         if gated:
             with self.ledger.fenced([g["id"] for g in gated]) as (conn, owned):
                 self.ledger.set_requests(conn, [g for g in gated if g["id"] in owned])
-        stopped = {g["id"] for g in gated}
-        return [w for w in works if w.row.id not in stopped]
+        return {g["id"] for g in gated}
 
     def _gated(self, w: Work) -> bool:
         return any(w.rule(self.ctx, name).approval for name in w.tasks
@@ -291,10 +308,7 @@ class Runner:
                 summary.finished.append(w.row.id)
                 summary.outcomes[outcome] += 1
             self.ledger.add_receipts(conn, rows)
-            ids = [w.row.id for w in ending]
-            for i in range(0, len(ids), 900):
-                conn.execute(tasks_t.update().where(tasks_t.c.request_id.in_(ids[i:i + 900]))
-                             .values(state=None))
+            self._write(conn, ending, summary, purge=True)
             self.ledger.set_requests(conn, ends)
             self.ledger.add_events(conn, outbox)
         self._drop_lost(works, owned, summary)

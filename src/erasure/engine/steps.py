@@ -226,7 +226,7 @@ def _unasked(ctx: StepContext, todo: dict[str, list[Work]],
     return out
 
 
-def _find_call(system: System, subjects: list[Subject], limit: int,
+def _find_call(system: System, subjects: list[Subject], limit: tuple[int, int | None],
                action: str = "find") -> Callable[[], dict[str, CallResult]]:
     """One system's find over ``subjects``, in calls of whole subjects."""
     def call(batch: list[Subject]) -> CallResult:
@@ -238,10 +238,11 @@ def _find_call(system: System, subjects: list[Subject], limit: int,
     return run
 
 
-def _limit(ctx: StepContext, name: str) -> int:
+def _limit(ctx: StepContext, name: str) -> tuple[int, int | None]:
+    """(most subjects, most items) per call of a system: ``batch_size`` subjects, and the
+    connector's ``max_batch`` items if it declares one."""
     system = ctx.systems[name]
-    own = system.cls.max_batch if system.cls else None
-    return min(ctx.host.batch_size, own or ctx.host.batch_size)
+    return ctx.host.batch_size, system.cls.max_batch if system.cls else None
 
 
 def _failed_call(ctx: StepContext, w: Work, t: TaskWork, res: CallResult, now: float, *,
@@ -405,10 +406,11 @@ def _after_action(ctx: StepContext, w: Work, t: TaskWork, now: float) -> None:
 
 # poll ----------------------------------------------------------------------------------
 
-def poll(ctx: StepContext, works: Sequence[Work], now: float) -> None:
+def poll(ctx: StepContext, works: Sequence[Work], now: float) -> int:
     """Ask systems about work they accepted earlier (PENDING items), when due; remind of
-    confirmations that are overdue."""
+    confirmations that are overdue. Returns how many tasks it moved or deferred."""
     per_system: dict[str, list[tuple[Work, TaskWork]]] = defaultdict(list)
+    reminded = 0
     for w in works:
         for name, t in w.tasks.items():
             if not t.due(now):
@@ -420,9 +422,11 @@ def poll(ctx: StepContext, works: Sequence[Work], now: float) -> None:
                 t.defer(now + ctx.host.confirmation_reminder_days * 86400,
                         "confirmation overdue: reminder")
                 t.summary["deferrals"] -= 1
+                reminded += 1
     calls = {name: partial(_poll_system, ctx, name, pairs, now)
              for name, pairs in per_system.items()}
     fan_out(calls, ctx.host.max_workers)
+    return reminded + sum(len(pairs) for pairs in per_system.values())
 
 
 def _poll_system(ctx: StepContext, name: str, pairs: list[tuple[Work, TaskWork]],

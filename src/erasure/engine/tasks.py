@@ -77,6 +77,8 @@ class TaskWork:
     not_before: float | None = None
     #: transitions made since the task was last saved
     events: list[Transition] = field(default_factory=list)
+    #: what was last written (or loaded): an unchanged task is not written again
+    saved: tuple[Any, ...] | None = field(default=None, repr=False)
 
     def move(self, new: Stage, cause: str, *, outcome: str | None = None) -> None:
         """Go to ``new`` (checked against :data:`TRANSITIONS`) and record why."""
