@@ -6,9 +6,8 @@ markers, and the orchestrator entry points.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from .connector import CallContext, Connector, ConnectorSettings, current_call
 from .errors import (
     AuthError,
     CapabilityNotSupported,
@@ -20,7 +19,6 @@ from .errors import (
     TransientError,
     UsageError,
 )
-from .hookspecs import hookimpl, hookspec
 from .models import (
     Action,
     Capability,
@@ -35,12 +33,37 @@ from .models import (
     RequestType,
     Subject,
 )
-from .plugins import ConnectorRegistry, PluginHost
 
-try:
-    __version__ = version("erasure-orchestrator")
-except PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0+unknown"
+if TYPE_CHECKING:
+    from .connector import CallContext, Connector, ConnectorSettings, current_call
+    from .hookspecs import hookimpl, hookspec
+    from .plugins import ConnectorRegistry, PluginHost
+
+# Imported on first use (PEP 562): the command line answers `--help` and bad input without
+# loading pydantic, pluggy and the entry-point machinery.
+_LAZY = {
+    "CallContext": "connector", "Connector": "connector", "ConnectorSettings": "connector",
+    "current_call": "connector", "hookimpl": "hookspecs", "hookspec": "hookspecs",
+    "ConnectorRegistry": "plugins", "PluginHost": "plugins",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("erasure-orchestrator")
+        except PackageNotFoundError:  # running from a source tree without install
+            return "0+unknown"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Action",

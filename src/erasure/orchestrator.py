@@ -158,13 +158,24 @@ class Orchestrator:
         """Validate and record one request; returns its id."""
         return self.submit_many([spec])[0]
 
-    def submit_many(self, specs: Sequence[RequestSpec]) -> list[str]:
-        """Validate every spec first, then record all in one transaction (all or nothing)."""
+    def submit_many(self, specs: Sequence[RequestSpec],
+                    labels: Sequence[str] | None = None) -> list[str]:
+        """Validate every spec first, then record all in one transaction (all or nothing).
+
+        A bad spec raises UsageError prefixed with its label (``file.csv:7``) if given.
+        """
         import uuid
 
         rows = []
         strong_types = self.config.host.strong_identifiers
-        validated = [(spec, self.validate(spec)) for spec in specs]
+        validated = []
+        for n, spec in enumerate(specs):
+            try:
+                validated.append((spec, self.validate(spec)))
+            except UsageError as exc:
+                if labels is None:
+                    raise
+                raise UsageError(f"{labels[n]}: {exc}") from None
         for spec, idents in validated:
             known = KnownIdentifiers.from_request(idents, strong_types)
             received = spec.received_at or utcnow()
