@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from pydantic import SecretStr
 
 from ..connector import Connector, ConnectorSettings, current_call
-from ..errors import AuthError, CapabilityNotSupported, TransientError
+from ..errors import AuthError, CapabilityNotSupported, PermanentError, TransientError
 from ..hookspecs import hookimpl
 from ..models import (
     Capability,
@@ -234,6 +234,8 @@ class MemoryConnector(Connector):
 
     @contextlib.contextmanager
     def _open(self, write: bool) -> Iterator[MemoryStore]:
+        if self.settings.path is not None and not Path(self.settings.path).parent.is_dir():
+            raise PermanentError("store folder does not exist")  # a config mistake
         try:
             with self._open_store(write) as store:
                 yield store
