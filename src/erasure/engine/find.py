@@ -1,0 +1,168 @@
+"""The find step: every system searched with the identifiers it may see, in rounds, and
+strength decided once from all the evidence (order-free)."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+from ..models import Action, Capability, Finding, Outcome, Subject
+from ..systems import System, fan_out
+from .expansion import Evidence, Scoped, finding_evidence, scoped_to_json, strong_fixpoint
+from .tasks import Stage, TaskWork
+from .work import StepContext, Work, failed_call, find_call, limit
+
+__all__ = ["find"]
+
+_NOTICE = "notice"  # the one finding of a system that cannot be searched, only told
+
+
+
+def _searchable(system: System) -> bool:
+    return system.cls is not None and system.cls.supports(Capability.FIND)
+
+
+# find --------------------------------------------------------------------------------
+
+def find(ctx: StepContext, works: Sequence[Work], now: float) -> None:
+    """Find in every system, feeding identifiers found in one into the others.
+
+    Each round asks every system, in parallel, for the identifiers it may see (id spaces)
+    and was not asked yet; rounds go on until nothing new is found or ``expansion_rounds``
+    is reached. Strength is computed once from all the evidence, so the result never
+    depends on the order in which systems answered. Tasks already found are searched again
+    only with identifiers new to them (a deferred system answered late).
+    """
+    spaces = ctx.config.id_spaces
+    todo: dict[str, list[Work]] = defaultdict(list)
+    queried: dict[tuple[str, str], set[Scoped]] = defaultdict(set)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+    searching = [w for w in works
+                 if any(t.stage is Stage.PENDING and t.due(now) for t in w.tasks.values())]
+    for w in searching:
+        for name, t in w.tasks.items():
+            if t.stage not in (Stage.PENDING, Stage.FOUND) or not t.due(now):
+                continue
+            system = ctx.systems.get(name)
+            t.summary.setdefault("started_at", stamp)
+            if system is None or system.uncovered:
+                t.fail(system.uncovered if system else "system not configured", "uncovered")
+                t.move(Stage.DONE, "not covered", outcome=Outcome.NOT_COVERED.value)
+                continue
+            if not _searchable(system):
+                continue  # told, never searched: see _notice below
+            queried[(w.row.id, name)] = set(t.data.searched)
+            todo[name].append(w)
+    evidence: dict[str, dict[str, dict[str, Evidence]]] = defaultdict(lambda: defaultdict(dict))
+    failed: set[tuple[str, str]] = set()
+    by_id = {w.row.id: w for w in searching}
+    for _round in range(ctx.host.expansion_rounds + 1):
+        asked = _unasked(ctx, todo, queried, failed)
+        if not asked:
+            break
+        calls = {}
+        for name, subjects in asked.items():
+            for s in subjects:
+                queried[(s.key, name)].update(spaces.scope(i, name) for i in s.identifiers)
+            calls[name] = find_call(ctx.systems[name], subjects, limit(ctx, name))
+        for name, per_subject in fan_out(calls, ctx.host.max_workers).items():
+            for rid, res in per_subject.items():
+                w = by_id[rid]
+                t = w.tasks[name]
+                t.attempt("find", res.attempts)
+                if res.error:
+                    if (rid, name) not in failed:
+                        failed.add((rid, name))
+                        failed_call(ctx, w, t, res, now, step="find")
+                    continue
+                for f in res.values:
+                    if f.system != name:
+                        continue  # a connector bug must never attach data elsewhere
+                    matched, related = finding_evidence(f, name, spaces, queried[(rid, name)])
+                    if not matched:
+                        continue
+                    t.data.merge(f)
+                    ev = evidence[rid][name].setdefault(f.ref, Evidence(f.kind))
+                    ev.matched |= matched
+                    ev.related |= related
+                    for r in related:
+                        w.known.add(r)
+    cut_short = {s.key for ss in _unasked(ctx, todo, queried, failed).values() for s in ss}
+    strong_types = set(ctx.host.strong_identifiers)
+    for w in searching:
+        w.known.complete = w.row.id not in cut_short
+        ev_all = [e for evs in evidence[w.row.id].values() for e in evs.values()]
+        # Seeded with what was strong before: a later search never weakens a decision.
+        seeds = w.known.given | set(w.known.strong())
+        w.known.set_strong(strong_fixpoint(seeds, ev_all, strong_types))
+        for name, t in w.tasks.items():
+            if (w.row.id, name) in failed or t.stage not in (Stage.PENDING, Stage.FOUND):
+                continue
+            if not t.due(now):
+                continue
+            system = ctx.systems[name]
+            if not _searchable(system):
+                _notice(ctx, w, t)
+                continue
+            t.data.searched = sorted(queried[(w.row.id, name)], key=scoped_to_json)
+            before = (len(t.data.findings), set(t.data.actionable))
+            t.data.actionable = {
+                ref for ref, f in t.data.findings.items()
+                if any(w.known.is_strong(spaces.scope(m, name)) for m in f.matched)
+            }
+            t.summary["found"] = len(t.data.findings)
+            t.summary["review"] = len(t.data.findings) - len(t.data.actionable)
+            if t.stage is Stage.PENDING:
+                t.move(Stage.FOUND, "found")
+            elif before != (len(t.data.findings), t.data.actionable):
+                t.move(Stage.FOUND, "found more through identifiers found later")
+
+
+def _notice(ctx: StepContext, w: Work, t: TaskWork) -> None:
+    """A system that can only be told (a processor with no API): it is never searched, so
+    it never reports a search. Its one "finding" carries the strong identifiers it may see,
+    for the connector to pass on; find-only and access requests leave it not covered."""
+    spaces = ctx.config.id_spaces
+    rule = w.rule(ctx, t.system)
+    told = tuple(s.ident for s in w.known.strong() if spaces.searchable_in(s, t.system))
+    if rule.idle_outcome is Outcome.RETAINED:
+        t.move(Stage.DONE, "retained", outcome=Outcome.RETAINED.value)
+        return
+    if rule.action in (None, Action.EXPORT) or not told:
+        t.fail("this system cannot be searched; it can only be told of erasure or "
+               "restriction", "unsupported")
+        t.move(Stage.DONE, "cannot be searched", outcome=Outcome.NOT_COVERED.value)
+        return
+    t.data.findings = {_NOTICE: Finding(t.system, w.row.id, _NOTICE, _NOTICE, told)}
+    t.data.actionable = {_NOTICE}
+    t.move(Stage.FOUND, "to be told")
+
+
+def _unasked(ctx: StepContext, todo: dict[str, list[Work]],
+             queried: dict[tuple[str, str], set[Scoped]],
+             failed: set[tuple[str, str]]) -> dict[str, list[Subject]]:
+    """Per system, each subject with the identifiers it may search there and was not
+    searched with yet."""
+    spaces = ctx.config.id_spaces
+    out: dict[str, list[Subject]] = {}
+    for name, ws in todo.items():
+        system = ctx.systems[name]
+        types = system.cls.identifier_types if system.cls else None
+        subjects = []
+        for w in ws:
+            if (w.row.id, name) in failed:
+                continue
+            asked = queried[(w.row.id, name)]
+            new = tuple(sorted(
+                (s.ident for s in w.known.all()
+                 if s not in asked and spaces.searchable_in(s, name)
+                 and (types is None or s.type in types)),
+                key=lambda i: (i.type.value, i.value)))
+            if new:
+                subjects.append(Subject(w.row.id, new))
+        if subjects:
+            out[name] = subjects
+    return out
+
+

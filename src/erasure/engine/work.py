@@ -1,0 +1,116 @@
+"""What every step works with: the step context, a request's work, how calls are cut and
+how a failed call moves its task (deferred or failed), and a finished task's outcome."""
+
+from __future__ import annotations
+
+import calendar
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Config
+from ..keys import KeyRing
+from ..ledger import RequestRow
+from ..models import ItemStatus, Outcome, RequestType, Subject
+from ..state import KnownIdentifiers
+from ..systems import CallResult, System
+from .isolation import run_isolated
+from .rules import Rule, rule_for
+from .tasks import Stage, TaskWork
+
+__all__ = ["StepContext", "Work", "failed_call", "find_call", "limit", "outcome_of"]
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What the steps need: the configuration, the systems and the keys."""
+
+    config: Config
+    systems: dict[str, System]
+    keys: KeyRing
+
+    @property
+    def host(self) -> Any:
+        return self.config.host
+
+
+@dataclass(eq=False)  # identity: works are kept in sets during a batch
+class Work:
+    """One request during a run."""
+
+    row: RequestRow
+    type: RequestType
+    known: KnownIdentifiers
+    tasks: dict[str, TaskWork]
+
+    def rule(self, ctx: StepContext, system: str) -> Rule:
+        return rule_for(self.type, ctx.systems[system].config.policy)
+
+    def found_everywhere(self) -> bool:
+        """No task still waits for its search: acting may start (the plan is complete)."""
+        return all(t.stage is not Stage.PENDING for t in self.tasks.values())
+
+
+def find_call(system: System, subjects: list[Subject], limit: tuple[int, int | None],
+               action: str = "find") -> Callable[[], dict[str, CallResult]]:
+    """One system's find over ``subjects``, in calls of whole subjects."""
+    def call(batch: list[Subject]) -> CallResult:
+        return system.call(lambda c: c.find(batch),
+                           system.context(action, (s.key for s in batch)))
+
+    def run() -> dict[str, CallResult]:
+        return run_isolated(call, [(s.key, [s]) for s in subjects], limit, lambda f: f.subject)
+    return run
+
+
+def limit(ctx: StepContext, name: str) -> tuple[int, int | None]:
+    """(most subjects, most items) per call of a system: ``batch_size`` subjects, and the
+    connector's ``max_batch`` items if it declares one."""
+    system = ctx.systems[name]
+    return ctx.host.batch_size, system.cls.max_batch if system.cls else None
+
+
+def failed_call(ctx: StepContext, w: Work, t: TaskWork, res: CallResult, now: float, *,
+                 step: str) -> None:
+    """A call that failed for this task: a transient failure waits for a later run (with
+    growing backoff, or as long as the system asked), anything else fails the task."""
+    retry = ctx.host.retry
+    t.summary["last_error"] = res.error  # for `erasure status`; errors hold failures only
+    if res.error_kind == "transient":
+        n = t.summary.get("deferrals", 0)
+        wait = min(retry.defer_initial * 2 ** n, retry.defer_max) * random.uniform(0.8, 1.2)
+        if res.retry_after is not None:
+            wait = max(res.retry_after, 0.0)
+        if now + wait < _epoch(w.row) - retry.give_up_before_due_hours * 3600:
+            t.defer(now + wait, f"{step} deferred: {res.error}")
+            return
+        t.fail(res.error or "error", "transient")
+        t.fail("given up: the request's due date is near", "transient")
+    else:
+        t.fail(res.error or "error", res.error_kind or "permanent")
+    t.summary["failed_at"] = t.stage.value
+    t.move(Stage.DONE, f"{step} failed: {res.error}", outcome=outcome_of(t, failed=True))
+
+
+def _epoch(row: RequestRow) -> float:
+    """The request's due date as epoch seconds (stored as naive UTC)."""
+    return float(calendar.timegm(row.due_at.timetuple()))
+
+
+# outcome -------------------------------------------------------------------------------
+
+def outcome_of(t: TaskWork, *, failed: bool = False) -> str:
+    """The receipt's outcome of a task that is done."""
+    statuses = list(t.data.outcomes.values())
+    failed_items = sum(1 for s in statuses if s == ItemStatus.FAILED.value)
+    not_done = len(t.data.actionable) - len(statuses)
+    if (failed or t.summary.get("error")) and not any(
+            s != ItemStatus.FAILED.value for s in statuses):
+        return Outcome.FAILED.value
+    if t.summary.get("action") is None:  # find only: nothing was to be acted on
+        return Outcome.COMPLETED.value
+    if failed_items or t.data.residue or t.summary.get("error") or not_done > 0:
+        return Outcome.PARTIAL.value
+    return Outcome.COMPLETED.value
+
