@@ -11,12 +11,11 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -24,6 +23,7 @@ from rich.table import Table
 
 from .errors import ErasureError
 from .models import RequestType
+from .tables import compact_table, receipts_table, tasks_table
 
 if TYPE_CHECKING:
     from .config import Config
@@ -162,43 +162,6 @@ def _summary_exit(summary: RunSummary) -> None:
     if summary.failed_tasks:
         err.print(f"{summary.failed_tasks} task(s) failed (`erasure status`, `erasure retry`)")
     raise typer.Exit(0 if summary.ok else 1)
-
-
-def _compact_table(title: str) -> Table:
-    # Fits 80 columns, the width cron mails and CI logs have.
-    return Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False,
-                 show_edge=False, title_justify="left")
-
-
-def receipts_table(receipts: list[dict[str, Any]], title: str = "Receipts") -> Table:
-    """A table of receipts for people (one request's: no request column)."""
-    several = len({r["body"]["request"] for r in receipts}) > 1
-    table = _compact_table(title)
-    cols = ["request"] if several else []
-    cols += ["system", "action", "outcome", "found", "acted", "review", "failed", "residue",
-             "tries"]
-    for col in cols:
-        table.add_column(col, overflow="fold", no_wrap=col != "request", min_width=len(col))
-    notes = []
-    colour = {"completed": "green", "retained": "cyan", "partial": "yellow", "failed": "red",
-              "not_covered": "red"}
-    for r in receipts:
-        b = r["body"]
-        c = b["counts"]
-        acted = sum(c.get(k, 0) for k in ("done", "already_done", "exported"))
-        note = "; ".join(b.get("errors") or []) or (b.get("policy_reason") or "")
-        if note:
-            notes.append(f"{b['system']}: {note}")
-        table.add_row(
-            *([b["request"]] if several else []), b["system"], b.get("action") or "-",
-            f"[{colour.get(b['outcome'], 'white')}]{b['outcome']}[/]",
-            str(c["found"]), str(acted), str(c["review"]), str(c.get("failed", 0)),
-            str(c["residue"]), str(sum(b.get("attempts", {}).values())),
-        )
-    if notes:
-        table.caption = "\n".join(notes)
-        table.caption_justify = "left"
-    return table
 
 
 # requests ------------------------------------------------------------------------------
@@ -373,7 +336,7 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
     """Open requests with days left; overdue ones marked."""
     with _orchestrator(config) as orch, _errors():
         rows = orch.ledger.list_requests(open_only=not all)
-        table = _compact_table("Requests")
+        table = compact_table("Requests")
         for col in ("request", "ticket", "type", "status", "received", "due", "days left"):
             table.add_column(col, no_wrap=col not in ("ticket", "status"))
         from .ledger import days_left, utcnow
@@ -390,31 +353,7 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
         out.print(table)
         tasks = orch.ledger.open_tasks()
         if tasks:
-            out.print(_tasks_table(tasks, orch.config.host.confirmation_reminder_days))
-
-
-def _tasks_table(tasks: list[Any], reminder_days: float) -> Table:
-    """Tasks of open requests that wait or failed: when they go on, and their last error."""
-    import time
-
-    table = _compact_table("Tasks waiting or failed")
-    for col in ("request", "system", "state", "next try (UTC)", "last error"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("request", "system"))
-    now = time.time()
-    for t in tasks:
-        summary = json.loads(t.summary) if t.summary else {}
-        state = t.stage.replace("_", " ") if t.outcome != "failed" else "[red]failed[/]"
-        if t.stage == "awaiting_confirmation":
-            told = summary.get("told_at")
-            if told is not None and now - told > reminder_days * 86400:
-                state = f"[bold red]confirmation overdue ({int((now - told) // 86400)} d)[/]"
-        elif summary.get("deferrals") and t.outcome != "failed":
-            state += f" (deferred {summary['deferrals']}x)"
-        when = "-" if t.not_before is None or t.outcome == "failed" else (
-            f"{datetime.fromtimestamp(t.not_before, UTC):%Y-%m-%d %H:%M}")
-        error = summary.get("error") or summary.get("last_error") or ""
-        table.add_row(t.request_id, t.system, state, when, escape(error))
-    return table
+            out.print(tasks_table(tasks, orch.config.host.confirmation_reminder_days))
 
 
 # receipts ------------------------------------------------------------------------------

@@ -182,7 +182,7 @@ def run_demo(folder: Path, out: Console) -> int:
         erase = orch.submit(RequestSpec(RequestType.ERASURE, SUBJECT, ticket="DEMO-2",
                                         verified=True))
         summary = orch.run(only=[erase])
-        from .cli import receipts_table
+        from .tables import receipts_table
 
         out.print(receipts_table(orch.ledger.receipts(erase), title="3. Erasure receipts"))
 
