@@ -239,7 +239,8 @@ def test_a_hook_event_committed_before_a_crash_is_delivered_by_the_next_run(make
 # leases --------------------------------------------------------------------------------
 
 def test_calls_longer_than_the_lease_give_one_receipt_per_request_and_system(make_orch):
-    config = {"erasure": {"lease_seconds": 1, "batch_size": 5},
+    config = {"erasure": {"lease_seconds": 1, "batch_size": 5,
+                          "retry": {"deadline_seconds": 0.5}},
               "systems": {"crm": mem(latency_ms=1500, store="slow")}}
     first, second = make_orch(config), make_orch(config)
     seed(first, "crm", {f"c/{i}": ("contact", {"email": f"p{i}@example.com"})
@@ -299,3 +300,11 @@ def test_a_dead_lease_owner_is_told_apart_from_a_reused_pid() -> None:
     assert not owner_alive(f"{host}:{ns}:{pid}:{int(started) + 1}:{tag}"), "PID reuse"
     assert owner_alive(f"{host}:other-ns:{pid}:{started}:{tag}")  # cannot tell: the lease decides
     assert owner_alive(f"elsewhere:{ns}:{pid}:{started}:{tag}")
+
+
+def test_a_lease_shorter_than_a_calls_deadline_is_refused(make_orch) -> None:
+    from erasure import ConfigError
+
+    with pytest.raises(ConfigError, match=r"lease_seconds \(60\) must be longer"):
+        make_orch({"erasure": {"lease_seconds": 60, "retry": {"deadline_seconds": 120}},
+                   "systems": {"crm": mem()}})

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from .engine.expansion import GLOBAL_TYPES, IdSpace, IdSpaces
 from .errors import ConfigError
@@ -51,7 +51,7 @@ class RetrySettings(_Strict):
     """Retry policy for transient errors: exponential backoff with jitter."""
 
     max_attempts: int = Field(5, ge=1, le=100)
-    deadline_seconds: float = Field(900, gt=0)
+    deadline_seconds: float = Field(240, gt=0)  # shorter than lease_seconds
     initial_wait: float = Field(0.5, ge=0)
     max_wait: float = Field(60, ge=0)
     #: after a call's retries: the task waits this long before a later run tries again,
@@ -89,6 +89,16 @@ class HostSettings(_Strict):
     confirmation_reminder_days: float = Field(7, gt=0)
     retry: RetrySettings = RetrySettings()
     keys: KeySettings = KeySettings()
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_call(self) -> HostSettings:
+        # The heartbeat renews leases while a call runs; a lease shorter than a call's
+        # deadline would still expire if the heartbeat were held up for a whole call.
+        if self.lease_seconds <= self.retry.deadline_seconds:
+            raise ValueError(
+                f"lease_seconds ({self.lease_seconds:g}) must be longer than "
+                f"retry.deadline_seconds ({self.retry.deadline_seconds:g})")
+        return self
 
     def ledger_url(self) -> str:
         if self.ledger is not None:
