@@ -285,6 +285,9 @@ class Runner:
         for w in works:
             finish.package(self.ctx, w)
         keys = self.ctx.keys
+        # An event no plugin listens to would only be written and marked delivered.
+        tell_receipts = self._watched("erasure_receipt_written")
+        tell_finished = self._watched("erasure_request_finished")
         with self.ledger.fenced([w.row.id for w in works]) as (conn, owned):
             ending = [w for w in works if w.row.id in owned]
             seq, prev = self.ledger.chain_head(conn)
@@ -299,9 +302,12 @@ class Runner:
                                  "system": body["system"],
                                  "body": json.dumps(r.body, sort_keys=True), "hash": r.hash,
                                  "signature": r.signature})
-                    outbox.append((str(uuid.uuid4()), "erasure_receipt_written", r.to_json()))
-                outbox.append((str(uuid.uuid4()), "erasure_request_finished", {
-                    "request_id": w.row.id, "ticket": w.row.ticket, "outcome": outcome}))
+                    if tell_receipts:
+                        outbox.append((str(uuid.uuid4()), "erasure_receipt_written",
+                                       r.to_json()))
+                if tell_finished:
+                    outbox.append((str(uuid.uuid4()), "erasure_request_finished", {
+                        "request_id": w.row.id, "ticket": w.row.ticket, "outcome": outcome}))
                 ends.append({"id": w.row.id, "status": "done", "outcome": outcome,
                              "finished_at": now, "identifiers": None, "lease_owner": None,
                              "lease_until": None, "not_before": None})
