@@ -287,3 +287,18 @@ def test_an_unchanged_world_acts_on_the_approved_plan(make_orch) -> None:
     summary = orch.run()
     assert summary.finished == [rid] and summary.replanned == []
     assert refs(orch, "crm") == {"c/9"}
+
+
+def test_access_and_erasure_of_one_person_in_one_batch_export_first(make_orch) -> None:
+    orch = make_orch({"systems": {"crm": mem()}})
+    seed(orch, "crm", {"c/1": ("contact", {"email": "alice@example.com", "city": "Oslo"})})
+    erase_id, access_id = orch.submit_many([
+        RequestSpec(RequestType.ERASURE, ALICE, verified=True),
+        RequestSpec(RequestType.ACCESS, ALICE, verified=True)])
+    orch.run()
+    assert refs(orch, "crm") == set()
+    assert receipts(orch, erase_id)["crm"]["outcome"] == "completed"
+    got = receipts(orch, access_id)["crm"]
+    assert (got["outcome"], got["counts"]["exported"]) == ("completed", 1)
+    with zipfile.ZipFile(orch.config.host.exports() / f"{access_id}.zip") as zf:
+        assert json.loads(zf.read("crm.json"))["records"]["contact"][0]["city"] == "Oslo"

@@ -91,11 +91,16 @@ def act(ctx: StepContext, works: Sequence[Work], now: float) -> None:
     fan_out(calls, ctx.host.max_workers)
 
 
+#: Within a system, exports go first: a person who asks for access and erasure in one
+#: batch gets a package of what there was, then the erasure.
+_ACTION_ORDER = [Action.EXPORT, Action.RESTRICT, Action.ANONYMISE, Action.DELETE]
+
+
 def _act_system(ctx: StepContext, name: str,
                 by_action: dict[Action, list[tuple[Work, TaskWork]]], now: float) -> None:
     """One system's actions, one action at a time (one thread per system)."""
     system = ctx.systems[name]
-    for action in sorted(by_action):
+    for action in sorted(by_action, key=_ACTION_ORDER.index):
         pairs = by_action[action]
         by_req = {w.row.id: (w, t) for w, t in pairs}
         groups = []
