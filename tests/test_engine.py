@@ -308,3 +308,21 @@ def test_a_lease_shorter_than_a_calls_deadline_is_refused(make_orch) -> None:
     with pytest.raises(ConfigError, match=r"lease_seconds \(60\) must be longer"):
         make_orch({"erasure": {"lease_seconds": 60, "retry": {"deadline_seconds": 120}},
                    "systems": {"crm": mem()}})
+
+
+def test_a_confirmation_waits_for_a_run_that_holds_the_request(make_orch) -> None:
+    from erasure import UsageError
+
+    orch, _now = processor_world(make_orch)
+    rid = orch.submit(RequestSpec(RequestType.ERASURE, ALICE, verified=True))
+    orch.run()
+    other = make_orch({"erasure": {}, "systems": {
+        "crm": mem(), "carrier": {"connector": "memory-processor", "inbox": "carrier"}}},
+        clock=orch.clock)
+    assert other.ledger.claim(10, 300, orch.clock(), due_by=float("inf"))  # a run has it
+    with pytest.raises(UsageError, match="being worked on by a run"):
+        orch.confirm(rid, "carrier", "ref-1")
+    assert stages(orch, rid)["carrier"] == "awaiting_confirmation"
+    other.ledger.release([rid])
+    orch.confirm(rid, "carrier", "ref-1")
+    assert orch.ledger.get_request(rid).outcome == "completed"

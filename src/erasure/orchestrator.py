@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -233,15 +234,16 @@ class Orchestrator:
         reference = reference.strip()
         if not reference or len(reference) > 200 or any(ord(c) < 32 for c in reference):
             raise UsageError("a confirmation needs a reference of 1-200 printable characters")
-        task = self._open_task(request_id, system, Stage.AWAITING_CONFIRMATION,
-                               "is not awaiting confirmation")
-        for ref in list(task.data.handles):
-            if task.data.outcomes.get(ref) == ItemStatus.AWAITING_CONFIRMATION.value:
-                task.data.outcomes[ref] = ItemStatus.DONE.value
-                del task.data.handles[ref]
-        task.summary["confirmation"] = reference
-        task.move(Stage.DONE, "confirmed", outcome=steps.outcome_of(task))
-        self._write_task(request_id, task)
+        with self._held(request_id):
+            task = self._open_task(request_id, system, Stage.AWAITING_CONFIRMATION,
+                                   "is not awaiting confirmation")
+            for ref in list(task.data.handles):
+                if task.data.outcomes.get(ref) == ItemStatus.AWAITING_CONFIRMATION.value:
+                    task.data.outcomes[ref] = ItemStatus.DONE.value
+                    del task.data.handles[ref]
+            task.summary["confirmation"] = reference
+            task.move(Stage.DONE, "confirmed", outcome=steps.outcome_of(task))
+            self._write_task(request_id, task)
         self.run(only=[request_id])
 
     def retry(self, request_id: str, system: str | None = None) -> list[str]:
@@ -251,6 +253,11 @@ class Orchestrator:
         if row.status == "done":
             raise UsageError(f"request {request_id} has ended ({row.outcome}); its identifiers "
                              "are purged: record a new request")
+        with self._held(request_id):
+            return self._reopen(row, system)
+
+    def _reopen(self, row: RequestRow, system: str | None) -> list[str]:
+        request_id = row.id
         works = self.runner().load([row])
         reopened = []
         for name, t in works[0].tasks.items():
@@ -286,9 +293,31 @@ class Orchestrator:
             return t
         raise UsageError(f"no request {request_id!r} in the ledger")
 
+    @contextmanager
+    def _held(self, request_id: str) -> Iterator[None]:
+        """Hold the request's lease while a person's command changes it, so a run working
+        on it at the same time neither overwrites the change nor is overwritten."""
+        self.get_request(request_id)
+        got = self.ledger.claim(1, self.config.host.lease_seconds, self.clock(),
+                                only=[request_id], due_by=float("inf"))
+        if not got:
+            row = self.get_request(request_id)
+            if row.status == "open":
+                raise UsageError(f"request {request_id} is being worked on by a run; "
+                                 "try again when it has finished")
+            raise UsageError(f"request {request_id} is {row.status.replace('_', ' ')}"
+                             + (f" ({row.outcome})" if row.outcome else ""))
+        try:
+            yield
+        finally:
+            self.ledger.release([request_id])
+
     def _write_task(self, request_id: str, t: TaskWork) -> None:
-        """Save one task changed by a person's command, with its transition."""
-        with self.ledger.tx() as conn:
+        """Save one task changed by a person's command, with its transition (fenced by the
+        lease :meth:`_held` took)."""
+        with self.ledger.fenced([request_id]) as (conn, owned):
+            if request_id not in owned:
+                raise UsageError(f"request {request_id} was taken over by a run; try again")
             self.ledger.save_tasks(conn, [{
                 "request_id": request_id, "system": t.system, "stage": t.stage.value,
                 "outcome": t.outcome, "not_before": t.not_before,
