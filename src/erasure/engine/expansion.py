@@ -177,9 +177,11 @@ def finding_evidence(f: Finding, system: str, spaces: IdSpaces,
     matched = {sc for m in f.matched if (sc := spaces.scope(m, system)) in allowed}
     related: set[Scoped] = set()
     for rel in f.related:
-        try:
-            ident = Identifier.parse(rel.type, rel.value)
-        except UsageError:
-            continue
-        related.add(spaces.scope(ident, system))
+        scoped = spaces.scope(rel, system)
+        if scoped not in allowed:  # one it was searched with is normalised already
+            try:
+                scoped = spaces.scope(Identifier.parse(rel.type, rel.value), system)
+            except UsageError:
+                continue
+        related.add(scoped)
     return matched, related
