@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CONNECTOR_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard connectors/*/pyproject.toml))
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-long lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The model-based test (tests/test_model.py) explores 5000 random worlds instead of the
+# 100 fixed ones `make test` runs; a failure prints the shrunk world.
+test-long: install
+	ERASURE_MODEL_EXAMPLES=5000 $(BIN)/python -m pytest tests/test_model.py tests/test_model_engine.py
 
 bench: install
 	$(BIN)/python bench/run_all.py

@@ -74,6 +74,10 @@ def find(ctx: StepContext, works: Sequence[Work], now: float) -> None:
                 if res.error:
                     if (rid, name) not in failed:
                         failed.add((rid, name))
+                        if t.stage is Stage.FOUND:
+                            # A search for identifiers found later failed: the task is
+                            # not found any more, and its request must not act meanwhile.
+                            t.move(Stage.PENDING, "to be searched again")
                         failed_call(ctx, w, t, res, now, step="find")
                     continue
                 for f in res.values:
@@ -91,7 +95,10 @@ def find(ctx: StepContext, works: Sequence[Work], now: float) -> None:
     cut_short = {s.key for ss in _unasked(ctx, todo, queried, failed).values() for s in ss}
     strong_types = set(ctx.host.strong_identifiers)
     for w in searching:
-        w.known.complete = w.row.id not in cut_short
+        # Not complete while a system's search is cut short by the round limit, or is
+        # still to be made again after a failure.
+        w.known.complete = w.row.id not in cut_short and not any(
+            rid == w.row.id for rid, _name in failed)
         ev_all = [e for evs in evidence[w.row.id].values() for e in evs.values()]
         # Seeded with what was strong before: a later search never weakens a decision.
         seeds = w.known.given | set(w.known.strong())
