@@ -26,8 +26,9 @@ lint: install
 test: lint
 	$(BIN)/python -m pytest
 
-# The model-based test (tests/test_model.py) explores 5000 random worlds instead of the
-# 100 fixed ones `make test` runs; a failure prints the shrunk world.
+# The model-based tests (tests/test_model.py, tests/test_model_engine.py) explore 5000
+# random worlds each instead of the few fixed ones `make test` runs; a failure prints the
+# shrunk world.
 test-long: install
 	ERASURE_MODEL_EXAMPLES=5000 $(BIN)/python -m pytest tests/test_model.py tests/test_model_engine.py
 
