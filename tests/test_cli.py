@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -353,6 +354,7 @@ def test_receipts_export_and_offline_verify(world, tmp_path):
         ["keys", "show-public", "-c", str(config)],
         ["keys", "show-public", "-c", str(other)])
     assert exported.returncode == 0, describe(exported)
+    assert stat.S_IMODE(export.stat().st_mode) == 0o600
     key, other_key = key_proc.stdout.strip(), other_key_proc.stdout.strip()
     assert key and other_key and key != other_key
 
@@ -531,3 +533,18 @@ def test_a_processor_confirms_later_status_shows_it_and_confirm_ends_it(world, t
     retry = run_cli("retry", rid, config=config)
     line = assert_one_line_error(retry, "has ended")
     assert "alice" not in line
+
+
+def test_the_state_folder_and_ledger_are_private(world, tmp_path):
+    old = tmp_path / "state"
+    old.mkdir(mode=0o755)  # as an earlier version left it
+    old.chmod(0o755)
+    proc = run_cli("erase", "--email", "alice@example.com", "--verified",
+                   config=world["config"])
+    assert proc.returncode == 0, describe(proc)
+    state = world["config"].parent / "state"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    for f in state.rglob("*"):
+        mode = stat.S_IMODE(f.stat().st_mode)
+        assert mode == (0o700 if f.is_dir() else 0o600), (f.name, oct(mode))
+    assert (state / "ledger.db").exists()

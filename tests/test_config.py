@@ -104,3 +104,23 @@ def test_the_example_config_is_valid_and_declares_its_id_spaces() -> None:
     assert spaces.space_for(IdentifierType.CUSTOMER_ID, "helpdesk") == "helpdesk"
     assert spaces.space_for(IdentifierType.USER_ID, "crm") == "system:crm"
     assert spaces.space_for(IdentifierType.EMAIL, "crm") is None
+
+
+@pytest.mark.parametrize(("section", "needle"), [
+    ({"connector": "memory", "path": "db?user=a&password=S3cret"}, None),
+    ({"connector": "sql", "url": "postgresql+psycopg://db/x?sslmode=require&password=S3cret",
+      "tables": {"t": {}}}, "URL contains a password"),
+    ({"connector": "sql", "url": "postgresql+psycopg://:S3cret@db/x", "tables": {"t": {}}},
+     "URL contains a password"),
+    ({"connector": "sql", "url": "sqlite:///x.db", "hash_key": "S3cret-inline",
+      "tables": {"t": {}}}, "hash_key: secrets must be given as"),
+])
+def test_inline_secrets_in_urls_and_keys_are_refused(section, needle) -> None:
+    data = {"systems": {"db": section}}
+    if needle is None:  # not a URL: a file name may hold what it likes
+        parse_config(data, known_connectors=known(), env={})
+        return
+    with pytest.raises(ConfigError) as exc:
+        parse_config(data, known_connectors=known(), env={})
+    assert any(needle in p for p in exc.value.problems), exc.value.problems
+    assert not any("S3cret" in p for p in exc.value.problems)

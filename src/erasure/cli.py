@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -378,7 +379,11 @@ def receipts_export(
             orch.get_request(request)
         data = {"public_key": orch.keys.public_text, "full_chain": request is None,
                 "receipts": orch.ledger.receipts(request)}
-        output.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+        # receipts hold no personal data, but who asked when is the tool's owner's business
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(data, indent=2, sort_keys=True))
+        output.chmod(0o600)  # an existing file keeps its mode through O_CREAT
         err.print(f"wrote {len(data['receipts'])} receipts to {output}")
 
 

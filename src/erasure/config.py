@@ -33,11 +33,15 @@ __all__ = [
 CONFIG_ENV = "ERASURE_CONFIG"
 _SECRET_KEY = re.compile(
     r"(password|passwd|secret|token|api_?key|private_?key|access_?key|credential|signing_key|"
-    r"encryption_key)",
+    r"encryption_key|hash_?key)",
     re.IGNORECASE,
 )
 _MAPPING_TABLES = frozenset({"anonymise", "identifiers", "columns"})
-_URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/:@\s]+:[^/@\s]+@", re.IGNORECASE)
+# user:password@ or :password@ (no user) in the authority, or a password in the query
+_URL_WITH_PASSWORD = re.compile(
+    r"^[a-z][a-z0-9+.-]*://(?:[^/:@\s]*:[^/@\s]+@|[^?#\s]*\?(?:[^#\s]*[&;])?"
+    r"(?:password|passwd|pwd|secret|token)=[^&;#\s]+)",
+    re.IGNORECASE)
 _SYSTEM_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 # Keys of a [systems.X] section that belong to the host, not the connector's Settings.
 HOST_KEYS = ("connector", "policy", "reason", "enabled", "max_attempts")

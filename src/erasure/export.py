@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .files import private_dir
+
 __all__ = ["json_safe", "write_package"]
 
 #: One exported item as the package holds it: (record kind, JSON-safe data).
@@ -55,7 +57,7 @@ def write_package(
                        key=lambda r: (r[0], json.dumps(r[1], sort_keys=True)))
         for system, records in records_by_system.items()
     }
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(folder)
     path = folder / f"{_safe_name(request_id)}.zip"
     tmp = folder / f".{path.name}.tmp"
     buf = io.BytesIO()

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .config import HostSettings
 from .errors import ConfigError
+from .files import private_dir
 
 __all__ = ["KeyRing", "generate_keys", "public_key_from_text"]
 
@@ -127,7 +128,7 @@ def _parse_signing(text: str) -> Ed25519PrivateKey:
 def _local_key(path: Path, kind: str) -> tuple[str, bool]:
     if path.exists():
         return path.read_text(encoding="utf-8").strip(), False
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     signing, enc = generate_keys()
     text = signing if kind == "signing" else enc
     # Written whole to a temporary file, then linked into place: link fails if the key

@@ -192,7 +192,7 @@ class Ledger:
             raise ConfigError("erasure.ledger: not a database URL") from None
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database))
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
@@ -501,6 +501,21 @@ class Ledger:
                  "signature": r.signature}
                 for r in conn.execute(q)
             ]
+
+
+def _private_file(path: Path) -> None:
+    """Create the ledger file (and its folder) readable by its owner only, before SQLite
+    opens it: SQLite gives its -wal and -shm files the database file's permissions."""
+    import os
+
+    from .files import private_dir
+
+    private_dir(path.parent)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if p.exists() and p.stat().st_mode & 0o077:
+            p.chmod(0o600)
 
 
 def add_months(when: datetime, months: int) -> datetime:

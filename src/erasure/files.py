@@ -1,0 +1,23 @@
+"""The tool's own folders and files are its owner's alone: folders 0700, files 0600."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["private_dir"]
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and any missing parents as 0700, and close an existing ``path`` that
+    others can read (an older version made the state folder 0755)."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700)
+        folder.chmod(0o700)  # mkdir's mode is filtered by the umask
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
