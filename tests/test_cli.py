@@ -548,3 +548,22 @@ def test_the_state_folder_and_ledger_are_private(world, tmp_path):
         mode = stat.S_IMODE(f.stat().st_mode)
         assert mode == (0o700 if f.is_dir() else 0o600), (f.name, oct(mode))
     assert (state / "ledger.db").exists()
+
+
+def test_importing_the_same_file_twice_records_each_request_once(world, tmp_path):
+    config = world["config"]
+    rows = tmp_path / "requests.csv"
+    rows.write_text(
+        "type,email,customer_id,ticket,verified\n"
+        "erasure,alice@example.com,C-1001,T-1,yes\n"
+        "access,bob@example.net,,T-2,yes\n"
+        "access,bob@example.net,,,yes\n", encoding="utf-8")  # no ticket: always new
+    first = run_cli("request", "import", str(rows), config=config)
+    assert first.returncode == 0, describe(first)
+    assert "recorded 3 requests" in first.stderr
+    again = run_cli("request", "import", str(rows), config=config)
+    assert again.returncode == 0, describe(again)
+    assert "recorded 1 requests (2 recorded before, not again)" in again.stderr
+    first_ids = RID.findall(first.stdout)
+    assert RID.findall(again.stdout)[:2] == first_ids[:2]  # the earlier requests' ids
+    assert ledger_query(config, "SELECT count(*) FROM requests") == [(4,)]

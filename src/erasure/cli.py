@@ -215,8 +215,11 @@ def request_import(
             specs.append(RequestSpec(rtype, pairs, ticket=(row.get("ticket") or None),
                                      verified=verified))
         # validated once, all before any is recorded; an error names its line
+        before = orch.ledger.count_requests()
         ids = orch.submit_many(specs, labels=[f"{file}:{n}" for n in range(2, len(rows) + 2)])
-        err.print(f"recorded {len(ids)} requests; `erasure run` processes them")
+        added = orch.ledger.count_requests() - before
+        again = f" ({len(ids) - added} recorded before, not again)" if added < len(ids) else ""
+        err.print(f"recorded {added} requests{again}; `erasure run` processes them")
         # One plain write: ten thousand lines through rich's renderer took seconds.
         sys.stdout.write("".join(f"{rid}\t{spec.ticket or ''}\n"
                                  for rid, spec in zip(ids, specs, strict=True)))

@@ -72,6 +72,10 @@ requests_t = Table(
     Column("lease_until", Float),
     # epoch seconds before which no task of the request is due (a deferral); NULL: due now
     Column("not_before", Float),
+    # keyed hash of (type, ticket, identifiers): the same ticket's request recorded twice
+    # (an import run again) is one request
+    Column("dedupe_key", String(64)),
+    Index("requests_dedupe", "dedupe_key", unique=True),
 )
 
 tasks_t = Table(
@@ -162,6 +166,7 @@ class RequestRow:
     lease_owner: str | None
     lease_until: float | None
     not_before: float | None = None
+    dedupe_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -259,17 +264,33 @@ class Ledger:
 
     # requests ------------------------------------------------------------------------
 
-    def add_requests(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert new requests (dicts of requests columns) in one transaction."""
+    def add_requests(self, rows: Sequence[dict[str, Any]]) -> list[str]:
+        """Insert new requests (dicts of requests columns) in one transaction; the id of
+        each row, which is an existing request's id where one has the row's ``dedupe_key``
+        already (that row is not inserted)."""
         if not rows:
-            return
+            return []
         now = utcnow()
         with self.tx() as conn:
-            for i in range(0, len(rows), 5000):
-                conn.execute(
-                    insert(requests_t),
-                    [{"status": "open", "created_at": now, **r} for r in rows[i : i + 5000]],
-                )
+            keys = sorted({r["dedupe_key"] for r in rows if r.get("dedupe_key")})
+            known: dict[str, str] = {}
+            for i in range(0, len(keys), 900):
+                known.update((row.dedupe_key, row.id) for row in conn.execute(
+                    select(requests_t.c.dedupe_key, requests_t.c.id)
+                    .where(requests_t.c.dedupe_key.in_(keys[i : i + 900]))))
+            ids, new = [], []
+            for r in rows:
+                key = r.get("dedupe_key")
+                if key and key in known:
+                    ids.append(known[key])
+                    continue
+                if key:
+                    known[key] = r["id"]
+                ids.append(r["id"])
+                new.append({"status": "open", "created_at": now, "dedupe_key": None, **r})
+            for i in range(0, len(new), 5000):
+                conn.execute(insert(requests_t), new[i : i + 5000])
+        return ids
 
     def get_request(self, request_id: str) -> RequestRow:
         with self.engine.connect() as conn:

@@ -163,7 +163,9 @@ class Orchestrator:
                     labels: Sequence[str] | None = None) -> list[str]:
         """Validate every spec first, then record all in one transaction (all or nothing).
 
-        A bad spec raises UsageError prefixed with its label (``file.csv:7``) if given.
+        A bad spec raises UsageError prefixed with its label (``file.csv:7``) if given. A
+        spec with a ticket whose request (same type, ticket and identifiers) was recorded
+        before is not recorded again: its id is the earlier request's.
         """
         import uuid
 
@@ -181,6 +183,8 @@ class Orchestrator:
             known = KnownIdentifiers.from_request(idents, strong_types)
             received = spec.received_at or utcnow()
             rid = f"r-{uuid.uuid4().hex[:16]}"
+            subject = self.keys.digest(
+                *sorted(f"{i.type.value}:{i.space or ''}:{i.ident.value}" for i in idents))
             rows.append({
                 "id": rid,
                 "ticket": spec.ticket,
@@ -190,12 +194,11 @@ class Orchestrator:
                 "received_at": received,
                 "due_at": add_months(received, 1),
                 "identifiers": self.keys.encrypt(json.dumps(known.to_json()).encode()),
-                "subject_digest": self.keys.digest(
-                    *sorted(f"{i.type.value}:{i.ident.value}" for i in idents)
-                ),
+                "subject_digest": subject,
+                "dedupe_key": self.keys.digest("request", spec.type.value, spec.ticket,
+                                               subject) if spec.ticket else None,
             })
-        self.ledger.add_requests(rows)
-        return [r["id"] for r in rows]
+        return self.ledger.add_requests(rows)
 
     def get_request(self, request_id: str) -> RequestRow:
         """A request by id; UsageError naming it when there is none (creates no ledger)."""
