@@ -51,7 +51,7 @@ class Attempts:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retry settings of one system for one run."""
+    """Retry settings of one system; the deadline counts from each call's start."""
 
     max_attempts: int
     deadline_seconds: float  # from the call's start; no new attempt starts after it

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+from ..export import json_safe
 from ..models import (
     Action,
     Capability,
@@ -143,8 +144,6 @@ def _record(t: TaskWork, values: Sequence[Any]) -> None:
         if ref not in t.data.actionable:
             continue  # not asked for: never recorded as this subject's
         if isinstance(v, Record):
-            from ..export import json_safe
-
             t.data.records.append((v.finding.kind, json_safe(dict(v.data))))
             t.data.outcomes[ref] = "exported"
             continue
@@ -164,13 +163,12 @@ def _after_action(ctx: StepContext, w: Work, t: TaskWork, now: float) -> None:
         if t.stage is not Stage.WAITING:
             t.move(Stage.WAITING, "the system finishes later")
         interval = system.cls.poll_interval if system.cls else 60.0
-        t.defer(now + interval, "waiting for the system")
-        t.summary["deferrals"] -= 1  # waiting on a job is not a failure being retried
+        t.defer(now + interval, "waiting for the system", retrying=False)
     elif ItemStatus.AWAITING_CONFIRMATION.value in statuses:
         t.summary.setdefault("told_at", now)
         t.move(Stage.AWAITING_CONFIRMATION, "told; awaiting confirmation")
-        t.defer(now + ctx.host.confirmation_reminder_days * 86400, "awaiting confirmation")
-        t.summary["deferrals"] -= 1
+        t.defer(now + ctx.host.confirmation_reminder_days * 86400, "awaiting confirmation",
+                retrying=False)
     elif w.rule(ctx, t.system).verify:
         t.move(Stage.VERIFYING, "acted")
     else:
@@ -193,8 +191,7 @@ def poll(ctx: StepContext, works: Sequence[Work], now: float) -> int:
             elif t.stage is Stage.AWAITING_CONFIRMATION:
                 t.summary["reminders"] = t.summary.get("reminders", 0) + 1
                 t.defer(now + ctx.host.confirmation_reminder_days * 86400,
-                        "confirmation overdue: reminder")
-                t.summary["deferrals"] -= 1
+                        "confirmation overdue: reminder", retrying=False)
                 reminded += 1
     calls = {name: partial(_poll_system, ctx, name, pairs, now)
              for name, pairs in per_system.items()}

@@ -90,12 +90,15 @@ class TaskWork:
         if outcome is not None:
             self.outcome = outcome
 
-    def defer(self, until: float, cause: str) -> None:
-        """Stay in this state until ``until`` (epoch seconds)."""
+    def defer(self, until: float, cause: str, *, retrying: bool = True) -> None:
+        """Stay in this state until ``until`` (epoch seconds). ``retrying``: a failure is
+        waited out (counted in ``deferrals``, which grows the backoff); otherwise the task
+        only waits its turn (a job being polled, a confirmation)."""
         self.events.append(Transition(self.request_id, self.system, self.stage, self.stage,
                                       cause))
         self.not_before = until
-        self.summary["deferrals"] = self.summary.get("deferrals", 0) + 1
+        if retrying:
+            self.summary["deferrals"] = self.summary.get("deferrals", 0) + 1
 
     def due(self, now: float) -> bool:
         return self.stage is not Stage.DONE and (self.not_before is None
