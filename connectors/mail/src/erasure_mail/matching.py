@@ -1,0 +1,140 @@
+"""Exact matching of a batch of subjects against messages.
+
+Searches (IMAP SEARCH, the byte scan of an mbox) match substrings: ``bob@x.org`` is inside
+``jimbob@x.org``. They only nominate candidates; this module decides, from the parsed
+message: addresses in From/To/Cc/Bcc compared whole after RFC 2047 decoding, and (when body
+search is on) addresses and phone numbers in the text parts as whole tokens.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage, Message
+from email.utils import getaddresses
+
+from erasure import Identifier, IdentifierType, Subject
+
+__all__ = ["ADDRESS_HEADERS", "Match", "Matcher", "addresses_of", "parse_message"]
+
+#: The headers a subject's address is searched in (IMAP FROM, TO, CC, BCC).
+ADDRESS_HEADERS = ("from", "to", "cc", "bcc")
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One subject's identifiers found on one message, and where."""
+
+    subject: str
+    matched: tuple[Identifier, ...]
+    fields: tuple[str, ...]
+
+
+def parse_message(raw: bytes) -> EmailMessage:
+    """Parse a whole message (headers decoded lazily by the default policy)."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def addresses_of(msg: Message, header: str) -> set[str]:
+    """The addr-specs in every ``header`` line of ``msg``, lower-cased.
+
+    Encoded words (RFC 2047) in display names are decoded by the parser, so a name that
+    spells an address (``"=?utf-8?q?bob=40x.org?=" <jimbob@x.org>``) stays a name.
+    """
+    found: set[str] = set()
+    for value in msg.get_all(header, []):
+        try:
+            addrs = [a.addr_spec for a in value.addresses]
+        except (AttributeError, TypeError, ValueError, IndexError):
+            # a header the strict parser cannot read: fall back to the classic parser
+            addrs = [a for _n, a in getaddresses([str(value)])]
+        found.update(a.strip().lower() for a in addrs if a and "@" in a)
+    return found
+
+
+def _body_text(msg: EmailMessage) -> str:
+    parts: list[str] = []
+    for part in msg.walk():
+        if part.get_content_maintype() != "text" or part.is_attachment():
+            continue
+        try:
+            parts.append(str(part.get_content()))
+        except (LookupError, ValueError, AssertionError):
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                parts.append(payload.decode("utf-8", "replace"))
+    return "\n".join(parts)
+
+
+def phone_forms(e164: str) -> tuple[str, str]:
+    """The literal forms a phone is searched as: ``+4930123456`` and ``004930123456``."""
+    return e164, "00" + e164[1:]
+
+
+class Matcher:
+    """The identifiers of a batch of subjects, ready to check messages against."""
+
+    def __init__(self, subjects: Sequence[Subject], *, search_body: bool) -> None:
+        self.search_body = search_body
+        self.emails: dict[str, list[tuple[str, Identifier]]] = {}
+        self.phones: dict[str, list[tuple[str, Identifier]]] = {}
+        for s in subjects:
+            for ident in s.identifiers:
+                if ident.type is IdentifierType.EMAIL:
+                    self.emails.setdefault(ident.value.lower(), []).append((s.key, ident))
+                elif ident.type is IdentifierType.PHONE and search_body:
+                    self.phones.setdefault(ident.value, []).append((s.key, ident))
+        self._body_re = self._compile_body()
+
+    def __bool__(self) -> bool:
+        return bool(self.emails or self.phones)
+
+    def _compile_body(self) -> re.Pattern[str] | None:
+        if not self.search_body or not self:
+            return None
+        alts = [re.escape(e) for e in sorted(self.emails, key=len, reverse=True)]
+        # a whole address: no address character just before, none (nor ".x") just after
+        parts = []
+        if alts:
+            parts.append(r"(?<![\w.+\-])(?P<e>" + "|".join(alts) + r")(?![\w\-]|\.\w)")
+        digits = sorted({p[1:] for p in self.phones}, key=len, reverse=True)
+        if digits:
+            parts.append(r"(?<![\w+])(?:\+|00)(?P<p>" + "|".join(digits) + r")(?!\d)")
+        return re.compile("|".join(parts), re.IGNORECASE)
+
+    def needles(self) -> list[str]:
+        """Lower-case literals a message must contain to be a candidate."""
+        out = list(self.emails)
+        for phone in self.phones:
+            out.extend(phone_forms(phone))
+        return out
+
+    def match(self, msg: EmailMessage) -> list[Match]:
+        """Every subject whose identifiers the message holds exactly, with the fields."""
+        hits: dict[str, dict[Identifier, set[str]]] = {}
+
+        def add(owners: Iterable[tuple[str, Identifier]], where: str) -> None:
+            for key, ident in owners:
+                hits.setdefault(key, {}).setdefault(ident, set()).add(where)
+
+        for header in ADDRESS_HEADERS:
+            for addr in addresses_of(msg, header):
+                if addr in self.emails:
+                    add(self.emails[addr], header)
+        if self._body_re is not None:
+            for m in self._body_re.finditer(_body_text(msg)):
+                if m.group("e") if "e" in m.re.groupindex else None:
+                    add(self.emails.get(m.group("e").lower(), ()), "body")
+                elif "p" in m.re.groupindex and m.group("p"):
+                    add(self.phones.get("+" + m.group("p"), ()), "body")
+        return [Match(key, tuple(idents), tuple(sorted(set().union(*idents.values()))))
+                for key, idents in hits.items()]
+
+    def matches(self, raw: bytes) -> Iterator[Match]:
+        """Parse ``raw`` and yield its matches."""
+        yield from self.match(parse_message(raw))
