@@ -1,0 +1,244 @@
+"""find: which objects (or rows of shared objects) hold data of a batch of subjects.
+
+One listing of every version under each rule's prefix, then per version at most one read
+of its content for the whole batch, plus a tag or metadata read where a rule asks for one.
+Old versions count: in a versioned bucket they still hold the data after a "delete".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from erasure import Finding, Identifier, IdentifierType, Subject
+
+from .client import s3_errors
+from .inventory import Buckets, Version, versions_under
+from .matching import Matcher, csv_header, leaves, line_values
+from .refs import Ref, row_hash
+from .settings import Rule, S3Settings
+from .stream import blocks, content_format, decoded, read_all
+
+__all__ = ["Located", "Locator", "same_value", "scan_version", "template_regex"]
+
+OUTSIDE = "-outside-residency"
+
+
+def same_value(text: str, ident: Identifier) -> bool:
+    """Whether a whole value (a tag, a metadata value, a key segment) is ``ident``."""
+    text = text.strip()
+    if ident.type is IdentifierType.EMAIL:
+        return text.lower() == ident.value
+    if ident.type is IdentifierType.NAME:
+        return " ".join(text.split()).casefold() == ident.value.casefold()
+    if ident.type is IdentifierType.PHONE:
+        return re.sub(r"[\s().-]", "", text) == ident.value
+    return text == ident.value
+
+
+def template_regex(template: str) -> re.Pattern[str]:
+    """``customers/{customer_id}/`` -> a regex matching keys below it, the value as group
+    ``v`` (one key segment)."""
+    head, _, rest = template.partition("{")
+    tail = rest.partition("}")[2]
+    return re.compile(re.escape(head) + r"(?P<v>[^/]+?)" + re.escape(tail) + ("" if tail
+                      else "(?:/|$)"))
+
+
+@dataclass
+class Located:
+    """What was found on one item for one subject."""
+
+    kind: str
+    matched: set[Identifier] = field(default_factory=set)
+    fields: set[str] = field(default_factory=set)
+
+
+@dataclass
+class VersionScan:
+    """Identifiers found in one version's content: whole object, and per row hash."""
+
+    found: set[Identifier] = field(default_factory=set)
+    rows: dict[str, set[Identifier]] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def scan_version(client: Any, bucket: str, version: Version, fmt: str, matcher: Matcher,
+                 text_matcher: Matcher, limit: int) -> VersionScan:
+    """Read one version once and re-check every candidate line (or the whole JSON
+    document) for the batch's identifiers."""
+    out = VersionScan()
+    with s3_errors("get object"):
+        resp = client.get_object(Bucket=bucket, Key=version.key, VersionId=version.version_id)
+        out.metadata = dict(resp.get("Metadata") or {})
+        body = resp["Body"]
+        try:
+            if fmt == "json":
+                data = read_all(body, limit)
+                if data is not None:
+                    _scan_document(data, matcher, text_matcher, out)
+                    return out
+                resp = client.get_object(Bucket=bucket, Key=version.key,
+                                         VersionId=version.version_id)
+                body, fmt = resp["Body"], "text"  # too big to parse: scan as text
+            scan_lines(decoded(body), fmt, matcher if fmt != "text" else text_matcher, out)
+        finally:
+            body.close()
+    return out
+
+
+def scan_lines(chunks: Any, fmt: str, matcher: Matcher, out: VersionScan) -> None:
+    """Candidate lines by the automaton, each re-checked field by field."""
+    header: list[str] | None = None
+    first = True
+    for block in blocks(chunks):
+        if first and fmt == "csv":
+            end = block.find(b"\n")
+            header = csv_header(block[:len(block) if end < 0 else end]
+                                .decode("utf-8", "replace").rstrip("\r"))
+        for (start, end), idents in matcher.candidates(block).items():
+            if first and start == 0 and fmt == "csv":
+                continue  # the header names columns; it holds nobody's data
+            raw = block[start:end]
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            got = matcher.recheck(line_values(line, fmt, header), idents)
+            if got:
+                out.found |= got
+                out.rows.setdefault(row_hash(raw), set()).update(got)
+        first = False
+
+
+def _scan_document(data: bytes, matcher: Matcher, text_matcher: Matcher,
+                   out: VersionScan) -> None:
+    idents = set().union(*matcher.candidates(data).values()) if matcher else set()
+    if not idents:
+        return
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        scan_lines([data], "text", text_matcher, out)
+        return
+    out.found |= matcher.recheck(leaves(doc), idents)
+
+
+class Locator:
+    """find over every rule of a system, for one batch of subjects."""
+
+    def __init__(self, client: Any, settings: S3Settings, buckets: Buckets) -> None:
+        self.client = client
+        self.settings = settings
+        self.buckets = buckets
+
+    def find(self, system: str, subjects: Sequence[Subject]) -> Iterator[Finding]:
+        found: dict[tuple[str, str], Located] = {}
+        for rule in self.settings.rules:
+            self._rule(rule, subjects, found)
+        order = {s.key: n for n, s in enumerate(subjects)}
+        for (subject, ref), loc in sorted(found.items(), key=lambda i: (order[i[0][0]], i[0][1])):
+            yield Finding(system=system, subject=subject, ref=ref, kind=loc.kind,
+                          matched=tuple(sorted(loc.matched, key=lambda i: (i.type, i.value))),
+                          fields=tuple(sorted(loc.fields)))
+
+    def _rule(self, rule: Rule, subjects: Sequence[Subject],
+              found: dict[tuple[str, str], Located]) -> None:
+        facts = self.buckets.facts(rule.bucket)
+        suffix = "" if facts.allowed else OUTSIDE
+        region_field = {f"region:{facts.region}"} if not facts.allowed else set()
+        matcher = Matcher(subjects, rule.fields) if rule.content != "none" else None
+        text_matcher = Matcher(subjects, {}, structured=False)
+        owners = _owners(subjects)
+        template = template_regex(rule.key_template) if rule.key_template else None
+        ttype = rule.template_type
+
+        def hit(subject: str, ref: Ref, kind: str, ident: Identifier, source: str) -> None:
+            loc = found.setdefault((subject, ref.text()), Located(kind + suffix))
+            loc.matched.add(ident)
+            loc.fields.add(source)
+            loc.fields |= region_field
+
+        for versions in versions_under(self.client, rule.bucket, rule.prefix):
+            key = versions[0].key
+            ref = Ref(rule.bucket, key)
+            if template is not None and ttype is not None:
+                m = template.match(key)
+                if m:
+                    for ident, subject in owners.get(ttype, {}).get(_norm(ttype, m["v"]), ()):
+                        hit(subject, ref, "object", ident, "key")
+            for version in versions:
+                if version.marker:
+                    continue  # a delete marker holds no data (its key was matched above)
+                scan = None
+                fmt = content_format(key, None, rule.content) if matcher is not None else None
+                if fmt is not None and matcher:
+                    scan = scan_version(self.client, rule.bucket, version, fmt, matcher,
+                                        text_matcher, self.settings.max_object_bytes)
+                    for ident in scan.found:
+                        for subject in matcher.owners.get(ident) or text_matcher.owners[ident]:
+                            if rule.mode == "object":
+                                hit(subject, ref, "object", ident, f"content:{fmt}")
+                    if rule.mode == "rows":
+                        for rhash, idents in scan.rows.items():
+                            rref = Ref(rule.bucket, key, rhash)
+                            for ident in idents:
+                                owner = matcher.owners.get(ident) or text_matcher.owners[ident]
+                                for subject in owner:
+                                    hit(subject, rref, "row", ident, f"content:{fmt}")
+                if rule.metadata:
+                    meta = scan.metadata if scan is not None else self._metadata(rule, version)
+                    self._pairs(rule.metadata, meta, owners, "metadata",
+                                lambda s, i, src, r=ref: hit(s, r, "object", i, src))
+                if rule.tags:
+                    self._pairs(rule.tags, self._tags(rule.bucket, version), owners, "tag",
+                                lambda s, i, src, r=ref: hit(s, r, "object", i, src))
+
+    @staticmethod
+    def _pairs(wanted: dict[str, IdentifierType], values: dict[str, str],
+               owners: Owners, source: str, hit: Any) -> None:
+        lowered = {k.lower(): v for k, v in values.items()}
+        for name, itype in wanted.items():
+            value = lowered.get(name.lower())
+            if value is None:
+                continue
+            for ident, subject in owners.get(itype, {}).get(_norm(itype, value), ()):
+                if same_value(value, ident):
+                    hit(subject, ident, f"{source}:{name}")
+
+    def _metadata(self, rule: Rule, version: Version) -> dict[str, str]:
+        with s3_errors("head object"):
+            resp = self.client.head_object(Bucket=rule.bucket, Key=version.key,
+                                           VersionId=version.version_id)
+        return dict(resp.get("Metadata") or {})
+
+    def _tags(self, bucket: str, version: Version) -> dict[str, str]:
+        with s3_errors("get object tagging"):
+            resp = self.client.get_object_tagging(Bucket=bucket, Key=version.key,
+                                                  VersionId=version.version_id)
+        return {t["Key"]: t["Value"] for t in resp.get("TagSet", [])}
+
+
+def _norm(itype: IdentifierType, value: str) -> str:
+    """The lookup key of a value of ``itype`` (exactness is re-checked by same_value)."""
+    value = value.strip()
+    if itype is IdentifierType.EMAIL:
+        return value.lower()
+    if itype is IdentifierType.NAME:
+        return " ".join(value.split()).casefold()
+    if itype is IdentifierType.PHONE:
+        return re.sub(r"[\s().-]", "", value)
+    return value
+
+
+Owners = dict[IdentifierType, dict[str, list[tuple[Identifier, str]]]]
+
+
+def _owners(subjects: Sequence[Subject]) -> Owners:
+    """Per type, normalised value -> (identifier, subject key) pairs."""
+    out: Owners = {}
+    for s in subjects:
+        for ident in s.identifiers:
+            out.setdefault(ident.type, {}).setdefault(_norm(ident.type, ident.value), []).append(
+                (ident, s.key))
+    return out
