@@ -199,8 +199,12 @@ def test_a_row_added_after_find_that_blocks_the_delete_changes_nothing(db: Db) -
     assert all(o.ok for o in c.delete(list(c.find([BOB]))))  # found again: erased
 
 
-def test_retain_and_default_anonymise_rules(db: Db) -> None:
-    tables = {**TABLES, "customers": {**TABLES["customers"], "action": "anonymise"},
+def test_retain_and_anonymise_rules(db: Db) -> None:
+    # An anonymised table names its rules (issue 11); rules derived from the identifiers
+    # only serve tables whose action is delete (test_anonymise_keeps_rows).
+    rules = {"email": "placeholder", "phone": "null", "full_name": "null"}
+    tables = {**TABLES, "customers": {**TABLES["customers"], "action": "anonymise",
+                                      "anonymise": rules},
               "invoices": {"identifiers": {"email": "billing_email"}, "action": "retain",
                            "reason": "tax law: 10 years"}}
     c = shop(db, tables)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import itertools
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -19,9 +20,11 @@ from erasure import (
     ItemStatus,
     PermanentError,
     Record,
+    Subject,
 )
 
 from .dberrors import db_errors
+from .deepscan import DeepScan, residue_findings, strong_values
 from .erase import EraseMixin, NotWhereFound, Tx
 from .finding import FindMixin
 from .grouping import Group, group_findings, int_ref_heads
@@ -29,6 +32,7 @@ from .mapping import Mapping, build_mapping
 from .overlap import Overlapped
 from .queries import ArrayLookup, param_limit, pk_filter
 from .settings import SqlSettings
+from .shared import export_only_outcomes, kept_outcomes, split_shared, still_used
 from .values import Key, chunks, json_safe
 
 __all__ = ["SqlConnector"]
@@ -67,6 +71,7 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
         )
         self._dialect = self._engine.dialect.name
         self._mapping: Mapping | None = None
+        self._deep: DeepScan | None = None
         self._lock = threading.Lock()
         self._heads: dict[str, str] | None = None
         self._executor: cf.ThreadPoolExecutor | None = None
@@ -115,10 +120,60 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
                     max_workers=1, thread_name_prefix=f"erasure-sql-{self.system}")
             return self._executor
 
+    # verification beyond the mapping ----------------------------------------------------
+
+    def deep_scan(self) -> DeepScan:
+        """The scan of every readable table's text columns (built once)."""
+        m = self.mapping()
+        with self._lock:
+            if self._deep is None:
+                self._deep = DeepScan(self._engine, self.settings, m, self._limit)
+            return self._deep
+
+    def find(self, subjects: Sequence[Subject]) -> Iterator[Finding]:
+        """Rows of the mapping; while the host verifies an erasure, also unmapped residue
+        (see :mod:`erasure_sql.deepscan` and ``erasure.connector.UNMAPPED_RESIDUE``)."""
+        subjects = list(subjects)
+        found = super().find(subjects)
+        if not (self.settings.deep_scan.after_erasure and _verifying()):
+            return found
+        with db_errors("deep scan"):
+            hits = self.deep_scan().scan(strong_values(subjects))
+        return itertools.chain(found, residue_findings(self.system, subjects, hits))
+
+    def deep_check(self, subjects: Sequence[Subject]) -> list[str]:
+        """Places outside the mapping holding strong identifiers of ``subjects`` or, with
+        none, of people the mapping holds (up to 1000 values per identifier column)."""
+        scan = self.deep_scan()
+        with db_errors("deep check"):
+            if subjects:
+                values = list(strong_values(subjects))
+                whose = "the given identifiers"
+            else:
+                values = self._mapped_values(1000)
+                whose = f"{len(values)} identifiers sampled from the mapping"
+            hits = scan.scan(values)
+        return [f"unmapped residue: {place}: {len(counts)} of {whose} in "
+                f"{sum(counts.values())} rows" for place, counts in sorted(hits.items())]
+
+    def _mapped_values(self, per_column: int) -> list[str]:
+        m = self.mapping()
+        values: set[str] = set()
+        with self._engine.connect() as conn:
+            for tm in m.tables.values():
+                for itype, name in tm.identifiers:
+                    if itype.value not in ("email", "phone"):
+                        continue
+                    col = tm.col(name)
+                    stmt = sa.select(col).where(col.is_not(None)).distinct().limit(per_column)
+                    values.update(v.strip().lower() for (v,) in conn.execute(stmt)
+                                  if isinstance(v, str) and v.strip())
+        return sorted(values)
+
     def discover(self) -> str:
         from .discover import discover
 
-        return discover(self._engine, self.system, self.settings.db_schema)
+        return discover(self._engine, self.system, self.settings)
 
     # references ----------------------------------------------------------------------
 
@@ -180,19 +235,21 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
                        and sum(len(g.pks) for g in grouped.values()) <= self._limit)
         with db_errors("delete"), self._engine.connect() as conn:
             db = Overlapped(conn, self._worker())
+            held = still_used(conn, m, grouped, self._dialect, self._limit, not anonymise_only)
             if not anonymise_only:
                 self._precheck_blockers(conn, m, grouped)
             try:
-                out.extend(self._erase_tables(db, m, grouped, anonymise_only, places_only))
+                out.extend(self._erase_tables(db, m, grouped, anonymise_only, places_only,
+                                              held))
             except NotWhereFound:
                 conn.rollback()
                 db.meanwhile = None  # outcomes of the attempt rolled back
-                out.extend(self._erase_tables(db, m, grouped, anonymise_only, False))
+                out.extend(self._erase_tables(db, m, grouped, anonymise_only, False, held))
         return out
 
     def _erase_tables(
         self, db: Overlapped, m: Mapping, grouped: dict[str, Group], anonymise_only: bool,
-        places_only: bool,
+        places_only: bool, held: dict[str, dict[Any, str]],
     ) -> list[ItemOutcome]:
         # One transaction holds up to about max_params rows (so a batch of a few thousand
         # subjects commits once); chunks of one table never exceed it.
@@ -203,6 +260,18 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
             if group is None:
                 continue
             tm = m.tables[tname]
+            if tm.action != "retain" and tname in m.export_only:
+                out.extend(export_only_outcomes(group, tname))
+                continue
+            if tm.action != "retain" and held.get(tname):
+                # Rows other people's rows still use: kept and said so, or anonymised.
+                group, kept = split_shared(group, held[tname])
+                if tm.cfg.shared == "anonymise":
+                    out.extend(self._anonymise_table(tx, tm, kept, tm.rules))
+                else:
+                    out.extend(kept_outcomes(kept, held[tname]))
+                if not group.pks:
+                    continue
             if tm.action == "retain":
                 out.extend(ItemOutcome(f, ItemStatus.RETAINED, error=tm.cfg.reason)
                            for f in group.findings)
@@ -253,6 +322,16 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
                         outcome = (ItemStatus.DONE, None)
                     out.extend(ItemOutcome(f, outcome[0], error=outcome[1]) for f in by_pk[pk])
         yield from out
+
+
+def _verifying() -> bool:
+    """Whether the host calls ``find`` to verify an erasure."""
+    from erasure import current_call
+
+    try:
+        return current_call().action == "verify"
+    except RuntimeError:
+        return False
 
 
 def _connect_args(url: sa.URL) -> dict[str, Any]:

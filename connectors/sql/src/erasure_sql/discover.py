@@ -1,183 +1,286 @@
-"""Propose a mapping from the reflected schema, column names and sampled values.
+"""Propose a mapping from the reflected schemas, column names, types and sampled values.
 
-Sampled values are only classified (does it look like an email?); they are never stored,
-printed, logged or put in the proposal: the output holds table and column names and counts.
+The proposal is a whole ``[systems.NAME]`` section (valid TOML a person reviews and puts in
+place of the section it came from). Sampled values are only classified and counted: the
+output holds schema, table and column names, counts and evidence, never a value.
+
+What it proposes, and why:
+
+- tables with a strong identifier (email, phone) are *owners*: their rows are a person's;
+- tables that point at an owner's key (``orders.customer_id``), declared or inferred from
+  names, types and overlapping sampled values, belong to that person too (to any depth);
+- tables an owned row points at (``customer.address_id -> address.id``) are reached through
+  a reverse link: mapped only when they hold personal columns, and their rows still used by
+  other people's rows are kept (``shared = "keep"``); catalogues (products) are not mapped;
+- an auto-numbered key is never an identifier: the same number is someone else elsewhere.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from typing import Any
 
 import sqlalchemy as sa
 
-from erasure import IdentifierType
-
+from .classify import (
+    STRONG,
+    Guess,
+    by_name,
+    from_sample,
+    is_surrogate,
+    is_text,
+    people_table,
+    summarise,
+)
 from .dberrors import db_errors
+from .links import Link, infer_links
+from .settings import SqlSettings
 from .values import python_type
 
-__all__ = ["discover"]
+__all__ = ["discover", "readable_schemas"]
 
 SAMPLE_ROWS = 50
-_MIN_SHARE = 0.6
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 ().-]{6,18}[0-9]$")
-_DATE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}|^\d{1,2}[./]\d{1,2}[./]\d{2,4}")
+_SYSTEM_SCHEMAS = {"information_schema", "pg_catalog", "pg_toast", "mysql",
+                   "performance_schema", "sys"}
 _KEPT = ("invoice", "receipt", "payment", "tax", "ledger", "booking", "transaction")
-_NAME = re.compile(r"^[A-ZÀ-Þ][a-zà-ÿ'’-]+( [A-ZÀ-Þ][a-zà-ÿ'’-]+){1,3}$")
-
-_BY_NAME: list[tuple[IdentifierType, re.Pattern[str]]] = [
-    (IdentifierType.EMAIL, re.compile(r"(^|_)e?-?mail(_?address)?$|^email", re.I)),
-    (IdentifierType.PHONE, re.compile(r"(phone|mobile|tel(ephone)?|msisdn|fax)(_?number)?$", re.I)),
-    (IdentifierType.IP, re.compile(r"(^|_)ip(_?addr(ess)?)?$|remote_addr", re.I)),
-    (IdentifierType.NAME, re.compile(r"^(full_?|display_?|customer_?|contact_?)?name$", re.I)),
-]
+_IDENTIFIER_KINDS = ("email", "phone", "ip", "name")
+_RULES = {"email": "placeholder", "phone": "null", "ip": "null", "name": "null",
+          "card_number": "null", "card_code": "null", "birth_date": "null",
+          "national_id": "null", "address": "null"}
 
 
 def _key(name: str) -> str:
     return name if _BARE_KEY.match(name) else json.dumps(name)
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+def readable_schemas(engine: sa.Engine, settings: SqlSettings) -> tuple[str | None, list[str]]:
+    """(the system's schema as reflection names it, the other schemas to read)."""
+    insp = sa.inspect(engine)
+    default = insp.default_schema_name
+    own = settings.db_schema or default
+    if settings.scan_schemas is not None:
+        others = [s for s in settings.scan_schemas if s != own]
+    else:
+        others = sorted(s for s in insp.get_schema_names()
+                        if s != own and s.lower() not in _SYSTEM_SCHEMAS
+                        and not s.startswith("pg_"))
+    return own, others
 
 
-def _classify(text: str) -> IdentifierType | None:
-    if _EMAIL.match(text):
-        return IdentifierType.EMAIL
-    if _is_ip(text):
-        return IdentifierType.IP
-    if _PHONE.match(text) and not _DATE.match(text) and sum(c.isdigit() for c in text) >= 7:
-        return IdentifierType.PHONE
-    if _NAME.match(text):
-        return IdentifierType.NAME
-    return None
+def _reflect(engine: sa.Engine, schema: str | None) -> list[sa.Table]:
+    meta = sa.MetaData()
+    meta.reflect(engine, schema=schema)
+    return sorted((t for t in meta.tables.values() if t.schema == schema), key=lambda t: t.name)
 
 
-def _sample(conn: sa.Connection, table: sa.Table, col: sa.Column[Any]) -> dict[str, int]:
-    """Counts of identifier types among up to SAMPLE_ROWS non-null values (values dropped)."""
+def _sample(conn: sa.Connection, col: sa.Column[Any]) -> tuple[int, dict[str, int]]:
     stmt = sa.select(col).where(col.is_not(None)).limit(SAMPLE_ROWS)
-    counts: dict[str, int] = {"total": 0}
-    for (value,) in conn.execute(stmt):
-        if not isinstance(value, str):
-            continue
-        counts["total"] += 1
-        kind = _classify(value.strip())
-        if kind is not None:
-            counts[kind.value] = counts.get(kind.value, 0) + 1
-    return counts
+    return summarise(v for (v,) in conn.execute(stmt))
 
 
-def _propose(conn: sa.Connection, table: sa.Table) -> tuple[dict[str, list[str]], list[str]]:
-    """Identifier columns by type, and comment lines explaining each proposal."""
-    found: dict[str, list[str]] = {}
-    notes: list[str] = []
+def _classify(conn: sa.Connection, table: sa.Table) -> dict[str, Guess]:
+    out: dict[str, Guess] = {}
     for col in table.columns:
-        reason = None
-        itype: IdentifierType | None = None
-        for t, pattern in _BY_NAME:
-            if pattern.search(col.name):
-                itype, reason = t, "column name"
-                break
-        if python_type(col) is str and not col.primary_key:
-            counts = _sample(conn, table, col)
-            total = counts.pop("total")
-            if total:
-                best = max(counts.items(), key=lambda kv: kv[1], default=None)
-                if best and best[1] / total >= _MIN_SHARE:
-                    sampled = IdentifierType(best[0])
-                    share = f"{best[1]} of {total} sampled values look like {sampled.value}"
-                    if itype is None:
-                        itype, reason = sampled, share
-                    elif itype is sampled:
-                        reason = f"column name; {share}"
-        if itype is not None:
-            found.setdefault(itype.value, []).append(col.name)
-            notes.append(f"#   {col.name}: {itype.value} ({reason})")
-    pk = [c.name for c in table.primary_key.columns]
-    lowered = table.name.lower()
-    if len(pk) == 1 and (found or any(w in lowered for w in ("customer", "client", "user"))):
-        kind = "user_id" if "user" in lowered else "customer_id"
-        if any(w in lowered for w in ("customer", "client", "user", "account", "member")):
-            found.setdefault(kind, []).append(pk[0])
-            notes.append(f"#   {pk[0]}: {kind} (primary key of a people table)")
-    return found, notes
+        named = by_name(table, col)
+        guess = named
+        if not is_surrogate(table, col) and (is_text(col) or (
+                python_type(col) is int and named is not None)):
+            total, counts = _sample(conn, col)
+            guess = from_sample(table, col, named, total, counts)
+        if guess is not None:
+            out[col.name] = guess
+    return out
 
 
-def _fk_lines(table: sa.Table) -> list[str]:
-    lines = []
+class _Plan:
+    """Which tables are mapped, how, and why (for one schema)."""
+
+    def __init__(self, tables: list[sa.Table], guesses: dict[str, dict[str, Guess]],
+                 links: list[Link]) -> None:
+        self.tables = {t.name: t for t in tables}
+        self.guesses = guesses
+        self.links = links
+        self.owners = {t for t, g in guesses.items()
+                       if any(x.kind in STRONG and x.confidence != "low" for x in g.values())}
+        self.owned: set[str] = set()
+        changed = True
+        while changed:  # rows pointing at a person's row are that person's, to any depth
+            changed = False
+            for link in links:
+                # A table with a person of its own (service_request.email) is not also the
+                # rows of whoever it points at (the employee who handled it).
+                if (link.parent in self.owners | self.owned
+                        and link.child not in self.owners | self.owned):
+                    self.owned.add(link.child)
+                    changed = True
+        forward = self.owners | self.owned
+        self.shared = {link.parent for link in links
+                       if link.child in forward and link.parent not in forward
+                       and guesses.get(link.parent)}
+        self.mapped = forward | self.shared
+
+    def relations(self, table: str) -> list[tuple[Link, bool]]:
+        """Links to write on ``table``: (link, reverse?) for undeclared links only."""
+        out = []
+        for link in self.links:
+            if link.declared:
+                continue
+            forward = self.owners | self.owned
+            if (link.child == table and link.parent in forward and table in self.owned
+                    and link.parent != table):
+                out.append((link, False))
+            elif link.parent == table and table in self.shared and link.child in self.mapped:
+                out.append((link, True))
+        return out
+
+
+def _url_lines(system: str, settings: SqlSettings) -> list[str]:
+    url = sa.make_url(settings.url.get_secret_value())
+    if url.password is None:
+        return [f"url = {json.dumps(url.render_as_string(hide_password=False))}"]
+    env = re.sub(r"[^A-Z0-9]", "_", system.upper()) + "_URL"
+    return ["# the URL holds a password: give it from the environment",
+            f"url = {{ env = {json.dumps(env)} }}"]
+
+
+def _table_lines(sys_key: str, plan: _Plan, name: str) -> list[str]:
+    table = plan.tables[name]
+    guesses = plan.guesses.get(name, {})
+    out = ["", f"[{sys_key}.tables.{_key(name)}]"]
+    if name in plan.owners:
+        out.append("# rows of one person: it holds a strong identifier")
+    elif name in plan.owned:
+        out.append("# rows of one person: they point at a person's row")
+    else:
+        out.append("# reached through reverse links: rows other people's rows still use are "
+                   "kept and reported (shared)")
+    if not table.primary_key.columns:
+        out.append("# WARNING: no primary key; the connector needs one to reference rows")
+    for col in table.columns:
+        g = guesses.get(col.name)
+        if g is not None:
+            out.append(f"#   {col.name}: {g.kind}, {g.confidence} confidence ({g.evidence})")
+        elif is_surrogate(table, col):
+            out.append(f"#   {col.name}: auto-numbered key, never an identifier (the same "
+                       "number is another person in another schema or system)")
+    idents: dict[str, list[str]] = {}
+    for col, g in guesses.items():
+        if g.kind in _IDENTIFIER_KINDS and g.confidence != "low" and (
+                g.kind != "name" or people_table(name)):
+            idents.setdefault(g.kind, []).append(col)
+    if idents:
+        pairs = ", ".join(f"{k} = {json.dumps(v[0]) if len(v) == 1 else json.dumps(v)}"
+                          for k, v in idents.items())
+        out.append(f"identifiers = {{ {pairs} }}")
+    out.append('action = "delete"')
+    rules = {c: _RULES[g.kind] for c, g in guesses.items() if g.kind in _RULES}
+    if rules:
+        note = ("records the law may oblige you to keep" if any(
+            w in name.lower() for w in _KEPT) else "to keep the rows without the person")
+        text = ", ".join(f"{_key(c)} = {json.dumps(r)}" for c, r in rules.items())
+        out += [f"# {note}: anonymise instead (every personal column needs a rule, or",
+                '# "keep:<reason>"; "placeholder" for NOT NULL or unique text columns):',
+                '# action = "anonymise"', f"# anonymise = {{ {text} }}"]
+    for link in plan.links:
+        if (link.child == name and name in plan.owners and link.parent != name
+                and link.parent in plan.owners | plan.owned):
+            out.append(f"# {name}.{link.column} -> {link.parent}.{link.key}: not followed (its "
+                       "rows have a person of their own); add a relation if they are also "
+                       f"{link.parent}'s")
     for fk in table.foreign_key_constraints:
         cols = ", ".join(e.parent.name for e in fk.elements)
-        ref = ", ".join(e.column.name for e in fk.elements)
-        lines.append(
-            f"# foreign key ({cols}) -> {fk.referred_table.name} ({ref}), "
-            f"ON DELETE {fk.ondelete or 'NO ACTION'}"
-        )
-    return lines
+        out.append(f"# foreign key ({cols}) -> {fk.referred_table.name}, followed "
+                   "automatically")
+    rels = plan.relations(name)
+    if rels:
+        out.append("relations = [")
+        for link, reverse in rels:
+            out.append(f"  # {link.child}.{link.column} -> {link.parent}.{link.key} "
+                       f"({link.evidence})")
+            if reverse:
+                out.append(f"  {{ parent = {json.dumps(link.child)}, columns = "
+                           f"{{ {_key(link.key)} = {json.dumps(link.column)} }} }},")
+            else:
+                out.append(f"  {{ parent = {json.dumps(link.parent)}, columns = "
+                           f"{{ {_key(link.column)} = {json.dumps(link.key)} }} }},")
+        out.append("]")
+    if name in plan.shared:
+        out.append('shared = "keep"')
+    return out
 
 
-def discover(engine: sa.Engine, system: str, schema: str | None) -> str:
-    """Reflect the schema and return a proposed mapping as TOML text (names only)."""
-    meta = sa.MetaData(schema=schema)
+def _unmapped_lines(plan: _Plan) -> list[str]:
+    out = []
+    for name in sorted(set(plan.tables) - plan.mapped):
+        guesses = plan.guesses.get(name, {})
+        linked = sorted({f"{k.child}.{k.column}" for k in plan.links if k.parent == name})
+        why = "no personal data found"
+        if guesses:
+            cols = ", ".join(f"{c} ({g.kind}, {g.confidence})" for c, g in guesses.items())
+            why = f"possibly personal but no row is linked to a person: {cols}"
+        elif linked:
+            why = f"not personal (a catalogue?), used by {', '.join(linked)}"
+        out.append(f"# table {name}: not mapped: {why}")
+    return out
+
+
+def discover(engine: sa.Engine, system: str, settings: SqlSettings) -> str:
+    """Reflect the schemas and return a proposed ``[systems.SYSTEM]`` section (names only)."""
     with db_errors("discover"):
-        meta.reflect(engine, schema=schema)
-    tables = sorted((t for t in meta.tables.values() if t.schema == schema), key=lambda t: t.name)
-    proposals: dict[str, tuple[dict[str, list[str]], list[str]]] = {}
-    with db_errors("discover"), engine.connect() as conn:
-        for table in tables:
-            proposals[table.name] = _propose(conn, table)
-    personal = {n for n, (found, _) in proposals.items() if found}
-    reached = set(personal)
-    changed = True
-    while changed:
-        changed = False
-        for table in tables:
-            if table.name in reached:
+        own, others = readable_schemas(engine, settings)
+        reflect_own = settings.db_schema  # None: the URL's default, as the mapping reflects
+        tables = _reflect(engine, reflect_own)
+        with engine.connect() as conn:
+            guesses = {t.name: g for t in tables if (g := _classify(conn, t))}
+            links, link_notes = infer_links(conn, tables)
+        plan = _Plan(tables, guesses, links)
+        other_lines: list[str] = []
+        read: list[str] = []
+        for schema in others:
+            try:
+                other = _reflect(engine, schema)
+                with engine.connect() as conn:
+                    found = {t.name: g for t in other if (g := _classify(conn, t))}
+            except sa.exc.SQLAlchemyError as exc:
+                other_lines.append(f"# schema {schema}: not readable ({type(exc).__name__})")
                 continue
-            if any(fk.referred_table.name in reached for fk in table.foreign_key_constraints):
-                reached.add(table.name)
-                changed = True
+            if not other:
+                continue
+            read.append(schema)
+            for t in other:
+                g = found.get(t.name)
+                kinds = ", ".join(f"{c} ({x.kind})" for c, x in g.items()) if g else "none"
+                other_lines.append(f"# schema {schema}, table {t.name}: personal: {kinds}")
 
     sys_key = f"systems.{_key(system)}"
     out = [
-        f"# Proposed mapping for system {json.dumps(system)} (connector sql), from the schema,",
-        "# column names and sampled values (values are only classified, never shown).",
-        "# Review every table: choose action delete, anonymise (tables the law says to keep,",
-        "# e.g. invoices) or retain with a reason, and add restrict_column where one exists.",
+        f"# Proposed mapping for system {json.dumps(system)} (connector sql).",
+        f"# Schemas read: {', '.join([str(own)] + read)}; mapped: {own}.",
+        "# Built from the schema, column names and types and sampled values (only counted,",
+        "# never shown). Review every table, then let this section replace the one it came",
+        "# from (see the sql connector's README). Host keys (policy, reason, enabled) and",
+        "# hash_key are not repeated here: copy yours.",
         f"[{sys_key}]",
         'connector = "sql"',
-        "# url = ...  keep your current url setting",
+        *_url_lines(system, settings),
     ]
-    if schema is not None:
-        out.append(f"schema = {json.dumps(schema)}")
-    for table in tables:
-        found, notes = proposals[table.name]
-        out.append("")
-        if table.name not in reached:
-            out.append(f"# table {table.name}: no personal data detected, not linked; not mapped")
-            continue
-        out.append(f"[{sys_key}.tables.{_key(table.name)}]")
-        if not table.primary_key.columns:
-            out.append("# WARNING: no primary key; the connector needs one to reference rows")
-        out.extend(_fk_lines(table))
-        if found:
-            out.append("# identifier columns found:")
-            out.extend(notes)
-            pairs = ", ".join(
-                f"{k} = {json.dumps(v[0]) if len(v) == 1 else json.dumps(v)}"
-                for k, v in found.items()
-            )
-            out.append(f"identifiers = {{ {pairs} }}")
-        else:
-            out.append("# reached through foreign keys from a table with identifiers")
-        if any(word in table.name.lower() for word in _KEPT):
-            out.append("# records the law may oblige you to keep: consider action = \"anonymise\"")
-        out.append('action = "delete"')
+    if settings.db_schema is not None:
+        out.append(f"schema = {json.dumps(settings.db_schema)}")
+    if settings.max_params is not None:
+        out.append(f"max_params = {settings.max_params}")
+    if read:
+        out.append("# the deep scan (verification beyond the mapping) searches these too")
+        out.append(f"scan_schemas = {json.dumps(read)}")
+    if settings.deep_scan.exclude:
+        out.append("# deep_scan.exclude: keep yours")
+    out.extend(other_lines)
+    out.extend(f"# link candidate {n}" for n in link_notes)
+    if not plan.mapped:
+        out.append("# no table with personal data was found: nothing to map")
+    for name in sorted(plan.mapped):
+        out.extend(_table_lines(sys_key, plan, name))
+    out.append("")
+    out.extend(_unmapped_lines(plan))
     return "\n".join(out) + "\n"

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from erasure import IdentifierType, PermanentError
 
+from .classify import personal_columns
 from .settings import AnonymiseRule, SqlSettings, TableSettings
 from .values import python_type
 
@@ -35,6 +36,11 @@ class Edge:
     child_cols: tuple[str, ...]
     ondelete: str | None
     declared: bool = False
+    #: followed for access only: rows reached only this way are never deleted or anonymised.
+    export_only: bool = False
+    #: the parent holds the key (``customer.address_id -> address.id``): the child row may
+    #: be used by other rows too, so it is deleted only when nothing else uses it.
+    reverse: bool = False
 
 
 @dataclass
@@ -79,6 +85,8 @@ class Mapping:
     blockers: dict[str, list[Edge]]
     #: mapped tables, children before parents.
     delete_order: list[str]
+    #: tables reached only through ``export_only`` links (and without identifiers).
+    export_only: set[str] = field(default_factory=set)
 
     def children(self, parent: str) -> list[Edge]:
         return [e for e in self.edges if e.parent == parent]
@@ -154,7 +162,9 @@ def _edges(settings: SqlSettings, names: dict[str, sa.Table]) -> list[Edge]:
             parent = fk.referred_table.name
             if parent in mapped:
                 edges.append(_fk_edge(fk, child))
+        pk = {c.name for c in names[child].primary_key.columns}
         for rel in settings.tables[child].relations:
+            parent_pk = {c.name for c in names[rel.parent].primary_key.columns}
             edges.append(
                 Edge(
                     parent=rel.parent,
@@ -163,6 +173,9 @@ def _edges(settings: SqlSettings, names: dict[str, sa.Table]) -> list[Edge]:
                     child_cols=tuple(rel.columns),
                     ondelete="NO CONSTRAINT",
                     declared=True,
+                    export_only=rel.export_only,
+                    reverse=bool(pk) and set(rel.columns) == pk
+                    and set(rel.columns.values()) != parent_pk,
                 )
             )
     return sorted(edges, key=lambda e: (e.parent, e.child, e.child_cols))
@@ -193,8 +206,17 @@ def _blockers(settings: SqlSettings, names: dict[str, sa.Table]) -> dict[str, li
 
 
 def _order(tables: list[str], edges: list[Edge]) -> list[str]:
-    """Children before parents (Kahn's algorithm); tables in cycles keep config order."""
-    pending = {t: {e.child for e in edges if e.parent == t and e.child != t} for t in tables}
+    """Children before parents (Kahn's algorithm); tables in cycles keep config order.
+
+    A reverse link's child (an address) goes after the rows that point at it (a customer).
+    """
+    pending: dict[str, set[str]] = {t: set() for t in tables}
+    for e in edges:
+        if e.parent != e.child:
+            if e.reverse:
+                pending[e.child].add(e.parent)
+            else:
+                pending[e.parent].add(e.child)
     out: list[str] = []
     while pending:
         ready = [t for t in tables if t in pending and not (pending[t] & pending.keys())]
@@ -256,7 +278,9 @@ def build_mapping(settings: SqlSettings, meta: sa.MetaData) -> Mapping:
         explicit = cfg.rules()
         for col, rule in explicit.items():
             _check_rule(name, table, col, rule, problems)
-        rules = explicit or _default_rules(name, table, idents, problems)
+        rules = explicit if cfg.anonymise else _default_rules(name, table, idents, problems)
+        if cfg.action == "anonymise":
+            _check_personal(name, table, cfg, problems)
         models[name] = TableModel(
             name=name,
             table=table,
@@ -267,6 +291,8 @@ def build_mapping(settings: SqlSettings, meta: sa.MetaData) -> Mapping:
         )
     for e in edges:
         parent, child = models[e.parent], models[e.child]
+        if e.reverse or e.export_only:
+            continue  # the link column is the parent's: nothing to cut in the child
         if parent.action != "delete" or e.parent == e.child or child.action == "delete":
             continue
         if not e.declared and e.ondelete and e.ondelete.upper() == "SET NULL":
@@ -291,4 +317,21 @@ def build_mapping(settings: SqlSettings, meta: sa.MetaData) -> Mapping:
     if problems:
         raise PermanentError("invalid sql mapping: " + "; ".join(problems))
     blockers = _blockers(settings, names)
-    return Mapping(models, edges, names, blockers, _order(list(settings.tables), edges))
+    export_only = {
+        t for t in models
+        if not models[t].identifiers
+        and (incoming := [e for e in edges if e.child == t and e.parent != t])
+        and all(e.export_only for e in incoming)
+    }
+    return Mapping(models, edges, names, blockers, _order(list(settings.tables), edges),
+                   export_only)
+
+
+def _check_personal(name: str, table: sa.Table, cfg: TableSettings, problems: list[str]) -> None:
+    """An anonymised table names a rule (or ``keep:<reason>``) for every personal column."""
+    missing = [c for c, _g in personal_columns(table).items()
+               if c not in cfg.anonymise and not table.c[c].primary_key]
+    if missing:
+        problems.append(
+            f"table {name}: action anonymise leaves personal columns without a rule: "
+            f"{', '.join(missing)} (name a rule, or \"keep:<reason>\")")

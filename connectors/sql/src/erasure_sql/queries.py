@@ -52,6 +52,10 @@ class _Untyped(sa.types.UserDefinedType[str]):
         return "TEXT"
 
 
+#: see :class:`_Untyped` (for other modules of the connector).
+Untyped = _Untyped
+
+
 def at_places(places: Sequence[str]) -> Any:
     """``ctid = ANY(:places)`` (PostgreSQL): rows at these physical places, one parameter."""
     literal = '{"' + '","'.join(places) + '"}' if places else "{}"

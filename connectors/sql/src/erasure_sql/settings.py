@@ -9,10 +9,23 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from erasure import ConnectorSettings, IdentifierType
 
-__all__ = ["AnonymiseRule", "Relation", "SqlSettings", "TableSettings", "parse_rule"]
+__all__ = [
+    "AnonymiseRule", "DeepScanSettings", "Exclusion", "Relation", "SqlSettings", "TableSettings",
+    "parse_rule",
+]
 
 _FIXED = "fixed:"
+_KEEP = "keep:"
 _STRATEGIES = ("null", "placeholder", "hash")
+
+
+def _purpose() -> str:
+    """Why the host validates these settings: ``"discover"`` lets a system map no table yet."""
+    try:
+        from erasure.connector import settings_purpose
+    except ImportError:  # a host without the hook: every system must map a table
+        return "run"
+    return settings_purpose()
 
 
 class AnonymiseRule(BaseModel):
@@ -24,17 +37,24 @@ class AnonymiseRule(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["null", "placeholder", "hash", "fixed"]
+    kind: Literal["null", "placeholder", "hash", "fixed", "keep"]
+    #: the fixed value, or the reason of a ``keep`` rule.
     value: str | None = None
 
 
 def parse_rule(text: str) -> AnonymiseRule:
-    """Parse ``"null"``, ``"placeholder"``, ``"hash"`` or ``"fixed:<text>"``."""
+    """Parse ``"null"``, ``"placeholder"``, ``"hash"``, ``"fixed:<text>"`` or
+    ``"keep:<reason>"`` (the column is left as it is, on purpose, for that reason)."""
     if text.startswith(_FIXED):
         return AnonymiseRule(kind="fixed", value=text[len(_FIXED):])
+    if text.startswith(_KEEP):
+        reason = text[len(_KEEP):].strip()
+        if not reason:
+            raise ValueError('"keep:" needs a reason, e.g. "keep:not personal (tier code)"')
+        return AnonymiseRule(kind="keep", value=reason)
     if text in _STRATEGIES:
         return AnonymiseRule(kind=text)  # type: ignore[arg-type]
-    raise ValueError('must be "null", "placeholder", "hash" or "fixed:<text>"')
+    raise ValueError('must be "null", "placeholder", "hash", "fixed:<text>" or "keep:<reason>"')
 
 
 class _Strict(BaseModel):
@@ -45,10 +65,36 @@ class Relation(_Strict):
     """A link to a parent table the schema does not declare as a foreign key.
 
     ``columns`` maps this table's columns to the parent's: ``{ customer_email = "email" }``.
+    The parent is the table the link is followed *from*: a reverse link (the parent holds
+    the key, ``customer.address_id -> address.id``) is declared on ``address`` as
+    ``{ parent = "customer", columns = { id = "address_id" } }``. ``export_only``: the link
+    is followed for access requests, never deleted or anonymised through.
     """
 
     parent: str
     columns: dict[str, str] = Field(min_length=1)
+    export_only: bool = False
+
+
+class Exclusion(_Strict):
+    """A table (or one of its columns) the deep scan leaves out, and why."""
+
+    table: str
+    column: str | None = None
+    #: schema of the table; default: the system's.
+    schema_: str | None = Field(default=None, alias="schema")
+    reason: str = Field(min_length=3)
+
+
+class DeepScanSettings(_Strict):
+    """The scan of every readable table's text columns for a subject's strong identifiers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    #: scan after every erasure (the verification step) as well as in ``systems check --deep``.
+    after_erasure: bool = True
+    #: tables or columns not scanned, each with a reason.
+    exclude: list[Exclusion] = []
 
 
 class TableSettings(_Strict):
@@ -66,6 +112,9 @@ class TableSettings(_Strict):
     restrict_column: str | None = None
     #: parent links the schema lacks (foreign keys are reflected automatically).
     relations: list[Relation] = []
+    #: rows still referenced by rows of other subjects (through a reverse link): kept and
+    #: reported (``keep``) or anonymised with this table's rules (``anonymise``).
+    shared: Literal["keep", "anonymise"] = "keep"
 
     @field_validator("anonymise")
     @classmethod
@@ -81,6 +130,13 @@ class TableSettings(_Strict):
     def _retain_reason(self) -> TableSettings:
         if self.action == "retain" and not self.reason:
             raise ValueError('action "retain" needs a reason (e.g. "tax law: 10 years")')
+        if self.action == "anonymise" and not self.anonymise:
+            # Without rules only link columns would change: the row would keep every value.
+            raise ValueError(
+                'action "anonymise" needs an anonymise rule for each personal column '
+                '(or "keep:<reason>"); `erasure discover` proposes them')
+        if self.shared == "anonymise" and not self.rules():
+            raise ValueError('shared = "anonymise" needs anonymise rules that change something')
         return self
 
     def identifier_columns(self) -> list[tuple[IdentifierType, str]]:
@@ -92,8 +148,14 @@ class TableSettings(_Strict):
         return out
 
     def rules(self) -> dict[str, AnonymiseRule]:
-        """The explicitly configured anonymisation rules, parsed."""
-        return {col: parse_rule(text) for col, text in self.anonymise.items()}
+        """The explicitly configured anonymisation rules that change a value, parsed."""
+        parsed = {col: parse_rule(text) for col, text in self.anonymise.items()}
+        return {col: r for col, r in parsed.items() if r.kind != "keep"}
+
+    def kept(self) -> dict[str, str]:
+        """Columns a ``keep:<reason>`` rule leaves as they are, with the reason."""
+        parsed = {col: parse_rule(text) for col, text in self.anonymise.items()}
+        return {col: r.value or "" for col, r in parsed.items() if r.kind == "keep"}
 
 
 _SCHEMA_NAME = re.compile(r"^[^\x00-\x1f]{1,128}$")
@@ -113,8 +175,13 @@ class SqlSettings(ConnectorSettings):
     db_schema: str | None = Field(default=None, alias="schema")
     #: key for ``hash`` anonymisation (HMAC-SHA256); required only if a rule uses it.
     hash_key: SecretStr | None = None
-    #: the mapped tables, by table name.
-    tables: dict[str, TableSettings] = Field(min_length=1)
+    #: the mapped tables, by table name; empty only while ``erasure discover`` proposes them.
+    tables: dict[str, TableSettings] = {}
+    #: schemas (MySQL: databases) discover reads and the deep scan searches besides
+    #: ``schema``; default: discover reads every schema it can, the scan only ``schema``.
+    scan_schemas: list[str] | None = None
+    #: the deep scan (verification beyond the mapping).
+    deep_scan: DeepScanSettings = DeepScanSettings()
     #: bound parameters per statement; default per driver (SQLite 999, others 30000).
     max_params: int | None = Field(default=None, ge=10, le=65535)
 
@@ -124,6 +191,22 @@ class SqlSettings(ConnectorSettings):
         if value is not None and not _SCHEMA_NAME.match(value):
             raise ValueError("invalid schema name")
         return value
+
+    @field_validator("scan_schemas")
+    @classmethod
+    def _schemas(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or ():
+            if not _SCHEMA_NAME.match(name):
+                raise ValueError("invalid schema name")
+        return value
+
+    @model_validator(mode="after")
+    def _something_mapped(self) -> SqlSettings:
+        if not self.tables and _purpose() != "discover":
+            raise ValueError(
+                "no tables mapped: run `erasure discover SYSTEM --write FILE`, review it and "
+                "put its [systems.SYSTEM] section in the config")
+        return self
 
     @model_validator(mode="after")
     def _hash_key_needed(self) -> SqlSettings:

@@ -1,0 +1,172 @@
+"""Verification beyond the mapping: the text columns of every readable table searched for a
+batch of subjects' strong identifiers (emails, phones), one statement per table.
+
+A hit in a column the mapping does not search (an email copied into ``orders.notes``, a
+customer table in a backup schema) is *unmapped residue*: reported by place
+(``schema.table.column``), never by value. Values are always bound parameters (one array on
+PostgreSQL, ``IN`` lists elsewhere); names come from the reflected schema only.
+
+What it cannot see: an identifier inside longer text ("call bob@example.org") — matching is
+whole-value equality (emails case-insensitively), like ``find``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from erasure import Finding, Identifier, IdentifierType, Subject
+
+from .classify import is_text
+from .mapping import Mapping
+from .queries import Untyped, array_literal
+from .settings import SqlSettings
+from .values import chunks
+
+__all__ = ["RESIDUE_KIND", "DeepScan", "ScanTarget", "residue_findings"]
+
+#: ``Finding.kind`` of unmapped residue (``erasure.connector.UNMAPPED_RESIDUE``).
+RESIDUE_KIND = "unmapped residue"
+_STRONG = (IdentifierType.EMAIL, IdentifierType.PHONE)
+_MIN_LENGTH = 6  # shorter columns cannot hold an email or a phone number
+
+
+@dataclass(frozen=True)
+class ScanTarget:
+    """One table to scan: its reflected form, the columns searched, and its place name."""
+
+    table: sa.Table
+    columns: tuple[str, ...]
+    place: str  # "schema.table"
+
+
+def _long_enough(column: sa.Column[Any]) -> bool:
+    length = getattr(column.type, "length", None)
+    return length is None or length >= _MIN_LENGTH
+
+
+class DeepScan:
+    """The scan of one system: which tables and columns, and the statement per table."""
+
+    def __init__(self, engine: sa.Engine, settings: SqlSettings, mapping: Mapping,
+                 limit: int) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._mapping = mapping
+        self._limit = limit
+        self._dialect = engine.dialect.name
+        self._targets: list[ScanTarget] | None = None
+        #: statements run by the last :meth:`scan` (for tests and the benchmark).
+        self.statements = 0
+
+    def targets(self) -> list[ScanTarget]:
+        """Tables and text columns searched (reflected once)."""
+        if self._targets is None:
+            own = self._settings.db_schema or sa.inspect(self._engine).default_schema_name
+            out = [t for t in self._own(str(own)) if t.columns]
+            for schema in self._settings.scan_schemas or ():
+                if schema == own:
+                    continue
+                meta = sa.MetaData()
+                meta.reflect(self._engine, schema=schema)
+                for table in sorted(meta.tables.values(), key=lambda t: t.name):
+                    if table.schema == schema:
+                        target = self._target(schema, table, set())
+                        if target.columns:
+                            out.append(target)
+            self._targets = out
+        return self._targets
+
+    def _own(self, own: str) -> Iterable[ScanTarget]:
+        m = self._mapping
+        for name in sorted(m.all_tables):
+            tm = m.tables.get(name)
+            skip: set[str] = set()
+            if tm is not None:
+                if tm.action == "retain":
+                    continue  # kept on purpose, with a reason
+                # find searches these itself; a "keep" rule keeps a value on purpose.
+                skip = {c for _t, c in tm.identifiers} | set(tm.cfg.kept())
+            yield self._target(own, m.all_tables[name], skip)
+
+    def _target(self, schema: str, table: sa.Table, skip: set[str]) -> ScanTarget:
+        excluded: set[str] = set()
+        for ex in self._settings.deep_scan.exclude:
+            if ex.table == table.name and ex.schema_ in (None, schema):
+                if ex.column is None:
+                    return ScanTarget(table, (), f"{schema}.{table.name}")
+                excluded.add(ex.column)
+        cols = tuple(c.name for c in table.columns
+                     if is_text(c) and _long_enough(c) and c.name not in skip | excluded)
+        return ScanTarget(table, cols, f"{schema}.{table.name}")
+
+    def scan(self, values: Iterable[str]) -> dict[str, dict[str, int]]:
+        """Per place ``schema.table.column``, how many rows hold each matched value.
+
+        ``values``: normalised strong identifiers (emails lower-case, phones E.164). The
+        returned values are the caller's own, matched again in Python (a collation that
+        ignores accents or case cannot widen a match).
+        """
+        wanted = sorted({v.lower() for v in values})
+        self.statements = 0
+        out: dict[str, dict[str, int]] = {}
+        if not wanted:
+            return out
+        lookup = set(wanted)
+        with self._engine.connect() as conn:
+            for target in self.targets():
+                for row_cols, row in self._rows(conn, target, wanted):
+                    for name, value in zip(row_cols, row, strict=True):
+                        if isinstance(value, str) and (key := value.strip().lower()) in lookup:
+                            place = out.setdefault(f"{target.place}.{name}", {})
+                            place[key] = place.get(key, 0) + 1
+        return out
+
+    def _rows(self, conn: sa.Connection, target: ScanTarget, wanted: list[str]
+              ) -> Iterable[tuple[tuple[str, ...], Sequence[Any]]]:
+        cols = [target.table.c[c] for c in target.columns]
+        if self._dialect == "postgresql":
+            # One array parameter, hashed by the server (PostgreSQL 14+): one pass.
+            literal = array_literal(wanted) or "{}"
+            array = sa.cast(sa.bindparam("deep_values", literal, type_=Untyped()),
+                            postgresql.ARRAY(sa.Text))
+            where = sa.or_(*(sa.func.lower(c) == sa.any_(array) for c in cols))
+            self.statements += 1
+            for row in conn.execute(sa.select(*cols).where(where)):
+                yield target.columns, row
+            return
+        size = max(1, self._limit // len(cols))
+        for part in chunks(wanted, size):
+            where = sa.or_(*(sa.func.lower(c).in_(list(part)) for c in cols))
+            self.statements += 1
+            for row in conn.execute(sa.select(*cols).where(where)):
+                yield target.columns, row
+
+
+def strong_values(subjects: Sequence[Subject]) -> dict[str, list[tuple[str, Identifier]]]:
+    """lower-cased strong identifier value -> (subject key, identifier)."""
+    index: dict[str, list[tuple[str, Identifier]]] = {}
+    for s in subjects:
+        for ident in s.identifiers:
+            if ident.type in _STRONG:
+                index.setdefault(ident.value.lower(), []).append((s.key, ident))
+    return index
+
+
+def residue_findings(system: str, subjects: Sequence[Subject],
+                     hits: dict[str, dict[str, int]]) -> list[Finding]:
+    """One finding per subject and place holding one of its strong identifiers."""
+    index = strong_values(subjects)
+    per: dict[tuple[str, str], list[Identifier]] = {}
+    for place, counts in hits.items():
+        for value in counts:
+            for key, ident in index.get(value, ()):
+                per.setdefault((key, place), []).append(ident)
+    return [Finding(system=system, subject=key, ref=json.dumps([RESIDUE_KIND, place]),
+                    kind=RESIDUE_KIND, matched=tuple(dict.fromkeys(idents)), fields=(place,))
+            for (key, place), idents in sorted(per.items())]
