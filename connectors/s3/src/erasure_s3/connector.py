@@ -86,6 +86,7 @@ class S3Connector(Connector):
         return discover(self.client, self.settings, self.buckets, self.system)
 
     def close(self) -> None:
+        self._locator.close()
         close = getattr(self.client, "close", None)
         if close is not None:
             close()

@@ -7,8 +7,11 @@ Old versions count: in a versioned bucket they still hold the data after a "dele
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,20 +69,62 @@ class VersionScan:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+class VersionCache:
+    """Small objects' bytes and metadata by version id, kept between finds.
+
+    A version's content and user metadata never change (a change is a new version), so a
+    repeated find (verification after a delete) need not read them again. Tags can change
+    and are never cached; nor is anything of an unversioned key (version id "null").
+    """
+
+    def __init__(self, max_object: int = 256 << 10, max_total: int = 32 << 20) -> None:
+        self.max_object, self.max_total = max_object, max_total
+        self._items: OrderedDict[tuple[str, str, str], tuple[dict[str, str], bytes]] = \
+            OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, bucket: str, v: Version) -> tuple[dict[str, str], bytes] | None:
+        with self._lock:
+            item = self._items.get((bucket, v.key, v.version_id))
+            if item is not None:
+                self._items.move_to_end((bucket, v.key, v.version_id))
+            return item
+
+    def put(self, bucket: str, v: Version, metadata: dict[str, str], data: bytes) -> None:
+        if v.version_id == "null" or len(data) > self.max_object:
+            return
+        with self._lock:
+            self._items[(bucket, v.key, v.version_id)] = (metadata, data)
+            self._size += len(data)
+            while self._size > self.max_total:
+                _, (_, old) = self._items.popitem(last=False)
+                self._size -= len(old)
+
+
 def scan_version(client: Any, bucket: str, version: Version, fmt: str, matcher: Matcher,
-                 text_matcher: Matcher, limit: int) -> VersionScan:
+                 text_matcher: Matcher, limit: int,
+                 cache: VersionCache | None = None) -> VersionScan:
     """Read one version once and re-check every candidate line (or the whole JSON
     document) for the batch's identifiers."""
     out = VersionScan()
+    cached = cache.get(bucket, version) if cache is not None else None
+    if cached is not None:
+        out.metadata = dict(cached[0])
+        _scan_bytes(cached[1], fmt, matcher, text_matcher, out)
+        return out
     with s3_errors("get object"):
         resp = client.get_object(Bucket=bucket, Key=version.key, VersionId=version.version_id)
         out.metadata = dict(resp.get("Metadata") or {})
         body = resp["Body"]
         try:
-            if fmt == "json":
+            small = cache is not None and int(resp.get("ContentLength") or 0) <= cache.max_object
+            if fmt == "json" or small:
                 data = read_all(body, limit)
                 if data is not None:
-                    _scan_document(data, matcher, text_matcher, out)
+                    if cache is not None:
+                        cache.put(bucket, version, out.metadata, data)
+                    _scan_bytes(data, fmt, matcher, text_matcher, out)
                     return out
                 resp = client.get_object(Bucket=bucket, Key=version.key,
                                          VersionId=version.version_id)
@@ -88,6 +133,14 @@ def scan_version(client: Any, bucket: str, version: Version, fmt: str, matcher: 
         finally:
             body.close()
     return out
+
+
+def _scan_bytes(data: bytes, fmt: str, matcher: Matcher, text_matcher: Matcher,
+                out: VersionScan) -> None:
+    if fmt == "json":
+        _scan_document(data, matcher, text_matcher, out)
+    else:
+        scan_lines([data], fmt, matcher if fmt != "text" else text_matcher, out)
 
 
 def scan_lines(chunks: Any, fmt: str, matcher: Matcher, out: VersionScan) -> None:
@@ -131,6 +184,9 @@ class Locator:
         self.client = client
         self.settings = settings
         self.buckets = buckets
+        self._executor: cf.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self.cache = VersionCache()
 
     def find(self, system: str, subjects: Sequence[Subject]) -> Iterator[Finding]:
         found: dict[tuple[str, str], Located] = {}
@@ -159,40 +215,76 @@ class Locator:
             loc.fields.add(source)
             loc.fields |= region_field
 
-        for versions in versions_under(self.client, rule.bucket, rule.prefix):
-            key = versions[0].key
-            ref = Ref(rule.bucket, key)
-            if template is not None and ttype is not None:
-                m = template.match(key)
-                if m:
-                    for ident, subject in owners.get(ttype, {}).get(_norm(ttype, m["v"]), ()):
-                        hit(subject, ref, "object", ident, "key")
-            for version in versions:
-                if version.marker:
-                    continue  # a delete marker holds no data (its key was matched above)
-                scan = None
-                fmt = content_format(key, None, rule.content) if matcher is not None else None
-                if fmt is not None and matcher:
-                    scan = scan_version(self.client, rule.bucket, version, fmt, matcher,
-                                        text_matcher, self.settings.max_object_bytes)
-                    for ident in scan.found:
-                        for subject in matcher.owners.get(ident) or text_matcher.owners[ident]:
-                            if rule.mode == "object":
-                                hit(subject, ref, "object", ident, f"content:{fmt}")
-                    if rule.mode == "rows":
-                        for rhash, idents in scan.rows.items():
-                            rref = Ref(rule.bucket, key, rhash)
-                            for ident in idents:
-                                owner = matcher.owners.get(ident) or text_matcher.owners[ident]
-                                for subject in owner:
-                                    hit(subject, rref, "row", ident, f"content:{fmt}")
-                if rule.metadata:
-                    meta = scan.metadata if scan is not None else self._metadata(rule, version)
-                    self._pairs(rule.metadata, meta, owners, "metadata",
-                                lambda s, i, src, r=ref: hit(s, r, "object", i, src))
-                if rule.tags:
-                    self._pairs(rule.tags, self._tags(rule.bucket, version), owners, "tag",
-                                lambda s, i, src, r=ref: hit(s, r, "object", i, src))
+        def read(version: Version) -> tuple[str | None, VersionScan | None, dict[str, str],
+                                            dict[str, str]]:
+            # Everything one version needs from S3; runs on the worker threads.
+            fmt = content_format(version.key, None, rule.content) if matcher else None
+            scan = None
+            if fmt is not None and matcher:
+                scan = scan_version(self.client, rule.bucket, version, fmt, matcher,
+                                    text_matcher, self.settings.max_object_bytes, self.cache)
+            meta: dict[str, str] = {}
+            if rule.metadata:
+                meta = scan.metadata if scan is not None else self._metadata(rule, version)
+            tags = self._tags(rule.bucket, version) if rule.tags else {}
+            return fmt, scan, meta, tags
+
+        for window in _windows(versions_under(self.client, rule.bucket, rule.prefix)):
+            data = [v for versions in window for v in versions if not v.marker]
+            # S3 answers each read after a round trip: read several versions at once.
+            reads = dict(zip(data, self._pool().map(read, data), strict=True))
+            for versions in window:
+                key = versions[0].key
+                ref = Ref(rule.bucket, key)
+                if template is not None and ttype is not None:
+                    m = template.match(key)
+                    if m:
+                        for ident, subject in owners.get(ttype, {}).get(_norm(ttype, m["v"]),
+                                                                        ()):
+                            hit(subject, ref, "object", ident, "key")
+                for version in versions:
+                    if version.marker:
+                        continue  # a delete marker holds no data (its key was matched above)
+                    fmt, scan, meta, tags = reads[version]
+                    if scan is not None:
+                        self._content(rule, ref, fmt or "", scan, matcher, text_matcher, hit)
+                    if rule.metadata:
+                        self._pairs(rule.metadata, meta, owners, "metadata",
+                                    lambda s, i, src, r=ref: hit(s, r, "object", i, src))
+                    if rule.tags:
+                        self._pairs(rule.tags, tags, owners, "tag",
+                                    lambda s, i, src, r=ref: hit(s, r, "object", i, src))
+
+    @staticmethod
+    def _content(rule: Rule, ref: Ref, fmt: str, scan: VersionScan, matcher: Any,
+                 text_matcher: Matcher, hit: Any) -> None:
+        def owners(ident: Identifier) -> list[str]:
+            return list(matcher.owners.get(ident) or text_matcher.owners[ident])
+
+        if rule.mode == "object":
+            for ident in scan.found:
+                for subject in owners(ident):
+                    hit(subject, ref, "object", ident, f"content:{fmt}")
+            return
+        for rhash, idents in scan.rows.items():
+            rref = Ref(ref.bucket, ref.key, rhash)
+            for ident in idents:
+                for subject in owners(ident):
+                    hit(subject, rref, "row", ident, f"content:{fmt}")
+
+    def _pool(self) -> cf.ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = cf.ThreadPoolExecutor(
+                    max_workers=self.settings.read_workers, thread_name_prefix="erasure-s3")
+            return self._executor
+
+    def close(self) -> None:
+        """Stop the reader threads."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
 
     @staticmethod
     def _pairs(wanted: dict[str, IdentifierType], values: dict[str, str],
@@ -217,6 +309,19 @@ class Locator:
             resp = self.client.get_object_tagging(Bucket=bucket, Key=version.key,
                                                   VersionId=version.version_id)
         return {t["Key"]: t["Value"] for t in resp.get("TagSet", [])}
+
+
+def _windows(keys: Iterator[list[Version]], size: int = 256) -> Iterator[list[list[Version]]]:
+    """Keys (with their versions) in groups of ``size``: reads overlap within a group, and
+    memory stays bounded however large the bucket."""
+    window: list[list[Version]] = []
+    for versions in keys:
+        window.append(versions)
+        if len(window) >= size:
+            yield window
+            window = []
+    if window:
+        yield window
 
 
 def _norm(itype: IdentifierType, value: str) -> str:

@@ -128,6 +128,8 @@ class S3Settings(ConnectorSettings):
     max_attempts: int = Field(default=2, ge=1, le=5)
     connect_timeout: float = Field(default=5.0, gt=0, le=120)
     read_timeout: float = Field(default=30.0, gt=0, le=600)
+    #: versions read at once while finding (S3 answers each read after a round trip).
+    read_workers: int = Field(default=8, ge=1, le=64)
     #: objects larger than this are reported (a failed item on delete) rather than rewritten
     #: in ``rows`` mode, or exported as metadata only.
     max_object_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
