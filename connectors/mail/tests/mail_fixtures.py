@@ -20,7 +20,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
@@ -179,19 +178,16 @@ def dovecot() -> Iterator[Dovecot]:
 
 def message(sender: str, to: str, subject: str, body: str = "hello", *, cc: str = "",
             bcc: str = "", date: datetime | None = None) -> bytes:
-    """An RFC 5322 message as bytes (CRLF-free, as mail stores keep them)."""
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = to
-    if cc:
-        msg["Cc"] = cc
-    if bcc:
-        msg["Bcc"] = bcc
-    msg["Subject"] = subject
-    msg["Date"] = format_datetime(date or datetime.now(UTC))
-    msg["Message-ID"] = make_msgid(domain="archive.test")
-    msg.set_content(body)
-    return msg.as_bytes()
+    """A message as bytes, its header values written verbatim (encoded words, raw UTF-8
+    and malformed names reach the store exactly as given)."""
+    lines = [f"From: {sender}", f"To: {to}"]
+    lines += [f"Cc: {cc}"] if cc else []
+    lines += [f"Bcc: {bcc}"] if bcc else []
+    lines += [f"Subject: {subject}", f"Date: {format_datetime(date or datetime.now(UTC))}",
+              f"Message-ID: {make_msgid(domain='archive.test')}", "MIME-Version: 1.0",
+              "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit",
+              "", body]
+    return "\n".join(lines).encode("utf-8") + b"\n"
 
 
 class Archive:

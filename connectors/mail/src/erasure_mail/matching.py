@@ -13,8 +13,8 @@ import email.policy
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
-from email.utils import getaddresses
 
 from erasure import Identifier, IdentifierType, Subject
 
@@ -40,20 +40,46 @@ def parse_message(raw: bytes) -> EmailMessage:
     return msg
 
 
-def addresses_of(msg: Message, header: str) -> set[str]:
-    """The addr-specs in every ``header`` line of ``msg``, lower-cased.
+def _decoded(raw: str) -> str:
+    """The header value unfolded, RFC 2047 encoded words decoded."""
+    raw = re.sub(r"\r?\n(?=[ \t])", "", raw)
+    try:
+        return str(make_header(decode_header(raw)))
+    except (LookupError, ValueError, UnicodeError):
+        return raw  # an unknown charset: the address part is plain ASCII anyway
 
-    Encoded words (RFC 2047) in display names are decoded by the parser, so a name that
-    spells an address (``"=?utf-8?q?bob=40x.org?=" <jimbob@x.org>``) stays a name.
-    """
+
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_COMMENT = re.compile(r"\((?:[^()\\]|\\.)*\)")
+_ANGLE = re.compile(r"<([^<>]*)>")
+
+
+def header_addresses(raw: str) -> set[str]:
+    """The addr-specs of one address header value, lower-cased, read the way a mail
+    client shows them: in a ``name <addr>`` entry only the last angle address counts, so a
+    display name that spells an address (quoted, encoded or bare) is never taken for one."""
+    text = _COMMENT.sub(" ", _QUOTED.sub('""', _decoded(raw)))
+    text = re.sub(r"^[^:<>@,]*:", "", text.strip()).rstrip(";")  # a group "name: a, b;"
+    found = set()
+    for entry in text.split(","):
+        angles = _ANGLE.findall(entry)
+        addr = angles[-1] if angles else entry
+        addr = addr.strip().split(":")[-1].strip().lower()  # source route "@a,@b:x@y"
+        if "@" in addr and " " not in addr:
+            found.add(addr)
+    return found
+
+
+def addresses_of(msg: Message, header: str) -> set[str]:
+    """The addr-specs in every ``header`` line of ``msg`` (see :func:`header_addresses`)."""
     found: set[str] = set()
-    for value in msg.get_all(header, []):
-        try:
-            addrs = [a.addr_spec for a in value.addresses]
-        except (AttributeError, TypeError, ValueError, IndexError):
-            # a header the strict parser cannot read: fall back to the classic parser
-            addrs = [a for _n, a in getaddresses([str(value)])]
-        found.update(a.strip().lower() for a in addrs if a and "@" in a)
+    for name, value in msg.raw_items():
+        if name.lower() == header:
+            text = str(value)
+            if any("\udc80" <= c <= "\udcff" for c in text):
+                # raw UTF-8 (SMTPUTF8) read as bytes: the parser kept them as surrogates
+                text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            found |= header_addresses(text)
     return found
 
 
