@@ -20,7 +20,7 @@ from typing import Any
 from erasure import Finding, ItemOutcome, ItemStatus
 
 from .client import _TRANSIENT_CODES, s3_errors
-from .inventory import Buckets, Version, key_versions
+from .inventory import Buckets, Version, key_versions, versions_of
 from .refs import Ref, row_hash
 from .stream import decoded, lines_of
 
@@ -69,11 +69,12 @@ class Eraser:
                 rows[(ref.bucket, ref.key)].append((ref.row, f))
         plans: list[_KeyPlan] = []
         done_already: set[tuple[str, str]] = set()
-        for bucket, key in objects:
-            plan = _KeyPlan(bucket, key, delete=key_versions(self.client, bucket, key))
-            if not plan.delete:
-                done_already.add((bucket, key))
-            plans.append(plan)
+        for bucket in {b for b, _ in objects}:
+            listed = versions_of(self.client, bucket, [k for b, k in objects if b == bucket])
+            for key, versions in listed.items():
+                if not versions:
+                    done_already.add((bucket, key))
+                plans.append(_KeyPlan(bucket, key, delete=versions))
         for (bucket, key), wanted in rows.items():
             plans.append(self._row_plan(bucket, key, {h for h, _ in wanted}))
         for plan in plans:
@@ -229,18 +230,19 @@ class Eraser:
                     code = str(err.get("Code", "error"))
                     plan.errors.append(f"a version was not deleted: {code}")
                     plan.transient = plan.transient or code in _TRANSIENT_CODES
-        for plan in plans:
-            if not plan.errors and plan.delete:
-                self._verify(plan)
+        self._verify([p for p in plans if not p.errors and p.delete])
 
-    def _verify(self, plan: _KeyPlan) -> None:
-        """List the key again: none of the versions deleted may remain."""
-        gone = {v.version_id for v in plan.delete}
-        left = [v for v in key_versions(self.client, plan.bucket, plan.key)
-                if v.version_id in gone]
-        if left:
-            plan.errors.append(f"{len(left)} version(s) remain after delete")
-            plan.transient = True
+    def _verify(self, plans: Sequence[_KeyPlan]) -> None:
+        """List the keys again: none of the versions deleted may remain."""
+        for bucket in {p.bucket for p in plans}:
+            mine = [p for p in plans if p.bucket == bucket]
+            listed = versions_of(self.client, bucket, [p.key for p in mine])
+            for plan in mine:
+                gone = {v.version_id for v in plan.delete}
+                left = [v for v in listed[plan.key] if v.version_id in gone]
+                if left:
+                    plan.errors.append(f"{len(left)} version(s) remain after delete")
+                    plan.transient = True
 
 
 def _outcome(f: Finding, plan: _KeyPlan, status: ItemStatus) -> ItemOutcome:

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .client import client_error_code, s3_errors
 
-__all__ = ["BucketFacts", "Buckets", "Version", "key_versions", "versions_under"]
+__all__ = ["BucketFacts", "Buckets", "Version", "key_versions", "versions_of", "versions_under"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,28 @@ def key_versions(client: Any, bucket: str, key: str) -> list[Version]:
     ``a.csv`` is a prefix of ``a.csv.bak``)."""
     return [v for page in _pages(client, bucket, key) for v in _page_versions(page)
             if v.key == key]
+
+
+def versions_of(client: Any, bucket: str, keys: Iterable[str]) -> dict[str, list[Version]]:
+    """The versions and markers of each of ``keys`` (absent keys map to ``[]``).
+
+    Keys in one folder (``customers/800123/a``, ``.../b``) share one listing of the folder,
+    so K versions there cost ceil(K/1000) pages, not one listing per key.
+    """
+    wanted = set(keys)
+    out: dict[str, list[Version]] = {k: [] for k in wanted}
+    folders: dict[str, list[str]] = {}
+    for key in wanted:
+        folders.setdefault(key[:key.rfind("/") + 1], []).append(key)
+    for folder, members in folders.items():
+        prefix = folder if len(members) > 1 else members[0]
+        for page in _pages(client, bucket, prefix):
+            for v in _page_versions(page):
+                if v.key in wanted:
+                    out[v.key].append(v)
+    for versions in out.values():
+        versions.sort(key=lambda v: not v.latest)
+    return out
 
 
 def _pages(client: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
