@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from . import heads
 from .leases import Heartbeat
 from .ledger import utcnow
 from .models import Capability, Finding, ItemStatus, Policy
@@ -241,6 +242,7 @@ def _write_receipt(orch: Orchestrator, system: System, sweep_id: str, now: datet
                                     "system": system.name,
                                     "body": json.dumps(r.body, sort_keys=True),
                                     "hash": r.hash, "signature": r.signature}])
+        heads.write_head(conn, r.seq, r.hash, keys)  # the chain's new end is signed too
         if watched:
             ledger.add_events(conn, [(str(uuid.uuid4()), "erasure_receipt_written",
                                       r.to_json())])
