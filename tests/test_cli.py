@@ -375,7 +375,7 @@ def test_receipts_export_and_offline_verify(world, tmp_path):
     assert ok.returncode == 0, describe(ok)
     assert "OK: 2 receipts" in ok.stdout
     assert bad_body.returncode == 1, describe(bad_body)
-    assert "receipt 2" in bad_body.stderr and "FAILED" in bad_body.stdout
+    assert bad_body.stderr.startswith("FAILED: receipt 2") and bad_body.stdout == ""
     assert "receipt 1" not in bad_body.stderr
     assert bad_chain.returncode == 1, describe(bad_chain)
     assert wrong_key.returncode == 1, describe(wrong_key)
