@@ -85,6 +85,10 @@ def test_an_incomplete_mapping_ends_partial_naming_the_residue(db: Db, tmp_path:
         '\n[systems.shop.tables.orders]\n'
         'relations = [{ parent = "customer", columns = { customer_id = "id" } }]\n'),
         encoding="utf-8")
+    typo = cli("request", "create", "--type", "erasure", "--phone", "+44 20 7946 O958",
+               config=config)
+    assert typo.returncode == 2 and len(typo.stderr.strip().splitlines()) == 1
+    assert "letters are not accepted" in typo.stderr
     deep = cli("systems", "check", "--deep", config=config)
     assert deep.returncode == 1 and "unmapped residue" in deep.stdout, deep.stdout + deep.stderr
     receipt = erase_jane(config)
