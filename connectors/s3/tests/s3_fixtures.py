@@ -94,7 +94,12 @@ def make_bucket(client: Any, *, region: str = REGION, versioned: bool = False,
         args["CreateBucketConfiguration"] = {"LocationConstraint": region}
     if lock:
         args["ObjectLockEnabledForBucket"] = True
-    client.create_bucket(**args)
+    creator = client
+    if region != client.meta.region_name:  # S3 creates a bucket through its region
+        creator = boto3.client("s3", endpoint_url=client.meta.endpoint_url, region_name=region,
+                               aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
+                               config=Config(s3={"addressing_style": "path"}))
+    creator.create_bucket(**args)
     if versioned and not lock:
         client.put_bucket_versioning(Bucket=bucket,
                                      VersioningConfiguration={"Status": "Enabled"})

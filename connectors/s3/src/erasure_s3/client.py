@@ -59,7 +59,7 @@ def make_client(settings: S3Settings) -> Any:
         region_name=settings.region,
     )
     config = Config(
-        retries={"mode": "standard", "max_attempts": settings.max_attempts},
+        retries={"mode": "standard", "max_attempts": settings.sdk_max_attempts},
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         # Path-style addressing for custom endpoints (MinIO, moto): bucket names need no DNS.

@@ -124,8 +124,9 @@ class S3Settings(ConnectorSettings):
     #: the tag ``restrict`` sets (value ``true``) when it cannot or may not use a legal hold.
     restrict_tag: str = "erasure-restricted"
     #: botocore's own attempts (standard retry mode) under the host's retries; kept small so
-    #: that the host's backoff and deferral decide, not a long hidden loop.
-    max_attempts: int = Field(default=2, ge=1, le=5)
+    #: that the host's backoff and deferral decide, not a long hidden loop. (A system's
+    #: ``max_attempts`` is the host's own setting.)
+    sdk_max_attempts: int = Field(default=2, ge=1, le=5)
     connect_timeout: float = Field(default=5.0, gt=0, le=120)
     read_timeout: float = Field(default=30.0, gt=0, le=600)
     #: versions read at once while finding (S3 answers each read after a round trip).
