@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from erasure_mail import MailConnector
 from mail_fixtures import Archive, Dovecot, message
+from test_mail_cases import BOB, subject
 
 from erasure import ItemStatus, PermanentError
-from test_mail_cases import BOB, subject
 
 #: size of the big folder; `make test-long` sets ERASURE_MAIL_LONG=1 for 50,000
 BIG = 50_000 if os.environ.get("ERASURE_MAIL_LONG") else 5_000

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from erasure_mail import MailConnector
 from mail_fixtures import PASSWORD, Archive, Dovecot
+from test_mail_cases import _dated
 
 from erasure.config import load_config
 from erasure.ledger import Ledger
 from erasure.orchestrator import Orchestrator
 from erasure.plugins import PluginHost
 from erasure.sweep import run_sweep
-from test_mail_cases import _dated
 
 
 def cli(*args: str, config: Path) -> subprocess.CompletedProcess[str]:

@@ -70,6 +70,11 @@ class MaildirBackend:
                 if not e.name.startswith(".") and e.is_file(follow_symlinks=False):
                     yield e.name.split(":", 1)[0], Path(e.path)
 
+    def _index(self, folder: str) -> dict[str, Path]:
+        """unique name -> path of every message of a folder (one listing: a call that
+        touches thousands of messages must not list the folder once per message)."""
+        return dict(self._files(folder))
+
     def _locate(self, folder: str, key: str) -> Path | None:
         base = self._dir(folder)
         for sub in ("cur", "new"):
@@ -109,38 +114,52 @@ class MaildirBackend:
                 if needles.found_in(raw):
                     yield self.ref(folder, key), folder, raw
 
+    def _grouped(self, refs: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+        """folder -> [(key, ref)]."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        for ref in refs:
+            folder, key = self.parse(ref)
+            out.setdefault(folder, []).append((key, ref))
+        return out
+
     def fetch(self, refs: Iterable[str]) -> dict[str, tuple[str, bytes]]:
         """(folder, raw) of each ref that still exists."""
         out = {}
-        for ref in refs:
-            folder, key = self.parse(ref)
-            path = self._locate(folder, key)
-            if path is not None:
-                out[ref] = (folder, path.read_bytes())
+        for folder, items in self._grouped(refs).items():
+            index = self._index(folder)
+            for key, ref in items:
+                if key in index:
+                    try:
+                        out[ref] = (folder, index[key].read_bytes())
+                    except FileNotFoundError:
+                        continue
         return out
 
     # delete, restrict ------------------------------------------------------------------
 
     def delete(self, refs: Iterable[str]) -> Outcomes:
-        """Unlink each message file; verify it is gone."""
+        """Unlink each message file; verify they are gone (one listing after)."""
         out: Outcomes = {}
-        for ref in refs:
-            folder, key = self.parse(ref)
-            path = self._locate(folder, key)
-            if path is None:
-                out[ref] = (ItemStatus.ALREADY_DONE, None)
-                continue
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                out[ref] = (ItemStatus.ALREADY_DONE, None)
-                continue
-            except OSError as exc:
-                out[ref] = (ItemStatus.FAILED, f"unlink failed (errno {exc.errno})")
-                continue
-            gone = self._locate(folder, key) is None
-            out[ref] = (ItemStatus.DONE, None) if gone else (
-                ItemStatus.FAILED, "message still there after unlink")
+        for folder, items in self._grouped(refs).items():
+            index = self._index(folder)
+            unlinked = set()
+            for key, ref in items:
+                path = index.get(key)
+                if path is None:
+                    out[ref] = (ItemStatus.ALREADY_DONE, None)
+                    continue
+                try:
+                    path.unlink()
+                    unlinked.add(key)
+                except FileNotFoundError:
+                    out[ref] = (ItemStatus.ALREADY_DONE, None)
+                except OSError as exc:
+                    out[ref] = (ItemStatus.FAILED, f"unlink failed (errno {exc.errno})")
+            left = self._index(folder)
+            for key, ref in items:
+                if key in unlinked:
+                    out[ref] = (ItemStatus.FAILED, "message still there after unlink") \
+                        if key in left else (ItemStatus.DONE, None)
         return out
 
     def _keyword_letter(self, folder: str, keyword: str, *, create: bool) -> str | None:

@@ -23,7 +23,7 @@ from typing import BinaryIO
 from erasure import ItemStatus, PermanentError, TransientError
 
 from .base import FolderStats, Outcomes, header_date
-from .scan import Needles, mbox_spans, split_from_line
+from .scan import Needles, mbox_messages, mbox_spans, split_from_line
 
 __all__ = ["MboxBackend", "fingerprint"]
 
@@ -34,20 +34,32 @@ _KEYWORDS = re.compile(rb"(?im)^x-keywords:([^\n]*)\n")
 _ASCTIME = "%a %b %d %H:%M:%S %Y"
 
 
+_PROBE = re.compile(
+    rb"(?i)(?:^|\n)(?:status|x-status|x-keywords|x-uid|x-imapbase|x-imap|content-length|lines):")
+_MONTHS = {m: i for i, m in enumerate(
+    (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+     b"Dec"), start=1)}
+
+
 def fingerprint(message: bytes) -> str:
     """The message's identity: a hash of it without the headers mail programs rewrite."""
     end = message.find(b"\n\n")
     head, body = (message, b"") if end < 0 else (message[: end + 1], message[end + 1 :])
-    return hashlib.sha256(_MUTABLE.sub(b"", head) + body).hexdigest()[:32]
+    if _PROBE.search(head):  # rare: one scan for a line start, not a substitution
+        head = _MUTABLE.sub(b"", head)
+    return hashlib.sha256(head + body).hexdigest()[:32]
 
 
 def _from_date(from_line: bytes) -> datetime | None:
-    parts = from_line.decode("latin-1").split()
-    for n in (5, 6):  # "From x Www Mmm dd hh:mm:ss [TZ] yyyy"
-        text = " ".join(parts[2:5] + parts[5:6] + parts[n:n + 1])
-        with contextlib.suppress(ValueError):
-            return datetime.strptime(text, _ASCTIME).replace(tzinfo=UTC)
-    return None
+    """The date of a "From sender Www Mmm dd hh:mm:ss [zone] yyyy" line, as UTC."""
+    parts = from_line.split()
+    try:
+        month = _MONTHS[parts[3]]
+        hms = [int(x) for x in parts[5].split(b":")]
+        return datetime(int(parts[-1]), month, int(parts[4]), hms[0], hms[1],
+                        hms[2] if len(hms) > 2 else 0, tzinfo=UTC)
+    except (IndexError, KeyError, ValueError):
+        return None
 
 
 class MboxBackend:
@@ -139,6 +151,9 @@ class MboxBackend:
 
     def _messages(self, fh: BinaryIO, needles: Needles | None = None
                   ) -> Iterator[tuple[bytes, bytes]]:
+        if needles is None:  # every message: sliced from the chunks read, no seeking
+            yield from (split_from_line(raw) for raw in mbox_messages(fh))
+            return
         for start, end in mbox_spans(fh, needles):
             pos = fh.tell()
             fh.seek(start)
@@ -187,12 +202,6 @@ class MboxBackend:
         path = self._file(folder)
         hit: set[str] = set()
         with self._locked(path, exclusive=True) as fh:
-            for _line, msg in self._messages(fh):
-                fp = fingerprint(msg)
-                if fp in change and (change[fp] == "drop" or not _has_keyword(msg, keyword)):
-                    hit.add(fp)
-            if not hit:
-                return hit
             tmp = path.with_name(f".{path.name}.erasure-tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                          os.stat(path).st_mode & 0o777)
@@ -200,15 +209,20 @@ class MboxBackend:
                 with os.fdopen(fd, "wb") as out:
                     for line, msg in self._messages(fh):
                         fp = fingerprint(msg)
-                        if fp in hit and change[fp] == "drop":
+                        if fp in change and change[fp] == "drop":
+                            hit.add(fp)
                             if appended is not None:
                                 appended.append(line + msg)
                             continue
-                        if fp in hit:
+                        if fp in change and not _has_keyword(msg, keyword):
+                            hit.add(fp)
                             msg = _add_keyword(msg, keyword)
                         out.write(line + _escape(msg) + b"\n")
                     out.flush()
                     os.fsync(out.fileno())
+                if not hit:  # nothing to change: the original stays as it is
+                    tmp.unlink()
+                    return hit
                 os.replace(tmp, path)  # atomic: readers see the old file or the new one
             except BaseException:
                 tmp.unlink(missing_ok=True)
@@ -321,6 +335,8 @@ class MboxBackend:
 
 def _escape(msg: bytes) -> bytes:
     """mboxrd quoting: a body line starting with (>*)From gets one more '>'."""
+    if b"From " not in msg:
+        return msg
     return re.sub(rb"(?m)^(>*From )", rb">\1", msg)
 
 

@@ -18,7 +18,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-__all__ = ["CHUNK", "FROM_LINE", "Needles", "mbox_spans"]
+__all__ = ["CHUNK", "FROM_LINE", "Needles", "mbox_messages", "mbox_spans", "split_from_line"]
 
 #: Bytes read per step: large enough for few calls, small enough for flat memory.
 CHUNK = 8 << 20
@@ -122,11 +122,39 @@ def mbox_spans(f: BinaryIO, needles: Needles | None = None, *,
         yield cur, offset
 
 
+def mbox_messages(f: BinaryIO, *, chunk_size: int = CHUNK) -> Iterator[bytes]:
+    """Every message of an mbox file ("From " line included), in order; memory holds one
+    chunk and one message."""
+    f.seek(0)
+    offset = 0
+    pending: list[bytes] = []  # parts of the message that runs on past the chunk
+    started = False
+    while True:
+        chunk = f.read(chunk_size)
+        if not chunk:
+            break
+        if not chunk.endswith(b"\n"):
+            chunk += f.readline()
+        starts = [s - offset for s in _starts(chunk, offset, offset == 0)]
+        prev = 0
+        for s in starts:
+            if started:
+                pending.append(chunk[prev:s])
+                yield b"".join(pending)
+            pending, started, prev = [], True, s
+        if started:
+            pending.append(chunk[prev:])
+        offset += len(chunk)
+    if started:
+        yield b"".join(pending)
+
+
 def split_from_line(raw: bytes) -> tuple[bytes, bytes]:
     """(the "From " line, the message with mboxrd ">From " quoting undone)."""
     nl = raw.find(b"\n")
     head, body = (raw, b"") if nl < 0 else (raw[: nl + 1], raw[nl + 1 :])
-    body = re.sub(rb"(?m)^>(>*From )", rb"\1", body)
+    if b">From " in body:
+        body = re.sub(rb"(?m)^>(>*From )", rb"\1", body)
     if body.endswith(b"\n\n"):
         body = body[:-1]  # the blank line that separates messages is not the message's
     return head, body
