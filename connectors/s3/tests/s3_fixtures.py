@@ -1,15 +1,17 @@
 """A moto S3 server on 127.0.0.1, talked to by the real boto3, and helpers to fill it.
 
-One server per test session (a random free port); each test starts from an empty server
-(moto's reset API), so nothing one test leaves behind is seen by another.
+One ThreadedMotoServer per test session (a random free port, in a child process); each
+test starts from an empty server (moto's reset API), so nothing one test leaves behind is
+seen by another.
 """
 
 from __future__ import annotations
 
 import gzip
 import itertools
-import logging
 import socket
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,21 +63,38 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# The server runs in a child process: moto handles each request in Python, and sharing
+# this process's interpreter lock with boto3 would make every request wait for the test.
+_SERVE = """
+import logging, sys
+import werkzeug.serving
+from moto.server import ThreadedMotoServer
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+werkzeug.serving.WSGIRequestHandler.protocol_version = "HTTP/1.1"  # keep connections open
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
+server.start()
+print("ready", flush=True)
+sys.stdin.read()  # until the test session closes our stdin
+server.stop()
+"""
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    from moto.server import ThreadedMotoServer
-
-    # The fake server runs in this process: its access log (paths hold keys) is not the
-    # connector's logging, and would only drown the contract suite's log check.
-    for name in ("werkzeug", "moto"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-c", _SERVE, str(port)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
     try:
-        yield S3Server(f"http://{host}:{port}")
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield S3Server(f"http://127.0.0.1:{port}")
     finally:
-        server.stop()
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ RULE = {"prefix": "customers/", "key_template": "customers/{customer_id}/", "con
 def test_legal_hold_restricts_and_blocks_deletion(s3: S3Server) -> None:
     client = s3.client()
     bucket = make_bucket(client, lock=True)
-    for n in range(2):
+    for _ in range(2):
         client.put_object(Bucket=bucket, Key="customers/800123/a.json", Body=b"{}")
     client.put_object(Bucket=bucket, Key="customers/800456/a.json", Body=b"{}")
     conn = s3.connector([{"bucket": bucket, **RULE}])
