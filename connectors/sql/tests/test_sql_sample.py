@@ -222,3 +222,15 @@ def test_an_employee_erasure_leaves_the_requests_they_handled(db: Db) -> None:
         out = list(c.delete(list(c.find([subject("e", EMPLOYEE)]))))
         assert sorted(o.finding.kind for o in out) == ["address", "employee", "report"]
         assert db.count("service_request") == 2
+
+
+def test_the_deep_scan_ignores_case_like_find(db: Db) -> None:
+    sample_shop(db)
+    db.insert("visit", {"id": 20, "email": "MIA@Example.COM"},
+              {"id": 21, "email": "BÖB@BÜCHER.DE"}, {"id": 22, "email": "böb@bücher.de"},
+              {"id": 23, "email": "bob@bucher.de"})  # no accent: someone else
+    c = db.connector(MINIMAL)
+    lines = c.deep_check([subject("m", "mia@example.com"), subject("b", "böb@bücher.de")])
+    visit = [line for line in lines if ".visit.email:" in line]
+    # Mia's support ticket and visit row; Böb twice (both cases); never the lookalike
+    assert visit and visit[0].endswith(": 2 of the given identifiers in 3 rows"), lines
