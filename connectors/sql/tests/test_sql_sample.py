@@ -234,3 +234,16 @@ def test_the_deep_scan_ignores_case_like_find(db: Db) -> None:
     visit = [line for line in lines if ".visit.email:" in line]
     # Mia's support ticket and visit row; Böb twice (both cases); never the lookalike
     assert visit and visit[0].endswith(": 2 of the given identifiers in 3 rows"), lines
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_deep_scan_exclusions_need_a_reason(db: Db) -> None:
+    sample_shop(db)
+    with pytest.raises(ValueError, match="reason"):
+        SqlSettings.model_validate({"url": db.url, "tables": MINIMAL,
+                                    "deep_scan": {"exclude": [{"table": "visit"}]}})
+    c = db.connector(MINIMAL, deep_scan={"exclude": [
+        {"table": "visit", "reason": "web analytics, purged after 30 days"},
+        {"table": "service_request", "column": "email", "reason": "handled by the helpdesk"}]})
+    lines = c.deep_check([subject("jane", JANE)])
+    assert [line.split(": ")[1] for line in lines] == ["main.support_ticket.contact"]
