@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import load_config
+from .heads import head_line, ledger_export, verify_export
 from .models import RequestType
 from .orchestrator import Orchestrator, RequestSpec
 from .plugins import PluginHost
-from .receipts import verify_chain
 
 __all__ = ["run_demo"]
 
@@ -206,9 +206,12 @@ def run_demo(folder: Path, out: Console) -> int:
                   "in the helpdesk's own id space) are untouched; the invoice is retained "
                   "under its legal reason.\n")
 
-        report = verify_chain(orch.ledger.receipts(), orch.keys.signing.public_key())
+        report = verify_export(ledger_export(orch.ledger), orch.keys.signing.public_key())
         status = "[green]verified[/]" if report.ok else f"[red]{report.problems}[/]"
-        out.print(f"[bold]5. Receipts[/]: {report.checked} signed, hash-chained: {status}")
+        out.print(f"[bold]5. Receipts[/]: {report.checked} signed, hash-chained: {status} "
+                  "(with the chain's signed head)")
+        if summary.head is not None:
+            out.print(head_line(*summary.head), soft_wrap=True, highlight=False)
         out.print(f"Public key: {orch.keys.public_text}")
         out.print(f"Try: erasure --help; erasure status --all -c {cfg_path}")
         return 0 if summary.ok and report.ok else 1
