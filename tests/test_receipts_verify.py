@@ -205,6 +205,14 @@ def test_expect_head_checks_against_a_published_head(chain: Chain) -> None:
     assert_fails(unknown, "is not a receipt of this chain")
     # what --expect-head is for: cut back to an older head, an export is whole by itself
     assert old_alone.returncode == 0, describe(old_alone)
+    line, wrong_count, garbage = run_many(  # the printed line itself may be pasted
+        [*verify, str(full), "--expect-head", f"chain head: 12 {h12}"],
+        [*verify, str(full), "--expect-head", f"11 {h12}"],
+        [*verify, str(full), "--expect-head", h12[:40]])
+    assert line.returncode == 0 and "matches --expect-head" in line.stdout, describe(line)
+    assert_fails(wrong_count, "is receipt 12 of this chain, not 11")
+    assert garbage.returncode == 2 and len(error_lines(garbage)) == 1, describe(garbage)
+    assert error_lines(garbage)[0].startswith("error: --expect-head: give the 64-hex-digit")
 
 
 def test_the_ledger_verifies_itself_against_a_published_head(chain: Chain) -> None:

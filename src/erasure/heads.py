@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
+from .errors import UsageError
 from .ledger import receipt_heads_t, receipts_t, utcnow
 from .receipts import ZERO, canonical, check_signed, is_signed_record, verify_chain
 
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
     from .ledger import Ledger
 
 __all__ = ["HEAD_TYPE", "Verdict", "current_head", "ensure_head", "export", "head_line",
-           "ledger_export", "seal_head", "verify_export", "write_head"]
+           "ledger_export", "parse_expected_head", "seal_head", "verify_export",
+           "write_head"]
 
 HEAD_TYPE = "chain_head"
 EXPORT_FORMAT = "erasure-receipts"
@@ -121,6 +124,19 @@ def ledger_export(ledger: Ledger, request_id: str | None = None) -> dict[str, An
     return {"receipts": receipts, "head": head}
 
 
+_EXPECTED = re.compile(r"(?:chain head:\s*)?(?:(\d+)\s+)?([0-9a-fA-F]{64})")
+
+
+def parse_expected_head(text: str) -> tuple[int | None, str]:
+    """``HASH``, ``N HASH`` or the whole printed line ``chain head: N HASH``, as (N or
+    None, hash in lowercase)."""
+    match = _EXPECTED.fullmatch(text.strip())
+    if match is None:
+        raise UsageError("--expect-head: give the 64-hex-digit HASH of a published "
+                         "`chain head: N HASH` line (or the whole line)")
+    return (int(match[1]) if match[1] else None), match[2].lower()
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What verifying an export found: ``problems`` (empty when it verifies) and, when it
@@ -161,10 +177,13 @@ def verify_export(data: Any, public_key: Ed25519PublicKey, *, subset: bool = Fal
                                    cut=report.ok))
     notes = []
     if expect_head is not None:
-        expected = expect_head.strip().lower()
+        count, expected = parse_expected_head(expect_head)
         if expected not in report.hashes:
             problems.append(f"--expect-head {expected[:16]}... is not a receipt of this chain "
                             "(receipts cut off or replaced since it was published)")
+        elif count is not None and report.hashes.index(expected) + 1 != count:
+            problems.append(f"--expect-head {expected[:16]}... is receipt "
+                            f"{report.hashes.index(expected) + 1} of this chain, not {count}")
         elif (after := len(report.hashes) - 1 - report.hashes.index(expected)) > 0:
             notes.append(f"the expected head is receipt {report.hashes.index(expected) + 1}; "
                          f"{after} receipts were written after it")
