@@ -201,7 +201,7 @@ def _head_problems(head: Any, public_key: Ed25519PublicKey, hashes: list[str], *
     off its end."""
     if head is None:
         return ["no signed chain head: the end of the chain is not signed, so receipts cut "
-                "off it would not show (export again with this version)"]
+                "off it would not show (`erasure run` or `erasure receipts export` signs one)"]
     if not is_signed_record(head):
         return ["chain head: not a signed record"]
     problems = check_signed(head, public_key, "chain head")
