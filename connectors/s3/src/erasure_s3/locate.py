@@ -20,7 +20,7 @@ from erasure import Finding, Identifier, IdentifierType, Subject
 
 from .client import s3_errors
 from .inventory import Buckets, Version, versions_under
-from .matching import Matcher, csv_header, leaves, line_values
+from .matching import SELF_IDENTIFYING, Matcher, csv_header, leaves, line_values
 from .refs import Ref, row_hash
 from .settings import Rule, S3Settings
 from .stream import blocks, content_format, decoded, read_all
@@ -157,7 +157,12 @@ def scan_lines(chunks: Any, fmt: str, matcher: Matcher, out: VersionScan) -> Non
                 continue  # the header names columns; it holds nobody's data
             raw = block[start:end]
             line = raw.decode("utf-8", "replace").rstrip("\r")
-            got = matcher.recheck(line_values(line, fmt, header), idents)
+            if all(i.type in SELF_IDENTIFYING for i in idents):
+                # Emails, phones and IPs count in any field, as whole tokens: the line's
+                # text answers that without parsing it (the automaton saw the same bytes).
+                got = matcher.recheck([("", line)], idents)
+            else:
+                got = matcher.recheck(line_values(line, fmt, header), idents)
             if got:
                 out.found |= got
                 out.rows.setdefault(row_hash(raw), set()).update(got)

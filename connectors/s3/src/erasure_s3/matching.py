@@ -56,7 +56,10 @@ class Matcher:
         if by_pattern:
             import ahocorasick_rs
 
-            self._ac = ahocorasick_rs.BytesAhoCorasick(list(by_pattern))
+            # The DFA form: about twice the speed of the default NFA, for a few MB more
+            # memory per thousand identifiers.
+            self._ac = ahocorasick_rs.BytesAhoCorasick(
+                list(by_pattern), implementation=ahocorasick_rs.Implementation.DFA)
 
     def __bool__(self) -> bool:
         return self._ac is not None

@@ -80,16 +80,20 @@ def decoded(body: Readable, chunk: int = CHUNK,
 
 
 def blocks(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Re-cut ``chunks`` into blocks that end at a newline (the last one may not)."""
+    """Re-cut ``chunks`` into blocks that end at a newline (the last one may not), copying
+    each byte at most once."""
     carry = b""
     for chunk in chunks:
-        data = carry + chunk if carry else chunk
-        cut = data.rfind(b"\n")
+        cut = chunk.rfind(b"\n")
         if cut < 0:
-            carry = data
+            carry += chunk
             continue
-        yield data[:cut + 1]
-        carry = data[cut + 1:]
+        if not carry and cut == len(chunk) - 1:
+            yield chunk
+            continue
+        view = memoryview(chunk)
+        yield b"".join((carry, view[:cut + 1]))
+        carry = bytes(view[cut + 1:])
     if carry:
         yield carry
 
