@@ -31,6 +31,7 @@ from .grouping import Group, group_findings, int_ref_heads
 from .mapping import Mapping, build_mapping
 from .overlap import Overlapped
 from .queries import ArrayLookup, param_limit, pk_filter
+from .retention import RetentionMixin
 from .settings import SqlSettings
 from .shared import export_only_outcomes, kept_outcomes, split_shared, still_used
 from .values import Key, chunks, json_safe
@@ -38,7 +39,7 @@ from .values import Key, chunks, json_safe
 __all__ = ["SqlConnector"]
 
 
-class SqlConnector(FindMixin, EraseMixin, Connector):
+class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
     """Personal data in SQL tables (PostgreSQL, MariaDB/MySQL, SQLite), mapped in config.
 
     Rows are found by exact identifier equality (emails case-insensitively) and through
@@ -51,7 +52,7 @@ class SqlConnector(FindMixin, EraseMixin, Connector):
     Settings = SqlSettings
     capabilities = frozenset(
         {Capability.FIND, Capability.EXPORT, Capability.DELETE, Capability.ANONYMISE,
-         Capability.RESTRICT}
+         Capability.RESTRICT, Capability.RETENTION}
     )
     settings: SqlSettings
 

@@ -104,6 +104,9 @@ class TableSettings(_Strict):
     identifiers: dict[IdentifierType, str | list[str]] = {}
     #: what ``delete`` does to this table's rows.
     action: Literal["delete", "anonymise", "retain"] = "delete"
+    #: date/time column (UTC) whose rows older than the system's ``retention_months``
+    #: ``erasure sweep`` deletes.
+    retention_column: str | None = None
     #: column -> strategy, used when rows are anonymised (defaults derived from identifiers).
     anonymise: dict[str, str] = {}
     #: why rows are kept (required with ``action = "retain"``); shown in outcomes.
@@ -184,6 +187,9 @@ class SqlSettings(ConnectorSettings):
     deep_scan: DeepScanSettings = DeepScanSettings()
     #: bound parameters per statement; default per driver (SQLite 999, others 30000).
     max_params: int | None = Field(default=None, ge=10, le=65535)
+    #: months rows of tables with a ``retention_column`` are kept (``erasure sweep``);
+    #: 0: no sweep.
+    retention_months: int = Field(default=0, ge=0)
 
     @field_validator("db_schema")
     @classmethod
