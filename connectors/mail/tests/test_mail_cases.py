@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import mailbox
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -249,3 +250,30 @@ def test_locked_mbox_is_transient_and_untouched(tmp_path: Path) -> None:
     assert not dotlock.exists(), "our dot-lock was left behind"
     assert {o.status for o in conn.delete(found)} == {ItemStatus.DONE}
     assert list(conn.find([subject()])) == []
+
+
+def test_export_package_holds_each_message_as_eml(tmp_path: Path) -> None:
+    import json
+    import zipfile
+
+    from erasure.export import write_package
+
+    a = Archive("maildir", tmp_path / "Maildir")
+    raw = message(BOB, "a@company.test", "for the package", "Gr\u00fc\u00dfe")
+    mailbox.Maildir(a.root, create=True)
+    a.add(raw, folder="Sent")
+    a.add(message("carol@example.org", "a@company.test", "not bob's"))
+    conn = a.connector()
+    records = list(conn.export(list(conn.find([subject()]))))
+    path = write_package(tmp_path / "out", "req-1", "access",
+                         {"archive": [(r.finding.kind, r.data) for r in records]},
+                         generated_at="2026-12-03T10:00:00")
+    with zipfile.ZipFile(path) as zf:
+        emls = [n for n in zf.namelist() if n.endswith(".eml")]
+        assert len(emls) == 1 and emls[0].startswith("archive/message/")
+        assert zf.read(emls[0]) == raw, "the .eml is not the message as stored"
+        index = json.loads(zf.read("archive.json"))
+        (entry,) = index["records"]["message"]
+        assert entry["files"] == emls and "_files" not in entry
+        assert entry["from"] == [BOB] and entry["folder"] == "Sent"
+        assert "_files" not in zf.read("index.html").decode()
