@@ -144,6 +144,9 @@ def by_name(table: sa.Table, column: sa.Column[Any]) -> Guess | None:
                 continue
             if kind == "card_code" and not people_or_payment(table.name):
                 continue  # "code" of a product or a country is not a card's
+            if (kind == "address" and column.name.lower() in ("state", "city")
+                    and not (people_table(table.name) or "address" in table.name.lower())):
+                continue  # an order's state is "shipped"
             return Guess(kind, confidence, "column name")
     if _PLAIN_NAME.match(column.name) and is_text(column) and people_or_payment(table.name):
         # "name" is a person's only in a people (or card) table: products, tiers, reports
