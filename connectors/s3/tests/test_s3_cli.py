@@ -108,6 +108,18 @@ def test_erasure_through_the_cli_completes_despite_slowdown(s3: S3Server,
     for out in (run, verified, check):
         assert "bob@example.org" not in out.stdout + out.stderr
 
+    # A second system on a bucket in the US: `systems check` names it and fails.
+    us = make_bucket(client, region="us-west-2")
+    text = config.read_text(encoding="utf-8").replace("[id_spaces.customer]", (
+        f'[systems.archive]\nconnector = "s3"\nendpoint_url = "{s3.url}"\n'
+        'access_key_id = { env = "S3_KEY_ID" }\nsecret_access_key = { env = "S3_SECRET" }\n'
+        f"rules = {_toml([{'bucket': us}])}\n\n[id_spaces.customer]"))
+    config.write_text(text, encoding="utf-8")
+    check = cli("systems", "check", config=config, env=env)
+    assert check.returncode == 1
+    assert f"bucket {us} is in us-west-2, outside the allowed regions" in check.stdout
+    assert "files: ok" in check.stdout
+
 
 def _toml(value: Any) -> str:
     """Inline TOML for the rules (strings as JSON strings are valid TOML basic strings)."""
