@@ -247,3 +247,44 @@ def test_deep_scan_exclusions_need_a_reason(db: Db) -> None:
         {"table": "service_request", "column": "email", "reason": "handled by the helpdesk"}]})
     lines = c.deep_check([subject("jane", JANE)])
     assert [line.split(": ")[1] for line in lines] == ["main.support_ticket.contact"]
+
+
+def test_a_declared_key_reversed_is_not_followed_to_other_people(db: Db) -> None:
+    """customer.address_id is a declared foreign key: mapped as address's reverse link, the
+    address must not lead to the other customers living there, nor be deleted under them or
+    under an unmapped table's cascade."""
+    import sqlalchemy as sa
+
+    sa.Table("address", db.meta, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("street", sa.String(80)))
+    sa.Table("customer", db.meta, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("email", sa.String(80)),
+             sa.Column("address_id", sa.Integer, sa.ForeignKey("address.id")))
+    sa.Table("delivery", db.meta, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("address_id", sa.Integer,
+                       sa.ForeignKey("address.id", ondelete="CASCADE")))
+    db.create()
+    db.insert("address", {"id": 1, "street": "Elm Street"}, {"id": 2, "street": "Oak Street"},
+              {"id": 3, "street": "Ash Street"})
+    db.insert("customer", {"id": 1, "email": JANE, "address_id": 1},
+              {"id": 2, "email": JOHN, "address_id": 1}, {"id": 3, "email": "x@y.org",
+                                                          "address_id": 2},
+              {"id": 4, "email": "z@y.org", "address_id": 3})
+    db.insert("delivery", {"id": 1, "address_id": 2})  # someone's parcel to address 2
+    with validating_for("discover"):
+        settings = SqlSettings.model_validate(
+            {"url": db.url, **({"schema": db.schema} if db.schema else {}), "scan_schemas": []})
+    tables = tomllib.loads(SqlConnector("shop", settings).discover())["systems"]["shop"]["tables"]
+    assert tables["address"]["relations"] == [
+        {"parent": "customer", "columns": {"id": "address_id"}}]
+    c = db.connector(tables)
+    found = list(c.find([subject("jane", JANE)]))
+    assert sorted(f.kind for f in found) == ["address", "customer"]  # not John via address 1
+    out = {o.finding.kind: o for o in c.delete(found)}
+    assert out["address"].status is ItemStatus.RETAINED  # John lives there too
+    assert [r["id"] for r in db.rows("customer")] == [2, 3, 4]
+    out = {o.finding.kind: o for o in c.delete(list(c.find([subject("x", "x@y.org")])))}
+    assert out["address"].error == "shared: still used by other rows of delivery"
+    assert db.count("delivery") == 1 and db.count("address") == 3
+    c.delete(list(c.find([subject("z", "z@y.org")])))
+    assert [r["id"] for r in db.rows("address")] == [1, 2]  # used by nobody else: gone

@@ -237,8 +237,10 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
         with db_errors("delete"), self._engine.connect() as conn:
             db = Overlapped(conn, self._worker())
             held = still_used(conn, m, grouped, self._dialect, self._limit, not anonymise_only)
-            if not anonymise_only:
-                self._precheck_blockers(conn, m, grouped)
+            if not anonymise_only:  # rows kept as shared are not deleted: not checked
+                self._precheck_blockers(conn, m, {
+                    t: split_shared(g, held[t])[0] if held.get(t) else g
+                    for t, g in grouped.items()})
             try:
                 out.extend(self._erase_tables(db, m, grouped, anonymise_only, places_only,
                                               held))

@@ -122,12 +122,14 @@ class _Plan:
         self.mapped = forward | self.shared
 
     def relations(self, table: str) -> list[tuple[Link, bool]]:
-        """Links to write on ``table``: (link, reverse?) for undeclared links only."""
+        """Links to write on ``table``: (link, reverse?); declared keys are followed
+        without one, except in reverse (the connector then stops following the key from
+        the referenced row to every row that uses it)."""
         out = []
+        forward = self.owners | self.owned
         for link in self.links:
-            if link.declared:
-                continue
-            forward = self.owners | self.owned
+            if link.declared and not (link.parent == table and table in self.shared):
+                continue  # a declared forward key is followed without a relation
             if (link.child == table and link.parent in forward and table in self.owned
                     and link.parent != table):
                 out.append((link, False))
@@ -186,9 +188,15 @@ def _table_lines(sys_key: str, plan: _Plan, name: str) -> list[str]:
     for link in plan.links:
         if (link.child == name and name in plan.owners and link.parent != name
                 and link.parent in plan.owners | plan.owned):
-            out.append(f"# {name}.{link.column} -> {link.parent}.{link.key}: not followed (its "
-                       "rows have a person of their own); add a relation if they are also "
-                       f"{link.parent}'s")
+            if link.declared:
+                out.append(f"# WARNING {name}.{link.column} -> {link.parent}.{link.key} is a "
+                           f"declared foreign key: the connector follows it, so erasing a "
+                           f"{link.parent} row erases these rows too, though they have a "
+                           "person of their own; review")
+            else:
+                out.append(f"# {name}.{link.column} -> {link.parent}.{link.key}: not followed "
+                           "(its rows have a person of their own); add a relation if they "
+                           f"are also {link.parent}'s")
     for fk in table.foreign_key_constraints:
         cols = ", ".join(e.parent.name for e in fk.elements)
         out.append(f"# foreign key ({cols}) -> {fk.referred_table.name}, followed "

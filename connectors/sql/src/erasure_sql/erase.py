@@ -90,7 +90,7 @@ class EraseMixin:
         """Links into ``tm``: (those that block a delete, kept tables a delete would cascade to)."""
         blocking = list(m.blockers.get(tm.name, ()))
         cascading = []
-        for e in m.children(tm.name):
+        for e in m.children(tm.name) + m.shadowed.get(tm.name, []):
             if e.declared or e.child == tm.name:
                 continue
             kept = m.tables[e.child].action != "delete"

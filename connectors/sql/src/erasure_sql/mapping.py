@@ -87,6 +87,11 @@ class Mapping:
     delete_order: list[str]
     #: tables reached only through ``export_only`` links (and without identifiers).
     export_only: set[str] = field(default_factory=set)
+    #: reflected foreign keys a declared reverse link runs against (customer.address_id ->
+    #: address.id declared as address's reverse link), by the referenced table. Never
+    #: followed by find (the address would lead to every customer living there); checked
+    #: by delete like any other reference.
+    shadowed: dict[str, list[Edge]] = field(default_factory=dict)
 
     def children(self, parent: str) -> list[Edge]:
         return [e for e in self.edges if e.parent == parent]
@@ -181,6 +186,21 @@ def _edges(settings: SqlSettings, names: dict[str, sa.Table]) -> list[Edge]:
     return sorted(edges, key=lambda e: (e.parent, e.child, e.child_cols))
 
 
+def _shadow(edges: list[Edge]) -> tuple[list[Edge], dict[str, list[Edge]]]:
+    """Reflected foreign keys that a declared reverse link runs against, set apart."""
+    reverse = {(e.child, e.parent, frozenset(zip(e.child_cols, e.parent_cols, strict=True)))
+               for e in edges if e.reverse}
+    kept: list[Edge] = []
+    shadowed: dict[str, list[Edge]] = {}
+    for e in edges:
+        pairs = frozenset(zip(e.parent_cols, e.child_cols, strict=True))
+        if not e.declared and (e.parent, e.child, pairs) in reverse:
+            shadowed.setdefault(e.parent, []).append(e)
+        else:
+            kept.append(e)
+    return kept, shadowed
+
+
 def _fk_edge(fk: sa.ForeignKeyConstraint, child: str) -> Edge:
     """The link a reflected foreign key of table ``child`` makes."""
     return Edge(
@@ -265,7 +285,7 @@ def build_mapping(settings: SqlSettings, meta: sa.MetaData) -> Mapping:
     if problems:
         raise PermanentError("invalid sql mapping: " + "; ".join(problems))
 
-    edges = _edges(settings, names)
+    edges, shadowed = _shadow(_edges(settings, names))
     reachable = _reachable(settings, edges)
     models: dict[str, TableModel] = {}
     for name, cfg in settings.tables.items():
@@ -324,7 +344,7 @@ def build_mapping(settings: SqlSettings, meta: sa.MetaData) -> Mapping:
         and all(e.export_only for e in incoming)
     }
     return Mapping(models, edges, names, blockers, _order(list(settings.tables), edges),
-                   export_only)
+                   export_only, shadowed)
 
 
 def _check_personal(name: str, table: sa.Table, cfg: TableSettings, problems: list[str]) -> None:

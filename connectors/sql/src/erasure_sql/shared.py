@@ -5,8 +5,6 @@ kept (and reported) or anonymised, never deleted from under the other rows.
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 
 from erasure import ItemOutcome, ItemStatus
@@ -19,35 +17,52 @@ from .values import Key, chunks
 __all__ = ["export_only_outcomes", "split_shared", "still_used"]
 
 
+def _references(m: Mapping, table: str) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """Every known way rows point at ``table``: (table, its columns, ``table``'s columns),
+    from the reverse links of the mapping and the foreign keys of every reflected table."""
+    out = []
+    for e in m.edges:
+        if e.reverse and not e.export_only and e.child == table:
+            out.append((e.parent, e.parent_cols, e.child_cols))
+    for name, t in m.all_tables.items():
+        for fk in t.foreign_key_constraints:
+            if fk.referred_table.name == table:
+                out.append((name, tuple(el.parent.name for el in fk.elements),
+                            tuple(el.column.name for el in fk.elements)))
+    return list(dict.fromkeys(out))
+
+
 def still_used(conn: sa.Connection, m: Mapping, grouped: dict[str, Group], dialect: str,
                limit: int, deleting: bool) -> dict[str, dict[Key, str]]:
-    """Per table, the keys of rows to be erased that rows outside this erasure still point
-    at (through a reverse link), each with the table of those rows. Counts no values out."""
+    """Per table reached through a reverse link, the keys of rows to be erased that rows
+    outside this erasure still point at, each with the table of those rows. Reads only
+    keys; no value leaves the connector."""
     held: dict[str, dict[Key, str]] = {}
-    for e in m.edges:
-        group = grouped.get(e.child)
-        if not e.reverse or e.export_only or group is None:
-            continue
-        child, parent = m.tables[e.child], m.tables[e.parent]
-        positions = [child.pk.index(c) for c in e.child_cols]
-        wanted: dict[tuple[Any, ...], Key] = {}
-        for pk in group.keys():
-            wanted[tuple(pk[i] for i in positions)] = pk
-        # Rows of the parent that go in this very call do not count as users.
-        going: set[Key] = set()
-        if deleting and parent.action == "delete" and e.parent in grouped:
-            going = set(grouped[e.parent].keys())
-        cols = [parent.col(c) for c in e.parent_cols]
-        pk_cols = parent.pk_cols()
-        for part in chunks(list(wanted), max(1, limit // max(1, len(cols)))):
-            if len(cols) == 1:
-                where = in_values(dialect, cols[0], [v[0] for v in part], cols[0].type)
-            else:
-                where = tuple_in(cols, part)
-            for row in conn.execute(sa.select(*cols, *pk_cols).where(where)):
-                link, pk = tuple(row[:len(cols)]), tuple(row[len(cols):])
-                if pk not in going and link in wanted:
-                    held.setdefault(e.child, {})[wanted[link]] = e.parent
+    reversed_into = {e.child for e in m.edges if e.reverse and not e.export_only}
+    for name in sorted(reversed_into & grouped.keys()):
+        tm = m.tables[name]
+        for source, cols_from, cols_to in _references(m, name):
+            if not set(cols_to) <= set(tm.pk):
+                continue  # only references to the key are known here
+            positions = [tm.pk.index(c) for c in cols_to]
+            wanted = {tuple(pk[i] for i in positions): pk for pk in grouped[name].keys()}
+            table = m.all_tables[source]
+            src = m.tables.get(source)
+            # Rows of the referencing table that go in this very call do not count.
+            going: set[Key] = set()
+            if deleting and src is not None and src.action == "delete" and source in grouped:
+                going = set(grouped[source].keys())
+            cols = [table.c[c] for c in cols_from]
+            pk_cols = list(table.primary_key.columns)
+            for part in chunks(list(wanted), max(1, limit // max(1, len(cols)))):
+                if len(cols) == 1:
+                    where = in_values(dialect, cols[0], [v[0] for v in part], cols[0].type)
+                else:
+                    where = tuple_in(cols, part)
+                for row in conn.execute(sa.select(*cols, *pk_cols).where(where)):
+                    link, pk = tuple(row[:len(cols)]), tuple(row[len(cols):])
+                    if (not pk_cols or pk not in going) and link in wanted:
+                        held.setdefault(name, {})[wanted[link]] = source
     return held
 
 
