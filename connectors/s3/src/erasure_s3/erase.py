@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from erasure import Finding, ItemOutcome, ItemStatus
+from erasure import Finding, ItemOutcome, ItemStatus, PermanentError
 
 from .client import _TRANSIENT_CODES, s3_errors
 from .inventory import Buckets, Version, key_versions, versions_of
@@ -60,7 +60,7 @@ class Eraser:
         for f in findings:
             try:
                 ref = Ref.parse(f.ref)
-            except Exception:
+            except PermanentError:
                 out.append(ItemOutcome(f, ItemStatus.FAILED, error="not an s3 reference"))
                 continue
             if ref.row is None:
@@ -154,6 +154,9 @@ class Eraser:
                     sink.close()
             finally:
                 body.close()
+        if not dropped:
+            spool.close()
+            return {}, dropped
         spool.seek(0)
         put: dict[str, Any] = {"Body": spool, "Metadata": resp.get("Metadata") or {}}
         for name in ("ContentType", "ContentEncoding", "ContentDisposition", "CacheControl",

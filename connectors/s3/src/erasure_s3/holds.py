@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from erasure import Finding, ItemOutcome, ItemStatus
+from erasure import Finding, ItemOutcome, ItemStatus, PermanentError
 
 from .client import s3_errors
 from .inventory import Buckets, Version, key_versions
@@ -35,7 +35,7 @@ class Restrictor:
         for f in findings:
             try:
                 ref = Ref.parse(f.ref)
-            except Exception:
+            except PermanentError:
                 out.append(ItemOutcome(f, ItemStatus.FAILED, error="not an s3 reference"))
                 continue
             # A row is restricted with its whole object: S3 marks objects, not lines.
