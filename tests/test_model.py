@@ -65,10 +65,10 @@ from model_world import (
 
 from erasure import PluginHost, RequestType
 from erasure.config import parse_config
+from erasure.heads import ledger_export, verify_export
 from erasure.keys import generate_keys
 from erasure.ledger import utcnow
 from erasure.orchestrator import Orchestrator, PlanLine, RequestSpec
-from erasure.receipts import verify_chain
 from erasure.testing import MemoryStore
 
 LEGACY = os.environ.get("ERASURE_MODEL_LEGACY") == "1"
@@ -220,8 +220,11 @@ def run_world(w: World, folder: Path) -> Run:
             if orch.ledger.count_requests("open") == 0:
                 break
         try:
-            receipts = orch.ledger.receipts()
-            report = verify_chain(receipts, orch.keys.signing.public_key())
+            # the receipts with the chain's signed head, as `erasure receipts export` reads
+            # them: a crash mid-run must never leave receipts after the last head
+            export = ledger_export(orch.ledger)
+            receipts = export["receipts"]
+            report = verify_export(export, orch.keys.signing.public_key())
             digests = {orch.keys.digest(system, ref): key
                        for (system, ref), key in harness.refs.items()}
             packages = {
@@ -467,7 +470,7 @@ def is_version_of(record: Seen, original: Seen) -> bool:
 
 def check_one_receipt_per_request_and_system(run: Run, model: Model) -> None:
     """4. Every request ends; each has exactly one receipt per system; the chain of all
-    receipts verifies with the public key."""
+    receipts, and the signed head at its end, verify with the public key."""
     assert run.open_requests == 0, f"{run.open_requests} requests still open after the runs"
     counts = Counter((r["body"]["request"], r["body"]["system"]) for r in run.receipts)
     expected = {(rid, s.name) for rid in run.request_ids for s in run.world.systems}
