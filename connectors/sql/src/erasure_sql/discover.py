@@ -101,9 +101,12 @@ class _Plan:
                  links: list[Link]) -> None:
         self.tables = {t.name: t for t in tables}
         self.guesses = guesses
+        # Rows without a key cannot be referenced: such tables are listed, never mapped.
+        self.keyless = {t.name for t in tables if not t.primary_key.columns}
+        links = [k for k in links if not {k.child, k.parent} & self.keyless]
         self.links = links
-        self.owners = {t for t, g in guesses.items()
-                       if any(x.kind in STRONG and x.confidence != "low" for x in g.values())}
+        self.owners = {t for t, g in guesses.items() if t not in self.keyless
+                       and any(x.kind in STRONG and x.confidence != "low" for x in g.values())}
         self.owned: set[str] = set()
         changed = True
         while changed:  # rows pointing at a person's row are that person's, to any depth
@@ -158,8 +161,6 @@ def _table_lines(sys_key: str, plan: _Plan, name: str) -> list[str]:
     else:
         out.append("# reached through reverse links: rows other people's rows still use are "
                    "kept and reported (shared)")
-    if not table.primary_key.columns:
-        out.append("# WARNING: no primary key; the connector needs one to reference rows")
     for col in table.columns:
         g = guesses.get(col.name)
         if g is not None:
@@ -225,7 +226,11 @@ def _unmapped_lines(plan: _Plan) -> list[str]:
         guesses = plan.guesses.get(name, {})
         linked = sorted({f"{k.child}.{k.column}" for k in plan.links if k.parent == name})
         why = "no personal data found"
-        if guesses:
+        if name in plan.keyless and guesses:
+            why = ("no primary key, so the connector cannot reference its rows (add one, "
+                   "then map it); the deep scan reports what it holds. Personal: "
+                   + ", ".join(f"{c} ({g.kind})" for c, g in guesses.items()))
+        elif guesses:
             cols = ", ".join(f"{c} ({g.kind}, {g.confidence})" for c, g in guesses.items())
             why = f"possibly personal but no row is linked to a person: {cols}"
         elif linked:
