@@ -36,6 +36,8 @@ def proposal(db: Db, bk: str | None) -> dict[str, Any]:
     db.connectors.append(conn)
     raw = conn.discover()
     assert JANE not in raw and "Jane" not in raw and "4111" not in raw  # names, never values
+    (read,) = [line for line in raw.splitlines() if line.startswith("# Schemas read: ")]
+    assert bk is None or f", {bk}; mapped: " in read  # says which schemas it read
     section = tomllib.loads(raw)["systems"]["shop"]
     section.pop("connector")
     return section
@@ -304,3 +306,21 @@ def test_a_table_without_key_is_listed_not_mapped_and_the_deep_scan_sees_it(db: 
     list(c.delete(list(c.find([subject("jane", JANE)]))))
     assert [line.split(": ")[1].split(".", 1)[1] for line in
             c.deep_check([subject("jane", JANE)])] == ["newsletter.email"]
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_links_by_name_need_matching_types_and_values(db: Db) -> None:
+    import sqlalchemy as sa
+
+    sa.Table("coupon", db.meta, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("customer_id", sa.Integer), sa.Column("order_id", sa.Integer))
+    sample_shop(db)
+    db.insert("coupon", {"id": 1, "customer_id": 900, "order_id": 7},
+              {"id": 2, "customer_id": 901, "order_id": 8})
+    section = proposal(db, None)
+    assert "coupon" not in section["tables"]
+    text = db.connector(section["tables"]).discover()
+    assert ("# link candidate coupon.customer_id -> customer.id: named like a link but only 0 "
+            "of 2 sampled values are keys there; not linked") in text
+    assert ("# link candidate coupon.order_id -> orders.id: named like a link but the types "
+            "differ; not linked") in text
