@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,8 @@ RESIDUE_KIND = "unmapped residue"
 _STRONG = (IdentifierType.EMAIL, IdentifierType.PHONE)
 _MIN_LENGTH = 6  # shorter columns cannot hold an email or a phone number
 _MAX_VARIANTS = 64
+# json_each is built into SQLite from 3.38: the whole batch then goes as one parameter.
+_SQLITE_JSON = sqlite3.sqlite_version_info >= (3, 38)
 
 
 def c_lower_forms(value: str) -> list[str]:
@@ -172,6 +175,15 @@ class DeepScan:
             return
         # SQLite's lower() is ASCII-only too; MySQL's follows the collation (forms harmless).
         forms = sorted({f for v in wanted for f in c_lower_forms(v)})
+        if self._dialect == "sqlite" and _SQLITE_JSON:
+            values = sa.bindparam("deep_values", json.dumps(forms))
+            batch = sa.select(sa.literal_column("value")).select_from(
+                sa.func.json_each(values))
+            self.statements += 1
+            where = sa.or_(*(sa.func.lower(c).in_(batch) for c in cols))
+            for row in conn.execute(sa.select(*cols).where(where)):
+                yield target.columns, row
+            return
         size = max(1, self._limit // len(cols))
         for part in chunks(forms, size):
             where = sa.or_(*(sa.func.lower(c).in_(list(part)) for c in cols))
