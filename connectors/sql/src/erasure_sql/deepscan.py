@@ -111,8 +111,9 @@ class DeepScan:
             if tm is not None:
                 if tm.action == "retain":
                     continue  # kept on purpose, with a reason
-                # find searches these itself; a "keep" rule keeps a value on purpose.
-                skip = {c for _t, c in tm.identifiers} | set(tm.cfg.kept())
+                # find searches these for emails and phones itself; a "keep" rule keeps a
+                # value on purpose.
+                skip = {c for t, c in tm.identifiers if t in _STRONG} | set(tm.cfg.kept())
             yield self._target(own, m.all_tables[name], skip)
 
     def _target(self, schema: str, table: sa.Table, skip: set[str]) -> ScanTarget:
