@@ -16,6 +16,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "signed, hash-chained: verified" in res.stdout
     assert "shop-db" in res.stdout  # the sql connector is installed by `make`
+    assert "Retention sweep" in res.stdout and "mailbox" in res.stdout  # so is mail
     assert (folder / "state" / "ledger.db").exists()
     keys = folder / "state" / "keys" / "signing.key"
     assert keys.stat().st_mode & 0o777 == 0o600

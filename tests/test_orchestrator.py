@@ -105,7 +105,7 @@ def test_receipts_hold_no_personal_data_and_the_ledger_is_purged(shop, tmp_path:
     rid = shop.submit(RequestSpec(RequestType.ERASURE, ALICE, verified=True, ticket="T-9"))
     # While the request is open its identifiers are in the ledger, encrypted: this is the
     # data the purge below must remove, and the key that would read it.
-    opened = json.loads(shop.keys.decrypt(shop.ledger.get_request(rid).identifiers))
+    opened = json.loads(shop.ciphers.decrypt(rid, shop.ledger.get_request(rid).identifiers))
     assert ["email", "alice@example.com", None, True, True] in opened["ids"]
     shop.run(only=[rid])
     receipts = {r["body"]["system"]: r["body"] for r in shop.ledger.receipts(rid)}

@@ -162,6 +162,11 @@ def _summary_exit(summary: RunSummary) -> None:
         err.print(f"tasks left for a later run: {parts} (`erasure status`)")
     if summary.failed_tasks:
         err.print(f"{summary.failed_tasks} task(s) failed (`erasure status`, `erasure retry`)")
+    if summary.head is not None:
+        # One line to publish: `erasure receipts verify --expect-head HASH` checks against it.
+        from .heads import head_line
+
+        err.print(head_line(*summary.head), soft_wrap=True, highlight=False)
     raise typer.Exit(0 if summary.ok else 1)
 
 
@@ -358,6 +363,47 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
         tasks = orch.ledger.open_tasks()
         if tasks:
             out.print(tasks_table(tasks, orch.config.host.confirmation_reminder_days))
+        from .sweep import retention_status
+        swept = retention_status(orch)
+        if swept:
+            table = compact_table("Retention sweeps")
+            for col in ("system", "last swept (UTC)", "outcome", "oldest item"):
+                table.add_column(col)
+            for row in swept:
+                table.add_row(*row)
+            out.print(table)
+
+
+@app.command()
+def sweep(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; change "
+                                                            "nothing.")] = False,
+    system: Annotated[list[str] | None, typer.Option(help="Only these systems.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Delete items past each system's retention; a signed receipt per system. Safe to run
+    from cron daily (a system being swept by another process is skipped)."""
+    from .sweep import run_sweep
+
+    with _orchestrator(config) as orch, _errors():
+        for name in system or ():
+            if name not in orch.systems:
+                _fail(f"no system {name!r} in the configuration")
+        results = run_sweep(orch, dry_run=dry_run, only=system)
+        table = compact_table("Retention sweep" + (" (dry run: nothing changed)"
+                                                   if dry_run else ""))
+        for col in ("system", "folder/table", "expired", "deleted", "failed", "outcome"):
+            table.add_column(col, overflow="fold")
+        for r in results:
+            groups = sorted(r.groups.items()) or [("-", {"expired": 0, "deleted": 0,
+                                                         "failed": 0})]
+            for group, c in groups:
+                table.add_row(r.system, escape(group), str(c["expired"]),
+                              "-" if dry_run else str(c["deleted"]),
+                              "-" if dry_run else str(c["failed"]),
+                              r.outcome + (f" ({escape(r.note)})" if r.note else ""))
+        out.print(table)
+    raise typer.Exit(0 if all(r.ok for r in results) else 1)
 
 
 # receipts ------------------------------------------------------------------------------
@@ -373,15 +419,17 @@ def receipts_show(request_id: str, config: ConfigOpt = None) -> None:
 @receipts_app.command("export")
 def receipts_export(
     output: Annotated[Path, typer.Option("--output", "-o", help="JSON file to write.")],
-    request: Annotated[str | None, typer.Option(help="Only this request's receipts.")] = None,
+    request: Annotated[str | None, typer.Option(
+        help="Only this request's receipts (verify with --subset).")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Write receipts and the public key as JSON, for offline verification."""
+    """Write receipts, the signed chain head and the public key as JSON (docs/receipts.md)."""
+    from .heads import export
+
     with _orchestrator(config) as orch, _errors():
         if request:
             orch.get_request(request)
-        data = {"public_key": orch.keys.public_text, "full_chain": request is None,
-                "receipts": orch.ledger.receipts(request)}
+        data = export(orch.ledger, orch.keys, request)
         # receipts hold no personal data, but who asked when is the tool's owner's business
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -394,35 +442,47 @@ def receipts_export(
 def receipts_verify(
     file: Annotated[Path | None, typer.Option(help="Exported receipts (offline).")] = None,
     public_key: Annotated[str | None, typer.Option(help="Public key (base64), or a file.")] = None,
+    expect_head: Annotated[str | None, typer.Option(
+        "--expect-head", metavar="HASH",
+        help="A chain head published elsewhere (`chain head: N HASH`): must be in the chain.",
+    )] = None,
+    subset: Annotated[bool, typer.Option(
+        "--subset", help="The file holds a selection (export --request): check each "
+                         "receipt's hash and signature only, not that none is missing.")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Check every signature and the hash chain. Offline with --file and --public-key."""
+    """Check every signature, the hash chain and its signed head. Offline with --file and
+    --public-key. Nothing in the file changes what is checked."""
+    from .heads import ledger_export, verify_export
+    from .keys import public_key_from_text
+
     with _errors():
         key_text = public_key
         if key_text and Path(key_text).is_file():
             key_text = Path(key_text).read_text(encoding="utf-8")
         if file is not None:
+            if key_text is None:
+                _fail("--public-key is needed with --file (the key in the file proves nothing)")
             try:
                 data = json.loads(file.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 _fail(f"cannot read receipts file {file}: {exc}")
-            receipts, full = data["receipts"], bool(data.get("full_chain", True))
-            if key_text is None:
-                _fail("--public-key is needed with --file (the key in the file proves nothing)")
         else:
             with _orchestrator(config) as orch:
-                receipts, full = orch.ledger.receipts(), True
+                data = ledger_export(orch.ledger)
                 key_text = key_text or orch.keys.public_text
-        from .keys import public_key_from_text
-        from .receipts import verify_chain
-        report = verify_chain(receipts, public_key_from_text(key_text or ""), full_chain=full)
-    for p in report.problems:
-        err.print(f"[red]{p}[/]")
-    if report.ok:
-        out.print(f"[green]OK[/]: {report.checked} receipts, signatures and chain verified")
-        raise typer.Exit(0)
-    out.print(f"[red]FAILED[/]: {len(report.problems)} problems in {report.checked} receipts")
-    raise typer.Exit(1)
+        if subset and expect_head is not None:
+            _fail("--expect-head checks a whole chain; it cannot be used with --subset")
+        verdict = verify_export(data, public_key_from_text(key_text or ""), subset=subset,
+                                expect_head=expect_head)
+    if not verdict.ok:
+        more = len(verdict.problems) - 1
+        err.print(f"FAILED: {verdict.problems[0]}" + (f" (and {more} more)" if more else ""),
+                  soft_wrap=True, highlight=False, markup=False)
+        raise typer.Exit(1)
+    out.print(f"OK: {verdict.summary}", soft_wrap=True, highlight=False, markup=False)
+    for note in verdict.notes:
+        out.print(f"note: {note}", soft_wrap=True, highlight=False, markup=False)
 
 
 # systems, connectors, config, keys -----------------------------------------------------
@@ -441,13 +501,55 @@ def systems_list(config: ConfigOpt = None) -> None:
 
 
 @systems_app.command("check")
-def systems_check(config: ConfigOpt = None) -> None:
+def systems_check(
+    config: ConfigOpt = None,
+    deep: Annotated[bool, typer.Option(
+        "--deep", help="Also search beyond each mapping for strong identifiers (connectors "
+                       "that can); of the given subject, or else of anyone mapped.")] = False,
+    email: Emails = None, phone: Phones = None,
+) -> None:
     """Check that every system is reachable and has the permissions it needs."""
     with _orchestrator(config) as orch:
         problems = orch.check_systems()
+        found: dict[str, list[str]] = {}
+        if deep:
+            with _errors():
+                found = _deep_check(orch, email or [], phone or [], problems)
     for name, problem in problems.items():
-        out.print(f"{name}: " + (f"[red]{problem}[/]" if problem else "[green]ok[/]"))
-    raise typer.Exit(1 if any(problems.values()) else 0)
+        lines = found.get(name, [])
+        if problem:
+            out.print(f"{name}: [red]{problem}[/]")
+        elif lines:
+            out.print(f"{name}: [red]reachable; {len(lines)} places beyond its mapping hold "
+                      "strong identifiers[/]")
+        else:
+            out.print(f"{name}: [green]ok[/]")
+        for line in lines:
+            out.print(f"  {name}: [red]{escape(line)}[/]")
+    raise typer.Exit(1 if any(problems.values()) or any(found.values()) else 0)
+
+
+def _deep_check(orch: Orchestrator, emails: list[str], phones: list[str],
+                problems: dict[str, str | None]) -> dict[str, list[str]]:
+    """Per system, the places beyond its mapping holding strong identifiers (see
+    ``Connector.deep_check``); systems that cannot search say so in ``problems``."""
+    from .errors import CapabilityNotSupported
+    from .models import Identifier, IdentifierType, Subject
+
+    idents = tuple([Identifier.parse(IdentifierType.EMAIL, e) for e in emails]
+                   + [Identifier.parse(IdentifierType.PHONE, p) for p in phones])
+    subjects = [Subject("deep-check", idents)] if idents else []
+    found: dict[str, list[str]] = {}
+    for name, s in orch.systems.items():
+        if problems.get(name):
+            continue
+        try:
+            found[name] = s.connector().deep_check(subjects)
+        except CapabilityNotSupported:
+            continue
+        except ErasureError as exc:
+            problems[name] = f"deep check: {exc}"
+    return found
 
 
 @connectors_app.command("list")
@@ -495,9 +597,21 @@ def keys_generate() -> None:
 
 
 @app.command()
-def discover(system: str, config: ConfigOpt = None) -> None:
-    """Propose a mapping for a system (TOML on stdout) for a person to review."""
-    with _orchestrator(config) as orch, _errors():
+def discover(
+    system: str, config: ConfigOpt = None,
+    write: Annotated[Path | None, typer.Option(
+        "--write", help="Write the proposed [systems.SYSTEM] section to this new file.")] = None,
+) -> None:
+    """Propose a mapping for a system (TOML on stdout) for a person to review.
+
+    The proposal is a whole [systems.SYSTEM] section: review it, then let it replace the
+    section it came from. The system may map no table yet.
+    """
+    from .connector import validating_for
+
+    if write is not None and write.exists():
+        _fail(f"{write} exists; discover writes a new file")
+    with validating_for("discover"), _orchestrator(config) as orch, _errors():
         if system not in orch.systems:
             _fail(f"no system {system!r} in the configuration")
         s = orch.systems[system]
@@ -507,7 +621,11 @@ def discover(system: str, config: ConfigOpt = None) -> None:
             text = s.connector().discover()
         except ErasureError as exc:
             _fail(f"{system}: {exc}")
-        sys.stdout.write(text)
+        if write is None:
+            sys.stdout.write(text)
+            return
+        write.write_text(text, encoding="utf-8")
+        out.print(f"wrote the proposed section of {system} to {write}")
 
 
 @app.command()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -13,7 +15,14 @@ from pydantic import BaseModel, ConfigDict
 from .errors import CapabilityNotSupported
 from .models import Capability, Finding, IdentifierType, ItemOutcome, Record, Subject
 
-__all__ = ["CallContext", "Connector", "ConnectorSettings", "current_call"]
+__all__ = [
+    "UNMAPPED_RESIDUE", "CallContext", "Connector", "ConnectorSettings", "current_call",
+    "settings_purpose", "validating_for",
+]
+
+#: ``Finding.kind`` of a verification finding outside the connector's mapping (see
+#: :meth:`Connector.find`): data of the subject the mapping does not reach.
+UNMAPPED_RESIDUE = "unmapped residue"
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,25 @@ def current_call() -> CallContext:
     if ctx is None:
         raise RuntimeError("current_call() is only available while the host calls a connector")
     return ctx
+
+
+_PURPOSE: ContextVar[str] = ContextVar("erasure_settings_purpose", default="run")
+
+
+def settings_purpose() -> str:
+    """Why the host validates settings now: ``"run"`` (default: config check, requests) or
+    ``"discover"`` (``erasure discover``: a system may map nothing yet). For validators."""
+    return _PURPOSE.get()
+
+
+@contextmanager
+def validating_for(purpose: str) -> Iterator[None]:
+    """Settings validated inside this block see :func:`settings_purpose` ``== purpose``."""
+    token = _PURPOSE.set(purpose)
+    try:
+        yield
+    finally:
+        _PURPOSE.reset(token)
 
 
 class ConnectorSettings(BaseModel):
@@ -113,7 +141,15 @@ class Connector(ABC):
 
     @abstractmethod
     def find(self, subjects: Sequence[Subject]) -> Iterator[Finding]:
-        """Yield a finding for every item that holds data of any of ``subjects``."""
+        """Yield a finding for every item that holds data of any of ``subjects``.
+
+        During verification (``current_call().action == "verify"``) a connector may also
+        yield findings of kind :data:`UNMAPPED_RESIDUE` for data of a subject it found
+        outside its mapping (a scan beyond it). Their ``fields`` name where (e.g.
+        ``"schema.table.column"``, never a value), ``matched`` the identifiers found; the
+        host counts them as residue (outcome ``partial``) and lists ``fields`` on the
+        receipt under ``unmapped_residue``. They are never acted on.
+        """
 
     def export(self, findings: Sequence[Finding]) -> Iterator[Record]:
         """Yield one JSON-safe record per finding that still exists."""
@@ -148,12 +184,43 @@ class Connector(ABC):
         """
         raise CapabilityNotSupported(f"{self.name} cannot look items up")
 
+    def retention_cutoff(self, now: datetime) -> datetime | None:
+        """The date before which the system's items are past retention (``RETENTION``).
+
+        The connector owns the period (its settings: "mail is kept 12 months"); ``None``
+        means no retention is configured, and ``erasure sweep`` leaves the system alone.
+        """
+        raise CapabilityNotSupported(f"{self.name} has no retention")
+
+    def expired(self, cutoff: datetime) -> Iterator[Finding]:
+        """Yield a finding for every item dated before ``cutoff`` (``RETENTION``).
+
+        Findings of a sweep belong to nobody: ``subject`` is ``"retention"`` and ``matched``
+        is empty. ``kind`` names the group the sweep receipt counts them by (a folder, a
+        table): never personal data. ``erasure sweep`` hands them to :meth:`delete`.
+        """
+        raise CapabilityNotSupported(f"{self.name} has no retention")
+
+    def oldest(self) -> datetime | None:
+        """When the oldest item under retention is dated (``RETENTION``); None: no item.
+
+        ``erasure status`` shows its age, as recorded by the last sweep.
+        """
+        raise CapabilityNotSupported(f"{self.name} has no retention")
+
     def discover(self) -> str:
         """Propose a mapping for this system as TOML text for a person to review.
 
         Optional (``erasure discover SYSTEM``). Must never print or log sampled values.
         """
         raise CapabilityNotSupported(f"{self.name} cannot discover a mapping")
+
+    def deep_check(self, subjects: Sequence[Subject]) -> list[str]:
+        """Search beyond the mapping (``erasure systems check --deep``): one line per place
+        outside it that holds a strong identifier of ``subjects`` (or, with no subjects, of
+        anyone the mapping knows). Lines name places and counts, never values. Optional.
+        """
+        raise CapabilityNotSupported(f"{self.name} cannot search beyond its mapping")
 
     def close(self) -> None:
         """Release connections. Called once when the host is done with the system."""

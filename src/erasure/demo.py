@@ -1,9 +1,11 @@
 """``erasure demo``: the main job on local systems, end to end, in a folder of its own.
 
 Seeds a CRM, a helpdesk, a mail archive and a tax archive (file-backed in-memory systems),
-plus a SQLite shop database when the ``sql`` connector is installed; then finds, exports and
-erases one sample subject, and verifies the signed receipts. A lookalike address and a
-household member sharing the subject's phone are seeded too: they must survive.
+plus a SQLite shop database when the ``sql`` connector is installed and a Maildir (mail on
+both sides of the 12-month retention) when the ``mail`` connector is; then finds, exports
+and erases one sample subject, sweeps mail past retention, and verifies the signed
+receipts. A lookalike address and a household member sharing the subject's phone are
+seeded too: they must survive.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import shutil
 import sqlite3
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from .config import load_config
-from .heads import head_line, ledger_export, verify_export
+from .heads import ensure_head, head_line, ledger_export, verify_export
 from .models import RequestType
 from .orchestrator import Orchestrator, RequestSpec
 from .plugins import PluginHost
@@ -76,6 +79,43 @@ action = "anonymise"
 anonymise = {{ billing_email = "placeholder", billing_name = "null" }}
 """
 
+MAIL_CONFIG = """
+[systems.mailbox]
+connector = "mail"
+backend = "maildir"
+path = "{root}/Maildir"
+retention_months = 12
+"""
+
+# (folder, from, to, subject, age in days): mail older than 12 months goes in the sweep
+MAILDIR = [
+    ("INBOX", "alice@example.com", "orders@shop.example", "Where is my kettle?", 20),
+    ("INBOX", "jimalice@example.com", "orders@shop.example", "Hello", 30),
+    ("INBOX", "dave@example.org", "orders@shop.example", "Old complaint", 500),
+    ("Sent", "orders@shop.example", "erin@example.org", "Re: old order", 420),
+    ("Sent", "orders@shop.example", "frank@example.org", "Your order", 10),
+]
+
+
+def _seed_maildir(root: Path) -> None:
+    """A Maildir with mail on both sides of the 12-month retention edge."""
+    import mailbox
+    import os
+    import time
+
+    box = mailbox.Maildir(root / "Maildir", create=True)
+    for folder, sender, to, subject, days in MAILDIR:
+        sub = box if folder == "INBOX" else (
+            box.get_folder(folder) if folder in box.list_folders() else box.add_folder(folder))
+        when = time.time() - days * 86400
+        msg = (f"From: {sender}\nTo: {to}\nSubject: {subject}\nDate: "
+               f"{time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime(when))}\n\n"
+               "Hello.\n")
+        key = sub.add(mailbox.MaildirMessage(msg.encode()))
+        path = Path(sub._path) / sub._lookup(key)  # noqa: SLF001 - arrival time = mtime
+        os.utime(path, (when, when))
+
+
 SHOP_SQL = """
 CREATE TABLE customers (id INTEGER PRIMARY KEY, customer_no TEXT UNIQUE, email TEXT NOT NULL,
                         phone TEXT, full_name TEXT);
@@ -127,11 +167,67 @@ def _seed(plugins: PluginHost, orch: Orchestrator, root: Path) -> None:
     assert cls is not None
     for system, items in data.items():
         orch.systems[system].connector().seed(items)  # type: ignore[attr-defined]
+    if "mailbox" in orch.systems:
+        _seed_maildir(root)
     if "shop-db" in orch.systems:
         db = sqlite3.connect(root / "shop.db")
         db.executescript(SHOP_SQL)
         db.commit()
         db.close()
+
+
+S3_CONFIG = """
+[systems.files]
+connector = "s3"
+endpoint_url = "{url}"
+access_key_id = {{ env = "ERASURE_DEMO_S3_KEY_ID" }}
+secret_access_key = {{ env = "ERASURE_DEMO_S3_SECRET" }}
+
+[[systems.files.rules]]
+bucket = "demo-files"
+prefix = "customers/"
+key_template = "customers/{{customer_id}}/"
+
+[[systems.files.rules]]
+bucket = "demo-files"
+prefix = "exports/"
+mode = "rows"
+"""
+
+
+def _s3_demo() -> tuple[str, Any, Any] | None:
+    """A moto S3 server on 127.0.0.1 with a versioned bucket: Alice's profile (three
+    versions) and a CSV export shared with Jim and Bob. None without moto (a test extra)."""
+    import importlib.util
+    import logging
+    import os
+    import socket
+
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("boto3") is None:
+        return None
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the fake server's access log
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    os.environ.setdefault("ERASURE_DEMO_S3_KEY_ID", "demo-key-id")
+    os.environ.setdefault("ERASURE_DEMO_S3_SECRET", "demo-secret")
+    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="eu-central-1",
+                      aws_access_key_id="demo-key-id", aws_secret_access_key="demo-secret")
+    s3.create_bucket(Bucket="demo-files",
+                     CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    s3.put_bucket_versioning(Bucket="demo-files", VersioningConfiguration={"Status": "Enabled"})
+    for city in ("Hamburg", "Munich", "Berlin"):  # old versions hold her data too
+        s3.put_object(Bucket="demo-files", Key="customers/C-1001/profile.json",
+                      Body=f'{{"email": "alice@example.com", "city": "{city}"}}'.encode())
+    s3.put_object(Bucket="demo-files", Key="exports/customers.csv", Body=(
+        b"email,phone,name\nalice@example.com,+4915112345678,Alice Example\n"
+        b"jimalice@example.com,,Jim Alice\nbob@example.net,+4915112345678,Bob Example\n"))
+    return S3_CONFIG.format(url=f"http://127.0.0.1:{port}"), server, s3
 
 
 def run_demo(folder: Path, out: Console) -> int:
@@ -146,6 +242,12 @@ def run_demo(folder: Path, out: Console) -> int:
     if "sql" in plugins.registry:
         text += SQL_CONFIG.format(root=root)
         customer_space.append("shop-db")
+    if "mail" in plugins.registry:
+        text += MAIL_CONFIG.format(root=root)
+    s3_demo = _s3_demo() if "s3" in plugins.registry else None
+    if s3_demo is not None:
+        text += s3_demo[0]
+        customer_space.append("files")
     # The helpdesk numbers its own records: its "C-1001" is someone else, so it stays out.
     text += ID_SPACES.format(systems=", ".join(f'"{s}"' for s in customer_space))
     cfg_path = root / "demo.toml"
@@ -185,6 +287,17 @@ def run_demo(folder: Path, out: Console) -> int:
         from .tables import receipts_table
 
         out.print(receipts_table(orch.ledger.receipts(erase), title="3. Erasure receipts"))
+        if "mailbox" in orch.systems:
+            from .sweep import run_sweep
+
+            sweep = Table(title="3b. Retention sweep (`erasure sweep`: mail kept 12 months)")
+            for col in ("system", "folder", "older than 12 months", "deleted", "outcome"):
+                sweep.add_column(col)
+            for r in run_sweep(orch):
+                for group, c in sorted(r.groups.items()):
+                    sweep.add_row(r.system, group, str(c["expired"]), str(c["deleted"]),
+                                  r.outcome)
+            out.print(sweep)
 
         left = Table(title="4. What is left")
         left.add_column("system")
@@ -199,6 +312,16 @@ def run_demo(folder: Path, out: Console) -> int:
             kept = db.execute("SELECT billing_email, billing_name FROM invoices WHERE id = 100")
             row = kept.fetchone()
             db.close()
+        if "mailbox" in orch.systems:
+            mail = orch.systems["mailbox"].connector()
+            stats = mail.stats()  # type: ignore[attr-defined]
+            left.add_row("mailbox", str(sum(st.count for st in stats.values())))
+        if s3_demo is not None:
+            s3 = s3_demo[2]
+            versions = s3.list_object_versions(Bucket="demo-files")
+            left.add_row("files (S3 object versions)", str(len(versions.get("Versions", []))))
+            rows = s3.get_object(Bucket="demo-files", Key="exports/customers.csv")["Body"]
+            left.add_row("files exports/customers.csv rows", str(rows.read().count(b"\n") - 1))
         out.print(left)
         if "shop-db" in orch.systems:
             out.print(f"Alice's invoice is kept for tax, anonymised: {row}")
@@ -210,10 +333,13 @@ def run_demo(folder: Path, out: Console) -> int:
         status = "[green]verified[/]" if report.ok else f"[red]{report.problems}[/]"
         out.print(f"[bold]5. Receipts[/]: {report.checked} signed, hash-chained: {status} "
                   "(with the chain's signed head)")
-        if summary.head is not None:
-            out.print(head_line(*summary.head), soft_wrap=True, highlight=False)
+        # the sweep's receipts came after the run's: the head over all of them
+        out.print(head_line(*ensure_head(orch.ledger, orch.keys)), soft_wrap=True,
+                  highlight=False)
         out.print(f"Public key: {orch.keys.public_text}")
         out.print(f"Try: erasure --help; erasure status --all -c {cfg_path}")
         return 0 if summary.ok and report.ok else 1
     finally:
         orch.close()
+        if s3_demo is not None:
+            s3_demo[1].stop()

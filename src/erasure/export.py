@@ -6,6 +6,7 @@ The zip holds ``<system>.json`` per system, ``<system>/<kind>.csv`` per record t
 
 from __future__ import annotations
 
+import base64
 import csv
 import html
 import io
@@ -19,7 +20,12 @@ from typing import Any
 
 from .files import private_dir
 
-__all__ = ["json_safe", "write_package"]
+__all__ = ["FILES_KEY", "json_safe", "write_package"]
+
+#: A record's key holding files for the package, ``{name: base64 content}`` (a connector's
+#: original items, e.g. messages as .eml); they are written to ``<system>/<kind>/<name>``
+#: and the record lists their paths under ``files``.
+FILES_KEY = "_files"
 
 #: One exported item as the package holds it: (record kind, JSON-safe data).
 Exported = tuple[str, Mapping[str, Any]]
@@ -73,7 +79,14 @@ def write_package(
             records = records_by_system[system]
             by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for kind, data in records:
-                by_kind[kind].append(dict(data))
+                row = dict(data)
+                # FILES_KEY: files of the record (an .eml), written beside the index
+                files = row.pop(FILES_KEY, None) or {}
+                for fname, content in sorted(files.items()):
+                    where = f"{_safe_name(system)}/{_safe_name(kind)}/{_safe_name(fname)}"
+                    zf.writebytes(where, base64.b64decode(content))
+                    row.setdefault("files", []).append(where)
+                by_kind[kind].append(row)
             zf.writestr(
                 f"{_safe_name(system)}.json",
                 json.dumps({"system": system, "records": by_kind}, indent=2, sort_keys=True),
@@ -108,6 +121,9 @@ class _Dated:
         self.zf, self.stamp = zf, stamp
 
     def writestr(self, name: str, data: str) -> None:
+        self.writebytes(name, data.encode("utf-8"))
+
+    def writebytes(self, name: str, data: bytes) -> None:
         info = zipfile.ZipInfo(name, date_time=self.stamp)  # type: ignore[arg-type]
         info.compress_type = zipfile.ZIP_DEFLATED
         info.external_attr = 0o600 << 16
@@ -141,6 +157,8 @@ def _index_html(
         for kind, data in records_by_system[system]:
             parts.append(f"<h3>{e(system)}: {e(kind)}</h3><table>")
             for k, v in sorted(dict(data).items()):
+                if k == FILES_KEY:
+                    continue
                 parts.append(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>")
             parts.append("</table>")
     parts.append("</html>")

@@ -8,7 +8,7 @@ Raw identifiers and findings are stored encrypted, only while the request is ope
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -116,6 +116,25 @@ outbox_t = Table(
     Column("delivered_at", DateTime, index=True),
 )
 
+# The key of each open request, wrapped under the key of an epoch (see shredding.py); the
+# row goes when the request ends, and the epoch rotates so that no copy left in the
+# database files can be unwrapped again.
+request_keys_t = Table(
+    "request_keys",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("epoch", Integer, nullable=False, index=True),
+    Column("wrapped", LargeBinary, nullable=False),
+)
+
+# Small named values of the ledger itself: the key epoch, and whether it must rotate.
+ledger_meta_t = Table(
+    "ledger_meta",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
 receipts_t = Table(
     "receipts",
     metadata,
@@ -127,6 +146,34 @@ receipts_t = Table(
     Column("signature", String(120), nullable=False),
     # one receipt per request and system, whatever two runners believe
     Index("receipts_request_system", "request_id", "system", unique=True),
+)
+
+# Signed chain heads (see heads.py): one per batch of receipts, in the batch's transaction,
+# so that an export cut short no longer matches the last head. A new table: ledgers made
+# before it get it from create_all, and their next run signs a head over their receipts.
+receipt_heads_t = Table(
+    "receipt_heads",
+    metadata,
+    Column("count", Integer, primary_key=True, autoincrement=False),  # receipts covered
+    Column("last", String(64), nullable=False),  # hash of receipt ``count``
+    Column("body", Text, nullable=False),  # canonical JSON, as hashed
+    Column("hash", String(64), nullable=False),
+    Column("signature", String(120), nullable=False),
+)
+
+# One row per system the retention sweep has run in: its lease (one sweep of a system at a
+# time) and what `erasure status` shows (see erasure.sweep).
+sweeps_t = Table(
+    "sweeps",
+    metadata,
+    Column("system", String(63), primary_key=True),
+    Column("lease_owner", String(120)),
+    Column("lease_until", Float),
+    Column("last_swept_at", DateTime),
+    Column("last_outcome", String(30)),
+    Column("last_deleted", Integer),
+    Column("oldest_at", DateTime),  # the oldest item left after the last sweep
+    Column("receipt_seq", Integer),
 )
 
 
@@ -264,10 +311,13 @@ class Ledger:
 
     # requests ------------------------------------------------------------------------
 
-    def add_requests(self, rows: Sequence[dict[str, Any]]) -> list[str]:
+    def add_requests(self, rows: Sequence[dict[str, Any]],
+                     seal: Callable[[Connection, list[str]], None] | None = None
+                     ) -> list[str]:
         """Insert new requests (dicts of requests columns) in one transaction; the id of
         each row, which is an existing request's id where one has the row's ``dedupe_key``
-        already (that row is not inserted)."""
+        already (that row is not inserted). ``seal`` stores the keys of the inserted ones
+        in the same transaction."""
         if not rows:
             return []
         now = utcnow()
@@ -290,6 +340,8 @@ class Ledger:
                 new.append({"status": "open", "created_at": now, "dedupe_key": None, **r})
             for i in range(0, len(new), 5000):
                 conn.execute(insert(requests_t), new[i : i + 5000])
+            if seal is not None:
+                seal(conn, [r["id"] for r in new])
         return ids
 
     def get_request(self, request_id: str) -> RequestRow:
@@ -497,6 +549,69 @@ class Ledger:
                 conn.execute(update(outbox_t).where(outbox_t.c.id.in_(ids[i : i + 900]))
                              .values(delivered_at=utcnow()))
 
+    # request keys (crypto-shredding) --------------------------------------------------
+
+    def key_state(self, conn: Connection, *, exclusive: bool = False) -> tuple[int, bool]:
+        """(current key epoch, whether requests ended since it began), read under the
+        rotation lock: shared to add keys, ``exclusive`` to rotate. On SQLite every write
+        transaction already holds the database's write lock."""
+        if not self.is_sqlite:
+            fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+            conn.execute(text(f"SELECT {fn}(4242003)"))
+        meta = dict(conn.execute(select(ledger_meta_t.c.name, ledger_meta_t.c.value).where(
+            ledger_meta_t.c.name.in_(["key_epoch", "key_rotation_due"]))).all())
+        return int(meta.get("key_epoch", "1")), meta.get("key_rotation_due") == "1"
+
+    def _set_meta(self, conn: Connection, name: str, value: str) -> None:
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        stmt = upsert(ledger_meta_t).values(name=name, value=value)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
+                                                set_={"value": stmt.excluded.value}))
+
+    def set_key_epoch(self, conn: Connection, epoch: int) -> None:
+        """A rotation's end: the new epoch, nothing left to rotate."""
+        self._set_meta(conn, "key_epoch", str(epoch))
+        self._set_meta(conn, "key_rotation_due", "0")
+
+    def add_request_keys(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        for i in range(0, len(rows), 5000):
+            conn.execute(insert(request_keys_t), list(rows[i : i + 5000]))
+
+    def request_keys(self, ids: Sequence[str]) -> dict[str, tuple[int, bytes]]:
+        """{request id: (epoch, wrapped key)} of those of ``ids`` that have a key."""
+        out: dict[str, tuple[int, bytes]] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 900):
+                out.update((r.request_id, (r.epoch, r.wrapped)) for r in conn.execute(
+                    select(request_keys_t).where(
+                        request_keys_t.c.request_id.in_(ids[i : i + 900]))))
+        return out
+
+    def request_keys_before(self, conn: Connection, epoch: int
+                            ) -> dict[str, tuple[int, bytes]]:
+        return {r.request_id: (r.epoch, r.wrapped) for r in conn.execute(
+            select(request_keys_t).where(request_keys_t.c.epoch < epoch))}
+
+    def rewrap_request_keys(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(
+                update(request_keys_t)
+                .where(request_keys_t.c.request_id == bindparam("rid"))
+                .values(epoch=bindparam("new_epoch"), wrapped=bindparam("new_wrapped")),
+                [{"rid": r["request_id"], "new_epoch": r["epoch"],
+                  "new_wrapped": r["wrapped"]} for r in rows])
+
+    def drop_request_keys(self, conn: Connection, ids: Sequence[str]) -> None:
+        """In the transaction that ends these requests; the epoch is then due to rotate."""
+        self.key_state(conn)  # the shared lock: a rotation running now sees the flag
+        for i in range(0, len(ids), 900):
+            conn.execute(request_keys_t.delete().where(
+                request_keys_t.c.request_id.in_(ids[i : i + 900])))
+        self._set_meta(conn, "key_rotation_due", "1")
+
     # receipts ------------------------------------------------------------------------
 
     def chain_head(self, conn: Connection) -> tuple[int, str]:
@@ -522,6 +637,52 @@ class Ledger:
                  "signature": r.signature}
                 for r in conn.execute(q)
             ]
+
+    # retention sweeps ----------------------------------------------------------------
+
+    def claim_sweep(self, system: str, lease_seconds: float, now: float) -> bool:
+        """Take the sweep lease of ``system`` (free, expired, or its owner died): True."""
+        with self.tx() as conn:
+            if not self.is_sqlite:
+                conn.execute(text("SELECT pg_advisory_xact_lock(4242001)"))
+            row = conn.execute(select(sweeps_t).where(sweeps_t.c.system == system)).first()
+            values = {"lease_owner": self.owner, "lease_until": now + lease_seconds}
+            if row is None:
+                conn.execute(insert(sweeps_t).values(system=system, **values))
+                return True
+            free = (row.lease_until is None or row.lease_until < now
+                    or row.lease_owner == self.owner or not owner_alive(row.lease_owner))
+            if free:
+                conn.execute(update(sweeps_t).where(sweeps_t.c.system == system).values(**values))
+            return free
+
+    def renew_sweeps(self, systems: Sequence[str], lease_seconds: float, now: float) -> None:
+        """Extend this process's sweep leases."""
+        with self.tx() as conn:
+            conn.execute(update(sweeps_t).where(sweeps_t.c.system.in_(list(systems)),
+                                                sweeps_t.c.lease_owner == self.owner)
+                         .values(lease_until=now + lease_seconds))
+
+    def release_sweep(self, system: str) -> None:
+        """Give up this process's sweep lease of ``system``."""
+        with self.tx() as conn:
+            conn.execute(update(sweeps_t).where(sweeps_t.c.system == system,
+                                                sweeps_t.c.lease_owner == self.owner)
+                         .values(lease_owner=None, lease_until=None))
+
+    def record_sweep(self, conn: Connection, system: str, **values: Any) -> bool:
+        """Record a finished sweep in the caller's transaction, fenced by the lease: False
+        (nothing written) when another process holds it now."""
+        res = conn.execute(update(sweeps_t).where(sweeps_t.c.system == system,
+                                                  sweeps_t.c.lease_owner == self.owner)
+                           .values(**values))
+        return bool(res.rowcount)
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        """Every system's last sweep (for ``erasure status``)."""
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(sweeps_t)
+                                                           .order_by(sweeps_t.c.system))]
 
 
 def _private_file(path: Path) -> None:

@@ -54,6 +54,8 @@ class Capability(enum.StrEnum):
     RESTRICT = "restrict"
     NOTIFY = "notify"
     LOOKUP = "lookup"  # read items by id (verification that does not wait for an index)
+    #: find and delete items older than the system's retention (``erasure sweep``)
+    RETENTION = "retention"
 
 
 class RequestType(enum.StrEnum):
@@ -162,6 +164,11 @@ def _normalise_phone(value: str) -> str:
     import phonenumbers
 
     problem = "invalid phone number (use international format, e.g. +4930123456)"
+    if any(c.isalpha() for c in value):
+        # phonenumbers reads letters as keypad digits or drops them: "O" for "0" would
+        # become another person's number.
+        raise UsageError("invalid phone number: letters are not accepted (digits, spaces, "
+                         "+ ( ) - . only)")
     try:
         # No default region: "0301234567" means different people in different countries.
         parsed = phonenumbers.parse(value, None)

@@ -27,6 +27,7 @@ from .keys import KeyRing
 from .ledger import Ledger, RequestRow, add_months, ledger_exists, utcnow
 from .models import Identifier, ItemStatus, Policy, RequestType
 from .plugins import PluginHost
+from .shredding import EpochKeys, RequestKeys
 from .state import KnownIdentifiers, TaskData
 from .systems import System, build_systems, check_system
 
@@ -89,6 +90,7 @@ class Orchestrator:
         self.plugins = plugins
         self._keys = keys
         self._ledger = ledger
+        self._ciphers: RequestKeys | None = None
         self.sleep = sleep
         self.progress = progress
         self.clock = clock  # epoch seconds; tests move it to make deferred work due
@@ -114,14 +116,23 @@ class Orchestrator:
         return self._ledger
 
     @property
+    def ciphers(self) -> RequestKeys:
+        """Each open request's own key (crypto-shredding: see shredding.py)."""
+        if self._ciphers is None:
+            epochs = EpochKeys(self.config.host.state_dir / "keys" / "epochs",
+                               self.keys.fernet)
+            self._ciphers = RequestKeys(self.ledger, epochs, legacy=self.keys.fernet)
+        return self._ciphers
+
+    @property
     def context(self) -> StepContext:
         """What the engine's steps are given: config, systems and keys."""
         return StepContext(self.config, self.systems, self.keys)
 
     def runner(self) -> Runner:
         """The in-process runner over this configuration and ledger."""
-        return Runner(self.context, self.ledger, self.plugins, progress=self.progress,
-                      clock=self.clock)
+        return Runner(self.context, self.ledger, self.plugins, self.ciphers,
+                      progress=self.progress, clock=self.clock)
 
     def close(self) -> None:
         for s in self.systems.values():
@@ -179,10 +190,13 @@ class Orchestrator:
                 if labels is None:
                     raise
                 raise UsageError(f"{labels[n]}: {exc}") from None
+        from cryptography.fernet import Fernet
+        raw: dict[str, bytes] = {}
         for spec, idents in validated:
             known = KnownIdentifiers.from_request(idents, strong_types)
             received = spec.received_at or utcnow()
             rid = f"r-{uuid.uuid4().hex[:16]}"
+            raw[rid] = Fernet.generate_key()
             subject = self.keys.digest(
                 *sorted(f"{i.type.value}:{i.space or ''}:{i.ident.value}" for i in idents))
             rows.append({
@@ -193,12 +207,14 @@ class Orchestrator:
                 "override": spec.override_unverified,
                 "received_at": received,
                 "due_at": add_months(received, 1),
-                "identifiers": self.keys.encrypt(json.dumps(known.to_json()).encode()),
+                "identifiers": Fernet(raw[rid]).encrypt(json.dumps(known.to_json()).encode()),
                 "subject_digest": subject,
                 "dedupe_key": self.keys.digest("request", spec.type.value, spec.ticket,
                                                subject) if spec.ticket else None,
             })
-        return self.ledger.add_requests(rows)
+        ciphers = self.ciphers
+        return self.ledger.add_requests(
+            rows, seal=lambda conn, ids: ciphers.seal(conn, {rid: raw[rid] for rid in ids}))
 
     def get_request(self, request_id: str) -> RequestRow:
         """A request by id; UsageError naming it when there is none (creates no ledger)."""
@@ -325,7 +341,7 @@ class Orchestrator:
                 "request_id": request_id, "system": t.system, "stage": t.stage.value,
                 "outcome": t.outcome, "not_before": t.not_before,
                 "summary": json.dumps(t.summary, sort_keys=True),
-                "state": self.keys.encrypt(t.data.to_bytes())}],
+                "state": self.ciphers.encrypt(request_id, t.data.to_bytes())}],
                 [{"request_id": e.request_id, "system": e.system, "old": e.old,
                   "new": e.new, "cause": e.cause} for e in t.events])
             self.ledger.set_requests(conn, [{"id": request_id, "not_before": None}])

@@ -76,6 +76,8 @@ def _body(ctx: StepContext, w: Work, t: TaskWork, now: datetime) -> dict[str, An
         "items": items,
         "review_items": review,
         "residue_items": sorted(digest(t.system, ref) for ref in t.data.residue),
+        # Where residue outside the connector's mapping was found (table.column), no values.
+        "unmapped_residue": t.summary.get("unmapped_residue", []),
         "id_spaces": ctx.config.id_spaces.used(w.known.all(), t.system),
         "expansion_complete": w.known.complete,
         "attempts": t.summary.get("attempts", {}),

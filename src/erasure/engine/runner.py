@@ -18,11 +18,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import heads
 from ..leases import Heartbeat
 from ..ledger import Ledger, RequestRow, utcnow
 from ..models import RequestType
 from ..plugins import PluginHost
 from ..receipts import Receipt, seal
+from ..shredding import RequestKeys
 from ..state import KnownIdentifiers, TaskData
 from . import finish, steps
 from .rules import OK_OUTCOMES
@@ -49,6 +51,8 @@ class RunSummary:
     failed_tasks: int = 0
     #: requests dropped because another runner took their lease
     lost: list[str] = field(default_factory=list)
+    #: the receipt chain's end after the run, (count, last hash): publish it (heads.py)
+    head: tuple[int, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -58,10 +62,12 @@ class RunSummary:
 class Runner:
     """Runs due requests of one configuration against one ledger."""
 
-    def __init__(self, ctx: StepContext, ledger: Ledger, plugins: PluginHost, *,
+    def __init__(self, ctx: StepContext, ledger: Ledger, plugins: PluginHost,
+                 ciphers: RequestKeys, *,
                  progress: Callable[[str, int, int], None] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.ctx, self.ledger, self.plugins = ctx, ledger, plugins
+        self.ciphers = ciphers
         self.progress = progress
         self.clock = clock
 
@@ -99,6 +105,10 @@ class Runner:
             done += len(rows)
             if self.progress:
                 self.progress("requests", done, max(total, done))
+        # Once per run, not per batch: rewrapping every open request's key is the cost.
+        self.ciphers.rotate()
+        # Signs the end of a chain that has no head yet (receipts from before heads).
+        summary.head = heads.ensure_head(self.ledger, self.ctx.keys)
         return summary
 
     def _renew(self, ids: Sequence[str]) -> None:
@@ -133,14 +143,15 @@ class Runner:
 
     def load(self, rows: Sequence[RequestRow]) -> list[Work]:
         """The works of ``rows``: their identifiers and tasks, decrypted."""
-        keys = self.ctx.keys
+        ciphers = self.ciphers
+        ciphers.load([r.id for r in rows])
         systems = self.ctx.systems
         self.ledger.ensure_tasks((r.id, s) for r in rows for s in systems)
         tasks: dict[str, dict[str, TaskWork]] = {r.id: {} for r in rows}
         for t in self.ledger.tasks_for([r.id for r in rows]):
             if t.system not in systems and t.stage != Stage.DONE:
                 continue  # system removed from config since: nothing to run there
-            state = keys.decrypt(t.state) if t.state else None
+            state = ciphers.decrypt(t.request_id, t.state) if t.state else None
             task = tasks[t.request_id][t.system] = TaskWork(
                 request_id=t.request_id, system=t.system, stage=Stage(t.stage),
                 outcome=t.outcome, data=TaskData.from_bytes(t.system, t.request_id, state),
@@ -150,7 +161,8 @@ class Runner:
         works = []
         for r in rows:
             known = (KnownIdentifiers() if r.identifiers is None else
-                     KnownIdentifiers.from_json(json.loads(keys.decrypt(r.identifiers))))
+                     KnownIdentifiers.from_json(json.loads(
+                         ciphers.decrypt(r.id, r.identifiers))))
             works.append(Work(row=r, type=RequestType(r.type), known=known, tasks=tasks[r.id]))
         return works
 
@@ -169,7 +181,7 @@ class Runner:
                identifiers: bool = False, purge: bool = False) -> None:
         """The rows of ``works`` in the caller's transaction. A task is written only if it
         changed since it was loaded or last written; ``purge`` writes no state at all."""
-        enc = self.ctx.keys.encrypt
+        enc = self.ciphers.encrypt
         task_rows, events, request_rows, outbox = [], [], [], []
         watching = self._watched("erasure_task_changed")
         for w in works:
@@ -183,7 +195,7 @@ class Runner:
                 task_rows.append({
                     "request_id": w.row.id, "system": t.system, "stage": t.stage.value,
                     "outcome": t.outcome, "not_before": t.not_before, "summary": text,
-                    "state": None if state is None else enc(state),
+                    "state": None if state is None else enc(w.row.id, state),
                 })
                 for e in t.events:
                     events.append({"request_id": e.request_id, "system": e.system,
@@ -199,7 +211,7 @@ class Runner:
                 continue  # finish writes the request's end
             row: dict[str, Any] = {"id": w.row.id, "not_before": _not_before(w)}
             if identifiers:
-                row["identifiers"] = enc(json.dumps(w.known.to_json()).encode())
+                row["identifiers"] = enc(w.row.id, json.dumps(w.known.to_json()).encode())
             request_rows.append(row)
         self.ledger.save_tasks(conn, task_rows, events)
         if identifiers:
@@ -314,8 +326,11 @@ class Runner:
                 summary.finished.append(w.row.id)
                 summary.outcomes[outcome] += 1
             self.ledger.add_receipts(conn, rows)
+            if rows:  # the batch's head, in its transaction: the chain's end is signed
+                heads.write_head(conn, seq, prev, keys)
             self._write(conn, ending, summary, purge=True)
             self.ledger.set_requests(conn, ends)
+            self.ciphers.forget(conn, [w.row.id for w in ending])
             self.ledger.add_events(conn, outbox)
         self._drop_lost(works, owned, summary)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+from ..connector import UNMAPPED_RESIDUE
 from ..export import json_safe
 from ..models import (
     Action,
@@ -271,6 +272,12 @@ def verify(ctx: StepContext, works: Sequence[Work], now: float) -> None:
                 kept = t.data.outcomes.get(ref) == ItemStatus.RETAINED.value
                 if not kept and ref not in t.data.residue:
                     t.data.residue.append(ref)
+            # Places outside the mapping (see Connector.find): named on the receipt.
+            places = {p for f in res.values if f.system == name
+                      and f.kind == UNMAPPED_RESIDUE and f.ref in left for p in f.fields}
+            if places:
+                t.summary["unmapped_residue"] = sorted(
+                    places | set(t.summary.get("unmapped_residue", [])))
             t.move(Stage.DONE, "verified", outcome=outcome_of(t))
 
 

@@ -89,9 +89,10 @@ class Needles:
         return next(self.hits(data), None) is not None
 
 
-def _starts(chunk: bytes, base: int, at_file_start: bool) -> list[int]:
-    """Absolute offsets of message starts in ``chunk`` (which begins at a line start)."""
-    out = [base] if at_file_start and FROM_LINE.match(chunk, 0) else []
+def _starts(chunk: bytes, base: int) -> list[int]:
+    """Absolute offsets of message starts in ``chunk`` (which begins at a line start: a
+    message may begin at its first byte, in any chunk, not only the file's first)."""
+    out = [base] if FROM_LINE.match(chunk, 0) else []
     for m in _FROM_START.finditer(chunk):
         if FROM_LINE.match(chunk, m.start() + 1):
             out.append(base + m.start() + 1)
@@ -182,7 +183,7 @@ def mbox_messages(f: BinaryIO, *, chunk_size: int = CHUNK) -> Iterator[bytes]:
             break
         if not chunk.endswith(b"\n"):
             chunk += f.readline()
-        starts = [s - offset for s in _starts(chunk, offset, offset == 0)]
+        starts = [s - offset for s in _starts(chunk, offset)]
         prev = 0
         for s in starts:
             if started:

@@ -1,0 +1,209 @@
+"""Crypto-shredding: what the ledger holds about an open request is encrypted under a key of
+that request alone, so that ending the request makes it unreadable for good.
+
+Keys come in three layers:
+
+- a **request key** (random, one per request) encrypts the request's identifiers and the
+  state of its tasks (findings, export records);
+- an **epoch key** (random) wraps the request keys; it lives in a file of its own under
+  ``<state_dir>/keys/epochs``, encrypted under the master key;
+- the **master key** (``erasure.keys.encryption_key``) encrypts only the epoch files.
+
+A database never forgets a deleted row at once (PostgreSQL keeps dead tuples and WAL,
+SQLite free pages and its WAL), so deleting an ended request's key row is not enough.
+After requests end, the key epoch is *rotated*: a new epoch key wraps the keys of the
+requests still open, and the files of the older epochs are overwritten and removed. From
+then on, every copy of an ended request's key that the database may still hold, live or
+dead, is wrapped under an epoch key that no longer exists.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy.engine import Connection
+
+from .errors import ConfigError
+from .files import private_dir
+from .ledger import Ledger
+
+__all__ = ["EpochKeys", "RequestKeys"]
+
+
+class EpochKeys:
+    """The epoch key files of one state folder: ``<n>.key``, each a Fernet key encrypted
+    under the master key."""
+
+    def __init__(self, folder: Path, master: Fernet) -> None:
+        self.folder = folder
+        self.master = master
+        self._cache: dict[int, Fernet] = {}
+
+    def _path(self, epoch: int) -> Path:
+        return self.folder / f"{epoch}.key"
+
+    def get(self, epoch: int) -> Fernet | None:
+        """The key of ``epoch``; None if it was destroyed (or never made here)."""
+        if epoch in self._cache:
+            return self._cache[epoch]
+        try:
+            token = self._path(epoch).read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            key = Fernet(self.master.decrypt(token))
+        except InvalidToken:
+            raise ConfigError(f"key epoch {epoch}: not encrypted under this encryption key "
+                              "(keys/epochs belongs to another master key)") from None
+        self._cache[epoch] = key
+        return key
+
+    def ensure(self, epoch: int) -> Fernet:
+        """The key of ``epoch``, made now if it does not exist yet."""
+        found = self.get(epoch)
+        if found is not None:
+            return found
+        private_dir(self.folder)
+        path = self._path(epoch)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(self.master.encrypt(Fernet.generate_key()))
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            # link, not rename: two processes making the same epoch at once keep one key
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        key = self.get(epoch)
+        assert key is not None
+        return key
+
+    def epochs(self) -> list[int]:
+        if not self.folder.exists():
+            return []
+        return sorted(int(p.stem) for p in self.folder.glob("*.key") if p.stem.isdigit())
+
+    def destroy_before(self, epoch: int) -> int:
+        """Overwrite and remove every epoch key older than ``epoch``; how many went."""
+        gone = 0
+        for n in self.epochs():
+            if n >= epoch:
+                continue
+            path = self._path(n)
+            try:
+                size = path.stat().st_size
+                with open(path, "r+b") as f:
+                    f.write(b"\0" * size)
+                    f.flush()
+                    os.fsync(f.fileno())
+                path.unlink()
+            except FileNotFoundError:
+                continue  # another process destroyed it first
+            self._cache.pop(n, None)
+            gone += 1
+        return gone
+
+
+class RequestKeys:
+    """The per-request ciphers of one ledger, and the rotation that shreds ended ones.
+
+    ``legacy`` decrypts what a version before crypto-shredding wrote (requests with no key
+    row): such requests keep working, and the scan guarantee holds for requests made since.
+    """
+
+    def __init__(self, ledger: Ledger, epochs: EpochKeys, legacy: Fernet) -> None:
+        self.ledger = ledger
+        self.epochs = epochs
+        self.legacy = legacy
+        self._ciphers: dict[str, Fernet] = {}
+
+    def seal(self, conn: Connection, raw: Mapping[str, bytes]) -> None:
+        """Store the keys of requests inserted in ``conn``'s transaction, wrapped under the
+        current epoch (read under the rotation lock, so a rotation cannot miss them).
+        ``raw`` maps request ids to keys made with ``Fernet.generate_key()``."""
+        if not raw:
+            return
+        epoch, _due = self.ledger.key_state(conn)
+        wrap = self.epochs.ensure(epoch)
+        self.ledger.add_request_keys(conn, [
+            {"request_id": rid, "epoch": epoch, "wrapped": wrap.encrypt(key)}
+            for rid, key in raw.items()])
+        for rid, key in raw.items():
+            self._ciphers[rid] = Fernet(key)
+
+    def load(self, request_ids: Iterable[str]) -> dict[str, Fernet]:
+        """The ciphers of these requests (the legacy master key for requests made before
+        request keys existed)."""
+        want = [rid for rid in request_ids if rid not in self._ciphers]
+        for _attempt in range(3):
+            if not want:
+                break
+            rows = self.ledger.request_keys(want)
+            stale = []
+            for rid in want:
+                if rid not in rows:
+                    self._ciphers[rid] = self.legacy
+                    continue
+                epoch, wrapped = rows[rid]
+                wrap = self.epochs.get(epoch)
+                if wrap is None:
+                    stale.append(rid)  # rotated by another process since: read again
+                    continue
+                self._ciphers[rid] = Fernet(wrap.decrypt(wrapped))
+            want = stale
+        if want:
+            raise ConfigError(f"the key epoch of {len(want)} request(s) is missing from "
+                              f"{self.epochs.folder}: every runner must share that folder")
+        return self._ciphers
+
+    def encrypt(self, request_id: str, data: bytes) -> bytes:
+        return self.load([request_id])[request_id].encrypt(data)
+
+    def decrypt(self, request_id: str, token: bytes) -> bytes:
+        try:
+            return self.load([request_id])[request_id].decrypt(token)
+        except InvalidToken:
+            raise ConfigError(
+                "cannot decrypt ledger data: the encryption key differs from the one used"
+            ) from None
+
+    def forget(self, conn: Connection, request_ids: Iterable[str]) -> None:
+        """In the transaction that ends these requests: drop their keys, and mark the
+        epoch for rotation (:meth:`rotate`, after commit)."""
+        ids = list(request_ids)
+        if ids:
+            self.ledger.drop_request_keys(conn, ids)
+        for rid in ids:
+            self._ciphers.pop(rid, None)
+
+    def rotate(self) -> bool:
+        """If requests ended since the last rotation: wrap the open requests' keys under a
+        new epoch and destroy the older epoch keys. Safe to repeat after a crash."""
+        with self.ledger.tx() as conn:
+            epoch, due = self.ledger.key_state(conn, exclusive=True)
+            if not due:
+                return self._destroy_old(epoch) > 0
+            new = epoch + 1
+            wrap_new = self.epochs.ensure(new)
+            rows = []
+            for rid, (old, wrapped) in self.ledger.request_keys_before(conn, new).items():
+                wrap_old = self.epochs.get(old)
+                if wrap_old is None:
+                    raise ConfigError(f"key epoch {old} is missing from {self.epochs.folder}"
+                                      ": every runner must share that folder")
+                rows.append({"request_id": rid, "epoch": new,
+                             "wrapped": wrap_new.encrypt(wrap_old.decrypt(wrapped))})
+            self.ledger.rewrap_request_keys(conn, rows)
+            self.ledger.set_key_epoch(conn, new)
+        self._destroy_old(new)
+        return True
+
+    def _destroy_old(self, current: int) -> int:
+        return self.epochs.destroy_before(current)
