@@ -844,4 +844,70 @@ def regressions(legacy: bool) -> dict[str, World]:
              Req("restriction", 1, (("name", "Ann Lee"), ("customer_id", "C2")))),
             faults=(Faults("m0", transient_calls=frozenset({1, 2, 3})),
                     Faults("shop", transient_calls=frozenset({3, 4, 5})))),
+        # new engine: m1 is down for the second batch. Its late answer makes bob@x.org
+        # strong; shop2's row 2 (bob's email), found in the run before, is what makes
+        # shop2's own customer id C1 strong, and with it row 1. Strength was decided from
+        # the later run's findings only: row 1 was left, and the receipt said completed
+        # with the expansion complete.
+        **({} if legacy else {
+            "an item found in an earlier run is forgotten when strength is decided":
+                _late_link()}),
     }
+
+
+def _late_link() -> World:
+    def person(i: int, email: str) -> Person:
+        ids = [(("customer_id", s), f"C{i + 1}")
+               for s in ("customer", "local:shop", "local:shop2")]
+        ids += [(("user_id", s), f"U{i + 1}")
+                for s in ("local:m0", "local:shop", "local:shop2", "login")]
+        return Person(i, email, f"jim{email}", "+4915100000001", "Ann Lee", tuple(ids))
+
+    def contact(key: str, owner: int, idents: tuple[tuple[str, str], ...]) -> Item:
+        return Item(key, key.split("/")[0], "contact", owner, idents,
+                    (("uid", key), ("note", "note")))
+
+    def customer(system: str, row: int, owner: int,
+                 idents: tuple[tuple[str, str], ...]) -> Item:
+        return Item(f"{system}/customers/{row}", system, "customers", owner, idents,
+                    (("note", f"customer {row}"),), row_id=row)
+
+    phone, name, c1 = ("phone", "+4915100000001"), ("name", "Ann Lee"), ("customer_id", "C1")
+    bob = ("email", "bob@x.org")
+    cust = (("customer_id", "customer"),)
+    systems = (SystemSpec("m0", "memory", "erase", cust),
+               SystemSpec("m1", "memory", "erase", (*cust, ("user_id", "login"))),
+               SystemSpec("shop", "sql", "erase"), SystemSpec("shop2", "sql", "erase"))
+    items = (
+        contact("m0/c1", 0, (name, c1)),
+        contact("m1/c2", 0, (bob, c1, ("user_id", "U1"))),
+        contact("m1/c3", 1, (phone, name, ("user_id", "U2"))),
+        contact("m1/c4", 0, ()),
+        contact("m1/c5", 0, (phone,)),
+        contact("m1/c6", 0, (phone, c1)),
+        customer("shop", 1, 0, (bob, phone, c1)),
+        customer("shop", 2, 0, (bob, name)),
+        customer("shop", 3, 0, (bob, name)),
+        customer("shop2", 1, 0, (phone, c1)),
+        customer("shop2", 2, 0, (("email", "BOB@X.ORG"), name, c1)),
+    )
+    ann = ("email", "ann@x.org")
+    requests = (
+        Req("erasure", 1, (ann, name)),
+        Req("erasure", 1, (ann, phone, name)),
+        Req("restriction", 0, (name, c1)),
+        Req("erasure", 1, (("customer_id", "C2"),)),
+        Req("erasure", 0, (phone, c1)),
+        Req("restriction", 0, (name, c1)),
+    )
+    both = frozenset({"m1/c2", "m1/c3"})
+    faults = (
+        Faults("m0", transient_calls=frozenset({4}), poison=frozenset({"m0/c1"}),
+               fail=frozenset({"m0/c1"})),
+        Faults("m1", transient_calls=frozenset(range(4, 10)), fail=both, flaky=both),
+        Faults("shop", poison=frozenset({"shop/customers/1"}),
+               fail=frozenset({"shop/customers/1"})),
+    )
+    people = (person(0, "bob@x.org"), person(1, "ann@x.org"))
+    return World(False, people, systems, items, requests, 3, 1, 3, faults, None,
+                 tuple(s.name for s in systems), 0)

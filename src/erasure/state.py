@@ -81,6 +81,9 @@ def finding_to_json(f: Finding) -> dict[str, Any]:
         "kind": f.kind,
         "matched": [[m.type.value, m.value] for m in f.matched],
         "fields": list(f.fields),
+        # what else the item holds: strength is decided again from all findings when a
+        # later run's answers come in
+        "related": [[r.type.value, r.value] for r in f.related],
     }
 
 
@@ -92,6 +95,7 @@ def finding_from_json(system: str, subject: str, d: dict[str, Any]) -> Finding:
         kind=d["kind"],
         matched=tuple(Identifier(IdentifierType(t), v) for t, v in d["matched"]),
         fields=tuple(d.get("fields", ())),
+        related=tuple(Identifier(IdentifierType(t), v) for t, v in d.get("related", ())),
     )
 
 
@@ -119,8 +123,9 @@ class TaskData:
         else:
             matched = tuple(dict.fromkeys(old.matched + f.matched))
             fields = tuple(dict.fromkeys(old.fields + f.fields))
+            related = tuple(dict.fromkeys(old.related + f.related))
             self.findings[f.ref] = Finding(
-                f.system, f.subject, f.ref, f.kind, matched, fields, f.related
+                f.system, f.subject, f.ref, f.kind, matched, fields, related
             )
 
     def to_bytes(self) -> bytes:

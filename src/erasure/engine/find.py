@@ -54,7 +54,6 @@ def find(ctx: StepContext, works: Sequence[Work], now: float) -> None:
                 continue  # told, never searched: see _notice below
             queried[(w.row.id, name)] = set(t.data.searched)
             todo[name].append(w)
-    evidence: dict[str, dict[str, dict[str, Evidence]]] = defaultdict(lambda: defaultdict(dict))
     failed: set[tuple[str, str]] = set()
     by_id = {w.row.id: w for w in searching}
     for _round in range(ctx.host.expansion_rounds + 1):
@@ -87,22 +86,16 @@ def find(ctx: StepContext, works: Sequence[Work], now: float) -> None:
                     if not matched:
                         continue
                     t.data.merge(f)
-                    ev = evidence[rid][name].setdefault(f.ref, Evidence(f.kind))
-                    ev.matched |= matched
-                    ev.related |= related
                     for r in related:
                         w.known.add(r)
-    cut_short = {s.key for ss in _unasked(ctx, todo, queried, failed).values() for s in ss}
     strong_types = set(ctx.host.strong_identifiers)
     for w in searching:
-        # Not complete while a system's search is cut short by the round limit, or is
-        # still to be made again after a failure.
-        w.known.complete = w.row.id not in cut_short and not any(
-            rid == w.row.id for rid, _name in failed)
-        ev_all = [e for evs in evidence[w.row.id].values() for e in evs.values()]
+        # Strength from everything every search of the request ever found, not only this
+        # run's: an item found in an earlier run may be what links a later answer on.
+        evidence = _evidence(ctx, w, queried)
         # Seeded with what was strong before: a later search never weakens a decision.
         seeds = w.known.given | set(w.known.strong())
-        w.known.set_strong(strong_fixpoint(seeds, ev_all, strong_types))
+        w.known.set_strong(strong_fixpoint(seeds, evidence, strong_types))
         for name, t in w.tasks.items():
             if (w.row.id, name) in failed or t.stage not in (Stage.PENDING, Stage.FOUND):
                 continue
@@ -124,6 +117,45 @@ def find(ctx: StepContext, works: Sequence[Work], now: float) -> None:
                 t.move(Stage.FOUND, "found")
             elif before != (len(t.data.findings), t.data.actionable):
                 t.move(Stage.FOUND, "found more through identifiers found later")
+        w.known.complete = _complete(ctx, w)
+
+
+def _evidence(ctx: StepContext, w: Work, queried: dict[tuple[str, str], set[Scoped]]
+              ) -> list[Evidence]:
+    """What the request's searches learnt about each item, in every system."""
+    spaces = ctx.config.id_spaces
+    out = []
+    for name, t in w.tasks.items():
+        allowed = queried.get((w.row.id, name)) or set(t.data.searched)
+        for f in t.data.findings.values():
+            if f.ref == _NOTICE:
+                continue
+            matched, related = finding_evidence(f, name, spaces, allowed)
+            if matched:
+                out.append(Evidence(f.kind, matched, related))
+    return out
+
+
+def _complete(ctx: StepContext, w: Work) -> bool:
+    """Whether every system the request is searched in was searched with every identifier
+    it may see there. Not while a search failed and waits to be made again, nor while the
+    round limit left identifiers unasked: in any system, whether or not it was searched in
+    this run."""
+    spaces = ctx.config.id_spaces
+    for name, t in w.tasks.items():
+        system = ctx.systems.get(name)
+        if system is None or system.uncovered or not _searchable(system):
+            continue
+        if t.stage is Stage.PENDING:
+            return False
+        if t.stage is not Stage.FOUND:
+            continue  # acting or done: the search it acted on was judged when it ended
+        types = system.cls.identifier_types if system.cls else None
+        searched = set(t.data.searched)
+        if any(s not in searched for s in w.known.all()
+               if spaces.searchable_in(s, name) and (types is None or s.type in types)):
+            return False
+    return True
 
 
 def _notice(ctx: StepContext, w: Work, t: TaskWork) -> None:
