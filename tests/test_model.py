@@ -64,6 +64,7 @@ from model_world import (
 )
 
 from erasure import PluginHost, RequestType
+from erasure import packages as packages_mod
 from erasure.config import parse_config
 from erasure.heads import ledger_export, verify_export
 from erasure.keys import generate_keys
@@ -187,6 +188,7 @@ def run_world(w: World, folder: Path) -> Run:
     harness = Harness(w)
     Harness.current = harness
     stores = store_names(w)
+    remove = packages_mod._remove
     try:
         seed(w, folder, stores)
         before = {i.key: Seen.original(i) for i in w.items}
@@ -202,6 +204,16 @@ def run_world(w: World, folder: Path) -> Run:
             planner.close()
 
         harness.armed = True
+        # A package goes when an erasure of the same person completes: what it held when
+        # it went is what the person was given.
+        given: dict[str, Any] = {}
+
+        def capture(where: Path, rows: list[dict[str, Any]]) -> list[str]:
+            for r in rows:
+                given[r["request_id"]] = read_package(where / r["file"])
+            return remove(where, rows)
+
+        packages_mod._remove = capture
         orch = build(w, folder, stores, w.run_order, clock)
         request_ids = orch.submit_many(specs(w))
         for _attempt in range(RUNS):
@@ -228,7 +240,8 @@ def run_world(w: World, folder: Path) -> Run:
             digests = {orch.keys.digest(system, ref): key
                        for (system, ref), key in harness.refs.items()}
             packages = {
-                rid: read_package(orch.config.host.exports() / f"{rid}.zip")
+                rid: given[rid] if rid in given
+                else read_package(orch.config.host.exports() / f"{rid}.zip")
                 for rid, r in zip(request_ids, w.requests, strict=True)
                 if r.type in EXPORTING_TYPES
             }
@@ -239,6 +252,7 @@ def run_world(w: World, folder: Path) -> Run:
                    report.problems, open_requests, packages, plans, digests, harness,
                    harness.crashed)
     finally:
+        packages_mod._remove = remove
         Harness.current = None
         for name in stores.values():
             MemoryStore.reset(name)

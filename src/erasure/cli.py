@@ -162,6 +162,10 @@ def _summary_exit(summary: RunSummary) -> None:
         err.print(f"tasks left for a later run: {parts} (`erasure status`)")
     if summary.failed_tasks:
         err.print(f"{summary.failed_tasks} task(s) failed (`erasure status`, `erasure retry`)")
+    for rid, password in sorted(summary.package_passwords.items()):
+        # stdout, once: the password is stored nowhere, so it is given to the caller
+        out.print(f"package of {rid}: password {password} (shown once; give it to the "
+                  "person by another channel than the package)", highlight=False)
     if summary.head is not None:
         # One line to publish: `erasure receipts verify --expect-head HASH` checks against it.
         from .heads import head_line
@@ -363,6 +367,16 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
         tasks = orch.ledger.open_tasks()
         if tasks:
             out.print(tasks_table(tasks, orch.config.host.confirmation_reminder_days))
+        packages = orch.ledger.live_packages()
+        if packages:
+            table = compact_table("Packages (deleted when they expire, or at once when the "
+                                  "person's erasure completes)")
+            for col in ("request", "file", "made (UTC)", "goes (UTC)"):
+                table.add_column(col, no_wrap=True)
+            for p in packages:
+                table.add_row(p["request_id"], p["file"], f"{p['made_at']:%Y-%m-%d %H:%M}",
+                              f"{p['expires_at']:%Y-%m-%d %H:%M}")
+            out.print(table)
         from .sweep import retention_status
         swept = retention_status(orch)
         if swept:

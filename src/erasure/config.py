@@ -91,6 +91,11 @@ class HostSettings(_Strict):
     lease_seconds: float = Field(300, ge=1)
     #: days after which a processor that was told and has not confirmed is reminded
     confirmation_reminder_days: float = Field(7, gt=0)
+    #: days an access or portability package is kept (an erasure of the same person
+    #: deletes it at once)
+    package_days: float = Field(30, gt=0)
+    #: encrypt packages (AES zip) with a password made per request and shown once
+    package_password: bool = False
     retry: RetrySettings = RetrySettings()
     keys: KeySettings = KeySettings()
 

@@ -52,6 +52,7 @@ def write_package(
     records_by_system: Mapping[str, Sequence[Exported]],
     *,
     generated_at: str,
+    password: str | None = None,
 ) -> Path:
     """Write the package for one request and return its path.
 
@@ -73,7 +74,14 @@ def write_package(
     stamp = max((1980, 1, 1, 0, 0, 0),  # the oldest date a zip entry can hold
                 tuple(int(p) for p in generated_at.replace("T", "-").replace(":", "-")
                       .split(".")[0].split("-")[:6]))
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zip_file:
+    if password:  # AES-256 (WinZip AE-2), which 7-Zip and most archive tools open
+        import pyzipper
+        archive: zipfile.ZipFile = pyzipper.AESZipFile(
+            buf, "w", compression=zipfile.ZIP_DEFLATED, encryption=pyzipper.WZ_AES)
+        archive.setpassword(password.encode())
+    else:
+        archive = zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED)
+    with archive as zip_file:
         zf = _Dated(zip_file, stamp)
         for system in sorted(records_by_system):
             records = records_by_system[system]
@@ -124,7 +132,9 @@ class _Dated:
         self.writebytes(name, data.encode("utf-8"))
 
     def writebytes(self, name: str, data: bytes) -> None:
-        info = zipfile.ZipInfo(name, date_time=self.stamp)  # type: ignore[arg-type]
+        # the archive's own ZipInfo class: pyzipper's (encrypted packages) is not zipfile's
+        info_class = getattr(self.zf, "zipinfo_cls", zipfile.ZipInfo)
+        info = info_class(name, date_time=self.stamp)
         info.compress_type = zipfile.ZIP_DEFLATED
         info.external_attr = 0o600 << 16
         self.zf.writestr(info, data)

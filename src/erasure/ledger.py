@@ -127,6 +127,22 @@ request_keys_t = Table(
     Column("wrapped", LargeBinary, nullable=False),
 )
 
+# Access and portability packages while they exist: when each goes, and keyed hashes of
+# its subject's strong identifiers (an erasure of the same person removes it at once);
+# the hashes are cleared when the file is deleted.
+packages_t = Table(
+    "packages",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("file", String(200), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("made_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False, index=True),
+    Column("subjects", Text),  # JSON list of keyed hashes; NULL once deleted
+    Column("deleted_at", DateTime),
+    Column("deleted_why", String(40)),
+)
+
 # Small named values of the ledger itself: the key epoch, and whether it must rotate.
 ledger_meta_t = Table(
     "ledger_meta",
@@ -548,6 +564,38 @@ class Ledger:
             for i in range(0, len(ids), 900):
                 conn.execute(update(outbox_t).where(outbox_t.c.id.in_(ids[i : i + 900]))
                              .values(delivered_at=utcnow()))
+
+    # packages ------------------------------------------------------------------------
+
+    def add_packages(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Record packages made in the transaction that ends their requests (a package
+        made again by a resumed run replaces its row)."""
+        if not rows:
+            return
+        conn.execute(packages_t.delete().where(
+            packages_t.c.request_id.in_([r["request_id"] for r in rows])))
+        conn.execute(insert(packages_t), list(rows))
+
+    def live_packages(self) -> list[dict[str, Any]]:
+        """Packages not deleted yet, oldest first (file, expiry, subjects' hashes)."""
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                select(packages_t).where(packages_t.c.deleted_at.is_(None))
+                .order_by(packages_t.c.made_at))]
+
+    def packages(self, request_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        q = select(packages_t).order_by(packages_t.c.made_at)
+        if request_ids is not None:
+            q = q.where(packages_t.c.request_id.in_(list(request_ids)))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def packages_deleted(self, ids: Sequence[str], why: str) -> None:
+        if not ids:
+            return
+        with self.tx() as conn:
+            conn.execute(update(packages_t).where(packages_t.c.request_id.in_(list(ids)))
+                         .values(deleted_at=utcnow(), deleted_why=why, subjects=None))
 
     # request keys (crypto-shredding) --------------------------------------------------
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from ..export import write_package
 from ..ledger import utcnow
 from ..models import Action
+from ..packages import new_password, sha256_of
 from .rules import worst
 from .steps import StepContext, Work
 from .tasks import TaskWork
@@ -21,18 +23,24 @@ from .tasks import TaskWork
 __all__ = ["package", "receipt_bodies", "request_outcome"]
 
 
-def package(ctx: StepContext, w: Work) -> None:
+def package(ctx: StepContext, w: Work) -> tuple[Path, str | None] | None:
     """Write the access or portability package from the records the ledger holds for the
-    request, so a resumed run writes what an uninterrupted one would have."""
+    request, so a resumed run writes what an uninterrupted one would have; its path and
+    (with ``package_password``) the password it was encrypted with."""
     exporting = [t for t in w.tasks.values() if t.summary.get("action") == Action.EXPORT.value]
     if not exporting:
-        return
+        return None
     records = {name: t.data.records for name, t in w.tasks.items() if t.data.records}
     stamps = [t.summary["exported_at"] for t in exporting if "exported_at" in t.summary]
+    password = new_password() if ctx.host.package_password else None
     path = write_package(ctx.host.exports(), w.row.id, w.type.value, records,
-                         generated_at=min(stamps) if stamps else utcnow().isoformat())
+                         generated_at=min(stamps) if stamps else utcnow().isoformat(),
+                         password=password)
+    digest = sha256_of(path)
     for t in w.tasks.values():
         t.summary["package"] = path.name
+        t.summary["package_sha256"] = digest
+    return path, password
 
 
 def request_outcome(w: Work) -> str:
@@ -90,6 +98,7 @@ def _body(ctx: StepContext, w: Work, t: TaskWork, now: datetime) -> dict[str, An
         "subject_verified": bool(w.row.verified),
         "unverified_override": w.row.override,
         "package": t.summary.get("package"),
+        "package_sha256": t.summary.get("package_sha256"),
         "started_at": t.summary.get("started_at"),
         "finished_at": now.isoformat(),
         "received_at": w.row.received_at.isoformat(),

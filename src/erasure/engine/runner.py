@@ -16,12 +16,14 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import heads
 from ..leases import Heartbeat
 from ..ledger import Ledger, RequestRow, utcnow
 from ..models import RequestType
+from ..packages import drop_for_subject, expire, package_row, subject_hashes
 from ..plugins import PluginHost
 from ..receipts import Receipt, seal
 from ..shredding import RequestKeys
@@ -51,6 +53,8 @@ class RunSummary:
     failed_tasks: int = 0
     #: requests dropped because another runner took their lease
     lost: list[str] = field(default_factory=list)
+    #: package passwords (``package_password``): shown once, stored nowhere
+    package_passwords: dict[str, str] = field(default_factory=dict)
     #: the receipt chain's end after the run, (count, last hash): publish it (heads.py)
     head: tuple[int, str] | None = None
 
@@ -86,6 +90,8 @@ class Runner:
         done = 0
         seen: set[str] = set()
         self.deliver()  # events a crashed run committed and never delivered
+        expire(self.ledger, self.ctx.host.exports(),
+               datetime.fromtimestamp(self.clock(), UTC).replace(tzinfo=None))
         while limit is None or done < limit:
             size = host.batch_size if limit is None else min(host.batch_size, limit - done)
             rows = self.ledger.claim(size, host.lease_seconds, self.clock(), only=only,
@@ -294,8 +300,16 @@ class Runner:
         if not works:
             return
         now = utcnow()
+        made: list[dict[str, Any]] = []
         for w in works:
-            finish.package(self.ctx, w)
+            written = finish.package(self.ctx, w)
+            if written is not None:
+                path, password = written
+                made.append(package_row(self.ctx, w, path,
+                                        w.tasks[next(iter(w.tasks))].summary["package_sha256"],
+                                        now))
+                if password:
+                    summary.package_passwords[w.row.id] = password
         keys = self.ctx.keys
         # An event no plugin listens to would only be written and marked delivered.
         tell_receipts = self._watched("erasure_receipt_written")
@@ -330,8 +344,16 @@ class Runner:
                 heads.write_head(conn, seq, prev, keys)
             self._write(conn, ending, summary, purge=True)
             self.ledger.set_requests(conn, ends)
+            self.ledger.add_packages(conn, [p for p in made if p["request_id"] in
+                                            {w.row.id for w in ending}])
             self.ciphers.forget(conn, [w.row.id for w in ending])
+            erased = {h for w in ending if w.type is RequestType.ERASURE
+                      and finish.request_outcome(w) == "completed"
+                      for h in subject_hashes(self.ctx, w)}
             self.ledger.add_events(conn, outbox)
+        # After commit: a package of a person just erased goes now, not in 30 days.
+        drop_for_subject(self.ledger, self.ctx.host.exports(), erased,
+                         keep={p["request_id"] for p in made})
         self._drop_lost(works, owned, summary)
 
     # the outbox ------------------------------------------------------------------------
