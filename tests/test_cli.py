@@ -567,3 +567,19 @@ def test_importing_the_same_file_twice_records_each_request_once(world, tmp_path
     first_ids = RID.findall(first.stdout)
     assert RID.findall(again.stdout)[:2] == first_ids[:2]  # the earlier requests' ids
     assert ledger_query(config, "SELECT count(*) FROM requests") == [(4,)]
+
+
+def test_a_request_key_makes_create_idempotent_and_allow_duplicate_records_again(world):
+    config = world["config"]
+    args = ("request", "create", "--type", "access", "--email", "bob@example.net",
+            "--verified", "--request-key", "msg-<77@mail.example>")
+    first = run_cli(*args, config=config)
+    assert first.returncode == 0, describe(first)
+    again = run_cli(*args, config=config)
+    assert again.returncode == 0, describe(again)
+    assert RID.findall(again.stdout) == RID.findall(first.stdout)
+    assert "recorded before" in again.stderr
+    twice = run_cli(*args, "--allow-duplicate", config=config)
+    assert twice.returncode == 0, describe(twice)
+    assert RID.findall(twice.stdout) != RID.findall(first.stdout)
+    assert ledger_query(config, "SELECT count(*) FROM requests") == [(2,)]

@@ -124,3 +124,64 @@ def test_inline_secrets_in_urls_and_keys_are_refused(section, needle) -> None:
         parse_config(data, known_connectors=known(), env={})
     assert any(needle in p for p in exc.value.problems), exc.value.problems
     assert not any("S3cret" in p for p in exc.value.problems)
+
+
+# Inline secrets in the forms people write them (issue 10, item 4): each refused, naming the
+# setting, never echoing the secret.
+URL_FORMS = [
+    "postgresql+psycopg://app:S3cret@db.internal/erasure",
+    "postgresql+psycopg://:S3cret@db.internal/erasure",
+    "postgresql+psycopg://db.internal/erasure?password=S3cret",
+    "postgresql+psycopg://db.internal/erasure?sslmode=require&password=S3cret",
+    "postgresql+psycopg://db.internal/erasure?sslpassword=S3cret",
+    "postgresql+psycopg://db.internal/erasure?user=app;password=S3cret",
+    "postgresql+psycopg://db.internal/erasure?PASSWORD=S3cret",
+    "mysql+pymysql://root:S3cret@127.0.0.1/test",
+    "mysql+pymysql://127.0.0.1/test?passwd=S3cret",
+    "mssql+pyodbc://db/x?pwd=S3cret",
+    "https://api.example.com/v2?token=S3cret",
+    "https://api.example.com/v2?access_token=S3cret",
+    "https://api.example.com/v2?api_key=S3cret",
+    "https://api.example.com/v2?apikey=S3cret",
+    "https://bucket.s3.amazonaws.com/k?X-Amz-Signature=S3cret",
+    "https://hooks.example.com/x?client_secret=S3cret",
+    "redis://:S3cret@127.0.0.1:6379/0",
+    "amqp://guest:S3cret@127.0.0.1:5672/",
+    "imaps://archive:S3cret@mail.example.com",
+]
+KEY_FORMS = ["password", "api_key", "apikey", "token", "access_key", "secret_access_key",
+             "client_secret", "private_key", "hash_key", "session_token", "credentials"]
+
+
+@pytest.mark.parametrize("url", URL_FORMS)
+def test_every_url_form_of_an_inline_password_is_refused(url: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"systems": {"db": {"connector": "memory", "url": url}}},
+                     known_connectors=known(), env={})
+    assert any(p.startswith("systems.db.url: URL contains a password")
+               for p in exc.value.problems), exc.value.problems
+    assert "S3cret" not in str(exc.value.problems)
+
+
+@pytest.mark.parametrize("key", KEY_FORMS)
+def test_every_inline_secret_setting_is_refused(key: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"systems": {"db": {"connector": "memory", key: "S3cret"}}},
+                     known_connectors=known(), env={})
+    assert f"systems.db.{key}: secrets must be given as" in str(exc.value.problems)
+    assert "S3cret" not in str(exc.value.problems)
+
+
+def test_the_ledger_url_with_a_password_is_refused() -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"erasure": {"ledger": "postgresql+psycopg://u:S3cret@db/x"}},
+                     known_connectors=known(), env={})
+    assert "erasure.ledger: URL contains a password" in str(exc.value.problems)
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql+psycopg://app@db.internal/erasure?sslmode=require",
+    "sqlite:///state/ledger.db", "https://api.example.com/v2?page=2&tokens_used=3"])
+def test_urls_without_secrets_pass(url: str) -> None:
+    parse_config({"systems": {"db": {"connector": "memory", "path": url}}},
+                 known_connectors=known(), env={})

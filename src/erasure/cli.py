@@ -58,6 +58,8 @@ Customers = Annotated[list[str] | None, typer.Option("--customer-id", help="Cust
 Users = Annotated[list[str] | None, typer.Option("--user-id", help="User id.")]
 Names = Annotated[list[str] | None, typer.Option("--name", help="Full name (weak identifier).")]
 Ips = Annotated[list[str] | None, typer.Option("--ip", help="IP address (weak identifier).")]
+AllowDuplicate = Annotated[bool, typer.Option(
+    "--allow-duplicate", help="Record even a request recorded before (the person asked twice).")]
 Ticket = Annotated[str | None, typer.Option("--ticket", help="Ticket id the request came from.")]
 IdSpaceOpt = Annotated[
     str | None,
@@ -183,21 +185,36 @@ def request_create(
     user_id: Users = None, name: Names = None, ip: Ips = None, ticket: Ticket = None,
     verified: Verified = False, override_unverified: Override = None,
     received: Annotated[datetime | None, typer.Option(help="When it was received (UTC).")] = None,
-    id_space: IdSpaceOpt = None, config: ConfigOpt = None,
+    id_space: IdSpaceOpt = None,
+    request_key: Annotated[str | None, typer.Option(
+        "--request-key", help="Your own key for this request (a message id, no personal "
+                              "data): recording the same key again returns the same request."
+    )] = None,
+    allow_duplicate: AllowDuplicate = False, config: ConfigOpt = None,
 ) -> None:
-    """Record a request; `erasure run` processes it."""
+    """Record a request; `erasure run` processes it. The same request recorded again (same
+    --request-key, or same ticket, type and identifiers) is the one recorded before."""
+    from dataclasses import replace
+
     with _orchestrator(config) as orch, _errors():
-        spec = _spec(type, email, phone, customer_id, user_id, name, ip, ticket, verified,
-                     override_unverified, received, id_space)
+        spec = replace(_spec(type, email, phone, customer_id, user_id, name, ip, ticket,
+                             verified, override_unverified, received, id_space),
+                       request_key=request_key, allow_duplicate=allow_duplicate)
         orch.validate(spec)
-        out.print(orch.submit(spec))
+        before = orch.ledger.count_requests()
+        rid = orch.submit(spec)
+        if orch.ledger.count_requests() == before:
+            err.print(f"recorded before as {rid}; not recorded again (--allow-duplicate "
+                      "if the person really asked twice)")
+        out.print(rid)
 
 
 @request_app.command("import")
 def request_import(
     file: Annotated[Path, typer.Argument(help="CSV: type,email,phone,customer_id,user_id,"
-                                              "name,ip,ticket,verified[,id_space]")],
-    config: ConfigOpt = None,
+                                              "name,ip,ticket,verified[,id_space]"
+                                              "[,request_key]")],
+    allow_duplicate: AllowDuplicate = False, config: ConfigOpt = None,
 ) -> None:
     """Record many requests from a CSV file; all or none (a bad row names its line)."""
     import csv
@@ -222,7 +239,9 @@ def request_import(
                           if (v := (row.get(k) or "").strip()))
             verified = (row.get("verified") or "").strip().lower() in ("1", "true", "yes")
             specs.append(RequestSpec(rtype, pairs, ticket=(row.get("ticket") or None),
-                                     verified=verified))
+                                     verified=verified,
+                                     request_key=(row.get("request_key") or "").strip() or None,
+                                     allow_duplicate=allow_duplicate))
         # validated once, all before any is recorded; an error names its line
         before = orch.ledger.count_requests()
         ids = orch.submit_many(specs, labels=[f"{file}:{n}" for n in range(2, len(rows) + 2)])

@@ -40,7 +40,8 @@ _MAPPING_TABLES = frozenset({"anonymise", "identifiers", "columns"})
 # user:password@ or :password@ (no user) in the authority, or a password in the query
 _URL_WITH_PASSWORD = re.compile(
     r"^[a-z][a-z0-9+.-]*://(?:[^/:@\s]*:[^/@\s]+@|[^?#\s]*\?(?:[^#\s]*[&;])?"
-    r"(?:password|passwd|pwd|secret|token)=[^&;#\s]+)",
+    r"[a-z_.-]*(?:password|passwd|pwd|secret|token|api_?key|access_?key|signature|auth)"
+    r"=[^&;#\s]+)",
     re.IGNORECASE)
 _SYSTEM_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 # Keys of a [systems.X] section that belong to the host, not the connector's Settings.

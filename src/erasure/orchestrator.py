@@ -50,6 +50,11 @@ class RequestSpec:
     verified: bool = False
     override_unverified: str | None = None
     received_at: datetime | None = None
+    #: the caller's own key for this request (a message id): the same key again is the
+    #: same request. Without one, the ticket with the type and identifiers is the key.
+    request_key: str | None = None
+    #: record it even if the same request was recorded before (the person asked twice)
+    allow_duplicate: bool = False
 
     def __repr__(self) -> str:
         return f"RequestSpec({self.type.value}, ticket={self.ticket!r})"
@@ -70,6 +75,17 @@ class PlanLine:
     #: keyed hashes of the items it would act on: the receipt's ``items`` for the same data
     items: tuple[str, ...] = ()
     id_spaces: tuple[str, ...] = ()
+
+
+def _dedupe_key(keys: KeyRing, spec: RequestSpec, subject: str) -> str | None:
+    """What makes two submissions one request (idempotent intake)."""
+    if spec.allow_duplicate:
+        return None
+    if spec.request_key:
+        return keys.digest("request-key", spec.request_key)
+    if spec.ticket:
+        return keys.digest("request", spec.type.value, spec.ticket, subject)
+    return None
 
 
 class Orchestrator:
@@ -209,8 +225,7 @@ class Orchestrator:
                 "due_at": add_months(received, 1),
                 "identifiers": Fernet(raw[rid]).encrypt(json.dumps(known.to_json()).encode()),
                 "subject_digest": subject,
-                "dedupe_key": self.keys.digest("request", spec.type.value, spec.ticket,
-                                               subject) if spec.ticket else None,
+                "dedupe_key": _dedupe_key(self.keys, spec, subject),
             })
         ciphers = self.ciphers
         return self.ledger.add_requests(
