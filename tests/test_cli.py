@@ -583,3 +583,15 @@ def test_a_request_key_makes_create_idempotent_and_allow_duplicate_records_again
     assert twice.returncode == 0, describe(twice)
     assert RID.findall(twice.stdout) != RID.findall(first.stdout)
     assert ledger_query(config, "SELECT count(*) FROM requests") == [(2,)]
+
+
+def test_systems_check_warns_about_files_others_can_read(world):
+    config = world["config"]
+    assert run_cli("erase", "--email", "alice@example.com", "--verified",
+                   config=config).returncode == 0
+    ok = run_cli("systems", "check", config=config)
+    assert "can be read by others" not in ok.stderr
+    ledger = config.parent / "state" / "ledger.db"
+    ledger.chmod(0o644)  # someone "fixed" a permission problem
+    warned = run_cli("systems", "check", config=config)
+    assert "warning: ledger.db can be read by others than its owner" in warned.stderr

@@ -548,6 +548,15 @@ def systems_check(
         if deep:
             with _errors():
                 found = _deep_check(orch, email or [], phone or [], problems)
+    from .files import too_open
+
+    host = orch.config.host
+    wide = too_open(host.state_dir) + [
+        f"{host.exports()}: {p}" for p in too_open(host.exports())
+        if host.export_dir is not None]
+    for path in wide[:20]:
+        err.print(f"warning: {path} can be read by others than its owner "
+                  "(folders should be 0700, files 0600)")
     for name, problem in problems.items():
         lines = found.get(name, [])
         if problem:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["private_dir"]
+__all__ = ["private_dir", "too_open"]
 
 
 def private_dir(path: Path) -> Path:
@@ -21,3 +21,18 @@ def private_dir(path: Path) -> Path:
     if path.stat().st_mode & 0o077:
         path.chmod(0o700)
     return path
+
+
+def too_open(folder: Path) -> list[str]:
+    """Paths under ``folder`` (itself included) that others than the owner may read or
+    write, relative to it: folders must be 0700 and files 0600."""
+    if not folder.exists():
+        return []
+    wide = []
+    for p in [folder, *folder.rglob("*")]:
+        try:
+            if p.stat().st_mode & 0o077:
+                wide.append(str(p.relative_to(folder)) if p != folder else str(folder))
+        except FileNotFoundError:
+            continue  # gone while we looked (a WAL checkpoint)
+    return wide
