@@ -85,6 +85,14 @@ def _errors() -> Iterator[None]:
         yield
     except ErasureError as exc:
         _fail(str(exc))
+    except Exception as exc:
+        # The ledger's database went away (a PostgreSQL restart, a network cut): every step
+        # is saved as it goes, so this run stops and the next one resumes.
+        if type(exc).__module__.startswith("sqlalchemy") and \
+                type(exc).__name__ in ("OperationalError", "InterfaceError", "DisconnectionError"):
+            _fail(f"the ledger database is unavailable ({type(exc).__name__}); what was done "
+                  "is saved: run again when it is back", code=1)
+        raise
 
 
 def _load(config: Path | None) -> tuple[Config, PluginHost]:

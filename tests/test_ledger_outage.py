@@ -1,0 +1,78 @@
+"""Losing the ledger mid-run (issue 10, item 7): PostgreSQL terminates the run's
+connections; the run ends with one line and exit 1, not a traceback, and the next run
+finishes every request, each exactly once."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from clihelpers import cli_env, memory_system, run_cli, seed, stored_items, write_config
+
+ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+N = 60
+
+
+@pytest.fixture
+def pg_url():
+    try:
+        admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # pragma: no cover - CI has PostgreSQL
+        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {type(exc).__name__}")
+    name = f"erasure_outage_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield name, admin
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_a_run_that_loses_its_ledger_stops_cleanly_and_the_next_resumes(pg_url, tmp_path):
+    name, admin = pg_url
+    crm = tmp_path / "crm.json"
+    seed(crm, {f"c/{i}": ("contact", {"email": f"p{i}@example.org"}) for i in range(N)})
+    config = write_config(tmp_path, {"crm": memory_system(crm, latency_ms=40)},
+                          host={"batch_size": 5, "ledger": {"env": "T_LEDGER"}})
+    env = cli_env({"T_LEDGER": f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"})
+    rows = tmp_path / "r.csv"
+    rows.write_text("type,email,verified\n" + "".join(
+        f"erasure,p{i}@example.org,yes\n" for i in range(N)), encoding="utf-8")
+    assert run_cli("request", "import", str(rows), config=config, env=env).returncode == 0
+
+    stop = threading.Event()
+
+    def cut() -> None:
+        time.sleep(1.5)  # the run is under way
+        while not stop.is_set():
+            with admin.connect() as c:
+                c.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+            time.sleep(0.05)
+
+    cutter = threading.Thread(target=cut)
+    cutter.start()
+    try:
+        proc = run_cli("run", config=config, env=env, timeout=120)
+    finally:
+        stop.set()
+        cutter.join()
+    assert proc.returncode == 1, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in proc.stderr
+    assert lines[-1].startswith("error: the ledger database is unavailable")
+    again = run_cli("run", config=config, env=env, timeout=120)
+    assert again.returncode == 0, again.stderr
+    engine = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    with engine.connect() as c:
+        open_ = c.execute(sa.text("SELECT count(*) FROM requests WHERE status <> 'done'"))
+        per = c.execute(sa.text("SELECT count(*), count(DISTINCT request_id) FROM receipts"))
+        assert open_.scalar_one() == 0
+        assert tuple(per.one()) == (N, N)  # one receipt per request: none twice
+    engine.dispose()
+    assert stored_items(crm) == {}
