@@ -34,6 +34,7 @@ from .queries import ArrayLookup, param_limit, pk_filter
 from .retention import RetentionMixin
 from .settings import SqlSettings
 from .shared import export_only_outcomes, kept_outcomes, split_shared, still_used
+from .timeouts import apply_call_deadlines
 from .values import Key, chunks, json_safe
 
 __all__ = ["SqlConnector"]
@@ -66,6 +67,7 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
             raise PermanentError(f"system {system}: invalid database URL or driver") from None
         if self._engine.dialect.name == "sqlite":
             sa.event.listen(self._engine, "connect", _sqlite_foreign_keys)
+        apply_call_deadlines(self._engine)
         self._limit = param_limit(self._engine.dialect.name, settings.max_params)
         self._hash_key = (
             settings.hash_key.get_secret_value().encode() if settings.hash_key else None

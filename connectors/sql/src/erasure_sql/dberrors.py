@@ -16,9 +16,12 @@ from erasure import AuthError, ConnectorError, PermanentError, TransientError
 
 __all__ = ["classify", "db_errors"]
 
-_PG_TRANSIENT_PREFIXES = ("08", "40", "53", "57", "58", "55P03", "HY")
+# 70100: a statement interrupted by its time limit (MariaDB reports the SQLSTATE)
+_PG_TRANSIENT_PREFIXES = ("08", "40", "53", "57", "58", "55P03", "HY", "70100")
 _MYSQL_AUTH = {1044, 1045, 1142, 1143, 1227, 1698}
-_MYSQL_TRANSIENT = {1040, 1053, 1159, 1161, 1205, 1213, 2002, 2003, 2006, 2013, 2055, 3024}
+# 1969: MariaDB's max_statement_time exceeded, 3024: MySQL's max_execution_time
+_MYSQL_TRANSIENT = {1040, 1053, 1159, 1161, 1205, 1213, 1969, 2002, 2003, 2006, 2013, 2055,
+                    3024}
 
 
 def _code(orig: BaseException | None) -> str | int | None:
