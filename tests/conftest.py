@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +48,37 @@ def make_orch(tmp_path: Path, sleeps: list[float]) -> Iterator[Callable[..., Orc
     for o in made:
         o.close()
     MemoryStore.reset()
+
+
+@dataclass(frozen=True)
+class PgDatabase:
+    """A private PostgreSQL database for one test: its name, URL and an admin engine."""
+
+    name: str
+    url: str
+    admin: Any
+
+
+@pytest.fixture
+def pg_database() -> Iterator[PgDatabase]:
+    """A fresh database on the local PostgreSQL, dropped after the test."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    try:
+        admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+                                 isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # pragma: no cover - CI has PostgreSQL
+        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {type(exc).__name__}")
+    name = f"erasure_t_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PgDatabase(name, f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", admin)
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -17,20 +16,8 @@ N = 60
 
 
 @pytest.fixture
-def pg_url():
-    try:
-        admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # pragma: no cover - CI has PostgreSQL
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {type(exc).__name__}")
-    name = f"erasure_outage_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield name, admin
-    with admin.connect() as c:
-        c.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+def pg_url(pg_database):
+    return pg_database.name, pg_database.admin
 
 
 def test_a_run_that_loses_its_ledger_stops_cleanly_and_the_next_resumes(pg_url, tmp_path):

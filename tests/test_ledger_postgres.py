@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import threading
-import uuid
 
 import pytest
-import sqlalchemy as sa
 
 from erasure import RequestType
 from erasure.orchestrator import RequestSpec
@@ -16,20 +14,8 @@ ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture
-def pg_url():
-    try:
-        admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # pragma: no cover - CI has PostgreSQL
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {type(exc).__name__}")
-    name = f"erasure_t_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as c:
-        c.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+def pg_url(pg_database):
+    return pg_database.url
 
 
 def test_flow_and_concurrent_runs_on_postgresql(make_orch, pg_url, monkeypatch) -> None:

@@ -339,14 +339,11 @@ def test_every_batch_of_receipts_writes_its_head(make_orch: Callable[..., Any]) 
     assert verdict.ok, verdict.problems
 
 
-def test_two_runners_on_postgresql_leave_one_chain_with_its_heads(make_orch, monkeypatch
-                                                                  ) -> None:
+def test_two_runners_on_postgresql_leave_one_chain_with_its_heads(make_orch, monkeypatch,
+                                                                  pg_database) -> None:
     """Batches of two runners interleave on a shared PostgreSQL ledger: every head is the
     end of the chain at its batch (written under the chain's lock), the last the end."""
     import threading
-    import uuid
-
-    import sqlalchemy as sa
 
     from erasure import RequestType
     from erasure.heads import ledger_export, verify_export
@@ -354,40 +351,25 @@ def test_two_runners_on_postgresql_leave_one_chain_with_its_heads(make_orch, mon
     from erasure.ledger import receipt_heads_t
     from erasure.orchestrator import RequestSpec
 
-    admin_url = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    try:
-        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # pragma: no cover - CI has PostgreSQL
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {type(exc).__name__}")
-    name = f"erasure_h_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        monkeypatch.setenv("T_LEDGER_URL", f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-        config = {"erasure": {"ledger": {"env": "T_LEDGER_URL"}, "batch_size": 3},
-                  "systems": {"crm": {"connector": "memory", "store": "pg-heads"}}}
-        first, second = make_orch(config), make_orch(config)
-        first.submit_many([RequestSpec(RequestType.ERASURE, (("email", f"u{i}@example.com"),),
-                                       verified=True) for i in range(20)])
-        threads = [threading.Thread(target=o.run) for o in (first, second)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        data = ledger_export(first.ledger)
-        hashes = [r["hash"] for r in data["receipts"]]
-        with first.ledger.engine.connect() as conn:
-            heads = [(r.count, r.last) for r in conn.execute(
-                receipt_heads_t.select().order_by(receipt_heads_t.c.count))]
-        assert len(hashes) == 20 and heads[-1] == (20, hashes[-1])
-        assert all(hashes[count - 1] == last for count, last in heads)
-        verdict = verify_export(data, public_key_from_text(first.keys.public_text))
-        assert verdict.ok, verdict.problems
-        first.close()
-        second.close()
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    monkeypatch.setenv("T_LEDGER_URL", pg_database.url)
+    config = {"erasure": {"ledger": {"env": "T_LEDGER_URL"}, "batch_size": 3},
+              "systems": {"crm": {"connector": "memory", "store": "pg-heads"}}}
+    first, second = make_orch(config), make_orch(config)
+    first.submit_many([RequestSpec(RequestType.ERASURE, (("email", f"u{i}@example.com"),),
+                                   verified=True) for i in range(20)])
+    threads = [threading.Thread(target=o.run) for o in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    data = ledger_export(first.ledger)
+    hashes = [r["hash"] for r in data["receipts"]]
+    with first.ledger.engine.connect() as conn:
+        heads = [(r.count, r.last) for r in conn.execute(
+            receipt_heads_t.select().order_by(receipt_heads_t.c.count))]
+    assert len(hashes) == 20 and heads[-1] == (20, hashes[-1])
+    assert all(hashes[count - 1] == last for count, last in heads)
+    verdict = verify_export(data, public_key_from_text(first.keys.public_text))
+    assert verdict.ok, verdict.problems
+    first.close()
+    second.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -125,24 +124,15 @@ def test_nothing_decrypts_after_purge_on_sqlite(make_orch, tmp_path: Path) -> No
 
 
 @pytest.fixture
-def pg_db() -> Any:
-    try:
-        admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            data_dir = c.execute(sa.text("SHOW data_directory")).scalar_one()
-    except Exception as exc:  # pragma: no cover - CI has PostgreSQL
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {type(exc).__name__}")
+def pg_db(pg_database) -> Any:
+    admin = pg_database.admin
+    with admin.connect() as c:
+        data_dir = c.execute(sa.text("SHOW data_directory")).scalar_one()
+        oid = c.execute(sa.text("SELECT oid FROM pg_database WHERE datname = :n"),
+                        {"n": pg_database.name}).scalar_one()
     if not Path(data_dir).is_dir():  # pragma: no cover - the server runs on this machine
         pytest.skip("PostgreSQL's data directory is not readable from this process")
-    name = f"erasure_shred_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        oid = c.execute(sa.text("SELECT oid FROM pg_database WHERE datname = :n"),
-                        {"n": name}).scalar_one()
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", Path(data_dir), oid, admin
-    with admin.connect() as c:
-        c.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    return pg_database.url, Path(data_dir), oid, admin
 
 
 def test_nothing_decrypts_after_purge_on_postgresql(make_orch, pg_db, monkeypatch) -> None:
