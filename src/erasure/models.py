@@ -268,7 +268,9 @@ class Finding:
 
     - ``ref``: the connector's stable item reference (a Contact id, ``table:pk``, an S3 key
       and version); given back to the connector for export, delete and restrict.
-    - ``kind``: the record type ("contact", "customers"), used for export files and counts.
+    - ``kind``: the record type ("contact", "customers"), used for export files and counts;
+      receipts count findings per kind, so a kind never holds personal data (a connector
+      may flag an item by its kind: "object-outside-residency").
     - ``matched``: the subject's identifiers that matched this item; the host decides from
       them whether the item may be erased automatically or only reported for review.
     - ``fields``: names of the fields that matched.

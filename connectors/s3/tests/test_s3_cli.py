@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -122,6 +123,18 @@ def test_erasure_through_the_cli_completes_despite_slowdown(s3: S3Server,
     assert check.returncode == 1
     assert f"bucket {us} is in us-west-2, outside the allowed regions" in check.stdout
     assert "files: ok" in check.stdout
+
+    # What a request finds there is flagged on its receipt, by kind (no key, no value).
+    client.put_object(Bucket=us, Key="exports/carol.json",
+                      Body=b'{"email": "carol@example.org"}\n')
+    found = cli("find", "--email", "carol@example.org", config=config, env=env)
+    assert found.returncode == 0, found.stdout + found.stderr
+    ledger = sqlite3.connect(config.parent / "state" / "ledger.db")
+    (body,) = [json.loads(b) for (b,) in ledger.execute(
+        "SELECT body FROM receipts WHERE system = 'archive' ORDER BY seq DESC LIMIT 1")]
+    ledger.close()
+    assert body["kinds"] == {"object-outside-residency": 1}
+    assert "carol" not in json.dumps(body)
 
 
 def _toml(value: Any) -> str:

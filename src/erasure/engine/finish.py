@@ -7,7 +7,7 @@ transaction as the request's end.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,9 @@ def _body(ctx: StepContext, w: Work, t: TaskWork, now: datetime) -> dict[str, An
         "items": items,
         "review_items": review,
         "residue_items": sorted(digest(t.system, ref) for ref in t.data.residue),
+        # How many findings of each kind (a table, "message", "object-outside-residency"):
+        # a connector flags an item by its kind, and the receipt shows it.
+        "kinds": dict(sorted(Counter(f.kind for f in t.data.findings.values()).items())),
         # Where residue outside the connector's mapping was found (table.column), no values.
         "unmapped_residue": t.summary.get("unmapped_residue", []),
         "id_spaces": ctx.config.id_spaces.used(w.known.all(), t.system),
