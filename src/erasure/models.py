@@ -113,6 +113,10 @@ class ItemStatus(enum.StrEnum):
     #: someone was told (a processor with no API) and must confirm; ``handle`` is the
     #: message's reference. The task waits for ``erasure confirm``.
     AWAITING_CONFIRMATION = "awaiting_confirmation"
+    #: the reference no longer names the item it named at find (the store was renumbered:
+    #: an IMAP folder's UIDVALIDITY changed); nothing was done to it. The host searches the
+    #: system again and acts on what it finds then, never on the old reference.
+    STALE = "stale"
 
 
 def _direct_init(cls: type[_T]) -> type[_T]:

@@ -123,6 +123,8 @@ def _act_system(ctx: StepContext, name: str,
                                      time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)))
             if res.error and res.error_kind == "transient":
                 failed_call(ctx, w, t, res, now, step=action.value)
+            elif _stale(t):
+                _find_again(t)
             else:
                 if res.error:
                     t.fail(res.error, res.error_kind or "permanent")
@@ -153,6 +155,34 @@ def _record(t: TaskWork, values: Sequence[Any]) -> None:
             t.data.handles[ref] = v.handle or ""
         else:
             t.data.handles.pop(ref, None)
+
+
+#: how many times one task searches again after stale findings before it fails
+_MAX_REFINDS = 3
+
+
+def _stale(t: TaskWork) -> bool:
+    return ItemStatus.STALE.value in {t.data.outcomes.get(ref) for ref in t.data.actionable}
+
+
+def _find_again(t: TaskWork) -> None:
+    """The system renumbered items since find: forget this task's findings (their refs may
+    name other people's items now) and search it again; the request acts when every system
+    has been found again. Items already acted on are found no more."""
+    refinds = t.summary.get("refinds", 0) + 1
+    t.summary["refinds"] = refinds
+    if refinds > _MAX_REFINDS:
+        t.fail(f"findings went stale {refinds} times (the system keeps renumbering its "
+               "items)", "permanent")
+        t.summary["failed_at"] = Stage.ACTING.value
+        t.move(Stage.DONE, "stale again", outcome=Outcome.FAILED.value)
+        return
+    t.data.findings.clear()
+    t.data.actionable = set()
+    t.data.outcomes.clear()
+    t.data.handles.clear()
+    t.data.searched = []
+    t.move(Stage.PENDING, "findings stale: find again")
 
 
 def _after_action(ctx: StepContext, w: Work, t: TaskWork, now: float) -> None:

@@ -44,7 +44,9 @@ S = Stage
 TRANSITIONS: dict[Stage, frozenset[Stage]] = {
     S.PENDING: frozenset({S.PENDING, S.FOUND, S.DONE}),
     S.FOUND: frozenset({S.FOUND, S.PENDING, S.ACTING, S.VERIFYING, S.DONE}),
-    S.ACTING: frozenset({S.ACTING, S.WAITING, S.AWAITING_CONFIRMATION, S.VERIFYING, S.DONE}),
+    # ACTING -> PENDING: the system renumbered its items since find (stale findings)
+    S.ACTING: frozenset({S.ACTING, S.PENDING, S.WAITING, S.AWAITING_CONFIRMATION, S.VERIFYING,
+                         S.DONE}),
     S.WAITING: frozenset({S.WAITING, S.VERIFYING, S.AWAITING_CONFIRMATION, S.DONE}),
     S.AWAITING_CONFIRMATION: frozenset({S.AWAITING_CONFIRMATION, S.DONE}),
     S.VERIFYING: frozenset({S.VERIFYING, S.DONE}),

@@ -241,7 +241,7 @@ class ImapBackend:
         for v, items in by_validity.items():
             if v != validity:
                 for _uid, ref in items:
-                    out[ref] = (ItemStatus.FAILED, "stale finding: the folder was rebuilt "
+                    out[ref] = (ItemStatus.STALE, "stale finding: the folder was rebuilt "
                                 "(UIDVALIDITY changed) since find; find again")
         return by_validity.get(validity, [])
 
