@@ -1,0 +1,172 @@
+"""The ledger's tables (SQLAlchemy Core): the whole schema in one place.
+
+Columns that hold personal data are encrypted under the request's own key and NULL once the
+request ends (see shredding.py); everything else holds none.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "ledger_meta_t", "metadata", "outbox_t", "packages_t", "receipt_heads_t", "receipts_t",
+    "request_keys_t", "requests_t", "sweeps_t", "task_events_t", "tasks_t",
+]
+
+metadata = MetaData()
+
+requests_t = Table(
+    "requests",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("ticket", String(200)),
+    Column("type", String(20), nullable=False),
+    Column("status", String(20), nullable=False, index=True),  # open|awaiting_approval|done
+    Column("outcome", String(30)),
+    Column("verified", Boolean, nullable=False, default=False),
+    Column("override", Text),
+    Column("received_at", DateTime, nullable=False),
+    Column("due_at", DateTime, nullable=False),
+    Column("extension_reason", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("approved_at", DateTime),
+    # keyed hash of the plan shown for approval: what the approver saw
+    Column("plan_hash", String(64)),
+    Column("identifiers", LargeBinary),  # encrypted; NULL once finished
+    Column("subject_digest", String(64)),
+    Column("lease_owner", String(120)),
+    Column("lease_until", Float),
+    # epoch seconds before which no task of the request is due (a deferral); NULL: due now
+    Column("not_before", Float),
+    # keyed hash of (type, ticket, identifiers): the same ticket's request recorded twice
+    # (an import run again) is one request
+    Column("dedupe_key", String(64)),
+    Index("requests_dedupe", "dedupe_key", unique=True),
+)
+
+tasks_t = Table(
+    "tasks",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("system", String(63), primary_key=True),
+    # pending -> found -> acting -> acted -> done
+    Column("stage", String(20), nullable=False),
+    Column("outcome", String(30)),
+    Column("state", LargeBinary),  # encrypted findings and outcomes; NULL once finished
+    Column("summary", Text),  # JSON without personal data: counts, attempts, errors
+    Column("started_at", DateTime),
+    Column("finished_at", DateTime),
+    Column("not_before", Float),  # deferred until (epoch seconds); NULL: due
+    Column("updated_at", DateTime),
+)
+
+task_events_t = Table(
+    "task_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(40), nullable=False, index=True),
+    Column("system", String(63), nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("old", String(30), nullable=False),
+    Column("new", String(30), nullable=False),
+    Column("cause", Text, nullable=False),  # classified, no personal data
+)
+
+outbox_t = Table(
+    "outbox",
+    metadata,
+    Column("id", String(36), primary_key=True),  # the event id hooks deduplicate on
+    Column("hook", String(60), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON, no personal data
+    Column("created_at", DateTime, nullable=False),
+    Column("delivered_at", DateTime, index=True),
+)
+
+# The key of each open request, wrapped under the key of an epoch (see shredding.py); the
+# row goes when the request ends, and the epoch rotates so that no copy left in the
+# database files can be unwrapped again.
+request_keys_t = Table(
+    "request_keys",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("epoch", Integer, nullable=False, index=True),
+    Column("wrapped", LargeBinary, nullable=False),
+)
+
+# Access and portability packages while they exist: when each goes, and keyed hashes of
+# its subject's strong identifiers (an erasure of the same person removes it at once);
+# the hashes are cleared when the file is deleted.
+packages_t = Table(
+    "packages",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("file", String(200), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("made_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False, index=True),
+    Column("subjects", Text),  # JSON list of keyed hashes; NULL once deleted
+    Column("deleted_at", DateTime),
+    Column("deleted_why", String(40)),
+)
+
+# Small named values of the ledger itself: the key epoch, and whether it must rotate.
+ledger_meta_t = Table(
+    "ledger_meta",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+receipts_t = Table(
+    "receipts",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(40), nullable=False, index=True),
+    Column("system", String(63), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("signature", String(120), nullable=False),
+    # one receipt per request and system, whatever two runners believe
+    Index("receipts_request_system", "request_id", "system", unique=True),
+)
+
+# Signed chain heads (see heads.py): one per batch of receipts, in the batch's transaction,
+# so that an export cut short no longer matches the last head. A new table: ledgers made
+# before it get it from create_all, and their next run signs a head over their receipts.
+receipt_heads_t = Table(
+    "receipt_heads",
+    metadata,
+    Column("count", Integer, primary_key=True, autoincrement=False),  # receipts covered
+    Column("last", String(64), nullable=False),  # hash of receipt ``count``
+    Column("body", Text, nullable=False),  # canonical JSON, as hashed
+    Column("hash", String(64), nullable=False),
+    Column("signature", String(120), nullable=False),
+)
+
+# One row per system the retention sweep has run in: its lease (one sweep of a system at a
+# time) and what `erasure status` shows (see erasure.sweep).
+sweeps_t = Table(
+    "sweeps",
+    metadata,
+    Column("system", String(63), primary_key=True),
+    Column("lease_owner", String(120)),
+    Column("lease_until", Float),
+    Column("last_swept_at", DateTime),
+    Column("last_outcome", String(30)),
+    Column("last_deleted", Integer),
+    Column("oldest_at", DateTime),  # the oldest item left after the last sweep
+    Column("receipt_seq", Integer),
+)
