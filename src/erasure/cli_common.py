@@ -1,0 +1,177 @@
+"""What the ``erasure`` commands share: the Typer apps, option types, consoles, error
+handling and the orchestrator they open (the commands are in cli.py and cli_admin.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from .errors import ErasureError
+from .models import RequestType
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .orchestrator import Orchestrator, RequestSpec, RunSummary
+    from .plugins import PluginHost
+
+# The rest of the package (SQLAlchemy, pydantic, cryptography behind it) is imported by the
+# commands that need it: `erasure --help` and bad input answer without loading it.
+
+
+out = Console()
+err = Console(stderr=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
+request_app = typer.Typer(no_args_is_help=True, help="Create and manage requests.")
+receipts_app = typer.Typer(no_args_is_help=True, help="Show, verify and export receipts.")
+systems_app = typer.Typer(no_args_is_help=True, help="Configured systems.")
+connectors_app = typer.Typer(no_args_is_help=True, help="Installed connectors.")
+config_app = typer.Typer(no_args_is_help=True, help="Configuration.")
+keys_app = typer.Typer(no_args_is_help=True, help="Signing and encryption keys.")
+for sub, name in [(request_app, "request"), (receipts_app, "receipts"), (systems_app, "systems"),
+                  (connectors_app, "connectors"), (config_app, "config"), (keys_app, "keys")]:
+    app.add_typer(sub, name=name)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Config file (default: $ERASURE_CONFIG).")
+]
+Emails = Annotated[list[str] | None, typer.Option("--email", help="Email address (repeatable).")]
+Phones = Annotated[list[str] | None, typer.Option("--phone", help="Phone, international format.")]
+Customers = Annotated[list[str] | None, typer.Option("--customer-id", help="Customer id.")]
+Users = Annotated[list[str] | None, typer.Option("--user-id", help="User id.")]
+Names = Annotated[list[str] | None, typer.Option("--name", help="Full name (weak identifier).")]
+Ips = Annotated[list[str] | None, typer.Option("--ip", help="IP address (weak identifier).")]
+AllowDuplicate = Annotated[bool, typer.Option(
+    "--allow-duplicate", help="Record even a request recorded before (the person asked twice).")]
+Ticket = Annotated[str | None, typer.Option("--ticket", help="Ticket id the request came from.")]
+IdSpaceOpt = Annotated[
+    str | None,
+    typer.Option("--id-space", help="Id space of --customer-id/--user-id (default: the "
+                                    "config's for the type)."),
+]
+Verified = Annotated[bool, typer.Option("--verified", help="The subject's identity was checked.")]
+Override = Annotated[
+    str | None,
+    typer.Option("--override-unverified", help="Erase without verified identity; the reason."),
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except ErasureError as exc:
+        _fail(str(exc))
+    except Exception as exc:
+        # The ledger's database went away (a PostgreSQL restart, a network cut): every step
+        # is saved as it goes, so this run stops and the next one resumes.
+        if type(exc).__module__.startswith("sqlalchemy") and \
+                type(exc).__name__ in ("OperationalError", "InterfaceError", "DisconnectionError"):
+            _fail(f"the ledger database is unavailable ({type(exc).__name__}); what was done "
+                  "is saved: run again when it is back", code=1)
+        raise
+
+
+def _load(config: Path | None) -> tuple[Config, PluginHost]:
+    from .config import load_config
+    from .plugins import PluginHost
+
+    plugins = PluginHost.load()
+    for f in plugins.failures:
+        err.print(f"[yellow]warning:[/] plugin {f.plugin} failed to load: {f.error}")
+    uncovered = frozenset(f.plugin for f in plugins.failures) | plugins.blocked
+    cfg = load_config(config, known_connectors={n: plugins.registry.get(n)
+                                                for n in plugins.registry.names()},
+                      uncovered=uncovered)
+    return cfg, plugins
+
+
+def _progress(p: Progress) -> Callable[[str, int, int], None]:
+    task_ids: dict[str, Any] = {}
+
+    def update(what: str, done: int, total: int) -> None:
+        if what not in task_ids:
+            task_ids[what] = p.add_task(what, total=total)
+        p.update(task_ids[what], completed=done, total=total)
+    return update
+
+
+@contextmanager
+def _orchestrator(config: Path | None) -> Iterator[Orchestrator]:
+    from .orchestrator import Orchestrator
+
+    with _errors():
+        cfg, plugins = _load(config)
+        # Bars only on a terminal: piped or logged (cron), a transient bar leaves blank lines.
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            console=err, transient=True) if err.is_terminal else None
+        orch = Orchestrator(cfg, plugins,
+                            progress=_progress(progress) if progress is not None else None)
+        try:
+            with progress if progress is not None else nullcontext():
+                yield orch
+        finally:
+            orch.close()
+
+
+def _spec(rtype: RequestType, email: list[str] | None, phone: list[str] | None,
+          customer_id: list[str] | None, user_id: list[str] | None, name: list[str] | None,
+          ip: list[str] | None, ticket: str | None, verified: bool, override: str | None,
+          received: datetime | None = None, id_space: str | None = None) -> RequestSpec:
+    from .orchestrator import RequestSpec
+
+    pairs = [_ident(t, v, id_space) for t, vs in (
+        ("email", email), ("phone", phone), ("customer_id", customer_id), ("user_id", user_id),
+        ("name", name), ("ip", ip)) for v in vs or ()]
+    return RequestSpec(type=rtype, identifiers=tuple(pairs), ticket=ticket, verified=verified,
+                       override_unverified=override, received_at=received)
+
+
+def _ident(itype: str, value: str, id_space: str | None) -> tuple[str, str] | tuple[str, str, str]:
+    """An identifier pair; ids (customer, user) carry the id space when one is named."""
+    if id_space and itype in ("customer_id", "user_id"):
+        return (itype, value, id_space)
+    return (itype, value)
+
+
+def _summary_exit(summary: RunSummary) -> None:
+    if summary.replanned:
+        err.print(f"{len(summary.replanned)} approved request(s) now find a different set of "
+                  "items than was approved; nothing was done to them: review and approve again")
+    if summary.awaiting_approval:
+        err.print(f"{len(summary.awaiting_approval)} request(s) await approval: "
+                  f"`erasure approve REQUEST`")
+    if summary.outcomes:
+        parts = ", ".join(f"{n} {o}" for o, n in sorted(summary.outcomes.items()))
+        err.print(f"finished {len(summary.finished)} request(s): {parts}")
+    if summary.waiting:
+        parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(summary.waiting.items()))
+        err.print(f"tasks left for a later run: {parts} (`erasure status`)")
+    if summary.failed_tasks:
+        err.print(f"{summary.failed_tasks} task(s) failed (`erasure status`, `erasure retry`)")
+    for rid, password in sorted(summary.package_passwords.items()):
+        # stdout, once: the password is stored nowhere, so it is given to the caller
+        out.print(f"package of {rid}: password {password} (shown once; give it to the "
+                  "person by another channel than the package)", highlight=False)
+    if summary.head is not None:
+        # One line to publish: `erasure receipts verify --expect-head HASH` checks against it.
+        from .heads import head_line
+
+        err.print(head_line(*summary.head), soft_wrap=True, highlight=False)
+    raise typer.Exit(0 if summary.ok else 1)
+
+
+# requests ------------------------------------------------------------------------------
