@@ -35,7 +35,14 @@ from .models import (
 )
 
 if TYPE_CHECKING:
-    from .connector import CallContext, Connector, ConnectorSettings, current_call
+    from .connector import (
+        RETENTION_SUBJECT,
+        CallContext,
+        Connector,
+        ConnectorSettings,
+        current_call,
+        months_before,
+    )
     from .hookspecs import hookimpl, hookspec
     from .plugins import ConnectorRegistry, PluginHost
 
@@ -44,6 +51,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "CallContext": "connector", "Connector": "connector", "ConnectorSettings": "connector",
     "current_call": "connector", "hookimpl": "hookspecs", "hookspec": "hookspecs",
+    "RETENTION_SUBJECT": "connector", "months_before": "connector",
     "ConnectorRegistry": "plugins", "PluginHost": "plugins",
 }
 
@@ -87,6 +95,7 @@ __all__ = [
     "PluginError",
     "PluginHost",
     "Policy",
+    "RETENTION_SUBJECT",
     "Record",
     "RequestType",
     "Subject",
@@ -96,4 +105,5 @@ __all__ = [
     "current_call",
     "hookimpl",
     "hookspec",
+    "months_before",
 ]

@@ -16,9 +16,25 @@ from .errors import CapabilityNotSupported
 from .models import Capability, Finding, IdentifierType, ItemOutcome, Record, Subject
 
 __all__ = [
-    "UNMAPPED_RESIDUE", "CallContext", "Connector", "ConnectorSettings", "current_call",
-    "settings_purpose", "validating_for",
+    "RETENTION_SUBJECT", "UNMAPPED_RESIDUE", "CallContext", "Connector", "ConnectorSettings",
+    "current_call", "months_before", "settings_purpose", "validating_for",
 ]
+
+#: ``Finding.subject`` of the findings of a retention sweep (:meth:`Connector.expired`):
+#: they belong to nobody
+RETENTION_SUBJECT = "retention"
+
+
+def months_before(when: datetime, months: int) -> datetime:
+    """The same day ``months`` earlier, clamped to the month's end (31 Mar - 1 = 28/29 Feb):
+    the cutoff of a retention of ``months``."""
+    import calendar
+
+    month0 = when.month - 1 - months
+    year, month = when.year + month0 // 12, month0 % 12 + 1
+    return when.replace(year=year, month=month,
+                        day=min(when.day, calendar.monthrange(year, month)[1]))
+
 
 #: ``Finding.kind`` of a verification finding outside the connector's mapping (see
 #: :meth:`Connector.find`): data of the subject the mapping does not reach.

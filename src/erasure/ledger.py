@@ -608,12 +608,9 @@ def _private_file(path: Path) -> None:
 
 def add_months(when: datetime, months: int) -> datetime:
     """Same day ``months`` later, clamped to the month's end (31 Jan + 1 month = 28/29 Feb)."""
-    import calendar
+    from .connector import months_before
 
-    month0 = when.month - 1 + months
-    year, month = when.year + month0 // 12, month0 % 12 + 1
-    day = min(when.day, calendar.monthrange(year, month)[1])
-    return when.replace(year=year, month=month, day=day)
+    return months_before(when, -months)
 
 
 def days_left(due: datetime, now: datetime | None = None) -> int:

@@ -8,7 +8,6 @@ OR searches; local: one byte scan); :class:`~erasure_mail.matching.Matcher` deci
 from __future__ import annotations
 
 import base64
-import calendar
 import hashlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from typing import Any
 
 import erasure
 from erasure import (
+    RETENTION_SUBJECT,
     Capability,
     Finding,
     IdentifierType,
@@ -23,6 +23,7 @@ from erasure import (
     ItemStatus,
     Record,
     Subject,
+    months_before,
 )
 
 from .base import FolderStats, Outcomes
@@ -33,19 +34,7 @@ from .mbox import MboxBackend
 from .scan import Needles
 from .settings import MailSettings
 
-__all__ = ["RETENTION_SUBJECT", "MailConnector"]
-
-#: ``Finding.subject`` of the findings of a retention sweep (they belong to nobody)
-RETENTION_SUBJECT = "retention"
-
-
-def months_before(when: datetime, months: int) -> datetime:
-    """The same day ``months`` earlier, clamped to the month's end (31 Mar - 1 = 28/29 Feb)."""
-    month0 = when.month - 1 - months
-    year, month = when.year + month0 // 12, month0 % 12 + 1
-    return when.replace(year=year, month=month,
-                        day=min(when.day, calendar.monthrange(year, month)[1]))
-
+__all__ = ["MailConnector"]
 
 class MailConnector(erasure.Connector):
     """Finds, exports, erases and restricts a subject's mail; sweeps mail past retention."""

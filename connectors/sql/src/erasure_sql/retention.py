@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from erasure import Finding, PermanentError
+from erasure import RETENTION_SUBJECT, Finding, PermanentError, months_before
 
 from .dberrors import db_errors
 from .values import encode_ref
@@ -19,17 +18,6 @@ if TYPE_CHECKING:
     from .settings import SqlSettings
 
 __all__ = ["RetentionMixin"]
-
-#: ``Finding.subject`` of sweep findings (they belong to nobody)
-RETENTION_SUBJECT = "retention"
-
-
-def _months_before(when: datetime, months: int) -> datetime:
-    month0 = when.month - 1 - months
-    year, month = when.year + month0 // 12, month0 % 12 + 1
-    return when.replace(year=year, month=month,
-                        day=min(when.day, calendar.monthrange(year, month)[1]))
-
 
 class RetentionMixin:
     """``retention_cutoff``, ``expired`` and ``oldest`` of the connector contract."""
@@ -56,7 +44,7 @@ class RetentionMixin:
         months = self.settings.retention_months
         if not months or not any(t.retention_column for t in self.settings.tables.values()):
             return None
-        return _months_before(now.astimezone(UTC), months)
+        return months_before(now.astimezone(UTC), months)
 
     def expired(self, cutoff: datetime) -> Iterator[Finding]:
         """Rows whose retention column is before ``cutoff`` (stored as naive UTC);
