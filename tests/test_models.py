@@ -4,6 +4,8 @@ import dataclasses
 import inspect
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from erasure import (
     Finding,
@@ -79,3 +81,61 @@ def test_hot_values_keep_their_dataclass_constructor(cls: type) -> None:
         setattr(value, fields[0].name, None)
     with pytest.raises(TypeError):
         cls()
+
+
+# The common-shape fast path of email parsing must never accept what email-validator
+# refuses, nor normalise differently: it is a shortcut, not a second opinion.
+_EMAIL_CHARS = "abcXYZ019.-_+@!#'\"`~|{}()[]:;,<> \\é\u00a0\u200bß"
+_EMAIL_PARTS = ["a", "Bob", "x.org", "example.com", "-", "--", ".", "@", "xn--", "test",
+                "localhost", "co", "1", "123", "é", "a" * 63, "b" * 64, "c" * 70, "local",
+                "onion", "arpa", "_", "+tag", '"q"', "..", "x-y", "-x", "x-"]
+
+
+def _validator(value: str) -> str | None:
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
+
+
+@pytest.mark.parametrize("value", [
+    "alice@example.com", "Alice.Smith+news@Mail.Example.CO.UK", "o'brien@x.org",
+    "a@b.cd", "user{1}@sub-domain.example.org", "x@" + "a" * 63 + ".com"])
+def test_common_email_shapes_take_the_fast_path_with_the_validators_result(value: str) -> None:
+    from erasure.models import _common_email
+
+    assert _common_email(value) is not None  # else the fast path is never used
+    assert _common_email(value) == _validator(value)
+
+
+@pytest.mark.parametrize("value", [
+    "a@b", "a@x.test", "a@x.localhost", "a..b@x.org", ".a@x.org", "a.@x.org",
+    "a@-x.org", "a@x-.org", "a@x.123", "a@xn--nxasmq6b.com", "a@ab--cd.org",
+    "é@x.org", "a@é.org", '"a b"@x.org', "a@[1.2.3.4]", "b" * 65 + "@x.org",
+    "a@" + "a" * 64 + ".com", "a b@x.org", "a@x.org.", "a@x..org", "Bob <a@x.org>"])
+def test_unusual_email_shapes_are_left_to_email_validator(value: str) -> None:
+    from erasure.models import _common_email
+
+    assert _common_email(value) is None
+
+
+@given(st.one_of(
+    st.text(alphabet=_EMAIL_CHARS, max_size=40),
+    st.lists(st.sampled_from(_EMAIL_PARTS), min_size=1, max_size=8).map("".join),
+    st.tuples(st.lists(st.sampled_from(_EMAIL_PARTS), min_size=1, max_size=4),
+              st.lists(st.sampled_from(_EMAIL_PARTS), min_size=1, max_size=5)).map(
+        lambda t: "".join(t[0]) + "@" + ".".join(t[1]))))
+@settings(max_examples=400, deadline=None)
+def test_email_fast_path_agrees_with_email_validator(value: str) -> None:
+    from erasure.models import _common_email
+
+    fast = _common_email(value.strip())
+    if fast is not None:
+        assert fast == _validator(value), value
+    try:
+        parsed = Identifier.parse("email", value).value
+    except UsageError:
+        parsed = None
+    assert parsed == _validator(value), value
