@@ -133,18 +133,20 @@ class Crash(BaseException):
 
 
 class CrashOnVerify(MemoryConnector):
-    """Dies on the first find after any delete: between the act step's save and finish."""
+    """Dies once, on the first find after the first delete: after the act step, before
+    finish (a resumed run repeats the delete and goes on)."""
 
     name = "crash-on-verify"
     armed = False
+    fired = False
 
     def delete(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
-        type(self).armed = True
+        type(self).armed = not type(self).fired
         return super().delete(findings)
 
     def find(self, subjects: Sequence[Subject]) -> Iterator[Finding]:
         if type(self).armed:
-            type(self).armed = False
+            type(self).armed, type(self).fired = False, True
             raise Crash()
         return super().find(subjects)
 
@@ -157,6 +159,7 @@ class Plugin:
 
 
 def test_a_resumed_run_writes_the_package_the_first_run_would_have(make_orch) -> None:
+    CrashOnVerify.armed = CrashOnVerify.fired = False
     config = {"systems": {"crm": mem(), "desk": {"connector": "crash-on-verify"}}}
     orch = make_orch(config, plugins=(Plugin(),))
     seed(orch, "crm", {"c/1": ("contact", {"email": "alice@example.com", "city": "Berlin"})})

@@ -133,7 +133,14 @@ class Runner:
         works = self.save(works, summary, identifiers=True)
         going = [w for w in works if w.row.id not in gated]
         steps.act(self.ctx, going, now)
-        going = self.save(going, summary)
+        # Work whose every task goes straight on to verification is not written here (a
+        # third of a run's writes): killed before it ends, the next run repeats its
+        # idempotent actions from the acting state saved above. Work that waits (a job
+        # handle, a confirmation, a deferral) is written now, so that no handle is lost.
+        waits = {w.row.id for w in going if any(
+            t.stage not in (Stage.VERIFYING, Stage.DONE) for t in w.tasks.values())}
+        kept = {w.row.id for w in self.save([w for w in going if w.row.id in waits], summary)}
+        going = [w for w in going if w.row.id not in waits or w.row.id in kept]
         if steps.poll(self.ctx, going, now):
             going = self.save(going, summary)
         steps.verify(self.ctx, going, now)
