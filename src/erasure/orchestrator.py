@@ -27,7 +27,7 @@ from .keys import KeyRing
 from .ledger import Ledger, RequestRow, add_months, ledger_exists, utcnow
 from .models import Identifier, ItemStatus, Policy, RequestType
 from .plugins import PluginHost
-from .shredding import EpochKeys, RequestKeys
+from .shredding import Cipher, EpochKeys, RequestKeys
 from .state import KnownIdentifiers, TaskData
 from .systems import System, build_systems, check_system
 
@@ -206,13 +206,12 @@ class Orchestrator:
                 if labels is None:
                     raise
                 raise UsageError(f"{labels[n]}: {exc}") from None
-        from cryptography.fernet import Fernet
         raw: dict[str, bytes] = {}
         for spec, idents in validated:
             known = KnownIdentifiers.from_request(idents, strong_types)
             received = spec.received_at or utcnow()
             rid = f"r-{uuid.uuid4().hex[:16]}"
-            raw[rid] = Fernet.generate_key()
+            raw[rid] = Cipher.new_key()
             subject = self.keys.digest(
                 *sorted(f"{i.type.value}:{i.space or ''}:{i.ident.value}" for i in idents))
             rows.append({
@@ -223,7 +222,7 @@ class Orchestrator:
                 "override": spec.override_unverified,
                 "received_at": received,
                 "due_at": add_months(received, 1),
-                "identifiers": Fernet(raw[rid]).encrypt(json.dumps(known.to_json()).encode()),
+                "identifiers": Cipher(raw[rid]).encrypt(json.dumps(known.to_json()).encode()),
                 "subject_digest": subject,
                 "dedupe_key": _dedupe_key(self.keys, spec, subject),
             })
