@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -65,7 +66,7 @@ class KeyRing:
     def public_text(self) -> str:
         return base64.b64encode(_raw_public(self.signing.public_key())).decode()
 
-    @property
+    @cached_property  # one per receipt: a run signs thousands
     def key_id(self) -> str:
         return hashlib.sha256(_raw_public(self.signing.public_key())).hexdigest()[:16]
 
@@ -75,7 +76,7 @@ class KeyRing:
     def digest(self, *parts: str) -> str:
         """A keyed hash (HMAC-SHA256) of ``parts``: stable, not reversible without the key."""
         msg = "\x1f".join(parts).encode()
-        return hmac.new(self.hash_key, msg, hashlib.sha256).hexdigest()[:32]
+        return hmac.digest(self.hash_key, msg, "sha256").hex()[:32]
 
     def encrypt(self, data: bytes) -> bytes:
         return self.fernet.encrypt(data)

@@ -41,6 +41,8 @@ class Receipt:
     body: Mapping[str, Any]
     hash: str
     signature: str
+    #: the canonical JSON of ``body`` (what was hashed), when this receipt was just sealed
+    text: str = field(default="", compare=False, repr=False)
 
     @property
     def request_id(self) -> str:
@@ -62,8 +64,10 @@ class Receipt:
 def seal(body: dict[str, Any], *, seq: int, prev: str, sign: Any, key_id: str) -> Receipt:
     """Chain ``body`` after ``prev``, hash and sign it."""
     full = {**body, "schema": SCHEMA, "seq": seq, "prev": prev, "key_id": key_id}
-    digest = hashlib.sha256(canonical(full)).hexdigest()
-    return Receipt(seq=seq, body=full, hash=digest, signature=sign(digest.encode()))
+    text = canonical(full)
+    digest = hashlib.sha256(text).hexdigest()
+    return Receipt(seq=seq, body=full, hash=digest, signature=sign(digest.encode()),
+                   text=text.decode())
 
 
 @dataclass(frozen=True)

@@ -333,7 +333,7 @@ class Runner:
                     prev = r.hash
                     rows.append({"seq": r.seq, "request_id": w.row.id,
                                  "system": body["system"],
-                                 "body": json.dumps(r.body, sort_keys=True), "hash": r.hash,
+                                 "body": r.text, "hash": r.hash,
                                  "signature": r.signature})
                     if tell_receipts:
                         outbox.append((str(uuid.uuid4()), "erasure_receipt_written",
