@@ -75,9 +75,18 @@ class IdSpaces:
     """Lookup of id spaces by (type, system) and by name."""
 
     spaces: Mapping[str, IdSpace] = field(default_factory=dict)
+    # asked for every identifier of every finding, twice: a few pairs, many calls
+    _memo: dict[tuple[IdentifierType, str], str | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def space_for(self, itype: IdentifierType, system: str) -> str | None:
         """The space a value of ``itype`` seen in ``system`` belongs to."""
+        key = (itype, system)
+        if key not in self._memo:
+            self._memo[key] = self._space_for(itype, system)
+        return self._memo[key]
+
+    def _space_for(self, itype: IdentifierType, system: str) -> str | None:
         if itype in GLOBAL_TYPES:
             return None
         for s in self.spaces.values():
