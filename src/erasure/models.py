@@ -3,11 +3,12 @@
 Connectors receive and return only these values, never the orchestrator's or the ledger's
 objects. The hot-path values (Identifier, Subject, Finding, Record, ItemOutcome) are frozen
 slotted dataclasses: a run over ten thousand subjects creates hundreds of thousands of them.
+Their ``__init__`` is the dataclass's own: a hand-built faster one saved 1.4 us an object,
+and a run of 10,000 erasures builds 160,000 of them (0.2 s of 13, under 2%).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import re
 from collections.abc import Mapping
@@ -120,36 +121,6 @@ class ItemStatus(enum.StrEnum):
     STALE = "stale"
 
 
-def _direct_init(cls: type[_T]) -> type[_T]:
-    """Give a frozen slotted dataclass an ``__init__`` that fills its slots directly.
-
-    The generated one calls ``object.__setattr__`` for every field (it must get past the
-    frozen ``__setattr__``); calling the slots' own setters does the same at half the cost,
-    which counts for values built by the hundred thousand in a batch. The signature and the
-    defaults stay the dataclass's own.
-    """
-    names, params, env = [], [], {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.default_factory is not dataclasses.MISSING or not f.init or f.kw_only:
-            raise TypeError(f"{cls.__name__}.{f.name}: only plain fields are supported")
-        env[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
-        if f.default is dataclasses.MISSING:
-            params.append(f.name)
-        else:
-            env[f"_default_{f.name}"] = f.default
-            params.append(f"{f.name}=_default_{f.name}")
-        names.append(f.name)
-    source = f"def __init__(self, {', '.join(params)}):\n" + "".join(
-        f"    _set_{n}(self, {n})\n" for n in names)
-    namespace: dict[str, Any] = {}
-    exec(source, env, namespace)  # noqa: S102 - field names only, as dataclasses does itself
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__annotations__ = dict(cls.__init__.__annotations__)
-    cls.__init__ = init  # type: ignore[misc]
-    return cls
-
-
 _OK_STATUSES = frozenset({ItemStatus.DONE, ItemStatus.ALREADY_DONE, ItemStatus.RETAINED})
 
 
@@ -241,7 +212,6 @@ _NORMALISERS = {
 }
 
 
-@_direct_init
 @dataclass(frozen=True, slots=True)
 class Identifier:
     """One identifier of a subject, normalised (emails lower-cased, phones in E.164).
@@ -271,7 +241,6 @@ class Identifier:
         return f"Identifier({self.type.value}, <redacted>)"
 
 
-@_direct_init
 @dataclass(frozen=True, slots=True)
 class Subject:
     """A person a request is about, as the host hands it to a connector.
@@ -291,7 +260,6 @@ class Subject:
         return f"Subject({self.key!r}, [{types}])"
 
 
-@_direct_init
 @dataclass(frozen=True, slots=True)
 class Finding:
     """A reference to one item in one system that holds a subject's data. Never a copy of it.
@@ -331,7 +299,6 @@ class Record:
         return f"Record({self.finding!r}, {len(self.data)} fields)"
 
 
-@_direct_init
 @dataclass(frozen=True, slots=True)
 class ItemOutcome:
     """What happened to one item on delete, anonymise or restrict.
