@@ -4,6 +4,7 @@ TransientError (the host retries later), on every engine."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -12,7 +13,7 @@ from erasure_sql import SqlConnector
 from sql_fixtures import Db, numbered_shop
 
 from erasure import Finding, Identifier, IdentifierType, Subject, TransientError
-from erasure.connector import _CURRENT, CallContext
+from erasure.connector import _CURRENT, UNMAPPED_RESIDUE, CallContext
 
 
 def in_call(deadline_in: float):
@@ -52,3 +53,43 @@ def test_a_locked_row_fails_the_call_within_its_deadline(db: Db) -> None:
     finally:
         _CURRENT.reset(token)
     assert [r["id"] for r in db.rows("customers")] == [0, 2]
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_the_deep_scan_beside_find_keeps_the_calls_deadline(db: Db) -> None:
+    """While verifying, the deep scan runs on a thread of its own beside find; the call's
+    deadline must reach its statements too, or a locked table holds verification."""
+    sa.Table("archive", db.meta, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("note", sa.String(255)))
+    numbered_shop(db, customers=3, orders_each=1)
+    db.insert("archive", {"id": 1, "note": "user1@example.org"})
+    conn: SqlConnector = db.connector({"customers": {"identifiers": {"email": "email"}},
+                                       "orders": {}})
+    subject = Subject("req-1", (Identifier(IdentifierType.EMAIL, "user1@example.org"),))
+    conn.mapping()  # reflected before the lock is taken
+    holder = db.engine.connect()
+    tx = holder.begin()
+    holder.exec_driver_sql(f'LOCK TABLE "{db.schema}".archive IN ACCESS EXCLUSIVE MODE')
+    token = _CURRENT.set(CallContext(system="shop-db", action="verify",
+                                     deadline=time.monotonic() + 1.0))
+    release = threading.Timer(20, tx.rollback)  # a scan without the deadline waits this long
+    release.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientError):
+            list(conn.find([subject]))
+    finally:
+        _CURRENT.reset(token)
+        release.cancel()
+        tx.rollback()
+        holder.close()
+    took = time.monotonic() - started
+    assert took < 5, f"verification ran {took:.1f}s past a 1s deadline"
+    # the lock gone, the scan reports the unmapped copy
+    token = _CURRENT.set(CallContext(system="shop-db", action="verify",
+                                     deadline=time.monotonic() + 30))
+    try:
+        residue = [f for f in conn.find([subject]) if f.kind == UNMAPPED_RESIDUE]
+    finally:
+        _CURRENT.reset(token)
+    assert [f.fields for f in residue] == [(f"{db.schema}.archive.note",)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextvars
 import itertools
 import threading
 from collections.abc import Iterator, Sequence
@@ -78,6 +79,7 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
         self._lock = threading.Lock()
         self._heads: dict[str, str] | None = None
         self._executor: cf.ThreadPoolExecutor | None = None
+        self._side_executor: cf.ThreadPoolExecutor | None = None
         self._tids: dict[str, dict[Key, str]] = {}  # see FindMixin._tid_cache
         # table -> refs handed out by find -> typed primary key: spares decoding them again.
         self._refs: dict[str, dict[str, Key]] = {}
@@ -107,9 +109,11 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
 
     def close(self) -> None:
         with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)
+            executors = (self._executor, self._side_executor)
+            self._executor = self._side_executor = None
+        for executor in executors:
+            if executor is not None:
+                executor.shutdown(wait=True)
         self._engine.dispose()
 
     def _worker(self) -> cf.Executor | None:
@@ -122,6 +126,16 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
                 self._executor = cf.ThreadPoolExecutor(
                     max_workers=1, thread_name_prefix=f"erasure-sql-{self.system}")
             return self._executor
+
+    def _side(self) -> cf.Executor | None:
+        """The thread the deep scan runs on beside find; none for SQLite (see _worker)."""
+        if self._dialect == "sqlite":
+            return None
+        with self._lock:
+            if self._side_executor is None:
+                self._side_executor = cf.ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=f"erasure-sql-scan-{self.system}")
+            return self._side_executor
 
     # verification beyond the mapping ----------------------------------------------------
 
@@ -137,11 +151,29 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
         """Rows of the mapping; while the host verifies an erasure, also unmapped residue
         (see :mod:`erasure_sql.deepscan` and ``erasure.connector.UNMAPPED_RESIDUE``)."""
         subjects = list(subjects)
-        found = super().find(subjects)
         if not (self.settings.deep_scan.after_erasure and _verifying()):
-            return found
-        with db_errors("deep scan"):
-            hits = self.deep_scan().scan(strong_values(subjects))
+            return super().find(subjects)
+        values = list(strong_values(subjects))
+        scan = self.deep_scan()
+
+        def deep() -> dict[str, dict[str, int]]:
+            with db_errors("deep scan"):
+                return scan.scan(values)
+
+        side = self._side()
+        if side is None:
+            found, hits = super().find(subjects), deep()
+        else:
+            # The scan reads other tables on a connection of its own: on a server both run
+            # at once, and verification waits for the longer, not for the two in turn.
+            # (The copied context carries the call's deadline to the scan's statements.)
+            pending = side.submit(contextvars.copy_context().run, deep)
+            try:
+                found = super().find(subjects)
+            except BaseException:
+                cf.wait([pending])  # find's error is the one to report
+                raise
+            hits = pending.result()
         return itertools.chain(found, residue_findings(self.system, subjects, hits))
 
     def deep_check(self, subjects: Sequence[Subject]) -> list[str]:
