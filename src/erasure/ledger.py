@@ -360,20 +360,23 @@ class Ledger:
                 out.extend(TaskRow(**r._mapping) for r in conn.execute(q))
         return out
 
-    def ensure_tasks(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Create pending tasks for (request, system) pairs that have none yet."""
-        pairs = list(pairs)
-        if not pairs:
-            return
-        existing = {(t.request_id, t.system) for t in self.tasks_for(sorted({p[0] for p in pairs}))}
+    def ensure_tasks(self, request_ids: Sequence[str], systems: Iterable[str]
+                     ) -> list[TaskRow]:
+        """Create a pending task in each of ``systems`` for each request that has none
+        there yet; every task of the requests, as :meth:`tasks_for` would read them."""
+        tasks = self.tasks_for(request_ids)
+        existing = {(t.request_id, t.system) for t in tasks}
         new = [
             {"request_id": r, "system": s, "stage": "pending"}
-            for r, s in pairs
+            for r in request_ids for s in systems
             if (r, s) not in existing
         ]
         if new:
             with self.tx() as conn:
                 executemany(conn, insert(tasks_t), new)
+            tasks.extend(TaskRow(outcome=None, state=None, summary=None, started_at=None,
+                                 finished_at=None, **row) for row in new)
+        return tasks
 
     _TASK_KEYS = ("stage", "outcome", "summary", "not_before")
 

@@ -159,9 +159,8 @@ class Runner:
         ciphers = self.ciphers
         ciphers.load([r.id for r in rows])
         systems = self.ctx.systems
-        self.ledger.ensure_tasks((r.id, s) for r in rows for s in systems)
         tasks: dict[str, dict[str, TaskWork]] = {r.id: {} for r in rows}
-        for t in self.ledger.tasks_for([r.id for r in rows]):
+        for t in self.ledger.ensure_tasks([r.id for r in rows], list(systems)):
             if t.system not in systems and t.stage != Stage.DONE:
                 continue  # system removed from config since: nothing to run there
             state = ciphers.decrypt(t.request_id, t.state) if t.state else None
