@@ -107,6 +107,7 @@ class Runner:
                     self._process(rows, summary)
             finally:
                 self.ledger.release(ids)
+                self.ciphers.drop(ids)
             self.deliver()
             done += len(rows)
             if self.progress:
