@@ -309,6 +309,9 @@ def sweep(
                               "-" if dry_run else str(c["failed"]),
                               r.outcome + (f" ({escape(r.note)})" if r.note else ""))
         out.print(table)
+        written = sorted({r.sweep_id for r in results if r.receipt_seq is not None})
+        if written:
+            out.print(f"receipts: erasure receipts show {written[0]}")
     raise typer.Exit(0 if all(r.ok for r in results) else 1)
 
 

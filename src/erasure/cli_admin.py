@@ -38,10 +38,21 @@ if TYPE_CHECKING:
 
 
 @receipts_app.command("show")
-def receipts_show(request_id: str, config: ConfigOpt = None) -> None:
-    """Print a request's receipts as a table."""
+def receipts_show(request_id: Annotated[str, typer.Argument(
+        help="A request id, or a retention sweep's id (printed by `erasure sweep`).")],
+                  config: ConfigOpt = None) -> None:
+    """Print a request's (or a retention sweep's) receipts as a table."""
+    from .ledger import ledger_exists
+
     with _orchestrator(config) as orch, _errors():
-        orch.get_request(request_id)
+        if request_id.startswith("sweep-"):
+            swept = (ledger_exists(orch.config.host.ledger_url())
+                     and orch.ledger.receipts(request_id))
+            if not swept:
+                _fail(f"no retention sweep {request_id!r} in the ledger")
+            out.print(receipts_table(swept, title=f"Retention sweep {request_id}"))
+            return
+        orch.get_request(request_id)  # names the id when there is no such request
         out.print(receipts_table(orch.ledger.receipts(request_id), title=f"Request {request_id}"))
 
 

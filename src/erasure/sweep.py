@@ -59,6 +59,8 @@ class SweepResult:
     residue: int = 0
     note: str = ""
     receipt_seq: int | None = None
+    #: the sweep's id: its receipts' ``request`` (``erasure receipts show SWEEP_ID``)
+    sweep_id: str = ""
     oldest: datetime | None = None
     #: classified errors (no personal data) and attempts per step, for the receipt
     errors: list[str] = field(default_factory=list)
@@ -102,7 +104,9 @@ def run_sweep(orch: Orchestrator, *, dry_run: bool = False, only: Sequence[str] 
             if only or system.cls is not None and system.cls.supports(Capability.RETENTION):
                 results.append(SweepResult(name, "skipped", note=why))
             continue
-        results.append(_sweep_system(orch, system, sweep_id, now, dry_run))
+        result = _sweep_system(orch, system, sweep_id, now, dry_run)
+        result.sweep_id = sweep_id
+        results.append(result)
     return results
 
 

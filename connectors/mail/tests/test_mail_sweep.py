@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import mailbox
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -83,6 +84,13 @@ def test_sweep_through_the_cli(dovecot: Dovecot, tmp_path: Path) -> None:
     assert swept.returncode == 0, swept.stdout + swept.stderr
     assert [_subjects(c) for c in conns] == [["just-newer", "new"]] * 2
     assert cli("receipts", "verify", config=config).returncode == 0
+    sweep_id = re.search(r"erasure receipts show (sweep-\S+)", swept.stdout).group(1)
+    shown = cli("receipts", "show", sweep_id, config=config)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "archive" in shown.stdout and "mailserver" in shown.stdout
+    assert "completed" in shown.stdout and "Retention sweep" in shown.stdout
+    unknown = cli("receipts", "show", "sweep-20000101T000000Z-000000", config=config)
+    assert unknown.returncode == 2 and "no retention sweep" in unknown.stderr
     exported = tmp_path / "receipts.json"
     assert cli("receipts", "export", "-o", str(exported), config=config).returncode == 0
     bodies = [r["body"] for r in json.loads(exported.read_text())["receipts"]]
