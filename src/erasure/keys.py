@@ -1,4 +1,6 @@
-"""Keys: Ed25519 for signing receipts, Fernet for identifiers at rest, HMAC for item hashes.
+"""Keys: Ed25519 for signing receipts, the master encryption key (Fernet: it encrypts the
+key epoch files and what requests made before crypto-shredding hold, see shredding.py),
+HMAC for item hashes.
 
 Production passes the signing and the encryption key as env references in
 ``[erasure.keys]``. The embedded default creates both once in ``<state_dir>/keys`` (0600)
