@@ -13,11 +13,9 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from .errors import UsageError
-
-_T = TypeVar("_T")
 
 __all__ = [
     "Action",
@@ -128,7 +126,7 @@ _OK_STATUSES = frozenset({ItemStatus.DONE, ItemStatus.ALREADY_DONE, ItemStatus.R
 # most of an import of 10,000 rows): a dot-atom local part and LDH labels under a
 # letters-only top-level domain. Anything else (quotes, non-ASCII, IDNA, "--", special-use
 # domains, lengths near the limits) goes through email-validator; what this accepts,
-# email-validator accepts with the same result (tests/test_identifiers.py checks it).
+# email-validator accepts with the same result (tests/test_models.py checks it).
 _ATEXT = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _COMMON_EMAIL = re.compile(
     rf"{_ATEXT}(?:\.{_ATEXT})*@(?:[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?\.)+[a-z]{{2,63}}")
