@@ -78,8 +78,7 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
         self._deep: DeepScan | None = None
         self._lock = threading.Lock()
         self._heads: dict[str, str] | None = None
-        self._executor: cf.ThreadPoolExecutor | None = None
-        self._side_executor: cf.ThreadPoolExecutor | None = None
+        self._threads: dict[str, cf.ThreadPoolExecutor] = {}  # see _thread
         self._tids: dict[str, dict[Key, str]] = {}  # see FindMixin._tid_cache
         # table -> refs handed out by find -> typed primary key: spares decoding them again.
         self._refs: dict[str, dict[str, Key]] = {}
@@ -109,33 +108,26 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
 
     def close(self) -> None:
         with self._lock:
-            executors = (self._executor, self._side_executor)
-            self._executor = self._side_executor = None
-        for executor in executors:
-            if executor is not None:
-                executor.shutdown(wait=True)
+            threads, self._threads = list(self._threads.values()), {}
+        for thread in threads:
+            thread.shutdown(wait=True)
         self._engine.dispose()
 
     def _worker(self) -> cf.Executor | None:
         """The thread statements run on while findings or outcomes are built (see
-        :mod:`erasure_sql.overlap`); none for SQLite, whose connections keep to one thread."""
-        if self._dialect == "sqlite":
-            return None
-        with self._lock:
-            if self._executor is None:
-                self._executor = cf.ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix=f"erasure-sql-{self.system}")
-            return self._executor
+        :mod:`erasure_sql.overlap`)."""
+        return self._thread("statements")
 
-    def _side(self) -> cf.Executor | None:
-        """The thread the deep scan runs on beside find; none for SQLite (see _worker)."""
+    def _thread(self, purpose: str) -> cf.Executor | None:
+        """A thread of its own for ``purpose`` (statements, or the deep scan beside find),
+        made on first use; none for SQLite, whose connections keep to one thread."""
         if self._dialect == "sqlite":
             return None
         with self._lock:
-            if self._side_executor is None:
-                self._side_executor = cf.ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix=f"erasure-sql-scan-{self.system}")
-            return self._side_executor
+            if purpose not in self._threads:
+                self._threads[purpose] = cf.ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=f"erasure-sql-{purpose}-{self.system}")
+            return self._threads[purpose]
 
     # verification beyond the mapping ----------------------------------------------------
 
@@ -160,7 +152,7 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
             with db_errors("deep scan"):
                 return scan.scan(values)
 
-        side = self._side()
+        side = self._thread("scan")
         if side is None:
             found, hits = super().find(subjects), deep()
         else:
