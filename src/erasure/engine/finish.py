@@ -23,10 +23,10 @@ from .tasks import TaskWork
 __all__ = ["package", "receipt_bodies", "request_outcome"]
 
 
-def package(ctx: StepContext, w: Work) -> tuple[Path, str | None] | None:
+def package(ctx: StepContext, w: Work) -> tuple[Path, str, str | None] | None:
     """Write the access or portability package from the records the ledger holds for the
-    request, so a resumed run writes what an uninterrupted one would have; its path and
-    (with ``package_password``) the password it was encrypted with."""
+    request, so a resumed run writes what an uninterrupted one would have; its path, its
+    SHA-256 and (with ``package_password``) the password it was encrypted with."""
     exporting = [t for t in w.tasks.values() if t.summary.get("action") == Action.EXPORT.value]
     if not exporting:
         return None
@@ -40,7 +40,7 @@ def package(ctx: StepContext, w: Work) -> tuple[Path, str | None] | None:
     for t in w.tasks.values():
         t.summary["package"] = path.name
         t.summary["package_sha256"] = digest
-    return path, password
+    return path, digest, password
 
 
 def request_outcome(w: Work) -> str:

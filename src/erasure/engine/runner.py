@@ -311,10 +311,8 @@ class Runner:
         for w in works:
             written = finish.package(self.ctx, w)
             if written is not None:
-                path, password = written
-                made.append(package_row(self.ctx, w, path,
-                                        w.tasks[next(iter(w.tasks))].summary["package_sha256"],
-                                        now))
+                path, digest, password = written
+                made.append(package_row(self.ctx, w, path, digest, now))
                 if password:
                     summary.package_passwords[w.row.id] = password
         keys = self.ctx.keys
@@ -351,9 +349,9 @@ class Runner:
                 heads.write_head(conn, seq, prev, keys)
             self._write(conn, ending, summary, purge=True)
             self.ledger.set_requests(conn, ends)
-            self.ledger.add_packages(conn, [p for p in made if p["request_id"] in
-                                            {w.row.id for w in ending}])
-            self.ciphers.forget(conn, [w.row.id for w in ending])
+            ended = {w.row.id for w in ending}
+            self.ledger.add_packages(conn, [p for p in made if p["request_id"] in ended])
+            self.ciphers.forget(conn, ended)
             erased = {h for w in ending if w.type is RequestType.ERASURE
                       and finish.request_outcome(w) == "completed"
                       for h in subject_hashes(self.ctx, w)}
