@@ -13,7 +13,16 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from .errors import CapabilityNotSupported
-from .models import Capability, Finding, IdentifierType, ItemOutcome, Record, Subject
+from .models import (
+    Capability,
+    Correction,
+    Finding,
+    IdentifierType,
+    ItemOutcome,
+    ObjectionScope,
+    Record,
+    Subject,
+)
 
 __all__ = [
     "RETENTION_SUBJECT", "UNMAPPED_RESIDUE", "CallContext", "Connector", "ConnectorSettings",
@@ -105,7 +114,8 @@ class ConnectorSettings(BaseModel):
 
 
 class Connector(ABC):
-    """A plugin type that can find, export, delete and restrict a subject's data in a system.
+    """A plugin type that can find, export, delete, restrict, rectify and stop processing of
+    a subject's data in a system.
 
     Subclasses set the class variables and implement the methods of their capabilities.
     Every method is batch-first: it takes MANY subjects or findings at once so it can answer
@@ -115,8 +125,9 @@ class Connector(ABC):
     Rules:
 
     - Findings are references, never copies of data; ``Finding.system`` is ``self.system``.
-    - ``delete``, ``anonymise`` and ``restrict`` are idempotent: a second call with the same
-      findings changes nothing and yields ``ItemStatus.ALREADY_DONE``.
+    - ``delete``, ``anonymise``, ``restrict``, ``rectify`` and ``object_to`` are idempotent:
+      a second call with the same findings changes nothing and yields
+      ``ItemStatus.ALREADY_DONE``.
     - Classify every failure as an :mod:`erasure.errors` type. Never sleep or retry: the host
       retries ``TransientError`` (whole call) and transient ``ItemOutcome`` (those items).
     - Never put identifiers or record values in log lines or exception messages.
@@ -182,6 +193,43 @@ class Connector(ABC):
     def restrict(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
         """Mark the items so they are no longer processed (GDPR Art. 18)."""
         raise CapabilityNotSupported(f"{self.name} cannot restrict")
+
+    def rectify(self, findings: Sequence[Finding], corrections: Sequence[Correction]
+                ) -> Iterator[ItemOutcome]:
+        """Correct the subjects' data in the items (GDPR Art. 16; ``Capability.RECTIFY``).
+
+        ``corrections`` holds every correction of every subject in the call (match them to
+        findings by ``Correction.subject == Finding.subject``). For each finding, every
+        field the connector maps to a correction's type (sql: the identifier columns of
+        that type; an ``address`` mapping for the postal address) that holds one of
+        ``Correction.old`` (compare normalised: :meth:`Correction.matches`) gets
+        ``Correction.new``; nothing else changes (never another field, never another row).
+
+        Yield one outcome per finding: DONE when a field changed, ALREADY_DONE when every
+        such field already held the new value or the item has none (idempotent: a repeat
+        changes nothing). Raise ``CapabilityNotSupported`` naming the type (never a value)
+        when the system maps no field at all for a correction's type (the host reports the
+        system ``not_covered``). Unique constraints and the like: a FAILED outcome or
+        ``PermanentError`` without values in the message.
+
+        The host verifies by reading the items back (``export``): the new value present,
+        the old ones gone.
+        """
+        raise CapabilityNotSupported(f"{self.name} cannot rectify")
+
+    def object_to(self, findings: Sequence[Finding], scope: ObjectionScope
+                  ) -> Iterator[ItemOutcome]:
+        """Stop processing the items for ``scope`` (GDPR Art. 21; ``Capability.OBJECT``).
+
+        Set what the system reads before that processing: an opt-out flag, a
+        do-not-market list entry, a profiling exclusion. Never delete anything and never
+        change fields other than those. Idempotent: an item already opted out yields
+        ALREADY_DONE. One call carries one scope. A system that has nothing to stop
+        ``scope`` with (no opt-out configured for profiling) raises
+        ``CapabilityNotSupported`` naming the scope: the host reports it ``not_covered``
+        with that reason.
+        """
+        raise CapabilityNotSupported(f"{self.name} cannot record an objection")
 
     def poll(self, pending: Sequence[ItemOutcome]) -> Iterator[ItemOutcome]:
         """Outcomes of items an earlier call answered ``ItemStatus.PENDING``.

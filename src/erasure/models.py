@@ -20,11 +20,14 @@ from .errors import UsageError
 __all__ = [
     "Action",
     "Capability",
+    "Correction",
+    "CorrectionType",
     "Finding",
     "Identifier",
     "IdentifierType",
     "ItemOutcome",
     "ItemStatus",
+    "ObjectionScope",
     "Outcome",
     "Policy",
     "Record",
@@ -56,16 +59,22 @@ class Capability(enum.StrEnum):
     LOOKUP = "lookup"  # read items by id (verification that does not wait for an index)
     #: find and delete items older than the system's retention (``erasure sweep``)
     RETENTION = "retention"
+    #: correct a subject's email, phone, name or postal address (Art. 16; ``rectify``)
+    RECTIFY = "rectify"
+    #: stop processing the subject's data for a purpose (Art. 21; ``object_to``)
+    OBJECT = "object"
 
 
 class RequestType(enum.StrEnum):
-    """GDPR request types (Arts. 15, 17, 18, 20) plus a find-only dry look."""
+    """GDPR request types (Arts. 15-18, 20, 21) plus a find-only dry look."""
 
     FIND = "find"
     ACCESS = "access"
     PORTABILITY = "portability"
     ERASURE = "erasure"
     RESTRICTION = "restriction"
+    RECTIFICATION = "rectification"
+    OBJECTION = "objection"
 
 
 class Policy(enum.StrEnum):
@@ -85,7 +94,36 @@ class Action(enum.StrEnum):
     DELETE = "delete"
     ANONYMISE = "anonymise"
     RESTRICT = "restrict"
+    RECTIFY = "rectify"
+    OBJECT = "object"
     VERIFY = "verify"
+
+
+class ObjectionScope(enum.StrEnum):
+    """The processing an objection (Art. 21) stops.
+
+    ``marketing``: direct marketing, which must stop whenever the person objects (Art.
+    21(2)-(3)); ``profiling``: profiling and automated decisions based on it.
+    """
+
+    MARKETING = "marketing"
+    PROFILING = "profiling"
+
+
+class CorrectionType(enum.StrEnum):
+    """What a rectification (Art. 16) may correct. The first three are identifier types
+    (the same values as :class:`IdentifierType`); a postal address is not an identifier:
+    it is never searched by, only corrected."""
+
+    EMAIL = "email"
+    PHONE = "phone"
+    NAME = "name"
+    ADDRESS = "address"
+
+    @property
+    def identifier_type(self) -> IdentifierType | None:
+        """The identifier type of the same name; None for ``address``."""
+        return None if self is CorrectionType.ADDRESS else IdentifierType(self.value)
 
 
 class Outcome(enum.StrEnum):
@@ -198,6 +236,15 @@ def _normalise_plain(value: str) -> str:
 
 def _normalise_name(value: str) -> str:
     return " ".join(_normalise_plain(value).split())
+
+
+def _normalise_address(value: str) -> str:
+    # One line per address part is common in forms: keep the parts, drop the layout.
+    parts = [" ".join(p.split()) for p in value.replace("\r", "").split("\n")]
+    text = ", ".join(p for p in parts if p)
+    if len(text) > 500:
+        raise UsageError("address is longer than 500 characters")
+    return _normalise_plain(text)
 
 
 _NORMALISERS = {
@@ -315,3 +362,65 @@ class ItemOutcome:
     @property
     def ok(self) -> bool:
         return self.status in _OK_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """One corrected value of one subject (GDPR Art. 16), as the host hands it to
+    :meth:`erasure.Connector.rectify`.
+
+    - ``subject``: the subject key (``Finding.subject``) whose items it applies to.
+    - ``type``: what is corrected; the connector maps it to its fields (the columns it
+      searches for that identifier type; for ``address``, the fields configured as the
+      postal address).
+    - ``new``: the correct value, normalised like an identifier (emails lower-cased,
+      phones in E.164, names and addresses with single spaces).
+    - ``old``: the values the subject's items hold now, as the host found them
+      (normalised); a field is changed only when it holds one of them, so a second
+      address of someone else on the same row stays. Empty for ``address`` (never an
+      identifier, so never found): every field mapped to the address is set.
+
+    Build with :meth:`parse` to validate user input. Its repr shows no values.
+    """
+
+    subject: str
+    type: CorrectionType
+    new: str
+    old: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, type: CorrectionType | str, value: str, *, subject: str = "",
+              old: tuple[str, ...] = ()) -> Correction:
+        """Validate and normalise ``value``; raise :class:`UsageError` naming the problem."""
+        try:
+            ctype = CorrectionType(type)
+        except ValueError:
+            known = ", ".join(t.value for t in CorrectionType)
+            raise UsageError(f"cannot correct {type!r} (known: {known})") from None
+        if not isinstance(value, str):
+            raise UsageError(f"{ctype.value}: a correction must be a string")
+        itype = ctype.identifier_type
+        if itype is not None:
+            return cls(subject, ctype, Identifier.parse(itype, value).value, old)
+        try:
+            return cls(subject, ctype, _normalise_address(value), old)
+        except UsageError as exc:
+            raise UsageError(f"address: {exc}") from None
+
+    def matches(self, value: Any) -> bool | None:
+        """Whether a stored ``value`` is the corrected one (True), one of ``old`` (False)
+        or neither (None), compared normalised: for connectors and verification."""
+        if not isinstance(value, str) or not value.strip():
+            return None
+        try:
+            norm = Correction.parse(self.type, value).new
+        except UsageError:
+            return None
+        if norm == self.new:
+            return True
+        if norm in self.old or not self.old:
+            return False
+        return None
+
+    def __repr__(self) -> str:
+        return f"Correction({self.subject!r}, {self.type.value}, <redacted>)"

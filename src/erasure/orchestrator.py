@@ -55,6 +55,10 @@ class RequestSpec:
     request_key: str | None = None
     #: record it even if the same request was recorded before (the person asked twice)
     allow_duplicate: bool = False
+    #: rectification only: ``(type, correct value)`` pairs (email, phone, name, address)
+    corrections: tuple[tuple[str, str], ...] = ()
+    #: objection only: the processing objected to (``marketing`` when not given)
+    objection_scope: str | None = None
 
     def __repr__(self) -> str:
         return f"RequestSpec({self.type.value}, ticket={self.ticket!r})"
@@ -176,11 +180,38 @@ class Orchestrator:
                 "refusing erasure: the subject's identity is not marked verified "
                 "(pass --verified once checked, or --override-unverified REASON)"
             )
+        self._validate_intent(spec)
         if spec.override_unverified is not None and not spec.override_unverified.strip():
             raise UsageError("--override-unverified needs a reason")
         if spec.ticket is not None and len(spec.ticket) > 200:
             raise UsageError("ticket id is longer than 200 characters")
         return idents
+
+    @staticmethod
+    def _validate_intent(spec: RequestSpec) -> None:
+        """Corrections belong to rectifications, a scope to objections; both validated."""
+        from .models import Correction, ObjectionScope
+
+        if spec.type is RequestType.RECTIFICATION:
+            if not spec.corrections:
+                raise UsageError("a rectification needs at least one correction "
+                                 "(e.g. --set email=new@example.org)")
+            for ctype, value in spec.corrections:
+                Correction.parse(ctype, value)
+        elif spec.corrections:
+            raise UsageError(f"corrections (--set) belong to rectifications, not to "
+                             f"{spec.type.value} requests")
+        if spec.type is RequestType.OBJECTION:
+            if spec.objection_scope is not None:
+                try:
+                    ObjectionScope(spec.objection_scope)
+                except ValueError:
+                    known = ", ".join(s.value for s in ObjectionScope)
+                    raise UsageError(f"unknown objection scope {spec.objection_scope!r} "
+                                     f"(known: {known})") from None
+        elif spec.objection_scope is not None:
+            raise UsageError(f"a scope belongs to objections, not to {spec.type.value} "
+                             "requests")
 
     def submit(self, spec: RequestSpec) -> str:
         """Validate and record one request; returns its id."""

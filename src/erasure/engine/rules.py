@@ -34,14 +34,23 @@ class Rule:
 
 _EXPORT = Rule(Action.EXPORT, package=True)
 _RESTRICT = Rule(Action.RESTRICT, approval=True)
+#: Verified by reading the items back: the new value there, the old ones gone.
+_RECTIFY = Rule(Action.RECTIFY, approval=True, verify=True)
+#: No approval: an objection to direct marketing must be honoured whenever it is made
+#: (Art. 21(3)), and it changes no data, only what the system does with it.
+_OBJECT = Rule(Action.OBJECT)
 
 #: Access and portability always export: a legal hold does not take away the right of
-#: access. Restriction restricts whatever the policy, since it keeps the data.
+#: access. Restriction restricts whatever the policy, since it keeps the data;
+#: rectification and objection likewise (data kept under a legal duty must still be
+#: accurate, and kept data is not for marketing).
 RULES: dict[tuple[RequestType, Policy], Rule] = {
     **{(RequestType.FIND, p): Rule(None) for p in Policy},
     **{(RequestType.ACCESS, p): _EXPORT for p in Policy},
     **{(RequestType.PORTABILITY, p): _EXPORT for p in Policy},
     **{(RequestType.RESTRICTION, p): _RESTRICT for p in Policy},
+    **{(RequestType.RECTIFICATION, p): _RECTIFY for p in Policy},
+    **{(RequestType.OBJECTION, p): _OBJECT for p in Policy},
     (RequestType.ERASURE, Policy.ERASE): Rule(Action.DELETE, approval=True, verify=True),
     (RequestType.ERASURE, Policy.ANONYMISE): Rule(Action.ANONYMISE, approval=True, verify=True),
     (RequestType.ERASURE, Policy.RESTRICT): _RESTRICT,
@@ -59,6 +68,8 @@ _CAPABILITY = {
     Action.DELETE: Capability.DELETE,
     Action.ANONYMISE: Capability.ANONYMISE,
     Action.RESTRICT: Capability.RESTRICT,
+    Action.RECTIFY: Capability.RECTIFY,
+    Action.OBJECT: Capability.OBJECT,
 }
 
 
