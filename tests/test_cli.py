@@ -530,9 +530,34 @@ def test_a_processor_confirms_later_status_shows_it_and_confirm_ends_it(world, t
     bodies = {b["system"]: b for b in receipt_bodies(config)}
     assert bodies["carrier"]["confirmation"] == "CARRIER-5521"
     assert bodies["carrier"]["outcome"] == bodies["crm"]["outcome"] == "completed"
+    notice = bodies["carrier"]["notice"]  # Art. 19: when told, by what, confirmed when
+    assert notice["confirmation"] == "CARRIER-5521" and notice["reminders"] == 0
+    assert notice["sent_at"] <= notice["confirmed_at"] and len(notice["messages"]) == 1
+    assert "alice" not in json.dumps(bodies["carrier"])
     retry = run_cli("retry", rid, config=config)
     line = assert_one_line_error(retry, "has ended")
     assert "alice" not in line
+
+
+def test_a_confirmation_past_the_due_date_is_overdue_and_an_unknown_processor_is_refused(
+        world, tmp_path):
+    config = write_config(tmp_path, {
+        "crm": memory_system(world["crm"]),
+        "carrier": {"connector": "memory-processor", "inbox": "carrier"}}, name="p.toml")
+    late = create_request(config, "--type", "erasure", "--email", "alice@example.com",
+                          "--verified", "--received", "2020-01-01")
+    soon = create_request(config, "--type", "erasure", "--email", "bob@example.net",
+                          "--verified")
+    assert run_cli("run", config=config).returncode == 0
+    status = run_cli("status", config=config)
+    assert "confirmation overdue" in table_row(status.stdout, TASKS, late)["state"]
+    assert table_row(status.stdout, TASKS, soon)["state"] == "awaiting confirmation"
+    for system in ("nope", "NOPE;drop"):
+        proc = run_cli("confirm", soon, system, "--reference", "R-1", config=config)
+        assert proc.returncode == 2, describe(proc)
+        assert_one_line_error(proc, "no system")
+    assert table_row(run_cli("status", config=config).stdout, TASKS, soon)["state"] \
+        == "awaiting confirmation"
 
 
 def test_the_state_folder_and_ledger_are_private(world, tmp_path):

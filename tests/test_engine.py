@@ -138,15 +138,37 @@ def test_a_processor_is_told_once_and_the_request_waits_for_its_confirmation(mak
     assert stages(orch, rid) == {"crm": "done", "carrier": "awaiting_confirmation"}
     now[0] += 8 * 86400  # a week later: a reminder, not a second notice
     orch.run()
+    orch.run()  # nothing due: no second reminder
     assert len(inbox) == 1
+    assert [len(n["reminders"]) for n in inbox.values()] == [1]
     causes = [e["cause"] for e in orch.ledger.task_events(rid) if e["system"] == "carrier"]
-    assert "confirmation overdue: reminder" in causes
+    assert "no confirmation yet: reminder sent" in causes
+    now[0] += 8 * 86400  # another week: the second reminder
+    orch.run()
+    assert [len(n["reminders"]) for n in inbox.values()] == [2]
     orch.confirm(rid, "carrier", "carrier ticket 5521")
     got = bodies(orch, rid)
     assert got["carrier"]["outcome"] == "completed"
     assert got["carrier"]["confirmation"] == "carrier ticket 5521"
     assert got["carrier"]["counts"]["found"] == 1 and got["crm"]["outcome"] == "completed"
     assert orch.ledger.get_request(rid).outcome == "completed"
+
+
+def test_a_processor_is_told_the_persons_identifiers_and_nobody_elses(make_orch) -> None:
+    """Phones are too weak to match by, but the phone on the person's own contact (and one
+    they gave) is theirs: a carrier must hear of it. A neighbour's phone is never told."""
+    orch, _now = processor_world(make_orch)
+    seed(orch, "crm", {"c/1": ("contact", {"email": "alice@example.com",
+                                           "phone": "+4915112345678"}),
+                       "c/2": ("contact", {"email": "bob@example.net",
+                                           "phone": "+4915199999999"}),
+                       "c/3": ("contact", {"email": "carol@example.net",
+                                           "phone": "+4915112345678"})})
+    orch.submit(RequestSpec(RequestType.ERASURE, (*ALICE, ("phone", "+4930123456")),
+                            verified=True))
+    orch.run()
+    (notice,) = MemoryProcessorConnector.inboxes["carrier"].values()
+    assert notice["identifiers"] == ["+4915112345678", "+4930123456", "alice@example.com"]
 
 
 def test_a_system_that_cannot_be_searched_never_reports_a_search(make_orch) -> None:

@@ -258,7 +258,10 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
         out.print(table)
         tasks = orch.ledger.open_tasks()
         if tasks:
-            out.print(tasks_table(tasks, orch.config.host.confirmation_reminder_days))
+            due = {r.id: r.due_at for r in rows}
+            due.update((t.request_id, orch.ledger.get_request(t.request_id).due_at)
+                       for t in tasks if t.request_id not in due)
+            out.print(tasks_table(tasks, due))
         packages = orch.ledger.live_packages()
         if packages:
             table = compact_table("Packages (deleted when they expire, or at once when the "

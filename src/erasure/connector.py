@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -61,12 +62,15 @@ class CallContext:
       request, system and action across attempts, runs and processes. A connector that
       submits work which must not be submitted twice (a bulk job, an email to a processor)
       tags it with the key and, given the same key again, returns the existing job.
+    - ``due``: per subject key, the request's due date (naive UTC), for connectors that
+      tell someone by when to act (a processor's notice). Empty outside acting calls.
     """
 
     system: str
     action: str
     deadline: float
     idempotency_keys: Mapping[str, str] = field(default_factory=dict)
+    due: Mapping[str, datetime] = field(default_factory=dict)
 
     def idempotency_key(self, subject: str) -> str:
         """The key of one subject's part of this call."""
@@ -151,6 +155,11 @@ class Connector(ABC):
     max_batch: ClassVar[int | None] = None
     #: Seconds between polls of PENDING items (see :meth:`poll`).
     poll_interval: ClassVar[float] = 60.0
+    #: A folder of this system's own inside the host's state folder, set by the host
+    #: before the first call (None when the connector is built outside a host). For what
+    #: a connector must remember across runs and processes beyond the ledger (the notify
+    #: connector's sent-log); never personal data.
+    state_dir: Path | None = None
 
     def __init__(self, system: str, settings: ConnectorSettings) -> None:
         self.system = system
@@ -239,6 +248,17 @@ class Connector(ABC):
         or new handle) while it has not. Called when due, without holding any lease.
         """
         raise CapabilityNotSupported(f"{self.name} cannot poll")
+
+    def remind(self, waiting: Sequence[ItemOutcome]) -> Iterator[ItemOutcome]:
+        """Remind whoever was told of items still AWAITING_CONFIRMATION (``NOTIFY``).
+
+        Called when a notice has waited ``confirmation_reminder_days`` without an answer,
+        and again each such period. ``waiting`` holds the outcomes the ledger kept (finding
+        and ``handle``). Yield one outcome per item: AWAITING_CONFIRMATION (reminded; the
+        same or a new handle). Each reminder has its own idempotency key
+        (``current_call()``): a reminder retried after a crash is not sent twice.
+        """
+        raise CapabilityNotSupported(f"{self.name} cannot remind")
 
     def lookup(self, findings: Sequence[Finding]) -> Iterator[Finding]:
         """Yield the findings whose items still exist, read by id (``Capability.LOOKUP``).

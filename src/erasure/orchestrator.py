@@ -306,6 +306,7 @@ class Orchestrator:
                     task.data.outcomes[ref] = ItemStatus.DONE.value
                     del task.data.handles[ref]
             task.summary["confirmation"] = reference
+            task.summary["confirmed_at"] = self.clock()
             task.move(Stage.DONE, "confirmed", outcome=steps.outcome_of(task))
             self._write_task(request_id, task)
         self.run(only=[request_id])

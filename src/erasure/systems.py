@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .config import Config, SystemConfig
@@ -50,6 +52,8 @@ class System:
     cls: type[Connector] | None
     uncovered: str | None
     retry: RetryPolicy
+    #: the connector's own folder in the state folder (``Connector.state_dir``)
+    state_dir: Path | None = None
     _connector: Connector | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -68,6 +72,7 @@ class System:
                 assert self.cls is not None
                 settings = self.cls.Settings.model_validate(dict(self.config.settings))
                 self._connector = self.cls(self.name, settings)
+                self._connector.state_dir = self.state_dir
             return self._connector
 
     def close(self) -> None:
@@ -78,13 +83,19 @@ class System:
                 log.warning("closing %s failed: %s", self.name, type(exc).__name__)
             self._connector = None
 
-    def context(self, action: str, subjects: Iterable[str]) -> CallContext:
+    def context(self, action: str, subjects: Iterable[str], *,
+                due: Mapping[str, datetime] | None = None, key_action: str | None = None
+                ) -> CallContext:
         """The context a call of ``action`` for ``subjects`` runs in: its deadline and each
-        subject's idempotency key (stable per request, system and action)."""
+        subject's idempotency key (stable per request, system and ``key_action``, which is
+        ``action`` unless given: a reminder's number goes there), and the requests' due
+        dates."""
         return CallContext(
             system=self.name, action=action,
             deadline=time.monotonic() + self.retry.deadline_seconds,
-            idempotency_keys={s: idempotency_key(s, self.name, action) for s in subjects})
+            idempotency_keys={s: idempotency_key(s, self.name, key_action or action)
+                              for s in subjects},
+            due=due or {})
 
     def call(self, fn: Callable[[Connector], Iterable[T]],
              context: CallContext | None = None) -> CallResult:
@@ -188,7 +199,8 @@ def build_systems(
         retry = RetryPolicy.from_settings(
             config.host.retry, max_attempts=sc.max_attempts, sleep=sleep
         )
-        out[name] = System(config=sc, cls=cls, uncovered=uncovered, retry=retry)
+        out[name] = System(config=sc, cls=cls, uncovered=uncovered, retry=retry,
+                           state_dir=config.host.state_dir / "systems" / name)
     return out
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich import box
@@ -51,19 +51,27 @@ def receipts_table(receipts: list[dict[str, Any]], title: str = "Receipts") -> T
     return table
 
 
-def tasks_table(tasks: list[Any], reminder_days: float) -> Table:
-    """Tasks of open requests that wait or failed: when they go on, and their last error."""
+def tasks_table(tasks: list[Any], due_dates: Mapping[str, datetime]) -> Table:
+    """Tasks of open requests that wait or failed: when they go on, and their last error.
+
+    A processor's confirmation is overdue once its request's due date (``due_dates``,
+    naive UTC, per request id) has passed: the request cannot end before it.
+    """
     table = compact_table("Tasks waiting or failed")
     for col in ("request", "system", "state", "next try (UTC)", "last error"):
         table.add_column(col, overflow="fold", no_wrap=col in ("request", "system"))
-    now = time.time()
+    now = datetime.now(UTC).replace(tzinfo=None)
     for t in tasks:
         summary = json.loads(t.summary) if t.summary else {}
         state = t.stage.replace("_", " ") if t.outcome != "failed" else "[red]failed[/]"
         if t.stage == "awaiting_confirmation":
-            told = summary.get("told_at")
-            if told is not None and now - told > reminder_days * 86400:
-                state = f"[bold red]confirmation overdue ({int((now - told) // 86400)} d)[/]"
+            due = due_dates.get(t.request_id)
+            reminders = summary.get("reminders", 0)
+            if due is not None and now > due:
+                state = ("[bold red]confirmation overdue "
+                         f"({(now - due) // timedelta(days=1) + 1} d past due)[/]")
+            elif reminders:
+                state += f" ({reminders} reminder{'s' if reminders > 1 else ''})"
         elif summary.get("deferrals") and t.outcome != "failed":
             state += f" (deferred {summary['deferrals']}x)"
         when = "-" if t.not_before is None or t.outcome == "failed" else (

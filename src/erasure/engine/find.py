@@ -96,6 +96,7 @@ def find(ctx: StepContext, works: Sequence[Work], now: float) -> None:
         # Seeded with what was strong before: a later search never weakens a decision.
         seeds = w.known.given | set(w.known.strong())
         w.known.set_strong(strong_fixpoint(seeds, evidence, strong_types))
+        told = []
         for name, t in w.tasks.items():
             if (w.row.id, name) in failed or t.stage not in (Stage.PENDING, Stage.FOUND):
                 continue
@@ -103,7 +104,7 @@ def find(ctx: StepContext, works: Sequence[Work], now: float) -> None:
                 continue
             system = ctx.systems[name]
             if not _searchable(system):
-                _notice(ctx, w, t)
+                told.append(t)  # after every searched system's actionable items are known
                 continue
             t.data.searched = sorted(queried[(w.row.id, name)], key=scoped_to_json)
             before = (len(t.data.findings), set(t.data.actionable))
@@ -117,6 +118,8 @@ def find(ctx: StepContext, works: Sequence[Work], now: float) -> None:
                 t.move(Stage.FOUND, "found")
             elif before != (len(t.data.findings), t.data.actionable):
                 t.move(Stage.FOUND, "found more through identifiers found later")
+        for t in told:
+            _notice(ctx, w, t)
         w.known.complete = _complete(ctx, w)
 
 
@@ -160,11 +163,21 @@ def _complete(ctx: StepContext, w: Work) -> bool:
 
 def _notice(ctx: StepContext, w: Work, t: TaskWork) -> None:
     """A system that can only be told (a processor with no API): it is never searched, so
-    it never reports a search. Its one "finding" carries the strong identifiers it may see,
-    for the connector to pass on; find-only and access requests leave it not covered."""
+    it never reports a search. Its one "finding" carries the identifiers it may see that
+    are the person's: strong ones, those that came with the request, and those shown by
+    the items the request acts on elsewhere (the phone on the person's own contact, which
+    a carrier needs though phones are too weak to match by), for the connector to pass
+    on. Find-only and access requests leave it not covered."""
     spaces = ctx.config.id_spaces
     rule = w.rule(ctx, t.system)
-    told = tuple(s.ident for s in w.known.strong() if spaces.searchable_in(s, t.system))
+    theirs = {*w.known.strong(), *w.known.given}
+    for other in w.tasks.values():
+        for ref in other.data.actionable:
+            f = other.data.findings.get(ref)
+            if f is not None and f.ref != _NOTICE:
+                theirs.update(spaces.scope(i, other.system) for i in f.related)
+    told = tuple(sorted({s.ident for s in theirs if spaces.searchable_in(s, t.system)},
+                        key=lambda i: (i.type.value, i.value)))
     if rule.idle_outcome is Outcome.RETAINED:
         t.move(Stage.DONE, "retained", outcome=Outcome.RETAINED.value)
         return

@@ -8,7 +8,7 @@ transaction as the request's end.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -109,4 +109,21 @@ def _body(ctx: StepContext, w: Work, t: TaskWork, now: datetime) -> dict[str, An
     }
     if "confirmation" in t.summary:
         body["confirmation"] = t.summary["confirmation"]
+    if "told_at" in t.summary:
+        # Art. 19: when the processor was told, by which message, when it confirmed and
+        # by which reference; never the identifiers the notice carried.
+        body["notice"] = {
+            "sent_at": _iso(t.summary["told_at"]),
+            "messages": t.summary.get("notices", []),
+            "reminders": t.summary.get("reminders", 0),
+            "confirmed_at": _iso(t.summary.get("confirmed_at")),
+            "confirmation": t.summary.get("confirmation"),
+        }
     return body
+
+
+def _iso(epoch: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC (None stays None)."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")

@@ -112,7 +112,8 @@ def _act_system(ctx: StepContext, name: str,
             todo = sorted(ref for ref in t.data.actionable if ref not in t.data.handles)
             if todo:
                 groups.append((w.row.id, [t.data.findings[ref] for ref in todo]))
-        results = run_isolated(partial(_act_once, system, action), groups,
+        due = {rid: w.row.due_at for rid, (w, _t) in by_req.items()}
+        results = run_isolated(partial(_act_once, system, action, due), groups,
                                limit(ctx, name), lambda v: v.finding.subject)
         for rid, (w, t) in by_req.items():
             res = results.get(rid, CallResult())
@@ -132,9 +133,12 @@ def _act_system(ctx: StepContext, name: str,
                 _after_action(ctx, w, t, now)
 
 
-def _act_once(system: System, action: Action, batch: list[Finding]) -> CallResult:
+def _act_once(system: System, action: Action, due: dict[str, Any], batch: list[Finding]
+              ) -> CallResult:
     """One connector call of ``action`` over ``batch`` (items retried alone when transient)."""
-    context = system.context(action.value, {f.subject for f in batch})
+    subjects = {f.subject for f in batch}
+    context = system.context(action.value, subjects,
+                             due={s: due[s] for s in subjects if s in due})
     if action is Action.EXPORT:
         return system.call(lambda c: c.export(batch), context)
     return system.call_items(_ITEM_FN[action], batch, context)
@@ -197,6 +201,10 @@ def _after_action(ctx: StepContext, w: Work, t: TaskWork, now: float) -> None:
         t.defer(now + interval, "waiting for the system", retrying=False)
     elif ItemStatus.AWAITING_CONFIRMATION.value in statuses:
         t.summary.setdefault("told_at", now)
+        # the notices' references (message ids), for the receipt: no personal data
+        waiting = ItemStatus.AWAITING_CONFIRMATION.value
+        t.summary["notices"] = sorted({h for ref, h in t.data.handles.items()
+                                       if h and t.data.outcomes.get(ref) == waiting})
         t.move(Stage.AWAITING_CONFIRMATION, "told; awaiting confirmation")
         t.defer(now + ctx.host.confirmation_reminder_days * 86400, "awaiting confirmation",
                 retrying=False)
@@ -209,10 +217,11 @@ def _after_action(ctx: StepContext, w: Work, t: TaskWork, now: float) -> None:
 # poll ----------------------------------------------------------------------------------
 
 def poll(ctx: StepContext, works: Sequence[Work], now: float) -> int:
-    """Ask systems about work they accepted earlier (PENDING items), when due; remind of
-    confirmations that are overdue. Returns how many tasks it moved or deferred."""
+    """Ask systems about work they accepted earlier (PENDING items), when due; remind
+    processors whose confirmation has waited ``confirmation_reminder_days``. Returns how
+    many tasks it moved or deferred."""
     per_system: dict[str, list[tuple[Work, TaskWork]]] = defaultdict(list)
-    reminded = 0
+    to_remind: dict[str, list[tuple[Work, TaskWork]]] = defaultdict(list)
     for w in works:
         for name, t in w.tasks.items():
             if not t.due(now):
@@ -220,14 +229,80 @@ def poll(ctx: StepContext, works: Sequence[Work], now: float) -> int:
             if t.stage is Stage.WAITING:
                 per_system[name].append((w, t))
             elif t.stage is Stage.AWAITING_CONFIRMATION:
-                t.summary["reminders"] = t.summary.get("reminders", 0) + 1
-                t.defer(now + ctx.host.confirmation_reminder_days * 86400,
-                        "confirmation overdue: reminder", retrying=False)
-                reminded += 1
-    calls = {name: partial(_poll_system, ctx, name, pairs, now)
-             for name, pairs in per_system.items()}
+                to_remind[name].append((w, t))
+    calls: dict[str, Callable[[], None]] = {
+        name: partial(_poll_system, ctx, name, pairs, now) for name, pairs in per_system.items()}
+    for name, pairs in to_remind.items():
+        calls[name] = (partial(_both, calls[name], partial(_remind_system, ctx, name, pairs, now))
+                       if name in calls else partial(_remind_system, ctx, name, pairs, now))
     fan_out(calls, ctx.host.max_workers)
-    return reminded + sum(len(pairs) for pairs in per_system.values())
+    return sum(len(p) for p in to_remind.values()) + sum(len(p) for p in per_system.values())
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> None:
+    first()
+    second()
+
+
+def _remind_system(ctx: StepContext, name: str, pairs: list[tuple[Work, TaskWork]],
+                   now: float) -> None:
+    """Remind a system's processor of the notices it has not confirmed (where the
+    connector can send reminders; elsewhere the reminder is only counted and shown)."""
+    system = ctx.systems[name]
+    period = ctx.host.confirmation_reminder_days * 86400
+    if system.cls is None or not system.cls.supports(Capability.NOTIFY):
+        for _w, t in pairs:
+            t.summary["reminders"] = t.summary.get("reminders", 0) + 1
+            t.defer(now + period, "no confirmation yet: reminder due", retrying=False)
+        return
+    # Tasks due for the same reminder number go in one call: each reminder number makes
+    # its own idempotency keys, so a reminder retried after a crash is the same reminder.
+    by_number: dict[int, list[tuple[Work, TaskWork]]] = defaultdict(list)
+    for w, t in pairs:
+        by_number[t.summary.get("reminders", 0) + 1].append((w, t))
+    for number, group in sorted(by_number.items()):
+        _remind_group(ctx, system, number, group, now, period)
+
+
+def _remind_group(ctx: StepContext, system: System, number: int,
+                  pairs: list[tuple[Work, TaskWork]], now: float, period: float) -> None:
+    waiting = ItemStatus.AWAITING_CONFIRMATION.value
+    groups = [(w.row.id, [ItemOutcome(t.data.findings[ref], ItemStatus.AWAITING_CONFIRMATION,
+                                      handle=h)
+                          for ref, h in sorted(t.data.handles.items())
+                          if t.data.outcomes.get(ref) == waiting])
+              for w, t in pairs]
+    due = {w.row.id: w.row.due_at for w, _t in pairs}
+
+    def call(batch: list[ItemOutcome]) -> CallResult:
+        subjects = {o.finding.subject for o in batch}
+        context = system.context("remind", subjects, key_action=f"remind:{number}",
+                                 due={s: due[s] for s in subjects})
+        return system.call(lambda c: c.remind(batch), context)
+
+    results = run_isolated(call, [g for g in groups if g[1]], limit(ctx, system.name),
+                           lambda v: v.finding.subject)
+    for w, t in pairs:
+        if w.row.id not in results:  # nothing it could name: counted, as elsewhere
+            t.summary["reminders"] = number
+            t.defer(now + period, "no confirmation yet: reminder due", retrying=False)
+            continue
+        res = results[w.row.id]
+        t.attempt("remind", res.attempts)
+        if res.error:
+            # The notice went out; a reminder that fails is tried again later and never
+            # fails the task (the processor may still confirm).
+            t.summary["last_error"] = res.error
+            wait = period
+            if res.error_kind == "transient":
+                wait = res.retry_after if res.retry_after is not None else min(
+                    ctx.host.retry.defer_initial, period)
+            t.defer(now + wait, f"reminder failed: {res.error}", retrying=False)
+            continue
+        _record(t, res.values)
+        t.summary["reminders"] = number
+        t.summary.pop("last_error", None)
+        t.defer(now + period, "no confirmation yet: reminder sent", retrying=False)
 
 
 def _poll_system(ctx: StepContext, name: str, pairs: list[tuple[Work, TaskWork]],

@@ -401,13 +401,14 @@ class MemoryProcessorConnector(Connector):
     ``delete`` and ``restrict`` put one notice per subject into a named in-memory inbox (as
     an email would) and answer AWAITING_CONFIRMATION with the notice's id; a person records
     the processor's answer with ``erasure confirm``. A notice is sent once per idempotency
-    key, however often the host asks.
+    key, however often the host asks; so is each reminder (``remind``), counted on the
+    notice.
     """
 
     name = "memory-processor"
     version = "1.0"
     Settings = ProcessorSettings
-    capabilities = frozenset({Capability.DELETE, Capability.RESTRICT})
+    capabilities = frozenset({Capability.DELETE, Capability.RESTRICT, Capability.NOTIFY})
     settings: ProcessorSettings
 
     inboxes: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {}
@@ -428,6 +429,21 @@ class MemoryProcessorConnector(Connector):
 
     def delete(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
         return self._tell("erase", findings)
+
+    def remind(self, waiting: Sequence[ItemOutcome]) -> Iterator[ItemOutcome]:
+        ctx = current_call()
+        inbox = self.inboxes.setdefault(self.settings.inbox, {})
+        out = []
+        for o in waiting:
+            notice = inbox.get(o.handle or "")
+            if notice is not None:
+                sent = notice.setdefault("reminders", [])
+                key = ctx.idempotency_key(o.finding.subject)
+                if key not in sent:
+                    sent.append(key)
+            out.append(ItemOutcome(o.finding, ItemStatus.AWAITING_CONFIRMATION,
+                                   handle=o.handle))
+        yield from out
 
     def restrict(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
         return self._tell("restrict", findings)
