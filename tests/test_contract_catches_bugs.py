@@ -9,16 +9,19 @@ contract tests must fail. The unmodified MemoryConnector passes them all.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import pytest
 
 from erasure import (
     Capability,
     Connector,
+    Correction,
     Finding,
     IdentifierType,
     ItemOutcome,
     ItemStatus,
+    ObjectionScope,
     Record,
 )
 from erasure.testing import MemoryConnector
@@ -84,6 +87,30 @@ class FindAndExportOnly(MemoryConnector):
     delete = Connector.delete  # type: ignore[assignment]
     anonymise = Connector.anonymise  # type: ignore[assignment]
     restrict = Connector.restrict  # type: ignore[assignment]
+    rectify = Connector.rectify  # type: ignore[assignment]
+    object_to = Connector.object_to  # type: ignore[assignment]
+
+
+class RectifiesWithAnyonesCorrection(MemoryConnector):
+    """(d) Applies every correction of the call to every finding: in a batch, Carol's
+    items get Bob's corrected email."""
+
+    def rectify(self, findings: Sequence[Finding], corrections: Sequence[Correction]
+                ) -> Iterator[ItemOutcome]:
+        return super().rectify(findings, [replace(c, subject=f.subject)
+                                          for f in findings[:1] for c in corrections])
+
+
+class ObjectionDeletes(MemoryConnector):
+    """(e) "Stops processing" by removing the item."""
+
+    def object_to(self, findings: Sequence[Finding], scope: ObjectionScope
+                  ) -> Iterator[ItemOutcome]:
+        outcomes = list(super().object_to(findings, scope))
+        with self._open(write=True) as store:
+            for f in findings:
+                store.remove(f.ref)
+        return iter(outcomes)
 
 
 SUITE = """
@@ -103,6 +130,8 @@ ACTIONS = {
     "test_anonymise_touches_only_the_subject[several_items]",
     "test_restrict_touches_only_the_subject[one_item]",
     "test_restrict_touches_only_the_subject[several_items]",
+    "test_rectify_refused_unless_declared",
+    "test_object_to_refused_unless_declared",
 }
 
 
@@ -125,6 +154,14 @@ def run_suite(pytester: pytest.Pytester, connector: type[MemoryConnector]) -> se
                      id="b-export-someone-else"),
         pytest.param(RestrictFlagsEveryone, {"test_restrict_touches_only_the_subject[one_item]"},
                      id="c-restrict-flags-everyone"),
+        pytest.param(RectifiesWithAnyonesCorrection,
+                     {"test_rectify_batch_gives_each_subject_its_own"},
+                     id="d-rectify-with-anyones-correction"),
+        pytest.param(ObjectionDeletes, {
+            "test_object_to_marketing_opts_out_only_the_subject[one_item]",
+            "test_object_to_marketing_opts_out_only_the_subject[several_items]",
+            "test_second_object_to_is_harmless",
+            "test_object_to_a_scope_it_cannot_honour_says_so"}, id="e-objection-deletes"),
         pytest.param(ActsWithoutDeclaring, ACTIONS, id="undeclared-actions-not-refused"),
         pytest.param(FindAndExportOnly, set(), id="find-and-export-only"),
     ],

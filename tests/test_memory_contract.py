@@ -9,7 +9,14 @@ from typing import ClassVar
 import pytest
 from pydantic import SecretStr
 
-from erasure import Finding, IdentifierType, Subject
+from erasure import (
+    CapabilityNotSupported,
+    Finding,
+    Identifier,
+    IdentifierType,
+    ObjectionScope,
+    Subject,
+)
 from erasure.testing import ConnectorContract, MemoryConnector, MemoryStore, Seeded
 from erasure.testing.memory import MemorySettings
 
@@ -48,6 +55,10 @@ class MemorySeeding(ConnectorContract):
     def restricted(self, connector: MemoryConnector, findings: Sequence[Finding]) -> set[str]:
         return {f.ref for f in findings if connector.is_restricted(f.ref)}
 
+    def objected(self, connector: MemoryConnector, findings: Sequence[Finding],
+                 scope: ObjectionScope) -> set[str]:
+        return {f.ref for f in findings if scope.value in connector.opted_out(f.ref)}
+
 
 class TestMemoryContract(MemorySeeding):
     pass
@@ -60,3 +71,17 @@ class TestFileBackedMemoryContract(MemorySeeding):
             "files",
             MemorySettings(path=str(tmp_path / "store.json"), password=SecretStr("hunter2-secret")),
         )
+
+
+def test_a_scope_the_system_cannot_honour_is_refused_naming_it() -> None:
+    MemoryStore.reset()
+    crm = MemoryConnector("crm", MemorySettings(
+        store="no-profiling", objection_scopes=(ObjectionScope.MARKETING,)))
+    crm.seed({"c/1": ("contact", {"email": "bob@example.org"})})
+    (found,) = crm.find([Subject("r", (Identifier.parse("email", "bob@example.org"),))])
+    with pytest.raises(CapabilityNotSupported, match="profiling"):
+        list(crm.object_to([found], ObjectionScope.PROFILING))
+    assert crm.opted_out("c/1") == set()
+    assert [o.status.value for o in crm.object_to([found], ObjectionScope.MARKETING)] == [
+        "done"]
+    MemoryStore.reset()

@@ -9,7 +9,9 @@ provide three things:
 - ``seed(connector, subject, *, single=False) -> Seeded``: create the data of ``subject``
   and say what you created (see :class:`Seeded`);
 - ``restricted(connector, findings) -> set[str]``: the refs among ``findings`` whose items
-  are marked restricted (only if the connector declares ``RESTRICT``).
+  are marked restricted (only if the connector declares ``RESTRICT``);
+- ``objected(connector, findings, scope) -> set[str]``: the refs among ``findings`` whose
+  items are opted out of ``scope``'s processing (only if the connector declares ``OBJECT``).
 
 and, as a class attribute, ``seed_types``: the identifier types ``seed`` can store (default
 ``{EMAIL}``). The suite uses the types in both ``seed_types`` and the connector's
@@ -78,6 +80,13 @@ What is checked, against the real system:
 - anonymise and restrict, for a one-item and a several-item subject with the neighbours
   present: only the subject's items change; a second run yields ALREADY_DONE and changes
   nothing;
+- rectify (optional, ``RECTIFY``): a subject's email (else phone, else name) corrected is
+  found by the new value on exactly the items that held the old one, by the old value on
+  none, exported with the new value; one call for two subjects gives each its own
+  correction; nobody else changes; a repeat yields ALREADY_DONE;
+- object_to (optional, ``OBJECT``): every item of the subject opted out of marketing,
+  nothing deleted, nobody else opted out or changed; a repeat yields ALREADY_DONE; a scope
+  the system cannot honour is refused with ``CapabilityNotSupported`` and changes nothing;
 - no identifier in log lines or reprs, no secret in the settings' or connector's repr.
 
 Tests of actions the connector does not declare in ``capabilities`` check that it refuses
@@ -100,11 +109,14 @@ from ..connector import Connector
 from ..errors import CapabilityNotSupported
 from ..models import (
     Capability,
+    Correction,
+    CorrectionType,
     Finding,
     Identifier,
     IdentifierType,
     ItemOutcome,
     ItemStatus,
+    ObjectionScope,
     Subject,
 )
 
@@ -153,6 +165,14 @@ _CROWD_MAX = 200  # crowd values are numbered; IPs run out at 254
 # With a crowd, at least this many: two more one-item subjects besides Dave, so that calls
 # of exactly 1, 2 and 3 findings can be made of whole subjects whatever their sizes.
 _CROWD_MIN = 4
+
+
+#: The correct values the rectify tests set, per subject key (all unused by anyone seeded).
+_CORRECTED = {
+    "req-bob": {E: "bob.corrected@example.org", P: "+4930999111", N: "Robert Baker"},
+    "req-carol": {E: "carol.corrected@example.org", P: "+4930999222", N: "Caroline Cook"},
+    "req-dave": {E: "dave.corrected@example.org", P: "+4930999333", N: "David Dyer"},
+}
 
 
 def _crowd_values(n: int) -> dict[IdentifierType, str]:
@@ -264,6 +284,17 @@ class ConnectorContract:
         """
         raise NotImplementedError(
             "implement restricted(connector, findings) so the suite can see what restrict did")
+
+    def objected(self, connector: Connector, findings: Sequence[Finding],
+                 scope: ObjectionScope) -> set[str]:
+        """The refs among ``findings`` whose items are opted out of ``scope``'s processing.
+
+        Required when the connector declares ``OBJECT``: read the flag the way an operator
+        would (the opt-out column or field), not through ``object_to``.
+        """
+        raise NotImplementedError(
+            "implement objected(connector, findings, scope) so the suite can see what "
+            "object_to did")
 
     def hostile(self) -> Subject:
         """A subject whose identifiers carry query metacharacters; must match nothing."""
@@ -701,6 +732,171 @@ class ConnectorContract:
         self._check_outcomes(again, found, {ItemStatus.ALREADY_DONE}, "a second restrict")
         assert self._state(connector, world, world.people.values()) == before, (
             "a second restrict changed something")
+
+    # rectify ------------------------------------------------------------------------------
+
+    def _corrected_type(self, connector: Connector) -> IdentifierType:
+        types = self._types(connector)
+        for t in (E, P, N):
+            if t in types:
+                return t
+        pytest.skip("rectify tests need email, phone or name in seed_types")
+        raise AssertionError  # unreachable: skip raises
+
+    def _correction(self, connector: Connector, subject: Subject) -> Correction:
+        itype = self._corrected_type(connector)
+        return Correction.parse(CorrectionType(itype.value), _CORRECTED[subject.key][itype],
+                                subject=subject.key, old=subject.of_type(itype))
+
+    def _holding(self, connector: Connector, world: _World, subject: Subject, itype:
+                 IdentifierType, value: str) -> set[str]:
+        """Refs of the subject's own items that hold ``value`` (matched through it)."""
+        ident = Identifier(itype, value)
+        return {f.ref for f in world.own(self._find(connector, subject)) if ident in f.matched}
+
+    def _check_rectified(self, connector: Connector, world: _World, subject: Subject,
+                         correction: Correction, held_old: set[str]) -> None:
+        itype = self._corrected_type(connector)
+        (old,) = correction.old
+        left = _refs(self._find(connector, Subject(subject.key, (Identifier(itype, old),))))
+        assert not left & held_old, (
+            f"rectify left the old {itype.value} on an item of {subject.key}")
+        now = _refs(self._find(connector, Subject(subject.key,
+                                                  (Identifier(itype, correction.new),))))
+        assert now == held_old, (
+            f"the new {itype.value} must be on exactly the items that held the old one")
+        if connector.supports(Capability.EXPORT):
+            mine = [f for f in self._find(connector, Subject(
+                subject.key, (Identifier(itype, correction.new),)))]
+            leaves = {v for r in connector.export(mine) for v in _leaves(r.data)}
+            assert any(correction.matches(v) is True for v in leaves), (
+                "export of a rectified item does not hold the new value")
+
+    def test_rectify_refused_unless_declared(self, connector: Connector) -> None:
+        if connector.supports(Capability.RECTIFY):
+            pytest.skip("connector declares RECTIFY (tested below)")
+        world = self._populate(connector)
+        found = self._found(connector, world, world["bob"])
+        with pytest.raises(CapabilityNotSupported):
+            list(connector.rectify(found, [self._correction(connector, world["bob"])]))
+
+    @pytest.mark.parametrize("who", ["one_item", "several_items"])
+    def test_rectify_corrects_only_the_subject(self, connector: Connector, who: str) -> None:
+        if not connector.supports(Capability.RECTIFY):
+            pytest.skip("connector does not declare RECTIFY (refusal tested elsewhere)")
+        world = self._populate(connector)
+        subject = self._one_of(world, who)
+        correction = self._correction(connector, subject)
+        itype = self._corrected_type(connector)
+        held_old = self._holding(connector, world, subject, itype, correction.old[0])
+        assert held_old, f"no item of {subject.key} holds its {itype.value}"
+        found = self._found(connector, world, subject)
+        before = self._state(connector, world, world.others(subject))
+        outcomes = list(connector.rectify(found, [correction]))
+        self._check_outcomes(outcomes, found, {ItemStatus.DONE, ItemStatus.ALREADY_DONE},
+                             "rectify")
+        assert {o.finding.ref for o in outcomes if o.status is ItemStatus.DONE} == held_old, (
+            "rectify must answer DONE for exactly the items it changed")
+        self._check_rectified(connector, world, subject, correction, held_old)
+        assert self._state(connector, world, world.others(subject)) == before, (
+            "rectify touched someone else's data")
+
+    def test_rectify_batch_gives_each_subject_its_own(self, connector: Connector) -> None:
+        if not connector.supports(Capability.RECTIFY):
+            pytest.skip("connector does not declare RECTIFY (refusal tested elsewhere)")
+        world = self._populate(connector)
+        bob, carol = world["bob"], world["carol"]
+        itype = self._corrected_type(connector)
+        fixes = {s.key: self._correction(connector, s) for s in (bob, carol)}
+        held = {s.key: self._holding(connector, world, s, itype, fixes[s.key].old[0])
+                for s in (bob, carol)}
+        found = self._found(connector, world, bob, carol)
+        before = self._state(connector, world, world.others(bob, carol))
+        outcomes = list(connector.rectify(found, list(fixes.values())))
+        self._check_outcomes(outcomes, found, {ItemStatus.DONE, ItemStatus.ALREADY_DONE},
+                             "rectify")
+        for s in (bob, carol):
+            self._check_rectified(connector, world, s, fixes[s.key], held[s.key])
+        assert self._state(connector, world, world.others(bob, carol)) == before, (
+            "rectify touched someone else's data")
+
+    def test_second_rectify_is_harmless(self, connector: Connector) -> None:
+        if not connector.supports(Capability.RECTIFY):
+            pytest.skip("connector does not declare RECTIFY (refusal tested elsewhere)")
+        world = self._populate(connector)
+        bob = world["bob"]
+        correction = self._correction(connector, bob)
+        found = self._found(connector, world, bob)
+        list(connector.rectify(found, [correction]))
+        before = self._state(connector, world, world.people.values())
+        again = list(connector.rectify(found, [correction]))
+        self._check_outcomes(again, found, {ItemStatus.ALREADY_DONE}, "a second rectify")
+        assert self._state(connector, world, world.people.values()) == before, (
+            "a second rectify changed something")
+
+    # object_to ----------------------------------------------------------------------------
+
+    def test_object_to_refused_unless_declared(self, connector: Connector) -> None:
+        if connector.supports(Capability.OBJECT):
+            pytest.skip("connector declares OBJECT (tested below)")
+        world = self._populate(connector)
+        found = self._found(connector, world, world["bob"])
+        with pytest.raises(CapabilityNotSupported):
+            list(connector.object_to(found, ObjectionScope.MARKETING))
+
+    @pytest.mark.parametrize("who", ["one_item", "several_items"])
+    def test_object_to_marketing_opts_out_only_the_subject(self, connector: Connector,
+                                                           who: str) -> None:
+        if not connector.supports(Capability.OBJECT):
+            pytest.skip("connector does not declare OBJECT (refusal tested elsewhere)")
+        world = self._populate(connector)
+        subject = self._one_of(world, who)
+        found = self._found(connector, world, subject)
+        others = world.others(subject)
+        before = self._state(connector, world, others)
+        theirs = world.own(self._find(connector, *others))
+        scope = ObjectionScope.MARKETING
+        assert self.objected(connector, found, scope) == set(), "opted out before object_to"
+        outcomes = list(connector.object_to(found, scope))
+        self._check_outcomes(outcomes, found, {ItemStatus.DONE}, "object_to")
+        assert self.objected(connector, found, scope) == _refs(found), (
+            "object_to did not opt out every item of the subject")
+        assert _refs(world.own(self._find(connector, subject))) == _refs(found), (
+            "an objection deleted or unlinked an item")
+        assert self.objected(connector, theirs, scope) == set(), (
+            "object_to opted out someone else")
+        assert self._state(connector, world, others) == before, (
+            "object_to touched someone else's data")
+
+    def test_second_object_to_is_harmless(self, connector: Connector) -> None:
+        if not connector.supports(Capability.OBJECT):
+            pytest.skip("connector does not declare OBJECT (refusal tested elsewhere)")
+        world = self._populate(connector)
+        found = self._found(connector, world, world["bob"])
+        list(connector.object_to(found, ObjectionScope.MARKETING))
+        before = self._state(connector, world, world.people.values())
+        again = list(connector.object_to(found, ObjectionScope.MARKETING))
+        self._check_outcomes(again, found, {ItemStatus.ALREADY_DONE}, "a second object_to")
+        assert self._state(connector, world, world.people.values()) == before, (
+            "a second object_to changed something")
+
+    def test_object_to_a_scope_it_cannot_honour_says_so(self, connector: Connector) -> None:
+        if not connector.supports(Capability.OBJECT):
+            pytest.skip("connector does not declare OBJECT (refusal tested elsewhere)")
+        world = self._populate(connector)
+        found = self._found(connector, world, world["bob"])
+        for scope in ObjectionScope:
+            before = self._state(connector, world, world.people.values())
+            try:
+                outcomes = list(connector.object_to(found, scope))
+            except CapabilityNotSupported as exc:
+                assert scope.value in str(exc), "the refusal must name the scope"
+                assert self._state(connector, world, world.people.values()) == before, (
+                    f"a refused objection to {scope.value} changed something")
+                continue
+            self._check_outcomes(outcomes, found, {ItemStatus.DONE, ItemStatus.ALREADY_DONE},
+                                 f"object_to {scope.value}")
+            assert self.objected(connector, found, scope) == _refs(found)
 
     # hygiene ------------------------------------------------------------------------------
 

@@ -3,8 +3,10 @@
 Items live in a named store shared by every instance in the process, or, with ``path``, in a
 JSON file (locked, rewritten atomically) so that separate processes see the same data; the
 demo and the kill -9 tests use that. Item fields named after identifier types (``email``,
-``phone``, ``customer_id``, ``name``...) are searchable. With ``path``, every delete is
-appended to ``<path>.journal`` so tests can prove nothing was erased twice.
+``phone``, ``customer_id``, ``name``...) are searchable; a rectification corrects those and
+``address``. An objection sets the item's opt-out for its scope (``opt_out``), for the
+scopes the system's ``objection_scopes`` lists. With ``path``, every delete is appended to
+``<path>.journal`` so tests can prove nothing was erased twice.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from ..errors import AuthError, CapabilityNotSupported, PermanentError, Transien
 from ..hookspecs import hookimpl
 from ..models import (
     Capability,
+    Correction,
     Finding,
     Identifier,
     IdentifierType,
     ItemOutcome,
     ItemStatus,
+    ObjectionScope,
     Record,
     Subject,
 )
@@ -128,6 +132,9 @@ class MemorySettings(ConnectorSettings):
     #: > 0: delete, anonymise and restrict are jobs the "system" finishes after this many
     #: polls (as Salesforce Bulk API or Zendesk job statuses); the items answer PENDING
     pending_polls: int = 0
+    #: the objections (Art. 21) the system can honour: an item's ``opt_out`` lists them
+    objection_scopes: tuple[ObjectionScope, ...] = (ObjectionScope.MARKETING,
+                                                    ObjectionScope.PROFILING)
 
 
 class MemoryConnector(Connector):
@@ -138,7 +145,7 @@ class MemoryConnector(Connector):
     Settings = MemorySettings
     capabilities = frozenset(
         {Capability.FIND, Capability.EXPORT, Capability.DELETE, Capability.ANONYMISE,
-         Capability.RESTRICT, Capability.LOOKUP}
+         Capability.RESTRICT, Capability.LOOKUP, Capability.RECTIFY, Capability.OBJECT}
     )
     poll_interval = 0.0  # a local "system": its jobs may be polled at once
 
@@ -371,6 +378,59 @@ class MemoryConnector(Connector):
                     item["restricted"] = True
                     outcomes.append(ItemOutcome(f, ItemStatus.DONE))
         yield from outcomes
+
+    def rectify(self, findings: Sequence[Finding], corrections: Sequence[Correction]
+                ) -> Iterator[ItemOutcome]:
+        """Fields named like a correction's type that hold an old value get the new one."""
+        self._simulate()
+        by_subject: dict[str, list[Correction]] = {}
+        for c in corrections:
+            by_subject.setdefault(c.subject, []).append(c)
+        with self._open(write=True) as store:
+            outcomes = []
+            for f in findings:
+                item = store.items.get(f.ref)
+                if item is None:
+                    outcomes.append(ItemOutcome(f, ItemStatus.FAILED, error="item not found"))
+                    continue
+                fields = dict(item["fields"])
+                for c in by_subject.get(f.subject, ()):
+                    if c.matches(fields.get(c.type.value)) is False:
+                        fields[c.type.value] = c.new
+                if fields == item["fields"]:
+                    outcomes.append(ItemOutcome(f, ItemStatus.ALREADY_DONE))
+                    continue
+                kept = {k: v for k, v in item.items() if k not in ("kind", "fields")}
+                store.add(f.ref, item["kind"], fields)  # re-indexed under the new values
+                store.items[f.ref].update(kept)
+                outcomes.append(ItemOutcome(f, ItemStatus.DONE))
+        yield from outcomes
+
+    def object_to(self, findings: Sequence[Finding], scope: ObjectionScope
+                  ) -> Iterator[ItemOutcome]:
+        """Add ``scope`` to each item's opt-outs (the system stops that processing)."""
+        self._simulate()
+        if scope not in self.settings.objection_scopes:
+            raise CapabilityNotSupported(f"{self.system} has no opt-out for {scope.value}")
+        with self._open(write=True) as store:
+            outcomes = []
+            for f in findings:
+                item = store.items.get(f.ref)
+                if item is None:
+                    outcomes.append(ItemOutcome(f, ItemStatus.FAILED, error="item not found"))
+                    continue
+                opted = item.setdefault("opt_out", [])
+                if scope.value in opted:
+                    outcomes.append(ItemOutcome(f, ItemStatus.ALREADY_DONE))
+                else:
+                    opted.append(scope.value)
+                    outcomes.append(ItemOutcome(f, ItemStatus.DONE))
+        yield from outcomes
+
+    def opted_out(self, ref: str) -> set[str]:
+        """The scopes an item is opted out of (for tests and the demo)."""
+        with self._open(write=False) as store:
+            return set(store.items.get(ref, {}).get("opt_out", []))
 
     def is_restricted(self, ref: str) -> bool:
         """Whether an item is marked restricted (for tests)."""
