@@ -16,6 +16,7 @@ from erasure import (
     Subject,
     UsageError,
 )
+from erasure.models import email_forms
 
 
 @pytest.mark.parametrize(
@@ -139,3 +140,18 @@ def test_email_fast_path_agrees_with_email_validator(value: str) -> None:
     except UsageError:
         parsed = None
     assert parsed == _validator(value), value
+
+
+@pytest.mark.parametrize(("raw", "forms"), [
+    ("bob@example.org", ("bob@example.org",)),
+    ("user@bücher.example", ("user@bücher.example", "user@xn--bcher-kva.example")),
+    ("User@XN--BCHER-KVA.example", ("user@bücher.example", "user@xn--bcher-kva.example")),
+    ("ÉLODIE@EXAMPLE.FR", ("élodie@example.fr",)),
+])
+def test_email_forms_hold_both_forms_of_an_international_domain(
+        raw: str, forms: tuple[str, ...]) -> None:
+    ident = Identifier.parse("email", raw)
+    assert set(ident.forms()) == set(forms) and ident.forms()[0] == ident.value
+    assert email_forms("user@xn--bcher-kva.example") == (
+        "user@xn--bcher-kva.example", "user@bücher.example")
+    assert Identifier.parse("phone", "+4930123456").forms() == ("+4930123456",)

@@ -33,6 +33,7 @@ __all__ = [
     "Record",
     "RequestType",
     "Subject",
+    "email_forms",
 ]
 
 
@@ -281,9 +282,38 @@ class Identifier:
         except UsageError as exc:
             raise UsageError(f"{itype.value}: {exc}") from None
 
+    def forms(self) -> tuple[str, ...]:
+        """Every equivalent form of this identifier a store may hold, the normal form first.
+
+        An email's domain may be stored in Unicode or in punycode (``user@bücher.example``,
+        ``user@xn--bcher-kva.example``): both forms, lower-cased. Other types: the value.
+        Connectors search every form and compare stored values lower-cased against them.
+        """
+        if self.type is not IdentifierType.EMAIL:
+            return (self.value,)
+        return email_forms(self.value)
+
     def __repr__(self) -> str:
         # Identifiers are personal data: keep them out of tracebacks and logs.
         return f"Identifier({self.type.value}, <redacted>)"
+
+
+def email_forms(value: str) -> tuple[str, ...]:
+    """A lower-cased email in every form of its domain a store may hold (Unicode and
+    punycode), ``value``'s own form first; see :meth:`Identifier.forms`."""
+    value = value.lower()
+    local, at, domain = value.rpartition("@")
+    if not at or (domain.isascii() and "xn--" not in domain):
+        return (value,)  # the common case: nothing to convert
+    import idna
+
+    try:
+        other = (idna.encode(domain, uts46=True).decode("ascii") if not domain.isascii()
+                 else idna.decode(domain))
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return (value,)  # not a valid IDN: only the form given can be stored
+    other = other.lower()
+    return (value,) if other == domain else (value, f"{local}@{other}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,17 @@ def test_hostile_and_non_ascii_values(archive: Archive) -> None:
     assert len(found) == 1
 
 
+def test_an_international_domain_is_matched_in_unicode_and_in_punycode(
+        archive: Archive) -> None:
+    archive.add(message("user@xn--bcher-kva.example", "a@company.test", "punycode"))
+    archive.add(message("a@company.test", "User@B\u00fccher.example", "unicode"))
+    archive.add(message("user@bucher.example", "a@company.test", "someone else"))
+    conn = archive.connector()
+    for asked in ("user@b\u00fccher.example", "user@xn--bcher-kva.example"):
+        found = list(conn.find([subject("req-u", asked)]))
+        assert sorted(r.data["subject"] for r in conn.export(found)) == ["punycode", "unicode"]
+
+
 def test_restrict_by_moving_to_a_folder(archive: Archive) -> None:
     archive.add(message(BOB, "a@company.test", "one"))
     archive.add(message("a@company.test", BOB, "two"), folder="Sent")

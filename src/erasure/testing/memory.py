@@ -290,8 +290,9 @@ class MemoryConnector(Connector):
             for subject in subjects:
                 hits: dict[str, list[Identifier]] = {}
                 for ident in subject.identifiers:
-                    for ref in store.index.get((ident.type.value, ident.value), ()):
-                        hits.setdefault(ref, []).append(ident)
+                    for form in ident.forms():  # an email's domain in Unicode or punycode
+                        for ref in store.index.get((ident.type.value, form), ()):
+                            hits.setdefault(ref, []).append(ident)
                 for ref, matched in sorted(hits.items()):
                     item = store.items[ref]
                     related = tuple(

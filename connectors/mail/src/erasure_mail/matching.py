@@ -112,7 +112,9 @@ class Matcher:
         for s in subjects:
             for ident in s.identifiers:
                 if ident.type is IdentifierType.EMAIL:
-                    self.emails.setdefault(ident.value.lower(), []).append((s.key, ident))
+                    # every form a message may carry: the domain in Unicode or in punycode
+                    for form in ident.forms():
+                        self.emails.setdefault(form, []).append((s.key, ident))
                 elif ident.type is IdentifierType.PHONE and search_body:
                     self.phones.setdefault(ident.value, []).append((s.key, ident))
         self._body_re = self._compile_body()
