@@ -436,7 +436,8 @@ def test_systems_and_connectors_list(world, tmp_path):
     assert "not covered" in table_row(systems_blocked.stdout, SYSTEMS, "crm")["status"]
     row = table_row(all_connectors.stdout, CONNECTORS, "memory")
     assert row == {"connector": "memory", "version": "1.0", "plugin": "memory",
-                   "capabilities": "anonymise, delete, export, find, lookup, object, rectify, restrict"}, row
+                   "capabilities": "anonymise, delete, export, find, lookup, object, rectify, "
+                                   "restrict"}, row
     assert "memory" not in connectors_blocked.stdout
 
 
