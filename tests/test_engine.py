@@ -146,10 +146,10 @@ def test_a_processor_is_told_once_and_the_request_waits_for_its_confirmation(mak
     now[0] += 8 * 86400  # another week: the second reminder
     orch.run()
     assert [len(n["reminders"]) for n in inbox.values()] == [2]
-    orch.confirm(rid, "carrier", "carrier ticket 5521")
+    orch.confirm(rid, "carrier", "CARRIER-5521")
     got = bodies(orch, rid)
     assert got["carrier"]["outcome"] == "completed"
-    assert got["carrier"]["confirmation"] == "carrier ticket 5521"
+    assert got["carrier"]["confirmation"] == "CARRIER-5521"
     assert got["carrier"]["counts"]["found"] == 1 and got["crm"]["outcome"] == "completed"
     assert orch.ledger.get_request(rid).outcome == "completed"
 
@@ -191,6 +191,8 @@ def test_confirm_names_the_problem(make_orch) -> None:
         orch.confirm(rid, "nope", "x")
     with pytest.raises(UsageError, match="reference"):
         orch.confirm(rid, "carrier", "  ")
+    with pytest.raises(UsageError, match="reference"):
+        orch.confirm(rid, "carrier", "bob@example.net confirmed")
 
 
 # retry ---------------------------------------------------------------------------------

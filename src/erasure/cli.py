@@ -111,7 +111,7 @@ def request_import(
                                                         "user_id", "name", "ip")
                           if (v := (row.get(k) or "").strip()))
             verified = (row.get("verified") or "").strip().lower() in ("1", "true", "yes")
-            specs.append(RequestSpec(rtype, pairs, ticket=(row.get("ticket") or None),
+            specs.append(RequestSpec(rtype, pairs, ticket=(row.get("ticket") or "").strip() or None,
                                      verified=verified,
                                      request_key=(row.get("request_key") or "").strip() or None,
                                      allow_duplicate=allow_duplicate))
@@ -128,7 +128,8 @@ def request_import(
 
 @request_app.command("extend")
 def request_extend(
-    request_id: str, reason: Annotated[str, typer.Option(help="Why more time is needed.")],
+    request_id: str, reason: Annotated[str, typer.Option(
+        help="Why more time is needed (kept encrypted, shredded with the request).")],
     months: Annotated[int, typer.Option(help="1 or 2 months.")] = 2, config: ConfigOpt = None,
 ) -> None:
     """Extend a request's deadline (GDPR Art. 12(3)); the reason is recorded."""
@@ -149,7 +150,7 @@ def approve(request_id: str, config: ConfigOpt = None) -> None:
 def confirm(
     request_id: str, system: str,
     reference: Annotated[str, typer.Option(help="The processor's confirmation reference "
-                                                "(a ticket or message id; no personal data).")],
+                                                "(a case id matching ticket_pattern).")],
     config: ConfigOpt = None,
 ) -> None:
     """Record that a processor confirmed an erasure or restriction it was told of."""

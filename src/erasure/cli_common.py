@@ -50,7 +50,8 @@ Names = Annotated[list[str] | None, typer.Option("--name", help="Full name (weak
 Ips = Annotated[list[str] | None, typer.Option("--ip", help="IP address (weak identifier).")]
 AllowDuplicate = Annotated[bool, typer.Option(
     "--allow-duplicate", help="Record even a request recorded before (the person asked twice).")]
-Ticket = Annotated[str | None, typer.Option("--ticket", help="Ticket id the request came from.")]
+Ticket = Annotated[str | None, typer.Option(
+    "--ticket", help="Ticket reference the request came from (letters, digits, -_.:#/).")]
 IdSpaceOpt = Annotated[
     str | None,
     typer.Option("--id-space", help="Id space of --customer-id/--user-id (default: the "
@@ -59,7 +60,8 @@ IdSpaceOpt = Annotated[
 Verified = Annotated[bool, typer.Option("--verified", help="The subject's identity was checked.")]
 Override = Annotated[
     str | None,
-    typer.Option("--override-unverified", help="Erase without verified identity; the reason."),
+    typer.Option("--override-unverified", help="Erase without verified identity; the reason "
+                                              "(kept encrypted; receipts show its hash)."),
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
 

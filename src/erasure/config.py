@@ -14,10 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .engine.expansion import GLOBAL_TYPES, IdSpace, IdSpaces
 from .errors import ConfigError
+from .freetext import DEFAULT_TICKET_PATTERN
 from .models import IdentifierType, Policy
 
 __all__ = [
@@ -97,8 +106,20 @@ class HostSettings(_Strict):
     package_days: float = Field(30, gt=0)
     #: encrypt packages (AES zip) with a password made per request and shown once
     package_password: bool = False
+    #: what a --ticket (and a processor's --reference) must match, whole: a reference,
+    #: never free text that could carry personal data into the receipts
+    ticket_pattern: str = DEFAULT_TICKET_PATTERN
     retry: RetrySettings = RetrySettings()
     keys: KeySettings = KeySettings()
+
+    @field_validator("ticket_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression ({exc})") from None
+        return value
 
     @model_validator(mode="after")
     def _lease_outlives_a_call(self) -> HostSettings:

@@ -23,6 +23,7 @@ from .engine.runner import Runner, RunSummary
 from .engine.steps import StepContext, Work
 from .engine.tasks import Stage, TaskWork
 from .errors import UsageError
+from .freetext import check_reference, seal_reason
 from .keys import KeyRing
 from .ledger import Ledger, RequestRow, add_months, ledger_exists, utcnow
 from .models import Identifier, ItemStatus, Policy, RequestType
@@ -183,8 +184,8 @@ class Orchestrator:
         self._validate_intent(spec)
         if spec.override_unverified is not None and not spec.override_unverified.strip():
             raise UsageError("--override-unverified needs a reason")
-        if spec.ticket is not None and len(spec.ticket) > 200:
-            raise UsageError("ticket id is longer than 200 characters")
+        if spec.ticket is not None:
+            check_reference(spec.ticket, self.config.host.ticket_pattern, "--ticket")
         return idents
 
     @staticmethod
@@ -243,6 +244,7 @@ class Orchestrator:
             received = spec.received_at or utcnow()
             rid = f"r-{uuid.uuid4().hex[:16]}"
             raw[rid] = Cipher.new_key()
+            cipher = Cipher(raw[rid])
             subject = self.keys.digest(
                 *sorted(f"{i.type.value}:{i.space or ''}:{i.ident.value}" for i in idents))
             rows.append({
@@ -250,10 +252,12 @@ class Orchestrator:
                 "ticket": spec.ticket,
                 "type": spec.type.value,
                 "verified": spec.verified,
-                "override": spec.override_unverified,
+                "override": None if spec.override_unverified is None else seal_reason(
+                    self.keys.digest, cipher.encrypt, rid, "unverified-override",
+                    spec.override_unverified),
                 "received_at": received,
                 "due_at": add_months(received, 1),
-                "identifiers": Cipher(raw[rid]).encrypt(json.dumps(known.to_json()).encode()),
+                "identifiers": cipher.encrypt(json.dumps(known.to_json()).encode()),
                 "subject_digest": subject,
                 "dedupe_key": _dedupe_key(self.keys, spec, subject),
             })
@@ -282,8 +286,13 @@ class Orchestrator:
             raise UsageError("an extension is 1 or 2 months (GDPR Art. 12(3))")
         if row.extension_reason:
             raise UsageError(f"request {request_id} was already extended")
+        if row.status == "done":
+            raise UsageError(f"request {request_id} has ended ({row.outcome})")
         due = add_months(row.received_at, 1 + months)
-        self.ledger.update_request(request_id, due_at=due, extension_reason=reason.strip())
+        sealed = seal_reason(self.keys.digest,
+                             lambda data: self.ciphers.encrypt(request_id, data),
+                             request_id, "extension", reason)
+        self.ledger.update_request(request_id, due_at=due, extension_reason=sealed)
         return due
 
     # running -------------------------------------------------------------------------
@@ -296,8 +305,7 @@ class Orchestrator:
         """Record a processor's confirmation (Art. 19) of a task awaiting it; the next run
         (started here for this request) finishes the request when nothing else waits."""
         reference = reference.strip()
-        if not reference or len(reference) > 200 or any(ord(c) < 32 for c in reference):
-            raise UsageError("a confirmation needs a reference of 1-200 printable characters")
+        check_reference(reference, self.config.host.ticket_pattern, "--reference")
         with self._held(request_id):
             task = self._open_task(request_id, system, Stage.AWAITING_CONFIRMATION,
                                    "is not awaiting confirmation")

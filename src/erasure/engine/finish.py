@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..export import write_package
+from ..freetext import reason_hash
 from ..ledger import utcnow
 from ..models import Action
 from ..packages import new_password, sha256_of
@@ -99,7 +100,9 @@ def _body(ctx: StepContext, w: Work, t: TaskWork, now: datetime) -> dict[str, An
             "ok": bool(t.summary.get("verified")) and not t.data.residue,
         },
         "subject_verified": bool(w.row.verified),
-        "unverified_override": w.row.override,
+        # free text: the ledger keeps it encrypted with the request, the receipt its hash
+        "unverified_override": reason_hash(digest, w.row.id, "unverified-override",
+                                           w.row.override),
         "package": t.summary.get("package"),
         "package_sha256": t.summary.get("package_sha256"),
         "started_at": t.summary.get("started_at"),
