@@ -28,6 +28,7 @@ from .dberrors import db_errors
 from .deepscan import DeepScan, residue_findings, strong_values
 from .erase import EraseMixin, NotWhereFound, Tx
 from .finding import FindMixin
+from .forms import python_lower
 from .grouping import Group, group_findings, int_ref_heads
 from .mapping import Mapping, build_mapping
 from .overlap import Overlapped
@@ -67,7 +68,7 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
         except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError):
             raise PermanentError(f"system {system}: invalid database URL or driver") from None
         if self._engine.dialect.name == "sqlite":
-            sa.event.listen(self._engine, "connect", _sqlite_foreign_keys)
+            sa.event.listen(self._engine, "connect", _sqlite_setup)
         apply_call_deadlines(self._engine)
         self._limit = param_limit(self._engine.dialect.name, settings.max_params)
         self._hash_key = (
@@ -372,7 +373,10 @@ def _connect_args(url: sa.URL) -> dict[str, Any]:
     return {}
 
 
-def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_setup(dbapi_connection: Any, _record: Any) -> None:
+    """Foreign keys enforced, and ``erasure_lower``: Python's Unicode ``lower()`` (SQLite's
+    own folds ASCII only; see :mod:`erasure_sql.forms`)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    dbapi_connection.create_function("erasure_lower", 1, python_lower, deterministic=True)

@@ -12,7 +12,6 @@ whole-value equality (emails case-insensitively), like ``find``.
 
 from __future__ import annotations
 
-import itertools
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -25,6 +24,7 @@ from sqlalchemy.dialects import postgresql
 from erasure import Finding, Identifier, IdentifierType, Subject
 
 from .classify import is_text
+from .forms import db_forms, too_many_forms
 from .mapping import Mapping
 from .queries import Untyped, array_literal
 from .settings import SqlSettings
@@ -36,25 +36,8 @@ __all__ = ["RESIDUE_KIND", "DeepScan", "ScanTarget", "residue_findings"]
 RESIDUE_KIND = "unmapped residue"
 _STRONG = (IdentifierType.EMAIL, IdentifierType.PHONE)
 _MIN_LENGTH = 6  # shorter columns cannot hold an email or a phone number
-_MAX_VARIANTS = 64
 # json_each is built into SQLite from 3.38: the whole batch then goes as one parameter.
 _SQLITE_JSON = sqlite3.sqlite_version_info >= (3, 38)
-
-
-def c_lower_forms(value: str) -> list[str]:
-    """What ``lower(x COLLATE "C")`` (ASCII letters only) gives for any case of ``value``
-    (lower-case already): non-ASCII letters stay in either case. PostgreSQL lowers ASCII
-    several times faster than through the locale, and values are rarely not ASCII."""
-    options = [(ch, ch.upper()) if not ch.isascii() and ch.upper() != ch and len(ch.upper()) == 1
-               else (ch,) for ch in value]
-    count = 1
-    for o in options:
-        count *= len(o)
-    if count == 1:
-        return [value]
-    if count > _MAX_VARIANTS:  # all lower, all upper: the forms people type
-        return [value, "".join(o[-1] for o in options)]
-    return ["".join(p) for p in itertools.product(*options)]
 
 
 @dataclass(frozen=True)
@@ -157,7 +140,7 @@ class DeepScan:
             # are lowered in the C collation (ASCII only, see c_lower_forms).
             # A value of another byte length cannot match: that test costs next to nothing
             # and spares lowering most values of columns that hold something else.
-            forms = sorted({f for v in wanted for f in c_lower_forms(v)})
+            forms = db_forms(wanted)
             literal = array_literal(forms) or "{}"
             array = sa.cast(sa.bindparam("deep_values", literal, type_=Untyped()),
                             postgresql.ARRAY(sa.Text))
@@ -175,13 +158,15 @@ class DeepScan:
                 yield target.columns, row
             return
         # SQLite's lower() is ASCII-only too; MySQL's follows the collation (forms harmless).
-        forms = sorted({f for v in wanted for f in c_lower_forms(v)})
+        forms = db_forms(wanted)
         if self._dialect == "sqlite" and _SQLITE_JSON:
             values = sa.bindparam("deep_values", json.dumps(forms))
             batch = sa.select(sa.literal_column("value")).select_from(
                 sa.func.json_each(values))
             self.statements += 1
-            where = sa.or_(*(sa.func.lower(c).in_(batch) for c in cols))
+            # Values with too many case forms to send: lowered by Python's rules instead.
+            lower = sa.func.erasure_lower if too_many_forms(wanted) else sa.func.lower
+            where = sa.or_(*(lower(c).in_(batch) for c in cols))
             for row in conn.execute(sa.select(*cols).where(where)):
                 yield target.columns, row
             return
@@ -199,7 +184,8 @@ def strong_values(subjects: Sequence[Subject]) -> dict[str, list[tuple[str, Iden
     for s in subjects:
         for ident in s.identifiers:
             if ident.type in _STRONG:
-                index.setdefault(ident.value.lower(), []).append((s.key, ident))
+                for form in ident.forms():  # an email's domain in Unicode or punycode
+                    index.setdefault(form.lower(), []).append((s.key, ident))
     return index
 
 

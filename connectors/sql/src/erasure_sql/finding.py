@@ -11,10 +11,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from erasure import Finding, Identifier, IdentifierType, Subject
+from erasure.models import email_forms
 
 from .dberrors import db_errors
 from .emitting import Emitter, only_way_in, shrinking_parts
 from .entries import Entry, Link, merged, record_direct
+from .forms import db_forms, too_many_forms
 from .mapping import Edge, Mapping, TableModel
 from .overlap import Overlapped
 from .queries import ArrayLookup, array_literal, in_values, tuple_in
@@ -212,20 +214,32 @@ class FindMixin:
         for (t, value), owners in index.items():
             if t is not itype:
                 continue
-            key = value.lower() if email else coerce(column, value)
+            if email:  # every form a store may hold: the domain in Unicode or punycode
+                for form in email_forms(value):
+                    wanted.setdefault(form, []).extend(owners)
+                continue
+            key = coerce(column, value, self._dialect)
             if key is not NO_MATCH and key is not None:
                 wanted.setdefault(key, []).extend(owners)
         if not wanted:
             return set()
-        expr = sa.func.lower(column) if email else column
-        label = f"lower({col})" if email else col
+        expr: Any = column
+        label = col
+        search: list[Any] = list(wanted)
+        if email:
+            # Sent in every shape the database's lower() may give (see erasure_sql.forms),
+            # and checked again below with Python's.
+            search = db_forms(wanted)
+            python = self._dialect == "sqlite" and too_many_forms(wanted)
+            expr = sa.func.erasure_lower(column) if python else sa.func.lower(column)
+            label = f"{'erasure_lower' if python else 'lower'}({col})"
         new: set[Key] = set()
         pos = {c.name: i for i, c in enumerate(cols)}
         at, pk_of = pos[col], _key_getter([pos[c] for c in tm.pk])
         tids = self._tid_cache(tm)
         tid_at = len(cols)
         matched: list[tuple[Key, Any]] = []  # (row key, matched value)
-        for chunk in chunks(list(wanted), self._limit - 1):
+        for chunk in chunks(search, self._limit - 1):
             for row in self._rows_where(db, tm, cols, tids, expr, column.type, chunk, label):
                 raw = row[at]
                 # Exact re-check in Python: collations may equate values that are not equal.

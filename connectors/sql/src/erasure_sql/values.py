@@ -23,6 +23,7 @@ __all__ = [
     "db_normaliser",
     "decode_ref",
     "encode_ref",
+    "int_range",
     "json_safe",
     "json_str",
     "python_type",
@@ -44,12 +45,13 @@ def python_type(column: sa.Column[Any]) -> type | None:
         return None
 
 
-def coerce(column: sa.Column[Any], value: Any) -> Any:
+def coerce(column: sa.Column[Any], value: Any, dialect: str = "") -> Any:
     """Convert ``value`` (a string from an identifier or a ref) to the column's type.
 
     Returns :data:`NO_MATCH` when the value cannot be of that type: such a value can match no
     row, and comparing it anyway would let a database's lax casting (MySQL turns
-    ``'1abc'`` into ``1``) match rows it should not.
+    ``'1abc'`` into ``1``) match rows it should not. So is a number out of the column's
+    range (``dialect``: the database's, see :func:`int_range`).
     """
     ptype = python_type(column)
     if value is None:
@@ -58,15 +60,26 @@ def coerce(column: sa.Column[Any], value: Any) -> Any:
         if ptype is bool:
             return value if isinstance(value, bool) else NO_MATCH
         if ptype is int:
-            if isinstance(value, int):
-                return value
-            return int(value) if isinstance(value, str) and _INT.match(value) else NO_MATCH
+            if not isinstance(value, int):
+                if not (isinstance(value, str) and _INT.match(value)):
+                    return NO_MATCH
+                value = int(value)
+            # A number the column cannot hold is in no row (the server would refuse the
+            # statement: PostgreSQL's NumericValueOutOfRange).
+            low, high = int_range(column, dialect)
+            return value if low <= value <= high else NO_MATCH
         if ptype is str:
             return value if isinstance(value, str) else str(value)
         if ptype is float:
             return float(value)
         if ptype is decimal.Decimal:
-            return decimal.Decimal(str(value))
+            number = decimal.Decimal(str(value))
+            precision = getattr(column.type, "precision", None)
+            scale = getattr(column.type, "scale", None) or 0
+            if not number.is_finite() or (
+                    precision and abs(number) >= decimal.Decimal(10) ** (precision - scale)):
+                return NO_MATCH  # no row holds it (NUMERIC(10,2) stops below 10^8)
+            return number
         if ptype is uuid.UUID:
             return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
         if ptype is dt.datetime:
@@ -78,6 +91,19 @@ def coerce(column: sa.Column[Any], value: Any) -> Any:
     except (ValueError, TypeError, ArithmeticError):
         return NO_MATCH
     return value
+
+
+def int_range(column: sa.Column[Any], dialect: str = "") -> tuple[int, int]:
+    """The smallest and largest value an integer column can hold: by its reflected type,
+    64 bits on SQLite (whose integers are 64 bits whatever the declared type)."""
+    name = type(column.type).__name__.upper()
+    bits = 64
+    if dialect != "sqlite" and "BIG" not in name:
+        bits = 8 if "TINY" in name else 16 if "SMALL" in name else (
+            24 if "MEDIUM" in name else 32)
+    if getattr(column.type, "unsigned", False):
+        return 0, 2 ** bits - 1
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
 def json_safe(value: Any) -> Any:
