@@ -1,0 +1,221 @@
+"""The connection to the org (simple-salesforce, imported lazily) and error classification.
+
+simple-salesforce builds ``https://`` URLs from the instance; for a local server at
+``http://127.0.0.1:PORT`` a requests adapter sends them as plain http. An expired session
+is refreshed by simple-salesforce itself for ``jwt`` and ``password`` auth; with a given
+``session_id`` it cannot be, and the call fails with AuthError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from erasure import AuthError, PermanentError, TransientError
+
+from .settings import SalesforceSettings, is_loopback
+
+__all__ = ["Api", "sf_errors"]
+
+#: seconds to wait after "TotalRequests Limit exceeded" (the 24-hour allowance is rolling:
+#: some of it comes back within the hour)
+DAILY_LIMIT_WAIT = 3600.0
+#: seconds after a concurrency limit or an unavailable server
+SHORT_WAIT = 30.0
+
+
+def _error_code(exc: Any) -> str:
+    content = getattr(exc, "content", None)
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return str(content[0].get("errorCode") or "")
+    if isinstance(content, dict):
+        return str(content.get("errorCode") or content.get("error") or "")
+    return ""
+
+
+def _error_message(exc: Any) -> str:
+    content = getattr(exc, "content", None)
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return str(content[0].get("message") or "")
+    return ""
+
+
+@contextlib.contextmanager
+def sf_errors(what: str) -> Iterator[None]:
+    """Classify what simple-salesforce and requests raise while doing ``what``.
+
+    Messages name the operation and Salesforce's error code, never a value (a query's
+    text holds identifiers)."""
+    import requests
+    from simple_salesforce import exceptions as sfe
+
+    try:
+        yield
+    except sfe.SalesforceAuthenticationFailed:
+        raise AuthError(f"{what}: Salesforce sign-in failed (check the credentials)") from None
+    except sfe.SalesforceExpiredSession:
+        raise AuthError(f"{what}: INVALID_SESSION_ID (the session expired and this auth "
+                        "mode cannot sign in again; give a new session_id or use jwt)") from None
+    except sfe.SalesforceRefusedRequest as exc:
+        code = _error_code(exc)
+        if code == "REQUEST_LIMIT_EXCEEDED":
+            daily = "TotalRequests" in _error_message(exc)
+            raise TransientError(f"{what}: REQUEST_LIMIT_EXCEEDED",
+                                 retry_after=DAILY_LIMIT_WAIT if daily else SHORT_WAIT) from None
+        raise AuthError(f"{what}: {code or 'refused'} (the user lacks a permission)") from None
+    except sfe.SalesforceMalformedRequest as exc:
+        raise PermanentError(f"{what}: {_error_code(exc) or 'malformed request'}") from None
+    except sfe.SalesforceResourceNotFound as exc:
+        raise PermanentError(f"{what}: {_error_code(exc) or 'NOT_FOUND'}") from None
+    except sfe.SalesforceGeneralError as exc:
+        status = getattr(exc, "status", 0) or 0
+        if status >= 500 or status in (408, 429):
+            raise TransientError(f"{what}: HTTP {status}", retry_after=SHORT_WAIT
+                                 if status == 429 else None) from None
+        raise PermanentError(f"{what}: HTTP {status} {_error_code(exc)}".rstrip()) from None
+    except sfe.SalesforceError as exc:
+        raise PermanentError(f"{what}: {type(exc).__name__}") from None
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise TransientError(f"{what}: {type(exc).__name__}") from None
+
+
+def _adapter_class() -> Any:
+    from requests.adapters import HTTPAdapter
+
+    class Adapter(HTTPAdapter):
+        """Gives every request a timeout, and sends ``https://`` URLs of a local server
+        (and of the login host, when a local login_url is set) to it as plain http."""
+
+        def __init__(self, timeout: float, rewrite: dict[str, str]) -> None:
+            super().__init__()
+            self.timeout = timeout
+            self.rewrite = rewrite
+
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = self.timeout
+            for src, dst in self.rewrite.items():
+                if request.url.startswith(src):
+                    request.url = dst + request.url[len(src):]
+                    break
+            return super().send(request, **kwargs)
+
+    return Adapter
+
+
+class Api:
+    """One signed-in client of the org, made at first use; thread-safe to share."""
+
+    def __init__(self, settings: SalesforceSettings) -> None:
+        self.settings = settings
+        self._sf: Any = None
+        self._lock = threading.Lock()
+        #: the last ``Sforce-Limit-Info`` seen: ``{"used": n, "total": m}``
+        self.usage: dict[str, int] = {}
+
+    # connection --------------------------------------------------------------------------
+
+    def _session(self) -> Any:
+        import requests
+
+        s = self.settings
+        rewrite: dict[str, str] = {}
+        if is_loopback(s.instance_url):
+            netloc = urlsplit(s.instance_url).netloc
+            rewrite[f"https://{netloc}/"] = f"{s.instance_url}/"
+        if s.login_url is not None:
+            rewrite[f"https://{s.domain}.salesforce.com/"] = f"{s.login_url}/"
+        session = requests.Session()
+        adapter = _adapter_class()(s.timeout, rewrite)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    @property
+    def sf(self) -> Any:
+        """The simple_salesforce.Salesforce client (signs in on first use)."""
+        with self._lock:
+            if self._sf is None:
+                with sf_errors("sign in"):
+                    self._sf = self._connect()
+            return self._sf
+
+    def _connect(self) -> Any:
+        from simple_salesforce import Salesforce
+
+        s = self.settings
+        common: dict[str, Any] = {"session": self._session(), "version": s.api_version,
+                                  "domain": s.domain}
+        secret = _secret
+        if s.auth == "session":
+            return Salesforce(session_id=secret(s.session_id), instance_url=s.instance_url,
+                              **common)
+        if s.auth == "password":
+            return Salesforce(username=s.username, password=secret(s.password),
+                              security_token=secret(s.security_token), **common)
+        return Salesforce(username=s.username, consumer_key=secret(s.consumer_key),
+                          privatekey=secret(s.private_key), **common)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sf is not None:
+                self._sf.session.close()
+                self._sf = None
+
+    # calls -------------------------------------------------------------------------------
+
+    def _note_usage(self) -> None:
+        usage = getattr(self._sf, "api_usage", {}).get("api-usage")
+        if usage is not None:
+            self.usage = {"used": int(usage.used), "total": int(usage.total)}
+
+    def request(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        """One REST call below ``/services/data/vXX.X/``; returns the requests.Response."""
+        sf = self.sf
+        with sf_errors(what):
+            # _call_salesforce is simple-salesforce's one request path: it signs the
+            # request, refreshes an expired session where the auth mode can, and raises
+            # its typed errors; restful() cannot send CSV or read a CSV answer.
+            response = sf._call_salesforce(method, sf.base_url + path, name=what, **kwargs)
+        self._note_usage()
+        return response
+
+    def json(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, what, **kwargs)
+        return response.json() if response.content else None
+
+    def query(self, soql: str, what: str, *, include_deleted: bool = False
+              ) -> Iterator[dict[str, Any]]:
+        """Every record of a SOQL query, following ``nextRecordsUrl`` to the end."""
+        sf = self.sf
+        with sf_errors(what):
+            result = sf.query(soql, include_deleted=include_deleted)
+            while True:
+                self._note_usage()
+                yield from result["records"]
+                if result.get("done", True):
+                    return
+                result = sf.query_more(result["nextRecordsUrl"], identifier_is_url=True)
+
+    def search(self, sosl: str, what: str) -> list[dict[str, Any]]:
+        sf = self.sf
+        with sf_errors(what):
+            result = sf.search(sosl)
+        self._note_usage()
+        return list((result or {}).get("searchRecords", []))
+
+    def user_id(self) -> str:
+        """The signed-in user's id (OAuth userinfo)."""
+        sf = self.sf
+        with sf_errors("userinfo"):
+            response = sf._call_salesforce(
+                "GET", f"https://{sf.sf_instance}/services/oauth2/userinfo", name="userinfo")
+        self._note_usage()
+        return str(response.json()["user_id"])
+
+
+def _secret(value: Any) -> str:
+    return value.get_secret_value() if value is not None else ""

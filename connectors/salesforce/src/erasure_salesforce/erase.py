@@ -1,0 +1,272 @@
+"""delete and poll: records erased past the Recycle Bin, or honestly reported in it.
+
+With the "Bulk API Hard Delete" permission, a call's active records go to one Bulk API 2.0
+``hardDelete`` job per object, answered PENDING with the job id as handle; ``poll`` reads
+the job and, once complete, its successful and failed results keyed on the echoed Id.
+Without it, records are deleted in composite calls of 200 (results matched by position: a
+failed item has no id) and land in the Recycle Bin for 15 days, where queryAll and an
+admin still see them: such items are FAILED with the date they leave the bin, so the
+receipt says partial, never completed.
+
+Every call first reads its records' state through queryAll (active, in the bin, gone),
+which makes a repeat harmless: gone is ALREADY_DONE.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from erasure import Finding, ItemOutcome, ItemStatus, PermanentError, current_call
+
+from .client import Api
+from .journal import Journal
+from .locate import parse_ref
+from .settings import SalesforceSettings
+from .soql import chunked, literal
+
+__all__ = ["RECYCLE_BIN_DAYS", "Eraser"]
+
+#: Days Salesforce keeps deleted records in the Recycle Bin.
+RECYCLE_BIN_DAYS = 15
+_CHUNK = 200  # composite sobjects: at most 200 records a call
+_GONE = frozenset({"INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND", "INVALID_ID_FIELD"})
+
+
+def bin_message(deleted_at: datetime | None) -> str:
+    """The receipt's words for a record left in the Recycle Bin."""
+    until = (deleted_at or datetime.now(UTC)) + timedelta(days=RECYCLE_BIN_DAYS)
+    return (f"in the Recycle Bin until {until.date().isoformat()} (the user lacks the "
+            "Bulk API Hard Delete permission, or the record was deleted before)")
+
+
+def _when(stamp: Any) -> datetime | None:
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def by_object(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
+    out: dict[str, list[Finding]] = defaultdict(list)
+    for f in findings:
+        out[parse_ref(f.ref)[0]].append(f)
+    return out
+
+
+class Eraser:
+    """Deletes findings' records and follows their bulk jobs."""
+
+    def __init__(self, api: Api, settings: SalesforceSettings, journal: Journal) -> None:
+        self.api = api
+        self.settings = settings
+        self.journal = journal
+        self._hard_delete: bool | None = None
+
+    # permission ---------------------------------------------------------------------------
+
+    def hard_delete_allowed(self, *, fresh: bool = False) -> bool:
+        """Whether the user holds "Bulk API Hard Delete" (through any permission set, the
+        profile's included)."""
+        if self._hard_delete is None or fresh:
+            user = self.api.user_id()
+            soql = ("SELECT Id FROM PermissionSetAssignment WHERE AssigneeId = "  # noqa: S608 - values go through literal()
+                    f"{literal(user)} AND PermissionSet.PermissionsBulkApiHardDelete = true "
+                    "LIMIT 1")
+            self._hard_delete = any(True for _ in self.api.query(soql, "permission check"))
+        return self._hard_delete
+
+    # state ------------------------------------------------------------------------------------
+
+    def states(self, sobject: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """``id -> {IsDeleted, SystemModstamp}`` of the ids that still exist (active or in
+        the Recycle Bin); ids absent are gone for good."""
+        out: dict[str, dict[str, Any]] = {}
+        for soql in chunked(sorted(set(ids)), lambda part: (
+                f"SELECT Id, IsDeleted, SystemModstamp FROM {sobject} WHERE Id IN "  # noqa: S608 - values go through literal()
+                f"({', '.join(literal(i) for i in part)})")):
+            for r in self.api.query(soql, f"queryAll {sobject}", include_deleted=True):
+                out[r["Id"]] = r
+        return out
+
+    # delete -----------------------------------------------------------------------------------
+
+    def delete(self, findings: Sequence[Finding]) -> list[ItemOutcome]:
+        out: list[ItemOutcome] = []
+        hard = None
+        for sobject, group in by_object(findings).items():
+            states = self.states(sobject, [parse_ref(f.ref)[1] for f in group])
+            active: list[Finding] = []
+            for f in group:
+                state = states.get(parse_ref(f.ref)[1])
+                if state is None:
+                    out.append(ItemOutcome(f, ItemStatus.ALREADY_DONE))
+                elif state.get("IsDeleted"):
+                    out.append(ItemOutcome(f, ItemStatus.FAILED, error=bin_message(
+                        _when(state.get("SystemModstamp")))))
+                else:
+                    active.append(f)
+            if not active:
+                continue
+            if hard is None:
+                hard = self.hard_delete_allowed()
+            if hard:
+                out.extend(self._submit(sobject, active))
+            else:
+                out.extend(self._composite_delete(active))
+        return out
+
+    def _composite_delete(self, findings: Sequence[Finding]) -> list[ItemOutcome]:
+        out = []
+        for start in range(0, len(findings), _CHUNK):
+            chunk = findings[start:start + _CHUNK]
+            ids = ",".join(parse_ref(f.ref)[1] for f in chunk)
+            results = self.api.json("DELETE", "composite/sobjects", "composite delete",
+                                    params={"ids": ids, "allOrNone": "false"})
+            if not isinstance(results, list) or len(results) != len(chunk):
+                raise PermanentError("composite delete: answer does not match the request")
+            for f, r in zip(chunk, results, strict=True):  # by position: failures lack an id
+                if r.get("success"):
+                    out.append(ItemOutcome(f, ItemStatus.FAILED, error=bin_message(None)))
+                    continue
+                code = str((r.get("errors") or [{}])[0].get("statusCode") or "UNKNOWN")
+                if code in _GONE:
+                    out.append(ItemOutcome(f, ItemStatus.ALREADY_DONE))
+                elif code == "ENTITY_IS_DELETED":
+                    out.append(ItemOutcome(f, ItemStatus.FAILED, error=bin_message(None)))
+                else:
+                    out.append(ItemOutcome(f, ItemStatus.FAILED, error=f"delete: {code}",
+                                           transient=code == "UNABLE_TO_LOCK_ROW"))
+        return out
+
+    def _submit(self, sobject: str, findings: Sequence[Finding]) -> list[ItemOutcome]:
+        """One hardDelete job for ``findings`` (one object), unless a job was already
+        submitted under their subjects' idempotency keys."""
+        keys = _keys(findings)
+        out = []
+        fresh: list[Finding] = []
+        for f in findings:
+            key = keys.get(f.subject)
+            job_id = self.journal.jobs(key).get(sobject) if key else None
+            if job_id and self._usable(job_id):
+                out.append(ItemOutcome(f, ItemStatus.PENDING, handle=job_id))
+            else:
+                fresh.append(f)
+        if not fresh:
+            return out
+        info = self.api.json("POST", "jobs/ingest", "bulk job create", json={
+            "object": sobject, "operation": "hardDelete", "contentType": "CSV",
+            "lineEnding": "LF"})
+        job_id = str(info["id"])
+        # Noted before the upload: a run killed from here on finds this job again.
+        self.journal.record(sorted({keys[f.subject] for f in fresh if f.subject in keys}),
+                            sobject, job_id)
+        body = "Id\n" + "".join(parse_ref(f.ref)[1] + "\n" for f in fresh)
+        self.api.request("PUT", f"jobs/ingest/{job_id}/batches", "bulk job upload",
+                         data=body.encode(), headers={"Content-Type": "text/csv"})
+        self.api.json("PATCH", f"jobs/ingest/{job_id}", "bulk job close",
+                      json={"state": "UploadComplete"})
+        out.extend(ItemOutcome(f, ItemStatus.PENDING, handle=job_id) for f in fresh)
+        return out
+
+    def _usable(self, job_id: str) -> bool:
+        """Whether a journaled job will run. One still Open (the run that made it died
+        before closing it) is aborted, never run: its upload may be incomplete."""
+        try:
+            info = self.api.json("GET", f"jobs/ingest/{job_id}", "bulk job read")
+        except PermanentError:
+            return False  # unknown to Salesforce (deleted after 7 days): submit anew
+        state = info.get("state")
+        if state == "Open":
+            self.api.json("PATCH", f"jobs/ingest/{job_id}", "bulk job abort",
+                          json={"state": "Aborted"})
+            return False
+        return state in ("UploadComplete", "InProgress", "JobComplete")
+
+    # poll ---------------------------------------------------------------------------------
+
+    def poll(self, pending: Sequence[ItemOutcome]) -> list[ItemOutcome]:
+        by_job: dict[str, list[ItemOutcome]] = defaultdict(list)
+        for o in pending:
+            by_job[o.handle or ""].append(o)
+        out: list[ItemOutcome] = []
+        for job_id, items in by_job.items():
+            if not job_id:
+                out.extend(ItemOutcome(o.finding, ItemStatus.FAILED, error="no job id")
+                           for o in items)
+                continue
+            info = self.api.json("GET", f"jobs/ingest/{job_id}", "bulk job read")
+            state = info.get("state")
+            if state in ("Open", "UploadComplete", "InProgress"):
+                out.extend(ItemOutcome(o.finding, ItemStatus.PENDING, handle=job_id)
+                           for o in items)
+                continue
+            if state != "JobComplete":  # Failed or Aborted: the records are as they were
+                out.extend(ItemOutcome(o.finding, ItemStatus.FAILED,
+                                       error=f"bulk job {state}: erase again") for o in items)
+                continue
+            done, failed = self._results(job_id)
+            for o in items:
+                record_id = parse_ref(o.finding.ref)[1]
+                if record_id in done:
+                    out.append(ItemOutcome(o.finding, ItemStatus.DONE))
+                    continue
+                code = failed.get(record_id)
+                if code is None:
+                    out.append(ItemOutcome(o.finding, ItemStatus.FAILED,
+                                           error="bulk job: item missing from the results"))
+                elif code in _GONE:
+                    out.append(ItemOutcome(o.finding, ItemStatus.ALREADY_DONE))
+                elif code == "ENTITY_IS_DELETED":
+                    out.append(ItemOutcome(o.finding, ItemStatus.FAILED,
+                                           error=bin_message(None)))
+                else:
+                    out.append(ItemOutcome(o.finding, ItemStatus.FAILED,
+                                           error=f"hard delete: {code}"))
+        return out
+
+    def _results(self, job_id: str) -> tuple[set[str], dict[str, str]]:
+        """(ids deleted, id -> error code of those that failed), keyed on the echoed Id."""
+        done = {row.get("Id") or row.get("sf__Id") or "" for row in self._csv(
+            job_id, "successfulResults")}
+        failed = {}
+        for row in self._csv(job_id, "failedResults"):
+            code = (row.get("sf__Error") or "UNKNOWN").split(":", 1)[0]
+            failed[row.get("Id") or row.get("sf__Id") or ""] = code
+        return done, failed
+
+    def _csv(self, job_id: str, kind: str) -> list[Mapping[str, str]]:
+        response = self.api.request("GET", f"jobs/ingest/{job_id}/{kind}/",
+                                    "bulk job results", headers={"Accept": "text/csv"})
+        return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+
+    # lookup -------------------------------------------------------------------------------
+
+    def lookup(self, findings: Sequence[Finding]) -> list[Finding]:
+        """The findings whose records still exist, in the Recycle Bin included."""
+        out = []
+        for sobject, group in by_object(findings).items():
+            states = self.states(sobject, [parse_ref(f.ref)[1] for f in group])
+            out.extend(f for f in group if parse_ref(f.ref)[1] in states)
+        return out
+
+
+def _keys(findings: Sequence[Finding]) -> dict[str, str]:
+    """Idempotency key per subject of the host's call (none outside one: no journal)."""
+    try:
+        ctx = current_call()
+    except RuntimeError:
+        return {}
+    out = {}
+    for f in findings:
+        try:
+            out[f.subject] = ctx.idempotency_key(f.subject)
+        except KeyError:
+            continue
+    return out

@@ -1,0 +1,3 @@
+"""pytest fixtures of the salesforce connector tests (see sf_fixtures.py)."""
+
+from sf_fixtures import fake, sf_connector  # noqa: F401

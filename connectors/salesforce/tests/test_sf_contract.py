@@ -1,0 +1,63 @@
+"""The salesforce connector passes the connector contract suite against the fake org.
+
+Every subject is a Contact (email, phone, name) with a Case (by ContactId and
+SuppliedEmail) and a Task on it (WhoId), unless single (the Contact alone). Deletes run as
+Bulk API 2.0 hardDelete jobs: the suite polls the PENDING items until the jobs finish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from erasure_salesforce import SalesforceConnector
+from erasure_salesforce.testing import FakeSalesforce
+
+from erasure import Finding, IdentifierType, Subject
+from erasure.testing import ConnectorContract, Seeded
+
+T = IdentifierType
+
+
+class TestSalesforceContract(ConnectorContract):
+    seed_types = frozenset({T.EMAIL, T.PHONE, T.NAME})
+
+    @pytest.fixture
+    def connector(self, fake: FakeSalesforce, sf_connector) -> SalesforceConnector:
+        self.fake = fake
+        return sf_connector()
+
+    def seed(self, connector: SalesforceConnector, subject: Subject, *,
+             single: bool = False) -> Seeded:
+        org = self.fake.org
+        (email,), (phone,) = subject.of_type(T.EMAIL), subject.of_type(T.PHONE)
+        (name,) = subject.of_type(T.NAME)
+        first, last = name.split(" ", 1)
+        contact = org.create("Contact", {"FirstName": first, "LastName": last,
+                                         "Email": email, "Phone": phone})
+        markers = {email, phone, name}
+        if single:
+            return Seeded(items=1, markers=markers)
+        case_subject = f"case of {subject.key}"
+        org.create("Case", {"ContactId": contact, "SuppliedEmail": email,
+                            "Subject": case_subject})
+        task_subject = f"call {subject.key}"
+        org.create("Task", {"WhoId": contact, "Subject": task_subject})
+        return Seeded(items=3, markers=markers | {case_subject, task_subject})
+
+    def restricted(self, connector: SalesforceConnector,
+                   findings: Sequence[Finding]) -> set[str]:
+        # As an admin reads it: the person's Individual has HasOptedOutProcessing, and a
+        # Case or Task is restricted through the person it belongs to.
+        org = self.fake.org
+        out = set()
+        for f in findings:
+            record = org.get(f.ref.split("/", 1)[1])
+            if record is None:
+                continue
+            person = org.get(record.get("ContactId") or record.get("WhoId") or "") or record
+            individual = org.get(person.get("IndividualId") or "") if "IndividualId" in \
+                person else person
+            if individual and individual.get("HasOptedOutProcessing"):
+                out.add(f.ref)
+        return out
