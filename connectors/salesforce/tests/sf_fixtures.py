@@ -2,7 +2,7 @@
 
 Each test gets a fresh org on its own port; the real simple-salesforce talks to it over
 HTTP on 127.0.0.1. ``sf_connector(**settings)`` builds a connector signed in with the
-server's session id (``auth = "session"``) and a journal in the test's own folder.
+server's session id (``auth = "session"``) and its state folder in the test's own.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ def fake() -> Iterator[FakeSalesforce]:
         yield server
 
 
-def settings_for(server: FakeSalesforce, journal: Path, **extra: Any) -> SalesforceSettings:
+def settings_for(server: FakeSalesforce, **extra: Any) -> SalesforceSettings:
     return SalesforceSettings.model_validate({
         "instance_url": server.url, "auth": "session", "session_id": server.session_id,
-        "journal_dir": str(journal), **extra})
+        **extra})
 
 
 @pytest.fixture
@@ -34,7 +34,8 @@ def sf_connector(fake: FakeSalesforce, tmp_path: Path
     made: list[SalesforceConnector] = []
 
     def make(**extra: Any) -> SalesforceConnector:
-        c = SalesforceConnector("crm", settings_for(fake, tmp_path / "journal", **extra))
+        c = SalesforceConnector("crm", settings_for(fake, **extra))
+        c.state_dir = tmp_path / "state"
         made.append(c)
         return c
 

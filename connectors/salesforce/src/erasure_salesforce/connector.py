@@ -54,9 +54,13 @@ class SalesforceConnector(Connector):
         super().__init__(system, settings)
         self.api = Api(settings)
         self._locator = Locator(self.api, settings)
-        self._eraser = Eraser(self.api, settings, Journal(settings.journal_dir, system))
+        self._eraser = Eraser(self.api, settings, self._journal)
         self._changer = Changer(self.api, settings)
         self._fields: dict[str, list[str]] = {}
+
+    def _journal(self) -> Journal | None:
+        # The host sets state_dir before the first call; outside a host there is none.
+        return Journal(self.state_dir) if self.state_dir is not None else None
 
     @property
     def api_usage(self) -> dict[str, int]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,10 +63,11 @@ def by_object(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
 class Eraser:
     """Deletes findings' records and follows their bulk jobs."""
 
-    def __init__(self, api: Api, settings: SalesforceSettings, journal: Journal) -> None:
+    def __init__(self, api: Api, settings: SalesforceSettings,
+                 journal: Callable[[], Journal | None]) -> None:
         self.api = api
         self.settings = settings
-        self.journal = journal
+        self.journal = journal  # None outside a host: no state folder to keep jobs in
         self._hard_delete: bool | None = None
 
     # permission ---------------------------------------------------------------------------
@@ -148,12 +149,13 @@ class Eraser:
     def _submit(self, sobject: str, findings: Sequence[Finding]) -> list[ItemOutcome]:
         """One hardDelete job for ``findings`` (one object), unless a job was already
         submitted under their subjects' idempotency keys."""
-        keys = _keys(findings)
+        journal = self.journal()
+        keys = _keys(findings) if journal is not None else {}
         out = []
         fresh: list[Finding] = []
         for f in findings:
             key = keys.get(f.subject)
-            job_id = self.journal.jobs(key).get(sobject) if key else None
+            job_id = journal.jobs(key).get(sobject) if key and journal else None
             if job_id and self._usable(job_id):
                 out.append(ItemOutcome(f, ItemStatus.PENDING, handle=job_id))
             else:
@@ -165,8 +167,9 @@ class Eraser:
             "lineEnding": "LF"})
         job_id = str(info["id"])
         # Noted before the upload: a run killed from here on finds this job again.
-        self.journal.record(sorted({keys[f.subject] for f in fresh if f.subject in keys}),
-                            sobject, job_id)
+        if journal is not None:
+            journal.record(sorted({keys[f.subject] for f in fresh if f.subject in keys}),
+                           sobject, job_id)
         body = "Id\n" + "".join(parse_ref(f.ref)[1] + "\n" for f in fresh)
         self.api.request("PUT", f"jobs/ingest/{job_id}/batches", "bulk job upload",
                          data=body.encode(), headers={"Content-Type": "text/csv"})

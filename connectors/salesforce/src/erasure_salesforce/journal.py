@@ -23,10 +23,11 @@ _KEEP_SECONDS = 120 * 86400
 
 
 class Journal:
-    """``idempotency key -> {object: job id}`` for one system, in ``<dir>/<system>.json``."""
+    """``idempotency key -> {object: job id}`` in ``<state_dir>/bulk-jobs.json`` (the
+    system's own folder the host gives the connector)."""
 
-    def __init__(self, directory: Path, system: str) -> None:
-        self.path = directory / f"{system}.jobs.json"
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "bulk-jobs.json"
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict[str, dict[str, object]]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -130,9 +129,6 @@ class SalesforceSettings(ConnectorSettings):
     #: region for phone numbers stored without a country code (e.g. "DE"); none: such
     #: numbers never match
     phone_region: str | None = None
-    #: where submitted bulk jobs are noted by idempotency key, so a resumed run never
-    #: submits a second job for the same request
-    journal_dir: Path = Path(".erasure/salesforce")
     timeout: float = Field(default=60.0, gt=0, le=600)
 
     @field_validator("instance_url", "login_url")
