@@ -1,0 +1,49 @@
+"""The zendesk connector passes the connector contract suite against the fake Zendesk API
+(the real zenpy over HTTP). Every subject is a user with an email and a phone identity and,
+unless single, two tickets they requested, each with a comment of theirs; deletes go through
+the jobs and polls a host would drive."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from erasure_zendesk import ZendeskConnector
+from erasure_zendesk.testing import FakeZendesk
+from zendesk_fixtures import HostDriven, settings
+
+from erasure import Finding, IdentifierType, Subject
+from erasure.testing import ConnectorContract, Seeded
+
+T = IdentifierType
+
+
+class TestZendeskContract(ConnectorContract):
+    seed_types = frozenset({T.EMAIL, T.PHONE})
+
+    @pytest.fixture
+    def connector(self, fake: FakeZendesk) -> ZendeskConnector:
+        self.fake = fake
+        return HostDriven("helpdesk", settings(fake, restrict_with=["tag", "suspend"]))
+
+    def seed(self, connector: ZendeskConnector, subject: Subject, *,
+             single: bool = False) -> Seeded:
+        (email,), (phone,) = subject.of_type(T.EMAIL), subject.of_type(T.PHONE)
+        store = self.fake.store
+        uid = store.add_user(f"Person {subject.key}", email, phone)
+        if single:
+            return Seeded(items=1, markers={email, phone})
+        texts = [f"ticket {n} of {subject.key}" for n in (1, 2)]
+        for n, text in enumerate(texts):
+            store.add_ticket(uid, f"question {n}", [(uid, text)])
+        return Seeded(items=3, markers={email, phone, *texts})
+
+    def restricted(self, connector: ZendeskConnector, findings: Sequence[Finding]) -> set[str]:
+        # the tag, as an agent sees it on the user and on the ticket
+        store, out = self.fake.store, set()
+        for f in findings:
+            kind, ident = f.ref.split("/")
+            item = (store.users if kind == "user" else store.tickets)[int(ident)]
+            if "erasure-restricted" in item["tags"]:
+                out.add(f.ref)
+        return out
