@@ -228,6 +228,45 @@ def test_retry_reopens_a_failed_task_of_an_open_request(make_orch) -> None:
     assert orch.systems["desk"].connector().count() == 0
 
 
+class TaskHook:
+    """Records every task change it is told of."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[str, str, str, str]] = []
+        self.event_ids: list[str] = []
+
+    @hookimpl
+    def erasure_task_changed(self, request_id, system, old, new, cause, event_id) -> None:
+        self.changes.append((system, old, new, cause))
+        self.event_ids.append(event_id)
+
+
+def test_confirm_and_retry_tell_the_task_changed_hook_once_each(make_orch) -> None:
+    MemoryProcessorConnector.inboxes.clear()
+    AlwaysDenied.allowed = False
+    hook = TaskHook()
+    orch = make_orch({"systems": {
+        "desk": {"connector": "denied"},
+        "carrier": {"connector": "memory-processor", "inbox": "c3"}}},
+        plugins=(Plugin(), hook))
+    seed(orch, "desk", {"u/1": ("user", {"email": "alice@example.com"})})
+    rid = orch.submit(RequestSpec(RequestType.ERASURE, ALICE, verified=True))
+    orch.run()
+    AlwaysDenied.allowed = True
+    orch.retry(rid)
+    # told when the command returns, not only by a later run
+    assert [c for c in hook.changes if c[3] == "retry requested"] == [
+        ("desk", "done", "acting", "retry requested")]
+    orch.run()
+    orch.confirm(rid, "carrier", "ok")
+    orch.run()
+    assert [c for c in hook.changes if c[3] in ("retry requested", "confirmed")] == [
+        ("desk", "done", "acting", "retry requested"),
+        ("carrier", "awaiting_confirmation", "done", "confirmed")]
+    assert len(hook.event_ids) == len(set(hook.event_ids))  # each event delivered once
+    assert bodies(orch, rid)["carrier"]["confirmation"] == "ok"
+
+
 # the outbox ----------------------------------------------------------------------------
 
 class FlakyHook:

@@ -11,22 +11,23 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from .config import Config
 from .engine import steps
+from .engine.commands import TaskCommands
 from .engine.expansion import Scoped
 from .engine.runner import Runner, RunSummary
 from .engine.steps import StepContext, Work
 from .engine.tasks import Stage, TaskWork
+from .engine.writer import TaskWriter
 from .errors import UsageError
 from .freetext import check_reference, seal_reason
 from .keys import KeyRing
 from .ledger import Ledger, RequestRow, add_months, ledger_exists, utcnow
-from .models import Identifier, ItemStatus, Policy, RequestType
+from .models import Identifier, Policy, RequestType
 from .plugins import PluginHost
 from .shredding import Cipher, EpochKeys, RequestKeys
 from .state import KnownIdentifiers, TaskData
@@ -301,105 +302,26 @@ class Orchestrator:
         """Process every due request (or ``only`` these) in batches until none is left."""
         return self.runner().run(only=only, limit=limit)
 
+    def commands(self) -> TaskCommands:
+        """A person's commands on tasks (confirm, retry), written as the runner writes."""
+        writer = TaskWriter(self.ledger, self.ciphers, self.plugins, list(self.systems))
+        return TaskCommands(self.ledger, writer, lease_seconds=self.config.host.lease_seconds,
+                            clock=self.clock)
+
     def confirm(self, request_id: str, system: str, reference: str) -> None:
         """Record a processor's confirmation (Art. 19) of a task awaiting it; the next run
         (started here for this request) finishes the request when nothing else waits."""
         reference = reference.strip()
         check_reference(reference, self.config.host.ticket_pattern, "--reference")
-        with self._held(request_id):
-            task = self._open_task(request_id, system, Stage.AWAITING_CONFIRMATION,
-                                   "is not awaiting confirmation")
-            for ref in list(task.data.handles):
-                if task.data.outcomes.get(ref) == ItemStatus.AWAITING_CONFIRMATION.value:
-                    task.data.outcomes[ref] = ItemStatus.DONE.value
-                    del task.data.handles[ref]
-            task.summary["confirmation"] = reference
-            task.summary["confirmed_at"] = self.clock()
-            task.move(Stage.DONE, "confirmed", outcome=steps.outcome_of(task))
-            self._write_task(request_id, task)
+        self.get_request(request_id)
+        self.commands().confirm(request_id, system, reference)
         self.run(only=[request_id])
 
     def retry(self, request_id: str, system: str | None = None) -> list[str]:
         """Re-open the failed tasks of an open request (or only ``system``'s) at the state
         where they failed; returns the systems re-opened."""
-        row = self.get_request(request_id)
-        if row.status == "done":
-            raise UsageError(f"request {request_id} has ended ({row.outcome}); its identifiers "
-                             "are purged: record a new request")
-        with self._held(request_id):
-            return self._reopen(row, system)
-
-    def _reopen(self, row: RequestRow, system: str | None) -> list[str]:
-        request_id = row.id
-        works = self.runner().load([row])
-        reopened = []
-        for name, t in works[0].tasks.items():
-            if system not in (None, name) or t.outcome != "failed":
-                continue
-            t.move(Stage(t.summary.get("failed_at", Stage.PENDING.value)), "retry requested")
-            t.outcome = None
-            for key in ("error", "error_kind", "failed_at", "verified"):
-                t.summary.pop(key, None)
-            # what the failed attempt left is asked again, not counted against the retry
-            t.data.residue = []
-            t.data.outcomes = {ref: s for ref, s in t.data.outcomes.items()
-                               if s != ItemStatus.FAILED.value}
-            self._write_task(request_id, t)
-            reopened.append(name)
-        if system is not None and system not in works[0].tasks:
-            raise UsageError(f"request {request_id} has no system {system!r}")
-        if not reopened:
-            raise UsageError(f"request {request_id} has no failed task"
-                             + (f" in {system}" if system else ""))
-        return reopened
-
-    def _open_task(self, request_id: str, system: str, stage: Stage, problem: str) -> TaskWork:
-        row = self.get_request(request_id)
-        if row.status == "done":
-            raise UsageError(f"request {request_id} has ended ({row.outcome})")
-        for w in self.runner().load([row]):
-            t = w.tasks.get(system)
-            if t is None:
-                raise UsageError(f"request {request_id} has no system {system!r}")
-            if t.stage is not stage:
-                raise UsageError(f"{request_id} in {system} {problem} (it is {t.stage})")
-            return t
-        raise UsageError(f"no request {request_id!r} in the ledger")
-
-    @contextmanager
-    def _held(self, request_id: str) -> Iterator[None]:
-        """Hold the request's lease while a person's command changes it, so a run working
-        on it at the same time neither overwrites the change nor is overwritten."""
         self.get_request(request_id)
-        got = self.ledger.claim(1, self.config.host.lease_seconds, self.clock(),
-                                only=[request_id], due_by=float("inf"))
-        if not got:
-            row = self.get_request(request_id)
-            if row.status == "open":
-                raise UsageError(f"request {request_id} is being worked on by a run; "
-                                 "try again when it has finished")
-            raise UsageError(f"request {request_id} is {row.status.replace('_', ' ')}"
-                             + (f" ({row.outcome})" if row.outcome else ""))
-        try:
-            yield
-        finally:
-            self.ledger.release([request_id])
-
-    def _write_task(self, request_id: str, t: TaskWork) -> None:
-        """Save one task changed by a person's command, with its transition (fenced by the
-        lease :meth:`_held` took)."""
-        with self.ledger.fenced([request_id]) as (conn, owned):
-            if request_id not in owned:
-                raise UsageError(f"request {request_id} was taken over by a run; try again")
-            self.ledger.save_tasks(conn, [{
-                "request_id": request_id, "system": t.system, "stage": t.stage.value,
-                "outcome": t.outcome, "not_before": t.not_before,
-                "summary": json.dumps(t.summary, sort_keys=True),
-                "state": self.ciphers.encrypt(request_id, t.data.to_bytes())}],
-                [{"request_id": e.request_id, "system": e.system, "old": e.old,
-                  "new": e.new, "cause": e.cause} for e in t.events])
-            self.ledger.set_requests(conn, [{"id": request_id, "not_before": None}])
-        t.events.clear()
+        return self.commands().retry(request_id, system)
 
     # dry run -------------------------------------------------------------------------
 
@@ -425,7 +347,7 @@ class Orchestrator:
         for name, system in self.systems.items():
             t = work.tasks[name]
             action = work.rule(self.context, name).action
-            note = system.uncovered or t.summary.get("error", "")
+            note = system.uncovered or t.summary.error or ""
             if system.config.policy is Policy.RETAIN and spec.type is RequestType.ERASURE:
                 note = f"retained: {system.config.reason}"
             if not known.complete:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +9,8 @@ from typing import Any
 from rich import box
 from rich.markup import escape
 from rich.table import Table
+
+from .engine.tasks import TaskSummary
 
 __all__ = ["compact_table", "receipts_table", "tasks_table"]
 
@@ -62,20 +63,20 @@ def tasks_table(tasks: list[Any], due_dates: Mapping[str, datetime]) -> Table:
         table.add_column(col, overflow="fold", no_wrap=col in ("request", "system"))
     now = datetime.now(UTC).replace(tzinfo=None)
     for t in tasks:
-        summary = json.loads(t.summary) if t.summary else {}
+        summary = TaskSummary.from_text(t.summary)
         state = t.stage.replace("_", " ") if t.outcome != "failed" else "[red]failed[/]"
         if t.stage == "awaiting_confirmation":
             due = due_dates.get(t.request_id)
-            reminders = summary.get("reminders", 0)
+            reminders = summary.reminders
             if due is not None and now > due:
                 state = ("[bold red]confirmation overdue "
                          f"({(now - due) // timedelta(days=1) + 1} d past due)[/]")
             elif reminders:
                 state += f" ({reminders} reminder{'s' if reminders > 1 else ''})"
-        elif summary.get("deferrals") and t.outcome != "failed":
-            state += f" (deferred {summary['deferrals']}x)"
+        elif summary.deferrals and t.outcome != "failed":
+            state += f" (deferred {summary.deferrals}x)"
         when = "-" if t.not_before is None or t.outcome == "failed" else (
             f"{datetime.fromtimestamp(t.not_before, UTC):%Y-%m-%d %H:%M}")
-        error = summary.get("error") or summary.get("last_error") or ""
+        error = summary.error or summary.last_error or ""
         table.add_row(t.request_id, t.system, state, when, escape(error))
     return table

@@ -45,7 +45,8 @@ def find(ctx: StepContext, works: Sequence[Work], now: float) -> None:
             if t.stage not in (Stage.PENDING, Stage.FOUND) or not t.due(now):
                 continue
             system = ctx.systems.get(name)
-            t.summary.setdefault("started_at", stamp)
+            if t.summary.started_at is None:
+                t.summary.started_at = stamp
             if system is None or system.uncovered:
                 t.fail(system.uncovered if system else "system not configured", "uncovered")
                 t.move(Stage.DONE, "not covered", outcome=Outcome.NOT_COVERED.value)
@@ -112,8 +113,8 @@ def find(ctx: StepContext, works: Sequence[Work], now: float) -> None:
                 ref for ref, f in t.data.findings.items()
                 if any(w.known.is_strong(spaces.scope(m, name)) for m in f.matched)
             }
-            t.summary["found"] = len(t.data.findings)
-            t.summary["review"] = len(t.data.findings) - len(t.data.actionable)
+            t.summary.found = len(t.data.findings)
+            t.summary.review = len(t.data.findings) - len(t.data.actionable)
             if t.stage is Stage.PENDING:
                 t.move(Stage.FOUND, "found")
             elif before != (len(t.data.findings), t.data.actionable):

@@ -28,19 +28,19 @@ def package(ctx: StepContext, w: Work) -> tuple[Path, str, str | None] | None:
     """Write the access or portability package from the records the ledger holds for the
     request, so a resumed run writes what an uninterrupted one would have; its path, its
     SHA-256 and (with ``package_password``) the password it was encrypted with."""
-    exporting = [t for t in w.tasks.values() if t.summary.get("action") == Action.EXPORT.value]
+    exporting = [t for t in w.tasks.values() if t.summary.action == Action.EXPORT.value]
     if not exporting:
         return None
     records = {name: t.data.records for name, t in w.tasks.items() if t.data.records}
-    stamps = [t.summary["exported_at"] for t in exporting if "exported_at" in t.summary]
+    stamps = [t.summary.exported_at for t in exporting if t.summary.exported_at]
     password = new_password() if ctx.host.package_password else None
     path = write_package(ctx.host.exports(), w.row.id, w.type.value, records,
                          generated_at=min(stamps) if stamps else utcnow().isoformat(),
                          password=password)
     digest = sha256_of(path)
     for t in w.tasks.values():
-        t.summary["package"] = path.name
-        t.summary["package_sha256"] = digest
+        t.summary.package = path.name
+        t.summary.package_sha256 = digest
     return path, digest, password
 
 
@@ -73,7 +73,7 @@ def _body(ctx: StepContext, w: Work, t: TaskWork, now: datetime) -> dict[str, An
         "connector_version": system.version if system else None,
         "policy": system.config.policy.value if system else None,
         "policy_reason": system.config.reason if system else None,
-        "action": t.summary.get("action"),
+        "action": t.summary.action,
         "outcome": t.outcome,
         "counts": {
             "found": len(t.data.findings),
@@ -89,38 +89,38 @@ def _body(ctx: StepContext, w: Work, t: TaskWork, now: datetime) -> dict[str, An
         # a connector flags an item by its kind, and the receipt shows it.
         "kinds": dict(sorted(Counter(f.kind for f in t.data.findings.values()).items())),
         # Where residue outside the connector's mapping was found (table.column), no values.
-        "unmapped_residue": t.summary.get("unmapped_residue", []),
+        "unmapped_residue": t.summary.unmapped_residue,
         "id_spaces": ctx.config.id_spaces.used(w.known.all(), t.system),
         "expansion_complete": w.known.complete,
-        "attempts": t.summary.get("attempts", {}),
-        "deferrals": t.summary.get("deferrals", 0),
-        "errors": t.summary.get("errors", []),
+        "attempts": t.summary.attempts,
+        "deferrals": t.summary.deferrals,
+        "errors": t.summary.errors,
         "verification": {
-            "performed": "verified" in t.summary,
-            "ok": bool(t.summary.get("verified")) and not t.data.residue,
+            "performed": t.summary.verified is not None,
+            "ok": bool(t.summary.verified) and not t.data.residue,
         },
         "subject_verified": bool(w.row.verified),
         # free text: the ledger keeps it encrypted with the request, the receipt its hash
         "unverified_override": reason_hash(digest, w.row.id, "unverified-override",
                                            w.row.override),
-        "package": t.summary.get("package"),
-        "package_sha256": t.summary.get("package_sha256"),
-        "started_at": t.summary.get("started_at"),
+        "package": t.summary.package,
+        "package_sha256": t.summary.package_sha256,
+        "started_at": t.summary.started_at,
         "finished_at": now.isoformat(),
         "received_at": w.row.received_at.isoformat(),
         "due_at": w.row.due_at.isoformat(),
     }
-    if "confirmation" in t.summary:
-        body["confirmation"] = t.summary["confirmation"]
-    if "told_at" in t.summary:
+    if t.summary.confirmation is not None:
+        body["confirmation"] = t.summary.confirmation
+    if t.summary.told_at is not None:
         # Art. 19: when the processor was told, by which message, when it confirmed and
         # by which reference; never the identifiers the notice carried.
         body["notice"] = {
-            "sent_at": _iso(t.summary["told_at"]),
-            "messages": t.summary.get("notices", []),
-            "reminders": t.summary.get("reminders", 0),
-            "confirmed_at": _iso(t.summary.get("confirmed_at")),
-            "confirmation": t.summary.get("confirmation"),
+            "sent_at": _iso(t.summary.told_at),
+            "messages": t.summary.notices,
+            "reminders": t.summary.reminders,
+            "confirmed_at": _iso(t.summary.confirmed_at),
+            "confirmation": t.summary.confirmation,
         }
     return body
 

@@ -9,7 +9,6 @@ delivered after commit, at least once, with an event id to deduplicate on.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -25,13 +24,14 @@ from ..ledger import Ledger, RequestRow, utcnow
 from ..models import RequestType
 from ..packages import drop_for_subject, expire, package_row, subject_hashes
 from ..plugins import PluginHost
-from ..receipts import Receipt, seal
+from ..receipts import seal
 from ..shredding import RequestKeys
 from ..state import KnownIdentifiers, TaskData
 from . import finish, steps
 from .rules import OK_OUTCOMES
 from .steps import StepContext, Work
-from .tasks import Stage, TaskWork
+from .tasks import Stage, TaskSummary
+from .writer import TaskWriter, deliver
 
 __all__ = ["RunSummary", "Runner"]
 
@@ -74,6 +74,7 @@ class Runner:
         self.ciphers = ciphers
         self.progress = progress
         self.clock = clock
+        self.writer = TaskWriter(ledger, ciphers, plugins, list(ctx.systems))
 
     # the loop --------------------------------------------------------------------------
 
@@ -157,93 +158,19 @@ class Runner:
 
     def load(self, rows: Sequence[RequestRow]) -> list[Work]:
         """The works of ``rows``: their identifiers and tasks, decrypted."""
-        ciphers = self.ciphers
-        ciphers.load([r.id for r in rows])
-        systems = self.ctx.systems
-        tasks: dict[str, dict[str, TaskWork]] = {r.id: {} for r in rows}
-        for t in self.ledger.ensure_tasks([r.id for r in rows], list(systems)):
-            if t.system not in systems and t.stage != Stage.DONE:
-                continue  # system removed from config since: nothing to run there
-            state = ciphers.decrypt(t.request_id, t.state) if t.state else None
-            task = tasks[t.request_id][t.system] = TaskWork(
-                request_id=t.request_id, system=t.system, stage=Stage(t.stage),
-                outcome=t.outcome, data=TaskData.from_bytes(t.system, t.request_id, state),
-                summary=json.loads(t.summary) if t.summary else {},
-                not_before=t.not_before)
-            task.saved = (task.stage, t.outcome, t.not_before, t.summary, state)
-        works = []
-        for r in rows:
-            known = (KnownIdentifiers() if r.identifiers is None else
-                     KnownIdentifiers.from_json(json.loads(
-                         ciphers.decrypt(r.id, r.identifiers))))
-            works.append(Work(row=r, type=RequestType(r.type), known=known, tasks=tasks[r.id]))
-        return works
+        return self.writer.load(rows)
 
     def save(self, works: Sequence[Work], summary: RunSummary, *,
              identifiers: bool = False) -> list[Work]:
         """Write the works' tasks, transitions and (with ``identifiers``) identifiers, in
         one transaction fenced by the leases; returns the works this runner still holds."""
-        if not works:
-            return []
-        with self.ledger.fenced([w.row.id for w in works]) as (conn, owned):
-            self._write(conn, [w for w in works if w.row.id in owned], summary,
-                        identifiers=identifiers)
-        return self._drop_lost(works, owned, summary)
-
-    def _write(self, conn: Any, works: Sequence[Work], summary: RunSummary, *,
-               identifiers: bool = False, purge: bool = False) -> None:
-        """The rows of ``works`` in the caller's transaction. A task is written only if it
-        changed since it was loaded or last written; ``purge`` writes no state at all."""
-        enc = self.ciphers.encrypt
-        task_rows, events, request_rows, outbox = [], [], [], []
-        watching = self._watched("erasure_task_changed")
-        for w in works:
-            for t in w.tasks.values():
-                text = json.dumps(t.summary, sort_keys=True)
-                state = None if purge else t.data.to_bytes()
-                seen = (t.stage, t.outcome, t.not_before, text, state)
-                if seen == t.saved and not t.events:
-                    continue
-                t.saved = seen
-                task_rows.append({
-                    "request_id": w.row.id, "system": t.system, "stage": t.stage.value,
-                    "outcome": t.outcome, "not_before": t.not_before, "summary": text,
-                    "state": None if state is None else enc(w.row.id, state),
-                })
-                for e in t.events:
-                    events.append({"request_id": e.request_id, "system": e.system,
-                                   "old": e.old, "new": e.new, "cause": e.cause})
-                    if watching:
-                        outbox.append((str(uuid.uuid4()), "erasure_task_changed", {
-                            "request_id": e.request_id, "system": e.system,
-                            "old": e.old, "new": e.new, "cause": e.cause}))
-                if t.outcome == "failed" and any(e.new == Stage.DONE for e in t.events):
-                    summary.failed_tasks += 1
-                t.events.clear()
-            if purge:
-                continue  # finish writes the request's end
-            row: dict[str, Any] = {"id": w.row.id, "not_before": _not_before(w)}
-            if identifiers:
-                row["identifiers"] = enc(w.row.id, json.dumps(w.known.to_json()).encode())
-            request_rows.append(row)
-        self.ledger.save_tasks(conn, task_rows, events)
-        if identifiers:
-            self.ledger.set_requests(conn, request_rows)
-        else:  # one statement shape: the same keys in every row
-            self.ledger.set_requests(conn, [{"id": r["id"], "not_before": r["not_before"]}
-                                            for r in request_rows])
-        self.ledger.add_events(conn, outbox)
-
-    @staticmethod
-    def _drop_lost(works: Sequence[Work], owned: set[str], summary: RunSummary) -> list[Work]:
-        lost = [w.row.id for w in works if w.row.id not in owned]
-        if lost:
-            log.warning("%d request(s) dropped: their lease was taken over", len(lost))
-            summary.lost.extend(lost)
-        return [w for w in works if w.row.id in owned]
+        saved = self.writer.save(works, identifiers=identifiers)
+        summary.failed_tasks += saved.failed_tasks
+        summary.lost.extend(saved.lost)
+        return saved.kept
 
     def _watched(self, hook: str) -> bool:
-        return bool(getattr(self.plugins.hook, hook).get_hookimpls())
+        return self.writer.watched(hook)
 
     # approval --------------------------------------------------------------------------
 
@@ -288,8 +215,8 @@ class Runner:
                 if t.stage is Stage.FOUND:
                     t.move(Stage.PENDING, "approved: found again before acting")
                     t.data = TaskData()
-                    t.summary = {k: v for k, v in t.summary.items()
-                                 if k in ("started_at", "attempts")}
+                    t.summary = TaskSummary(started_at=t.summary.started_at,
+                                            attempts=t.summary.attempts)
 
     def plan_hash(self, w: Work) -> str:
         """A keyed hash of what the request would act on: (system, action, item) triples."""
@@ -347,7 +274,7 @@ class Runner:
             self.ledger.add_receipts(conn, rows)
             if rows:  # the batch's head, in its transaction: the chain's end is signed
                 heads.write_head(conn, seq, prev, keys)
-            self._write(conn, ending, summary, purge=True)
+            summary.failed_tasks += self.writer.write(conn, ending, purge=True)
             self.ledger.set_requests(conn, ends)
             ended = {w.row.id for w in ending}
             self.ledger.add_packages(conn, [p for p in made if p["request_id"] in ended])
@@ -359,40 +286,13 @@ class Runner:
         # After commit: a package of a person just erased goes now, not in 30 days.
         drop_for_subject(self.ledger, self.ctx.host.exports(), erased,
                          keep={p["request_id"] for p in made})
-        self._drop_lost(works, owned, summary)
+        lost = [w.row.id for w in works if w.row.id not in owned]
+        if lost:
+            log.warning("%d request(s) dropped: their lease was taken over", len(lost))
+            summary.lost.extend(lost)
 
     # the outbox ------------------------------------------------------------------------
 
     def deliver(self) -> int:
-        """Call the hooks of events not delivered yet; returns how many were delivered.
-
-        An event is marked delivered after its hook returned (or failed: a failing hook is
-        logged, never retried for ever). A crash in between delivers it again: hooks
-        deduplicate on ``event_id``.
-        """
-        delivered = 0
-        while batch := self.ledger.undelivered():
-            for eid, hook, payload in batch:
-                if hook == "erasure_receipt_written":
-                    body = payload
-                    args: dict[str, Any] = {"receipt": Receipt(
-                        seq=body["seq"], body=body["body"], hash=body["hash"],
-                        signature=body["signature"])}
-                else:
-                    args = dict(payload)
-                self.plugins.notify(hook, event_id=eid, **args)
-            self.ledger.mark_delivered([eid for eid, _h, _p in batch])
-            delivered += len(batch)
-        return delivered
-
-
-def _not_before(w: Work) -> float | None:
-    """When the request is next due (None: now): the earliest task that can go on. A found
-    task waits for the request's search to complete, so it does not count while another
-    task is still to be searched."""
-    blocked = not w.found_everywhere()
-    times = [t.not_before or 0.0 for t in w.tasks.values()
-             if t.stage is not Stage.DONE and not (blocked and t.stage is Stage.FOUND)]
-    earliest = min(times, default=0.0)
-    return earliest or None
-
+        """Call the hooks of events not delivered yet (see :func:`.writer.deliver`)."""
+        return deliver(self.ledger, self.plugins)

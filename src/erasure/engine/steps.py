@@ -62,7 +62,7 @@ def start_acting(ctx: StepContext, works: Sequence[Work], now: float) -> None:
             system = ctx.systems[name]
             rule = w.rule(ctx, name)
             action = rule.action
-            t.summary["action"] = action.value if action else None
+            t.summary.action = action.value if action else None
             if action is None:
                 t.move(Stage.DONE, "nothing to do", outcome=rule.idle_outcome.value)
             elif not system.cls or not system.cls.supports(capability_for(action)):
@@ -120,8 +120,8 @@ def _act_system(ctx: StepContext, name: str,
             t.attempt(action.value, res.attempts)
             _record(t, res.values)
             if action is Action.EXPORT:
-                t.summary.setdefault("exported_at",
-                                     time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)))
+                if t.summary.exported_at is None:
+                    t.summary.exported_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
             if res.error and res.error_kind == "transient":
                 failed_call(ctx, w, t, res, now, step=action.value)
             elif _stale(t):
@@ -129,7 +129,7 @@ def _act_system(ctx: StepContext, name: str,
             else:
                 if res.error:
                     t.fail(res.error, res.error_kind or "permanent")
-                    t.summary["failed_at"] = Stage.ACTING.value
+                    t.summary.failed_at = Stage.ACTING.value
                 _after_action(ctx, w, t, now)
 
 
@@ -173,12 +173,12 @@ def _find_again(t: TaskWork) -> None:
     """The system renumbered items since find: forget this task's findings (their refs may
     name other people's items now) and search it again; the request acts when every system
     has been found again. Items already acted on are found no more."""
-    refinds = t.summary.get("refinds", 0) + 1
-    t.summary["refinds"] = refinds
+    t.summary.refinds += 1
+    refinds = t.summary.refinds
     if refinds > _MAX_REFINDS:
         t.fail(f"findings went stale {refinds} times (the system keeps renumbering its "
                "items)", "permanent")
-        t.summary["failed_at"] = Stage.ACTING.value
+        t.summary.failed_at = Stage.ACTING.value
         t.move(Stage.DONE, "stale again", outcome=Outcome.FAILED.value)
         return
     t.data.findings.clear()
@@ -200,11 +200,12 @@ def _after_action(ctx: StepContext, w: Work, t: TaskWork, now: float) -> None:
         interval = system.cls.poll_interval if system.cls else 60.0
         t.defer(now + interval, "waiting for the system", retrying=False)
     elif ItemStatus.AWAITING_CONFIRMATION.value in statuses:
-        t.summary.setdefault("told_at", now)
+        if t.summary.told_at is None:
+            t.summary.told_at = now
         # the notices' references (message ids), for the receipt: no personal data
         waiting = ItemStatus.AWAITING_CONFIRMATION.value
-        t.summary["notices"] = sorted({h for ref, h in t.data.handles.items()
-                                       if h and t.data.outcomes.get(ref) == waiting})
+        t.summary.notices = sorted({h for ref, h in t.data.handles.items()
+                                    if h and t.data.outcomes.get(ref) == waiting})
         t.move(Stage.AWAITING_CONFIRMATION, "told; awaiting confirmation")
         t.defer(now + ctx.host.confirmation_reminder_days * 86400, "awaiting confirmation",
                 retrying=False)
@@ -252,14 +253,14 @@ def _remind_system(ctx: StepContext, name: str, pairs: list[tuple[Work, TaskWork
     period = ctx.host.confirmation_reminder_days * 86400
     if system.cls is None or not system.cls.supports(Capability.NOTIFY):
         for _w, t in pairs:
-            t.summary["reminders"] = t.summary.get("reminders", 0) + 1
+            t.summary.reminders += 1
             t.defer(now + period, "no confirmation yet: reminder due", retrying=False)
         return
     # Tasks due for the same reminder number go in one call: each reminder number makes
     # its own idempotency keys, so a reminder retried after a crash is the same reminder.
     by_number: dict[int, list[tuple[Work, TaskWork]]] = defaultdict(list)
     for w, t in pairs:
-        by_number[t.summary.get("reminders", 0) + 1].append((w, t))
+        by_number[t.summary.reminders + 1].append((w, t))
     for number, group in sorted(by_number.items()):
         _remind_group(ctx, system, number, group, now, period)
 
@@ -284,7 +285,7 @@ def _remind_group(ctx: StepContext, system: System, number: int,
                            lambda v: v.finding.subject)
     for w, t in pairs:
         if w.row.id not in results:  # nothing it could name: counted, as elsewhere
-            t.summary["reminders"] = number
+            t.summary.reminders = number
             t.defer(now + period, "no confirmation yet: reminder due", retrying=False)
             continue
         res = results[w.row.id]
@@ -292,7 +293,7 @@ def _remind_group(ctx: StepContext, system: System, number: int,
         if res.error:
             # The notice went out; a reminder that fails is tried again later and never
             # fails the task (the processor may still confirm).
-            t.summary["last_error"] = res.error
+            t.summary.last_error = res.error
             wait = period
             if res.error_kind == "transient":
                 wait = res.retry_after if res.retry_after is not None else min(
@@ -300,8 +301,8 @@ def _remind_group(ctx: StepContext, system: System, number: int,
             t.defer(now + wait, f"reminder failed: {res.error}", retrying=False)
             continue
         _record(t, res.values)
-        t.summary["reminders"] = number
-        t.summary.pop("last_error", None)
+        t.summary.reminders = number
+        t.summary.last_error = None
         t.defer(now + period, "no confirmation yet: reminder sent", retrying=False)
 
 
@@ -328,7 +329,7 @@ def _poll_system(ctx: StepContext, name: str, pairs: list[tuple[Work, TaskWork]]
             continue
         if res.error:
             t.fail(res.error, res.error_kind or "permanent")
-            t.summary["failed_at"] = Stage.ACTING.value
+            t.summary.failed_at = Stage.ACTING.value
             t.move(Stage.DONE, f"poll failed: {res.error}", outcome=outcome_of(t, failed=True))
             continue
         _after_action(ctx, w, t, now)
@@ -365,11 +366,11 @@ def verify(ctx: StepContext, works: Sequence[Work], now: float) -> None:
                 if error.error_kind == "transient":
                     failed_call(ctx, w, t, error, now, step="verify")
                     continue
-                t.summary["verified"] = False
+                t.summary.verified = False
                 t.fail(f"verification failed: {error.error}", error.error_kind or "permanent")
                 t.move(Stage.DONE, "verification failed", outcome=outcome_of(t))
                 continue
-            t.summary["verified"] = True
+            t.summary.verified = True
             left = {f.ref for f in again.values if f.system == name}
             left |= {f.ref for f in res.values if f.system == name and any(
                 w.known.is_strong(spaces.scope(m, name)) for m in f.matched)}
@@ -381,8 +382,7 @@ def verify(ctx: StepContext, works: Sequence[Work], now: float) -> None:
             places = {p for f in res.values if f.system == name
                       and f.kind == UNMAPPED_RESIDUE and f.ref in left for p in f.fields}
             if places:
-                t.summary["unmapped_residue"] = sorted(
-                    places | set(t.summary.get("unmapped_residue", [])))
+                t.summary.unmapped_residue = sorted(places | set(t.summary.unmapped_residue))
             t.move(Stage.DONE, "verified", outcome=outcome_of(t))
 
 
@@ -392,7 +392,7 @@ def _verify_system(ctx: StepContext, name: str, ws: list[Work], subjects: list[S
     system = ctx.systems[name]
     looked: dict[str, CallResult] = {}
     # An anonymised item still exists, by design: only deleted items are read back.
-    deleted = [w for w in ws if w.tasks[name].summary.get("action") == Action.DELETE.value]
+    deleted = [w for w in ws if w.tasks[name].summary.action == Action.DELETE.value]
     if deleted and system.cls is not None and system.cls.supports(Capability.LOOKUP):
         def call(batch: list[Finding]) -> CallResult:
             return system.call(lambda c: c.lookup(batch),

@@ -19,12 +19,13 @@ Any state but done may be *deferred*: it keeps its state and gets a ``not_before
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+import json
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from ..state import TaskData
 
-__all__ = ["TRANSITIONS", "Stage", "TaskWork", "Transition"]
+__all__ = ["TRANSITIONS", "Stage", "TaskSummary", "TaskWork", "Transition"]
 
 
 class Stage(enum.StrEnum):
@@ -66,6 +67,85 @@ class Transition:
 
 
 @dataclass
+class TaskSummary:
+    """What a task records about itself besides its state and findings: times, counts,
+    the action chosen, errors. No personal data (errors are classified messages). Stored
+    as JSON in ``tasks.summary`` (:meth:`to_text` / :meth:`from_text`, the one place it is
+    serialised); a field at its default is left out of the text."""
+
+    #: when the task was first searched (ISO, UTC)
+    started_at: str | None = None
+    #: findings, and findings not matched strongly (left for review), at the last find
+    found: int | None = None
+    review: int | None = None
+    #: the action the rule chose (None: find only, or nothing to do)
+    action: str | None = None
+    #: when the first export call ran (the package's date)
+    exported_at: str | None = None
+    #: the state the task failed in (``erasure retry`` resumes there)
+    failed_at: str | None = None
+    #: searches again after the system renumbered its items
+    refinds: int = 0
+    #: when a processor was told (epoch seconds), and reminders sent since
+    told_at: float | None = None
+    reminders: int = 0
+    #: None: not verified (yet); else whether the verification itself ran through
+    verified: bool | None = None
+    #: places outside the connector's mapping where residue was found (table.column)
+    unmapped_residue: list[str] = field(default_factory=list)
+    #: connector calls per action
+    attempts: dict[str, int] = field(default_factory=dict)
+    #: waits after a failure (grows the backoff)
+    deferrals: int = 0
+    #: every error recorded, the last one and its class
+    errors: list[str] = field(default_factory=list)
+    error: str | None = None
+    error_kind: str | None = None
+    #: the last failed call's error, also when it was only deferred (``erasure status``)
+    last_error: str | None = None
+    #: the package written from the task's records (file name, SHA-256)
+    package: str | None = None
+    package_sha256: str | None = None
+    #: the references (message ids) of the notices sent to a processor
+    notices: list[str] = field(default_factory=list)
+    #: a processor's confirmation (``erasure confirm``): its reference, and when (epoch s)
+    confirmation: str | None = None
+    confirmed_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields that differ from their defaults."""
+        out = {}
+        for name, default in _SUMMARY_DEFAULTS:
+            value = getattr(self, name)
+            if value != default:
+                out[name] = value
+        return out
+
+    def to_text(self) -> str:
+        """The stored form (sorted keys: an unchanged summary is the same text)."""
+        return json.dumps(self.to_json(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskSummary:
+        """From a stored summary; keys this version does not know are ignored."""
+        return cls(**{k: v for k, v in data.items() if k in _SUMMARY_FIELDS and v is not None})
+
+    @classmethod
+    def from_text(cls, text: str | None) -> TaskSummary:
+        return cls.from_json(json.loads(text)) if text else cls()
+
+    def clear_failure(self) -> None:
+        """Forget the last failure (``erasure retry``); the history in ``errors`` stays."""
+        self.error = self.error_kind = self.failed_at = None
+        self.verified = None
+
+
+_SUMMARY_DEFAULTS = [(f.name, f.default if f.default_factory is MISSING else f.default_factory())
+                     for f in fields(TaskSummary)]
+_SUMMARY_FIELDS = frozenset(name for name, _ in _SUMMARY_DEFAULTS)
+
+
+@dataclass
 class TaskWork:
     """One request in one system, in memory during a run."""
 
@@ -74,7 +154,7 @@ class TaskWork:
     stage: Stage
     outcome: str | None
     data: TaskData
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: TaskSummary = field(default_factory=TaskSummary)
     #: epoch seconds before which nothing is to be done (a deferral); None: due now
     not_before: float | None = None
     #: transitions made since the task was last saved
@@ -100,18 +180,18 @@ class TaskWork:
                                       cause))
         self.not_before = until
         if retrying:
-            self.summary["deferrals"] = self.summary.get("deferrals", 0) + 1
+            self.summary.deferrals += 1
 
     def due(self, now: float) -> bool:
         return self.stage is not Stage.DONE and (self.not_before is None
                                                   or self.not_before <= now)
 
     def attempt(self, action: str, n: int) -> None:
-        attempts = self.summary.setdefault("attempts", {})
+        attempts = self.summary.attempts
         attempts[action] = attempts.get(action, 0) + n
 
     def fail(self, message: str, kind: str) -> None:
         """Record an error (classified, no personal data) without changing state."""
-        self.summary.setdefault("errors", []).append(message)
-        self.summary["error"] = message
-        self.summary["error_kind"] = kind
+        self.summary.errors.append(message)
+        self.summary.error = message
+        self.summary.error_kind = kind

@@ -76,9 +76,9 @@ def failed_call(ctx: StepContext, w: Work, t: TaskWork, res: CallResult, now: fl
     """A call that failed for this task: a transient failure waits for a later run (with
     growing backoff, or as long as the system asked), anything else fails the task."""
     retry = ctx.host.retry
-    t.summary["last_error"] = res.error  # for `erasure status`; errors hold failures only
+    t.summary.last_error = res.error  # for `erasure status`; errors hold failures only
     if res.error_kind == "transient":
-        n = t.summary.get("deferrals", 0)
+        n = t.summary.deferrals
         wait = min(retry.defer_initial * 2 ** n, retry.defer_max) * random.uniform(0.8, 1.2)
         if res.retry_after is not None:
             wait = max(res.retry_after, 0.0)
@@ -89,7 +89,7 @@ def failed_call(ctx: StepContext, w: Work, t: TaskWork, res: CallResult, now: fl
         t.fail("given up: the request's due date is near", "transient")
     else:
         t.fail(res.error or "error", res.error_kind or "permanent")
-    t.summary["failed_at"] = t.stage.value
+    t.summary.failed_at = t.stage.value
     t.move(Stage.DONE, f"{step} failed: {res.error}", outcome=outcome_of(t, failed=True))
 
 
@@ -105,12 +105,12 @@ def outcome_of(t: TaskWork, *, failed: bool = False) -> str:
     statuses = list(t.data.outcomes.values())
     failed_items = sum(1 for s in statuses if s == ItemStatus.FAILED.value)
     not_done = len(t.data.actionable) - len(statuses)
-    if (failed or t.summary.get("error")) and not any(
+    if (failed or t.summary.error) and not any(
             s != ItemStatus.FAILED.value for s in statuses):
         return Outcome.FAILED.value
-    if t.summary.get("action") is None:  # find only: nothing was to be acted on
+    if t.summary.action is None:  # find only: nothing was to be acted on
         return Outcome.COMPLETED.value
-    if failed_items or t.data.residue or t.summary.get("error") or not_done > 0:
+    if failed_items or t.data.residue or t.summary.error or not_done > 0:
         return Outcome.PARTIAL.value
     return Outcome.COMPLETED.value
 

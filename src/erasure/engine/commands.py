@@ -1,0 +1,107 @@
+"""A person's commands on a request's tasks: ``erasure confirm`` (a processor confirmed)
+and ``erasure retry`` (re-open failed tasks).
+
+Each holds the request's lease while it changes it, so a run working on the request at
+the same time neither overwrites the change nor is overwritten, and writes through the
+:class:`.writer.TaskWriter` like the runner: checked transitions, the outbox, the fence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from ..errors import UsageError
+from ..ledger import Ledger
+from ..models import ItemStatus
+from .tasks import Stage, TaskWork
+from .work import Work, outcome_of
+from .writer import TaskWriter, deliver
+
+__all__ = ["TaskCommands"]
+
+
+class TaskCommands:
+    """Changes a person makes to tasks, between runs."""
+
+    def __init__(self, ledger: Ledger, writer: TaskWriter, *, lease_seconds: float,
+                 clock: Callable[[], float]) -> None:
+        self.ledger, self.writer = ledger, writer
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+
+    def confirm(self, request_id: str, system: str, reference: str) -> None:
+        """Record a processor's confirmation (Art. 19) of a task awaiting it: its items
+        are done and the task is done; the request is due at once. ``reference`` was
+        checked by the caller (the configured reference pattern)."""
+        with self._held(request_id) as work:
+            task = _task(work, system)
+            if task.stage is not Stage.AWAITING_CONFIRMATION:
+                raise UsageError(f"{request_id} in {system} is not awaiting confirmation "
+                                 f"(it is {task.stage})")
+            for ref in list(task.data.handles):
+                if task.data.outcomes.get(ref) == ItemStatus.AWAITING_CONFIRMATION.value:
+                    task.data.outcomes[ref] = ItemStatus.DONE.value
+                    del task.data.handles[ref]
+            task.summary.confirmation = reference
+            task.summary.confirmed_at = self.clock()
+            task.move(Stage.DONE, "confirmed", outcome=outcome_of(task))
+            self._write(work)
+
+    def retry(self, request_id: str, system: str | None = None) -> list[str]:
+        """Re-open the failed tasks of an open request (or only ``system``'s) at the state
+        where they failed; returns the systems re-opened."""
+        row = self.ledger.get_request(request_id)
+        if row.status == "done":
+            raise UsageError(f"request {request_id} has ended ({row.outcome}); its identifiers "
+                             "are purged: record a new request")
+        with self._held(request_id) as work:
+            if system is not None:
+                _task(work, system)
+            reopened = []
+            for name, t in work.tasks.items():
+                if system not in (None, name) or t.outcome != "failed":
+                    continue
+                t.move(Stage(t.summary.failed_at or Stage.PENDING.value), "retry requested")
+                t.outcome = None
+                t.summary.clear_failure()
+                # what the failed attempt left is asked again, not counted against the retry
+                t.data.residue = []
+                t.data.outcomes = {ref: s for ref, s in t.data.outcomes.items()
+                                   if s != ItemStatus.FAILED.value}
+                reopened.append(name)
+            if not reopened:
+                raise UsageError(f"request {request_id} has no failed task"
+                                 + (f" in {system}" if system else ""))
+            self._write(work)
+        return reopened
+
+    def _write(self, work: Work) -> None:
+        saved = self.writer.save([work], due_now=True)
+        if saved.lost:
+            raise UsageError(f"request {work.row.id} was taken over by a run; try again")
+        deliver(self.ledger, self.writer.plugins)
+
+    @contextmanager
+    def _held(self, request_id: str) -> Iterator[Work]:
+        """The request's work, under its lease (refused while a run holds it)."""
+        got = self.ledger.claim(1, self.lease_seconds, self.clock(), only=[request_id],
+                                due_by=float("inf"))
+        if not got:
+            row = self.ledger.get_request(request_id)
+            if row.status == "open":
+                raise UsageError(f"request {request_id} is being worked on by a run; "
+                                 "try again when it has finished")
+            raise UsageError(f"request {request_id} is {row.status.replace('_', ' ')}"
+                             + (f" ({row.outcome})" if row.outcome else ""))
+        try:
+            yield self.writer.load(got)[0]
+        finally:
+            self.ledger.release([request_id])
+
+
+def _task(work: Work, system: str) -> TaskWork:
+    t = work.tasks.get(system)
+    if t is None:
+        raise UsageError(f"request {work.row.id} has no system {system!r}")
+    return t
