@@ -23,6 +23,7 @@ from rich.table import Table
 from .cli_common import (
     AllowDuplicate,
     ConfigOpt,
+    Corrections,
     Customers,
     DryRun,
     Emails,
@@ -31,6 +32,7 @@ from .cli_common import (
     Names,
     Override,
     Phones,
+    ScopeOpt,
     Ticket,
     Users,
     Verified,
@@ -63,7 +65,8 @@ def request_create(
         "--request-key", help="Your own key for this request (a message id, no personal "
                               "data): recording the same key again returns the same request."
     )] = None,
-    allow_duplicate: AllowDuplicate = False, config: ConfigOpt = None,
+    allow_duplicate: AllowDuplicate = False, corrections: Corrections = None,
+    scope: ScopeOpt = None, config: ConfigOpt = None,
 ) -> None:
     """Record a request; `erasure run` processes it. The same request recorded again (same
     --request-key, or same ticket, type and identifiers) is the one recorded before."""
@@ -71,7 +74,8 @@ def request_create(
 
     with _orchestrator(config) as orch, _errors():
         spec = replace(_spec(type, email, phone, customer_id, user_id, name, ip, ticket,
-                             verified, override_unverified, received, id_space),
+                             verified, override_unverified, received, id_space,
+                             corrections, scope),
                        request_key=request_key, allow_duplicate=allow_duplicate)
         orch.validate(spec)
         before = orch.ledger.count_requests()
@@ -190,10 +194,11 @@ def _one_shot(rtype: RequestType, email: list[str] | None, phone: list[str] | No
               customer_id: list[str] | None, user_id: list[str] | None,
               name: list[str] | None, ip: list[str] | None, ticket: str | None,
               verified: bool, override: str | None, dry_run: bool, config: Path | None,
-              id_space: str | None = None) -> None:
+              id_space: str | None = None, corrections: list[str] | None = None,
+              scope: str | None = None) -> None:
     with _orchestrator(config) as orch, _errors():
         spec = _spec(rtype, email, phone, customer_id, user_id, name, ip, ticket, verified,
-                     override, id_space=id_space)
+                     override, id_space=id_space, corrections=corrections, scope=scope)
         if dry_run:
             table = Table(title=f"Plan ({rtype.value}, dry run: nothing changed)")
             for col in ("system", "connector", "policy", "action", "found", "would act on",
@@ -234,6 +239,32 @@ app.command("export")(_shortcut(RequestType.ACCESS, "Access request: find and ex
 app.command("portability")(_shortcut(RequestType.PORTABILITY, "Portability export (zip)."))
 app.command("erase")(_shortcut(RequestType.ERASURE, "Erasure request: find, erase, verify."))
 app.command("restrict")(_shortcut(RequestType.RESTRICTION, "Restrict processing (Art. 18)."))
+
+
+@app.command()
+def rectify(corrections: Corrections = None, email: Emails = None, phone: Phones = None,
+            customer_id: Customers = None, user_id: Users = None, name: Names = None,
+            ip: Ips = None, ticket: Ticket = None, verified: Verified = False,
+            override_unverified: Override = None, dry_run: DryRun = False,
+            id_space: IdSpaceOpt = None, config: ConfigOpt = None) -> None:
+    """Rectification (Art. 16): correct the person's email, phone, name or postal address
+    in every system (--set email=new@example.org). The identifiers find the person; a
+    correction of a value another person shares is refused, for review."""
+    _one_shot(RequestType.RECTIFICATION, email, phone, customer_id, user_id, name, ip,
+              ticket, verified, override_unverified, dry_run, config, id_space,
+              corrections=corrections)
+
+
+@app.command("object")
+def object_(scope: ScopeOpt = None, email: Emails = None, phone: Phones = None,
+            customer_id: Customers = None, user_id: Users = None, name: Names = None,
+            ip: Ips = None, ticket: Ticket = None, verified: Verified = False,
+            override_unverified: Override = None, dry_run: DryRun = False,
+            id_space: IdSpaceOpt = None, config: ConfigOpt = None) -> None:
+    """Objection (Art. 21): stop processing for direct marketing (--scope marketing, the
+    default) or profiling in every system. Deletes nothing."""
+    _one_shot(RequestType.OBJECTION, email, phone, customer_id, user_id, name, ip, ticket,
+              verified, override_unverified, dry_run, config, id_space, scope=scope)
 
 
 @app.command()

@@ -64,6 +64,12 @@ Override = Annotated[
                                               "(kept encrypted; receipts show its hash)."),
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
+Corrections = Annotated[list[str] | None, typer.Option(
+    "--set", help="Rectification: a correct value, TYPE=VALUE with TYPE one of email, phone, "
+                  "name, address (repeatable).")]
+ScopeOpt = Annotated[str | None, typer.Option(
+    "--scope", help="Objection: the processing objected to, marketing (default) or "
+                    "profiling.")]
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -132,14 +138,29 @@ def _orchestrator(config: Path | None) -> Iterator[Orchestrator]:
 def _spec(rtype: RequestType, email: list[str] | None, phone: list[str] | None,
           customer_id: list[str] | None, user_id: list[str] | None, name: list[str] | None,
           ip: list[str] | None, ticket: str | None, verified: bool, override: str | None,
-          received: datetime | None = None, id_space: str | None = None) -> RequestSpec:
+          received: datetime | None = None, id_space: str | None = None,
+          corrections: list[str] | None = None, scope: str | None = None) -> RequestSpec:
     from .orchestrator import RequestSpec
 
     pairs = [_ident(t, v, id_space) for t, vs in (
         ("email", email), ("phone", phone), ("customer_id", customer_id), ("user_id", user_id),
         ("name", name), ("ip", ip)) for v in vs or ()]
     return RequestSpec(type=rtype, identifiers=tuple(pairs), ticket=ticket, verified=verified,
-                       override_unverified=override, received_at=received)
+                       override_unverified=override, received_at=received,
+                       corrections=_corrections(corrections), objection_scope=scope)
+
+
+def _corrections(items: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """``--set TYPE=VALUE`` options as pairs (validated by the orchestrator)."""
+    from .errors import UsageError
+
+    pairs = []
+    for item in items or ():
+        ctype, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError("--set takes TYPE=VALUE (e.g. --set email=new@example.org)")
+        pairs.append((ctype.strip().lower(), value))
+    return tuple(pairs)
 
 
 def _ident(itype: str, value: str, id_space: str | None) -> tuple[str, str] | tuple[str, str, str]:

@@ -8,7 +8,6 @@ to the ledger before and after it runs, so ``run`` resumes a killed run where it
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -30,7 +29,7 @@ from .ledger import Ledger, RequestRow, add_months, ledger_exists, utcnow
 from .models import Identifier, Policy, RequestType
 from .plugins import PluginHost
 from .shredding import Cipher, EpochKeys, RequestKeys
-from .state import KnownIdentifiers, TaskData
+from .state import KnownIdentifiers, RequestIntent, TaskData, request_blob
 from .systems import System, build_systems, check_system
 
 __all__ = ["Orchestrator", "PlanLine", "RequestSpec", "RunSummary"]
@@ -92,6 +91,19 @@ def _dedupe_key(keys: KeyRing, spec: RequestSpec, subject: str) -> str | None:
     if spec.ticket:
         return keys.digest("request", spec.type.value, spec.ticket, subject)
     return None
+
+
+def _intent(spec: RequestSpec) -> RequestIntent:
+    """A validated spec's corrections (normalised) and objection scope."""
+    from .models import Correction, ObjectionScope
+
+    if spec.type is RequestType.RECTIFICATION:
+        fixes = (Correction.parse(t, v) for t, v in spec.corrections)
+        return RequestIntent(corrections=tuple(dict.fromkeys((c.type.value, c.new)
+                                                             for c in fixes)))
+    if spec.type is RequestType.OBJECTION:
+        return RequestIntent(scope=(spec.objection_scope or ObjectionScope.MARKETING.value))
+    return RequestIntent()
 
 
 class Orchestrator:
@@ -176,10 +188,12 @@ class Orchestrator:
         idents = tuple(dict.fromkeys(
             spaces.for_request(Identifier.parse(i[0], i[1]), i[2] if len(i) > 2 else None)
             for i in spec.identifiers))
-        if (spec.type is RequestType.ERASURE and not spec.verified
-                and not spec.override_unverified and not dry_run):
+        # Erasing or correcting someone's data on an unchecked claim could be an attack
+        # (a changed email takes over an account); an objection only stops processing.
+        if (spec.type in (RequestType.ERASURE, RequestType.RECTIFICATION)
+                and not spec.verified and not spec.override_unverified and not dry_run):
             raise UsageError(
-                "refusing erasure: the subject's identity is not marked verified "
+                f"refusing {spec.type.value}: the subject's identity is not marked verified "
                 "(pass --verified once checked, or --override-unverified REASON)"
             )
         self._validate_intent(spec)
@@ -198,8 +212,10 @@ class Orchestrator:
             if not spec.corrections:
                 raise UsageError("a rectification needs at least one correction "
                                  "(e.g. --set email=new@example.org)")
-            for ctype, value in spec.corrections:
-                Correction.parse(ctype, value)
+            types = [Correction.parse(ctype, value).type for ctype, value in spec.corrections]
+            twice = sorted({t.value for t in types if types.count(t) > 1})
+            if twice:
+                raise UsageError(f"{', '.join(twice)} corrected twice: give one correct value")
         elif spec.corrections:
             raise UsageError(f"corrections (--set) belong to rectifications, not to "
                              f"{spec.type.value} requests")
@@ -258,7 +274,7 @@ class Orchestrator:
                     spec.override_unverified),
                 "received_at": received,
                 "due_at": add_months(received, 1),
-                "identifiers": cipher.encrypt(json.dumps(known.to_json()).encode()),
+                "identifiers": cipher.encrypt(request_blob(known, _intent(spec))),
                 "subject_digest": subject,
                 "dedupe_key": _dedupe_key(self.keys, spec, subject),
             })
@@ -337,7 +353,7 @@ class Orchestrator:
             plan_hash=None,
             identifiers=None, subject_digest=None, lease_owner=None, lease_until=None,
         )
-        work = Work(row=row, type=spec.type, known=known, tasks={
+        work = Work(row=row, type=spec.type, known=known, intent=_intent(spec), tasks={
             s: TaskWork(request_id="dry-run", system=s, stage=Stage.PENDING, outcome=None,
                         data=TaskData())
             for s in self.systems

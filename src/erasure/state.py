@@ -13,7 +13,10 @@ from typing import Any
 from .engine.expansion import Scoped, scoped_from_json, scoped_to_json
 from .models import Finding, Identifier, IdentifierType
 
-__all__ = ["KnownIdentifiers", "TaskData", "finding_from_json", "finding_to_json"]
+__all__ = [
+    "KnownIdentifiers", "RequestIntent", "TaskData", "finding_from_json", "finding_to_json",
+    "request_blob", "read_request_blob",
+]
 
 
 @dataclass
@@ -73,6 +76,44 @@ class KnownIdentifiers:
             if given:
                 known.given.add(scoped)
         return known
+
+
+@dataclass(frozen=True)
+class RequestIntent:
+    """What a request asks beyond its type: a rectification's corrections (normalised
+    ``(type, value)`` pairs: personal data) and an objection's scope. Held encrypted with
+    the request's identifiers and purged with them when the request ends."""
+
+    corrections: tuple[tuple[str, str], ...] = ()
+    scope: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.corrections:
+            out["corrections"] = [list(c) for c in self.corrections]
+        if self.scope is not None:
+            out["scope"] = self.scope
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RequestIntent:
+        return cls(tuple((t, v) for t, v in data.get("corrections", ())), data.get("scope"))
+
+
+def request_blob(known: KnownIdentifiers, intent: RequestIntent) -> bytes:
+    """What a request row's ``identifiers`` column holds (before encryption)."""
+    data = known.to_json()
+    if intent_json := intent.to_json():
+        data["intent"] = intent_json
+    return json.dumps(data).encode()
+
+
+def read_request_blob(blob: bytes | None) -> tuple[KnownIdentifiers, RequestIntent]:
+    """The identifiers and intent of a decrypted ``identifiers`` column (None: purged)."""
+    if blob is None:
+        return KnownIdentifiers(), RequestIntent()
+    data = json.loads(blob)
+    return KnownIdentifiers.from_json(data), RequestIntent.from_json(data.get("intent", {}))
 
 
 def finding_to_json(f: Finding) -> dict[str, Any]:

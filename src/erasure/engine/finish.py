@@ -15,7 +15,7 @@ from typing import Any
 from ..export import write_package
 from ..freetext import reason_hash
 from ..ledger import utcnow
-from ..models import Action
+from ..models import Action, RequestType
 from ..packages import new_password, sha256_of
 from .rules import worst
 from .steps import StepContext, Work
@@ -110,6 +110,12 @@ def _body(ctx: StepContext, w: Work, t: TaskWork, now: datetime) -> dict[str, An
         "received_at": w.row.received_at.isoformat(),
         "due_at": w.row.due_at.isoformat(),
     }
+    if w.type is RequestType.RECTIFICATION:
+        # The fields, never the values: the receipt outlives the request's data.
+        body["corrections"] = t.summary.corrections
+        body["corrections_refused"] = t.summary.corrections_refused
+    if w.type is RequestType.OBJECTION:
+        body["objection_scope"] = w.intent.scope
     if t.summary.confirmation is not None:
         body["confirmation"] = t.summary.confirmation
     if t.summary.told_at is not None:

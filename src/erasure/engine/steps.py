@@ -28,6 +28,7 @@ from ..models import (
     Subject,
 )
 from ..systems import CallResult, System, fan_out
+from . import rights
 from .find import find
 from .isolation import run_isolated
 from .rules import capability_for
@@ -69,6 +70,8 @@ def start_acting(ctx: StepContext, works: Sequence[Work], now: float) -> None:
                 t.fail(f"connector {system.config.connector!r} cannot {action.value}",
                        "unsupported")
                 t.move(Stage.DONE, "not supported", outcome=Outcome.NOT_COVERED.value)
+            elif action is Action.RECTIFY and not rights.start_rectifying(w, t):
+                continue  # nothing it may correct here: done (refused for review, or none)
             else:
                 t.move(Stage.ACTING, action.value)
 
@@ -95,52 +98,71 @@ def act(ctx: StepContext, works: Sequence[Work], now: float) -> None:
 
 #: Within a system, exports go first: a person who asks for access and erasure in one
 #: batch gets a package of what there was, then the erasure.
-_ACTION_ORDER = [Action.EXPORT, Action.RESTRICT, Action.ANONYMISE, Action.DELETE]
+_ACTION_ORDER = [Action.EXPORT, Action.RESTRICT, Action.OBJECT, Action.RECTIFY,
+                 Action.ANONYMISE, Action.DELETE]
 
 
 def _act_system(ctx: StepContext, name: str,
                 by_action: dict[Action, list[tuple[Work, TaskWork]]], now: float) -> None:
     """One system's actions, one action at a time (one thread per system)."""
-    system = ctx.systems[name]
     for action in sorted(by_action, key=_ACTION_ORDER.index):
-        pairs = by_action[action]
-        by_req = {w.row.id: (w, t) for w, t in pairs}
-        groups = []
-        for w, t in pairs:
-            if action is Action.EXPORT:
-                t.data.records = []  # a resumed export starts over: no record twice
-            todo = sorted(ref for ref in t.data.actionable if ref not in t.data.handles)
-            if todo:
-                groups.append((w.row.id, [t.data.findings[ref] for ref in todo]))
-        due = {rid: w.row.due_at for rid, (w, _t) in by_req.items()}
-        results = run_isolated(partial(_act_once, system, action, due), groups,
-                               limit(ctx, name), lambda v: v.finding.subject)
-        for rid, (w, t) in by_req.items():
-            res = results.get(rid, CallResult())
-            t.attempt(action.value, res.attempts)
-            _record(t, res.values)
-            if action is Action.EXPORT:
-                if t.summary.exported_at is None:
-                    t.summary.exported_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-            if res.error and res.error_kind == "transient":
-                failed_call(ctx, w, t, res, now, step=action.value)
-            elif _stale(t):
-                _find_again(t)
-            else:
-                if res.error:
-                    t.fail(res.error, res.error_kind or "permanent")
-                    t.summary.failed_at = Stage.ACTING.value
-                _after_action(ctx, w, t, now)
+        for pairs in rights.calls_apart(action, by_action[action]):
+            _act_pairs(ctx, name, action, pairs, now)
 
 
-def _act_once(system: System, action: Action, due: dict[str, Any], batch: list[Finding]
-              ) -> CallResult:
-    """One connector call of ``action`` over ``batch`` (items retried alone when transient)."""
+def _act_pairs(ctx: StepContext, name: str, action: Action,
+               pairs: list[tuple[Work, TaskWork]], now: float) -> None:
+    """One action over tasks whose requests may share a call."""
+    system = ctx.systems[name]
+    by_req = {w.row.id: (w, t) for w, t in pairs}
+    groups = []
+    for w, t in pairs:
+        if action is Action.EXPORT:
+            t.data.records = []  # a resumed export starts over: no record twice
+        todo = sorted(ref for ref in t.data.actionable if ref not in t.data.handles)
+        if todo:
+            groups.append((w.row.id, [t.data.findings[ref] for ref in todo]))
+    due = {rid: w.row.due_at for rid, (w, _t) in by_req.items()}
+    how = rights.call_arguments(action, [w for w, _t in pairs])
+    results = run_isolated(partial(_act_once, system, action, due, how), groups,
+                           limit(ctx, name), lambda v: v.finding.subject)
+    for rid, (w, t) in by_req.items():
+        res = results.get(rid, CallResult())
+        t.attempt(action.value, res.attempts)
+        _record(t, res.values)
+        if action is Action.EXPORT and t.summary.exported_at is None:
+            t.summary.exported_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+        if res.error and res.error_kind == "transient":
+            failed_call(ctx, w, t, res, now, step=action.value)
+        elif res.error_kind == "unsupported" and action in (Action.RECTIFY, Action.OBJECT):
+            # The system cannot do it (no field for an address, no opt-out for profiling):
+            # not covered, with the connector's reason on the receipt.
+            t.fail(res.error or "not supported", "unsupported")
+            t.move(Stage.DONE, "not supported", outcome=Outcome.NOT_COVERED.value)
+        elif _stale(t):
+            _find_again(t)
+        else:
+            if res.error:
+                t.fail(res.error, res.error_kind or "permanent")
+                t.summary.failed_at = Stage.ACTING.value
+            _after_action(ctx, w, t, now)
+
+
+def _act_once(system: System, action: Action, due: dict[str, Any], how: dict[str, Any],
+              batch: list[Finding]) -> CallResult:
+    """One connector call of ``action`` over ``batch`` (items retried alone when transient).
+    ``how``: per request, a rectification's corrections or an objection's scope."""
     subjects = {f.subject for f in batch}
     context = system.context(action.value, subjects,
                              due={s: due[s] for s in subjects if s in due})
     if action is Action.EXPORT:
         return system.call(lambda c: c.export(batch), context)
+    if action is Action.RECTIFY:
+        return system.call_items(lambda c, fs: c.rectify(fs, [
+            fix for s in sorted({f.subject for f in fs}) for fix in how[s]]), batch, context)
+    if action is Action.OBJECT:
+        (scope,) = {how[s] for s in subjects}  # calls_apart: one scope per call
+        return system.call_items(lambda c, fs: c.object_to(fs, scope), batch, context)
     return system.call_items(_ITEM_FN[action], batch, context)
 
 
@@ -339,9 +361,11 @@ def _poll_system(ctx: StepContext, name: str, pairs: list[tuple[Work, TaskWork]]
 
 def verify(ctx: StepContext, works: Sequence[Work], now: float) -> None:
     """After delete or anonymise, read the acted items back by id (where the connector can)
-    and find again: anything left is residue, never success."""
+    and find again: anything left is residue, never success. Rectifications first (their
+    own check: :func:`.rights.verify_rectified`)."""
     spaces = ctx.config.id_spaces
     todo: dict[str, list[Work]] = defaultdict(list)
+    rights.verify_rectified(ctx, works, now)
     for w in works:
         for name, t in w.tasks.items():
             if t.stage is Stage.VERIFYING and t.due(now):

@@ -111,6 +111,9 @@ class TaskSummary:
     #: a processor's confirmation (``erasure confirm``): its reference, and when (epoch s)
     confirmation: str | None = None
     confirmed_at: float | None = None
+    #: a rectification's corrected fields, and those refused for review (names only)
+    corrections: list[str] = field(default_factory=list)
+    corrections_refused: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The fields that differ from their defaults."""

@@ -6,14 +6,14 @@ from __future__ import annotations
 import calendar
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
 from ..keys import KeyRing
 from ..ledger import RequestRow
 from ..models import ItemStatus, Outcome, RequestType, Subject
-from ..state import KnownIdentifiers
+from ..state import KnownIdentifiers, RequestIntent
 from ..systems import CallResult, System
 from .isolation import run_isolated
 from .rules import Rule, rule_for
@@ -43,6 +43,8 @@ class Work:
     type: RequestType
     known: KnownIdentifiers
     tasks: dict[str, TaskWork]
+    #: a rectification's corrections, an objection's scope
+    intent: RequestIntent = field(default_factory=RequestIntent)
 
     def rule(self, ctx: StepContext, system: str) -> Rule:
         return rule_for(self.type, ctx.systems[system].config.policy)

@@ -8,7 +8,6 @@ it, so every task change reaches the ``erasure_task_changed`` hook the same way.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from ..models import RequestType
 from ..plugins import PluginHost
 from ..receipts import Receipt
 from ..shredding import RequestKeys
-from ..state import KnownIdentifiers, TaskData
+from ..state import TaskData, read_request_blob, request_blob
 from .tasks import TRANSITIONS, Stage, TaskSummary, TaskWork
 from .work import Work
 
@@ -72,10 +71,10 @@ class TaskWriter:
             task.saved = (task.stage, t.outcome, t.not_before, t.summary, state)
         works = []
         for r in rows:
-            known = (KnownIdentifiers() if r.identifiers is None else
-                     KnownIdentifiers.from_json(json.loads(
-                         ciphers.decrypt(r.id, r.identifiers))))
-            works.append(Work(row=r, type=RequestType(r.type), known=known, tasks=tasks[r.id]))
+            known, intent = read_request_blob(
+                None if r.identifiers is None else ciphers.decrypt(r.id, r.identifiers))
+            works.append(Work(row=r, type=RequestType(r.type), known=known, tasks=tasks[r.id],
+                              intent=intent))
         return works
 
     def save(self, works: Sequence[Work], *, identifiers: bool = False,
@@ -132,7 +131,7 @@ class TaskWriter:
             row: dict[str, Any] = {"id": w.row.id,
                                    "not_before": None if due_now else next_due(w)}
             if identifiers:
-                row["identifiers"] = enc(w.row.id, json.dumps(w.known.to_json()).encode())
+                row["identifiers"] = enc(w.row.id, request_blob(w.known, w.intent))
             request_rows.append(row)
         self.ledger.save_tasks(conn, task_rows, events)
         self.ledger.set_requests(conn, request_rows)  # one shape: the same keys in each row
