@@ -12,7 +12,7 @@ from erasure_zendesk import ZendeskConnector
 from erasure_zendesk.testing import FakeZendesk
 from zendesk_fixtures import HostDriven, settings
 
-from erasure import Finding, IdentifierType, Subject
+from erasure import Finding, IdentifierType, ObjectionScope, Subject
 from erasure.testing import ConnectorContract, Seeded
 
 T = IdentifierType
@@ -45,5 +45,17 @@ class TestZendeskContract(ConnectorContract):
             kind, ident = f.ref.split("/")
             item = (store.users if kind == "user" else store.tickets)[int(ident)]
             if "erasure-restricted" in item["tags"]:
+                out.add(f.ref)
+        return out
+
+    def objected(self, connector: ZendeskConnector, findings: Sequence[Finding],
+                 scope: ObjectionScope) -> set[str]:
+        # the scope's tag on the user; a ticket follows its requester (as agents read it)
+        store, out = self.fake.store, set()
+        tag = f"erasure-objection-{scope.value}"
+        for f in findings:
+            kind, ident = f.ref.split("/")
+            uid = int(ident) if kind == "user" else store.tickets[int(ident)]["requester_id"]
+            if tag in store.users[uid]["tags"]:
                 out.add(f.ref)
         return out

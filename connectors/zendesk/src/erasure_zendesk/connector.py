@@ -8,9 +8,11 @@ from collections.abc import Iterator, Sequence
 from erasure import (
     Capability,
     Connector,
+    Correction,
     Finding,
     IdentifierType,
     ItemOutcome,
+    ObjectionScope,
     Record,
     Subject,
 )
@@ -20,6 +22,7 @@ from .erase import Eraser
 from .exporting import Exporter, Lookup
 from .locate import Locator
 from .restrict import Restrictor
+from .rights import Rights
 from .settings import ZendeskSettings
 
 __all__ = ["ZendeskConnector"]
@@ -55,7 +58,8 @@ class ZendeskConnector(Connector):
     version = "0.1.0"
     Settings = ZendeskSettings
     capabilities = frozenset({Capability.FIND, Capability.EXPORT, Capability.DELETE,
-                              Capability.RESTRICT, Capability.LOOKUP})
+                              Capability.RESTRICT, Capability.LOOKUP, Capability.RECTIFY,
+                              Capability.OBJECT})
     identifier_types = frozenset({IdentifierType.EMAIL, IdentifierType.PHONE,
                                   IdentifierType.USER_ID})
     #: job statuses usually finish within seconds; the host polls this often
@@ -70,6 +74,7 @@ class ZendeskConnector(Connector):
         self._exporter = Exporter(self.client)
         self._lookup = Lookup(self.client, settings)
         self._restrictor = Restrictor(self.client, settings)
+        self._rights = Rights(self.client, settings)
 
     def check(self) -> None:
         """The credentials work and reach an agent (``GET /users/me``)."""
@@ -94,6 +99,14 @@ class ZendeskConnector(Connector):
 
     def restrict(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
         return iter(self._restrictor.restrict(findings) if findings else [])
+
+    def rectify(self, findings: Sequence[Finding], corrections: Sequence[Correction]
+                ) -> Iterator[ItemOutcome]:
+        return iter(self._rights.rectify(findings, corrections) if findings else [])
+
+    def object_to(self, findings: Sequence[Finding], scope: ObjectionScope
+                  ) -> Iterator[ItemOutcome]:
+        return iter(self._rights.object_to(findings, scope) if findings else [])
 
     def discover(self) -> str:
         from .discover import discover

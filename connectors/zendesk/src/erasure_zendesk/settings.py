@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from erasure import ConnectorSettings
+from erasure import ConnectorSettings, ObjectionScope
 
 __all__ = ["ZendeskSettings"]
 
@@ -46,8 +46,9 @@ class ZendeskSettings(ConnectorSettings):
     #: what ``restrict`` does to the user: add ``restrict_tag`` and/or suspend
     restrict_with: list[Literal["tag", "suspend"]] = Field(default=["tag"], min_length=1)
     restrict_tag: str = "erasure-restricted"
-    #: the tag an objection (Art. 21) adds
-    objection_tag: str = "erasure-objection"
+    #: the tag an objection (Art. 21) adds to the user, per scope it can honour
+    #: (``marketing``, ``profiling``); a scope left out is reported not covered
+    objection_tags: dict[str, str] = {"marketing": "erasure-objection-marketing"}
     #: values per search query (``email:"a" email:"b"`` ...), kept under URL limits
     search_batch: int = Field(default=20, ge=1, le=50)
     timeout: float = Field(default=30.0, gt=0, le=300)
@@ -71,11 +72,24 @@ class ZendeskSettings(ConnectorSettings):
             raise ValueError("url takes no query, fragment or credentials")
         return value.rstrip("/")
 
-    @field_validator("restrict_tag", "objection_tag")
+    @field_validator("restrict_tag")
     @classmethod
     def _tag(cls, value: str) -> str:
         if not _TAG.match(value):
             raise ValueError("invalid tag (lower-case letters, digits, _ - / only)")
+        return value
+
+    @field_validator("objection_tags")
+    @classmethod
+    def _objection_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        scopes = {s.value for s in ObjectionScope}
+        for scope, tag in value.items():
+            if scope not in scopes:
+                raise ValueError(f"objection_tags: unknown scope {scope!r} "
+                                 f"(known: {', '.join(sorted(scopes))})")
+            if not _TAG.match(tag):
+                raise ValueError("objection_tags: invalid tag (lower-case letters, digits, "
+                                 "_ - / only)")
         return value
 
     @model_validator(mode="after")
