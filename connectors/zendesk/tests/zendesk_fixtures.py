@@ -88,12 +88,14 @@ def make_orch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     made: list[Orchestrator] = []
     sleeps: list[float] = []
 
-    def make(fake: FakeZendesk, **system: Any) -> Orchestrator:
-        config = {"erasure": {"state_dir": str(tmp_path / "state")},
+    def make(fake: FakeZendesk, *, plugins: tuple[Any, ...] = (), **system: Any
+             ) -> Orchestrator:
+        config = {"erasure": {"state_dir": str(tmp_path / "state"),
+                              "retry": {"initial_wait": 0.0, "max_wait": 0.0}},
                   "systems": {"helpdesk": {"connector": "zendesk", "url": fake.url,
                                            "email": EMAIL,
                                            "token": {"env": "ZD_TEST_TOKEN"}, **system}}}
-        host = PluginHost.load()
+        host = PluginHost.load(extra_plugins=plugins)
         cfg = parse_config(config, known_connectors={
             n: host.registry.get(n) for n in host.registry.names()})
         orch = Orchestrator(cfg, host, sleep=sleeps.append)

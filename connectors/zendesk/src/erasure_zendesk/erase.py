@@ -223,13 +223,16 @@ class Eraser:
             (ok if good and job.get("status") == "completed" else failed).append(f)
         out = [ItemOutcome(f, S.FAILED, error="zendesk job failed for the ticket")
                for f in failed]
-        if failed:
-            return out + [ItemOutcome(f, S.FAILED, error="kept: a ticket of the user "
-                                      "could not be deleted") for f in user_fs]
+        # a user whose ticket could not be deleted is kept: a retry finds the ticket by it
+        kept = [ItemOutcome(f, S.FAILED, error="kept: a ticket of the user could not be "
+                            "deleted") for f in user_fs] if failed else []
         if phase == "delete" and ok:
             new = self._purge(job_id, [ref_id(f) for f in ok], uid, users)
-            return out + [ItemOutcome(f, S.PENDING, handle=new) for f in ok + user_fs]
+            waiting = ok + ([] if failed else user_fs)
+            return out + kept + [ItemOutcome(f, S.PENDING, handle=new) for f in waiting]
         out += [ItemOutcome(f, S.DONE) for f in ok]
+        if failed:
+            return out + kept
         return out + [self._delete_user(f) for f in user_fs]
 
     def _purge(self, delete_job: str, ids: list[int], uid: int,

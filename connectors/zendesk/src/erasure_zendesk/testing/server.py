@@ -118,6 +118,8 @@ class FakeZendesk:
         self.faults = faults or Faults()
         self.email, self.token, self.oauth_token = email, token, oauth_token
         self.counts: Counter[str] = Counter()
+        #: faults served, by status ("429", "503")
+        self.faults_answered: Counter[str] = Counter()
         self._count_lock = threading.Lock()
         self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
         self._install_routes()
@@ -208,6 +210,7 @@ class FakeZendesk:
         with self.store.lock:
             fault = self._fault()
             if fault is not None:
+                self.faults_answered[str(fault[0])] += 1
                 return fault
             try:
                 body = json.loads(raw) if raw else None
@@ -221,6 +224,7 @@ class FakeZendesk:
                 return exc.status, exc.body, {}
             if self.faults.after_commit[name] > 0:
                 self.faults.after_commit[name] -= 1
+                self.faults_answered["503"] += 1
                 return 503, {"error": "ServiceUnavailable"}, {"Retry-After": "1"}
             return status, out, {}
 
