@@ -148,6 +148,26 @@ URL_FORMS = [
     "redis://:S3cret@127.0.0.1:6379/0",
     "amqp://guest:S3cret@127.0.0.1:5672/",
     "imaps://archive:S3cret@mail.example.com",
+    # percent-encoded, padded (issue 20, item 8)
+    "postgresql+psycopg://db.internal/erasure?pass%77ord=S3cret",
+    "postgresql+psycopg://db.internal/erasure?pass%2577ord=S3cret",  # encoded twice
+    "postgresql+psycopg://db.internal/erasure?%70assword=S3cret",
+    "postgresql+psycopg://db.internal/erasure?sslmode=require%26password%3DS3cret",
+    " postgresql+psycopg://app:S3cret@db.internal/erasure",
+    "postgresql+psycopg://app:S3cret@db.internal/erasure  ",
+    "\tredis://:S3cret@127.0.0.1:6379/0",
+    "https://api.example.com/v2?tok%65n=S3cret",
+]
+# libpq and ODBC connection strings (key=value pairs), in the ways libpq accepts them
+CONNECTION_STRINGS = [
+    "host=db.internal user=app password=S3cret dbname=erasure",
+    "host=db.internal password = S3cret",
+    "host=db.internal password='S3cret with spaces'",
+    "  dbname=erasure sslpassword=S3cret  ",
+    "password=S3cret",
+    "Server=db;Database=erasure;Uid=app;Pwd=S3cret;",
+    "Driver={ODBC Driver 18};Server=db;PWD={S3;cret}",
+    "Data Source=db;User Id=app;Password=S3cret",
 ]
 KEY_FORMS = ["password", "api_key", "apikey", "token", "access_key", "secret_access_key",
              "client_secret", "private_key", "hash_key", "session_token", "credentials"]
@@ -161,6 +181,28 @@ def test_every_url_form_of_an_inline_password_is_refused(url: str) -> None:
     assert any(p.startswith("systems.db.url: URL contains a password")
                for p in exc.value.problems), exc.value.problems
     assert "S3cret" not in str(exc.value.problems)
+
+
+@pytest.mark.parametrize("dsn", CONNECTION_STRINGS)
+def test_a_connection_string_with_a_password_is_refused(dsn: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"systems": {"db": {"connector": "memory", "dsn": dsn}}},
+                     known_connectors=known(), env={})
+    assert any(p.startswith("systems.db.dsn: connection string contains a password")
+               for p in exc.value.problems), exc.value.problems
+    assert "S3cret" not in str(exc.value.problems)
+
+
+@pytest.mark.parametrize("value", [
+    "host=db.internal user=app dbname=erasure sslmode=require",
+    "host=db.internal password=",  # libpq: no password given
+    "status = 'active' and password = ''",
+    "SELECT id FROM users WHERE password_hash IS NULL",
+    "notes on the token = not a secret, just words",
+])
+def test_key_value_text_without_a_secret_passes(value: str) -> None:
+    parse_config({"systems": {"db": {"connector": "memory", "path": value}}},
+                 known_connectors=known(), env={})
 
 
 @pytest.mark.parametrize("key", KEY_FORMS)

@@ -127,6 +127,8 @@ def _edit(data: dict[str, Any], how: str) -> dict[str, Any]:
     elif how == "last 5 cut off, head signed by another key":
         del r[-5:]
         _resign_head(d, Ed25519PrivateKey.generate().sign)
+    elif how == "outer seq edited":  # beside the body, so no hash covers it
+        r[3]["seq"] = 5
     elif how == "receipt body edited, full_chain flag":
         d["full_chain"] = False
         r[3]["body"]["outcome"] = "completed" if r[3]["body"]["outcome"] != "completed" else "x"
@@ -145,6 +147,7 @@ EDITS = {
     "last 5 cut off, head forged": "chain head: signature does not verify",
     "last 5 cut off, head signed by another key": "chain head: signature does not verify",
     "receipt body edited, full_chain flag": "receipt 4: body does not match its hash",
+    "outer seq edited": "receipt 4: sequence number differs from its body",
 }
 
 
@@ -280,7 +283,7 @@ def doc_verifier() -> str:
 
 def test_the_documented_verifier_is_short_and_needs_only_cryptography() -> None:
     code = doc_verifier()
-    assert len(code.splitlines()) <= 50
+    assert len(code.splitlines()) <= 56  # README.md says "a 56-line verifier"
     imported = set()
     for node in ast.walk(ast.parse(code)):
         if isinstance(node, ast.Import):
@@ -373,3 +376,84 @@ def test_two_runners_on_postgresql_leave_one_chain_with_its_heads(make_orch, mon
     assert verdict.ok, verdict.problems
     first.close()
     second.close()
+
+
+# malformed input: one line and a non-zero exit from both verifiers, never a traceback ----
+
+def _malformed(chain: Chain) -> dict[str, bytes]:
+    def edited(change: Callable[[dict[str, Any]], Any]) -> bytes:
+        d = copy.deepcopy(chain.full)
+        change(d)
+        return json.dumps(d).encode()
+
+    def receipt(n: int, **fields: Any) -> Callable[[dict[str, Any]], Any]:
+        return lambda d: d["receipts"][n].update(fields)
+
+    def head_body(**fields: Any) -> Callable[[dict[str, Any]], Any]:
+        return lambda d: d["head"]["body"].update(fields)
+
+    return {
+        "empty file": b"",
+        "not JSON": b'{"receipts": [',
+        "not UTF-8": b"\xff\xfe\x00{}",
+        "a JSON list": b"[]",
+        "receipts not a list": b'{"receipts": "all of them"}',
+        "receipts of numbers": b'{"receipts": [1, 2, 3]}',
+        "nested too deep": b"[" * 100_000 + b"]" * 100_000,
+        "receipt without body": edited(lambda d: d["receipts"][0].pop("body")),
+        "receipt body a list": edited(receipt(0, body=[1, 2])),
+        "hash a number": edited(receipt(1, hash=12345)),
+        "signature not base64": edited(receipt(2, signature="not base64 !!")),
+        "signature a list": edited(receipt(2, signature=["x"])),
+        "outer seq a string": edited(receipt(0, seq="1")),
+        "head a string": edited(lambda d: d.update(head="chain head: 12 abc")),
+        "head without body": edited(lambda d: d["head"].pop("body")),
+        "head count missing": edited(lambda d: d["head"]["body"].pop("count")),
+        "head count true": edited(head_body(count=True)),
+    }
+
+
+def test_a_malformed_file_fails_in_one_line_in_both_verifiers(chain: Chain,
+                                                              tmp_path: Path) -> None:
+    import subprocess
+
+    script = tmp_path / "verify_receipts.py"
+    script.write_text(doc_verifier(), encoding="utf-8")
+    cases = _malformed(chain)
+    paths = {}
+    for n, (name, data) in enumerate(cases.items()):
+        paths[name] = tmp_path / f"malformed-{n}.json"
+        paths[name].write_bytes(data)
+    tool = run_many(*[["receipts", "verify", "--file", str(p), "--public-key", chain.key]
+                      for p in paths.values()])
+    for name, proc in zip(cases, tool, strict=True):
+        assert proc.returncode in (1, 2) and len(error_lines(proc)) == 1, (name, describe(proc))
+        assert "Traceback" not in proc.stderr and "OK" not in proc.stdout, name
+    bad_args = [[str(paths["not JSON"])], [str(tmp_path / "missing.json"), chain.key],
+                [str(paths["empty file"]), "not a key"]]
+    for name, args in [*((n, [str(p), chain.key]) for n, p in paths.items()),
+                       *((f"arguments {a}", a) for a in bad_args)]:
+        proc = subprocess.run([sys.executable, "-I", str(script), *args],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode != 0 and proc.stdout == "", (name, describe(proc))
+        assert len(proc.stderr.splitlines()) == 1, (name, describe(proc))
+        assert proc.stderr.startswith("FAILED: "), (name, describe(proc))
+
+
+def test_both_verifiers_read_an_expected_head_the_same_way(chain: Chain,
+                                                            tmp_path: Path) -> None:
+    import subprocess
+
+    script = tmp_path / "verify_receipts.py"
+    script.write_text(doc_verifier(), encoding="utf-8")
+    path = _write(tmp_path, "full", chain.full)
+    (n8, h8), (n12, h12) = chain.heads
+    heads = {f"chain head: {n12} {h12}": True, f"{n8} {h8.upper()}": True, h8: True,
+             f"{n8 + 1} {h8}": False, f"0 {h8}": False, "0" * 64: False, h8[:40]: False}
+    for head, ok in heads.items():
+        docs = subprocess.run([sys.executable, "-I", str(script), str(path), chain.key, head],
+                              capture_output=True, text=True, timeout=60)
+        tool = run_cli("receipts", "verify", "--file", str(path), "--public-key", chain.key,
+                       "--expect-head", head)
+        assert (docs.returncode == 0, tool.returncode == 0) == (ok, ok), (head, describe(docs),
+                                                                         describe(tool))

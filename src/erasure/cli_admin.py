@@ -105,7 +105,7 @@ def receipts_verify(
                 _fail("--public-key is needed with --file (the key in the file proves nothing)")
             try:
                 data = json.loads(file.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, RecursionError) as exc:  # nested too deep
                 _fail(f"cannot read receipts file {file}: {exc}")
         else:
             with _orchestrator(config) as orch:

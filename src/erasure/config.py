@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from pydantic import (
     BaseModel,
@@ -52,6 +53,14 @@ _URL_WITH_PASSWORD = re.compile(
     r"[a-z_.-]*(?:password|passwd|pwd|secret|token|api_?key|access_?key|signature|auth)"
     r"=[^&;#\s]+)",
     re.IGNORECASE)
+# One key=value pair of a libpq or ODBC connection string ("host=db user=app password=x",
+# "Server=db;Uid=app;Pwd={x};"): a value is bare, 'quoted' or {braced}; pairs are
+# separated by spaces or semicolons. Read pair by pair (no backtracking across pairs).
+_KEY_VALUE_PAIR = re.compile(
+    r"\s*([A-Za-z_][\w.-]*(?: [A-Za-z_][\w.-]*)?)\s*=\s*"
+    r"('(?:[^'\\]|\\.)*'|\{[^}]*\}|[^\s;'{]*)\s*;?")
+_SECRET_PAIR_KEY = re.compile(
+    r"[a-z_]*(?:password|passwd|pwd|secret|token|api_?key|access_?key)", re.IGNORECASE)
 _SYSTEM_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 # Keys of a [systems.X] section that belong to the host, not the connector's Settings.
 HOST_KEYS = ("connector", "policy", "reason", "enabled", "max_attempts")
@@ -191,13 +200,44 @@ def _resolve(value: Any, where: str, problems: list[str], env: Mapping[str, str]
                 f'{where}: secrets must be given as {{ env = "NAME" }} references, not inline'
             )
             return None
-        if _URL_WITH_PASSWORD.match(value):
+        kind = _inline_password(value, connection_string=not in_mapping)
+        if kind is not None:
             problems.append(
-                f"{where}: URL contains a password; put the whole URL in an env variable and "
-                f'write {{ env = "NAME" }}'
+                f"{where}: {kind} contains a password; put the whole {kind} in an env variable "
+                f'and write {{ env = "NAME" }}'
             )
             return None
     return value
+
+
+def _inline_password(value: str, *, connection_string: bool = True) -> str | None:
+    """"URL" for a URL with a password, also percent-encoded (``?pass%77ord=``) or padded
+    with spaces; "connection string" (``connection_string``) for libpq/ODBC key=value pairs
+    with one; None when neither."""
+    text = value.strip()
+    for _ in range(3):  # %2577 is %77 once decoded: decode while it changes
+        if _URL_WITH_PASSWORD.match(text):
+            return "URL"
+        if connection_string and _connection_string_secret(text):
+            return "connection string"
+        decoded = unquote(text).strip()
+        if decoded == text:
+            return None
+        text = decoded
+    return None
+
+
+def _connection_string_secret(text: str) -> bool:
+    """``text`` is key=value pairs only, and one names a secret with a value."""
+    pos, secret = 0, False
+    while pos < len(text):
+        pair = _KEY_VALUE_PAIR.match(text, pos)
+        if pair is None:
+            return False
+        secret |= (_SECRET_PAIR_KEY.fullmatch(pair[1]) is not None
+                   and pair[2] not in ("", "''", "{}"))
+        pos = pair.end()
+    return secret
 
 
 def _pydantic_problems(section: str, exc: ValidationError) -> list[str]:

@@ -1,7 +1,9 @@
 """Access and portability packages: one zip per request, readable by a person and a machine.
 
 The zip holds ``<system>.json`` per system, ``<system>/<kind>.csv`` per record type and an
-``index.html`` summary. It is written with 0600 permissions, atomically.
+``index.html`` summary. It is written with 0600 permissions, atomically. A CSV cell (or
+header) that a spreadsheet would run as a formula gets a leading ``'`` (:func:`csv_cell`);
+the JSON files keep every value exactly.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from .files import private_dir
 
-__all__ = ["FILES_KEY", "json_safe", "write_package"]
+__all__ = ["FILES_KEY", "csv_cell", "json_safe", "write_package"]
 
 #: A record's key holding files for the package, ``{name: base64 content}`` (a connector's
 #: original items, e.g. messages as .eml); they are written to ``<system>/<kind>/<name>``
@@ -39,6 +41,19 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple | set):
         return [json_safe(v) for v in value]
     return str(value)
+
+
+#: what makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection"); a value
+#: is personal data that anyone may have typed, e.g. ``=HYPERLINK("http://evil", "x")``
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text: a string beginning with a formula
+    prefix gets a leading ``'``; numbers, booleans and other strings are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+        return "'" + value
+    return value
 
 
 def _safe_name(name: str) -> str:
@@ -103,13 +118,12 @@ def write_package(
                 summary.append((system, kind, len(rows)))
                 columns = sorted({k for row in rows for k in row})
                 out = io.StringIO()
-                writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
-                writer.writeheader()
+                writer = csv.writer(out)
+                writer.writerow([csv_cell(c) for c in columns])
                 for row in rows:
-                    writer.writerow({
-                        k: json.dumps(v) if isinstance(v, dict | list) else v
-                        for k, v in row.items()
-                    })
+                    cells = (row.get(k) for k in columns)
+                    writer.writerow([csv_cell(json.dumps(v) if isinstance(v, dict | list) else v)
+                                     for v in cells])
                 zf.writestr(f"{_safe_name(system)}/{_safe_name(kind)}.csv", out.getvalue())
         zf.writestr("index.html", _index_html(request_id, request_type, summary,
                                               records_by_system, generated_at))
