@@ -25,9 +25,9 @@ from pydantic import (
     model_validator,
 )
 
-from .engine.expansion import GLOBAL_TYPES, IdSpace, IdSpaces
 from .errors import ConfigError
 from .freetext import DEFAULT_TICKET_PATTERN
+from .idspaces import GLOBAL_TYPES, IdSpace, IdSpaces
 from .models import IdentifierType, Policy
 
 __all__ = [

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from .dates import months_before
 from .errors import CapabilityNotSupported
 from .models import (
     Capability,
@@ -33,17 +34,6 @@ __all__ = [
 #: ``Finding.subject`` of the findings of a retention sweep (:meth:`Connector.expired`):
 #: they belong to nobody
 RETENTION_SUBJECT = "retention"
-
-
-def months_before(when: datetime, months: int) -> datetime:
-    """The same day ``months`` earlier, clamped to the month's end (31 Mar - 1 = 28/29 Feb):
-    the cutoff of a retention of ``months``."""
-    import calendar
-
-    month0 = when.month - 1 - months
-    year, month = when.year + month0 // 12, month0 % 12 + 1
-    return when.replace(year=year, month=month,
-                        day=min(when.day, calendar.monthrange(year, month)[1]))
 
 
 #: ``Finding.kind`` of a verification finding outside the connector's mapping (see

@@ -15,26 +15,19 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .engine.work import StepContext, Work
     from .ledger import Ledger
 
-__all__ = ["drop_for_subject", "expire", "new_password", "package_row", "subject_hashes"]
+__all__ = ["drop_for_subject", "expire", "new_password", "sha256_of"]
 
 
 def new_password() -> str:
     """A password for one package (shown once, never stored)."""
     return secrets.token_urlsafe(18)
-
-
-def subject_hashes(ctx: StepContext, w: Work) -> list[str]:
-    """Keyed hashes of the request's strong identifiers (scoped to their id space)."""
-    return sorted({ctx.keys.digest("package", s.ident.type.value, s.space or "",
-                                   s.ident.value) for s in w.known.strong()})
 
 
 def sha256_of(path: Path) -> str:
@@ -43,15 +36,6 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def package_row(ctx: StepContext, w: Work, path: Path, digest: str,
-                now: datetime) -> dict[str, Any]:
-    """The ledger row of a package just written."""
-    return {"request_id": w.row.id, "file": path.name, "sha256": digest, "made_at": now,
-            "expires_at": now + timedelta(days=ctx.host.package_days),
-            "subjects": json.dumps(subject_hashes(ctx, w)), "deleted_at": None,
-            "deleted_why": None}
 
 
 def _remove(folder: Path, rows: list[dict[str, Any]]) -> list[str]:

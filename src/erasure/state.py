@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine.expansion import Scoped, scoped_from_json, scoped_to_json
+from .idspaces import Scoped, scoped_from_json, scoped_to_json
 from .models import Finding, Identifier, IdentifierType
 
 __all__ = [

@@ -7,8 +7,9 @@ transaction as the request's end.
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from .rules import worst
 from .steps import StepContext, Work
 from .tasks import TaskWork
 
-__all__ = ["package", "receipt_bodies", "request_outcome"]
+__all__ = ["package", "package_row", "receipt_bodies", "request_outcome", "subject_hashes"]
 
 
 def package(ctx: StepContext, w: Work) -> tuple[Path, str, str | None] | None:
@@ -136,3 +137,18 @@ def _iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+def subject_hashes(ctx: StepContext, w: Work) -> list[str]:
+    """Keyed hashes of the request's strong identifiers (scoped to their id space)."""
+    return sorted({ctx.keys.digest("package", s.ident.type.value, s.space or "",
+                                   s.ident.value) for s in w.known.strong()})
+
+
+def package_row(ctx: StepContext, w: Work, path: Path, digest: str,
+                now: datetime) -> dict[str, Any]:
+    """The ledger row of a package just written."""
+    return {"request_id": w.row.id, "file": path.name, "sha256": digest, "made_at": now,
+            "expires_at": now + timedelta(days=ctx.host.package_days),
+            "subjects": json.dumps(subject_hashes(ctx, w)), "deleted_at": None,
+            "deleted_why": None}

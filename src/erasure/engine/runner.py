@@ -22,7 +22,7 @@ from .. import heads
 from ..leases import Heartbeat
 from ..ledger import Ledger, RequestRow, utcnow
 from ..models import RequestType
-from ..packages import drop_for_subject, expire, package_row, subject_hashes
+from ..packages import drop_for_subject, expire
 from ..plugins import PluginHost
 from ..receipts import seal
 from ..shredding import RequestKeys
@@ -239,7 +239,7 @@ class Runner:
             written = finish.package(self.ctx, w)
             if written is not None:
                 path, digest, password = written
-                made.append(package_row(self.ctx, w, path, digest, now))
+                made.append(finish.package_row(self.ctx, w, path, digest, now))
                 if password:
                     summary.package_passwords[w.row.id] = password
         keys = self.ctx.keys
@@ -281,7 +281,7 @@ class Runner:
             self.ciphers.forget(conn, ended)
             erased = {h for w in ending if w.type is RequestType.ERASURE
                       and finish.request_outcome(w) == "completed"
-                      for h in subject_hashes(self.ctx, w)}
+                      for h in finish.subject_hashes(self.ctx, w)}
             self.ledger.add_events(conn, outbox)
         # After commit: a package of a person just erased goes now, not in 30 days.
         drop_for_subject(self.ledger, self.ctx.host.exports(), erased,

@@ -1,0 +1,51 @@
+"""The ledger: requests, per-system tasks and signed receipts, in SQLite (WAL) or PostgreSQL.
+
+Every step is written before and after it runs, so a killed run resumes where it stopped.
+Requests are claimed with leases: two ``erasure run`` processes never work the same request.
+Raw identifiers and findings are stored encrypted, only while the request is open.
+
+One store per kind of record (a module each), behind the one :class:`Ledger`:
+
+- :mod:`.requests`: requests and their claims (leases, the fence of every write)
+- :mod:`.tasks`: tasks and their transitions
+- :mod:`.outbox`: hook events
+- :mod:`.receipts`: the receipt chain and its signed heads
+- :mod:`.keys`: request keys and the key epoch
+- :mod:`.packages`: access and portability packages
+- :mod:`.sweeps`: retention sweeps
+
+:mod:`.db` holds what they share: the engine, transactions, the schema, the advisory locks.
+"""
+
+from __future__ import annotations
+
+from ..dates import add_months, days_left, utcnow
+from ..ledger_tables import (  # noqa: F401  (the schema, re-exported for tests and tools)
+    ledger_meta_t,
+    metadata,
+    outbox_t,
+    packages_t,
+    receipt_heads_t,
+    receipts_t,
+    request_keys_t,
+    requests_t,
+    sweeps_t,
+    task_events_t,
+    tasks_t,
+)
+from .db import Lock, executemany, ledger_exists
+from .keys import KeyStore
+from .outbox import OutboxStore
+from .packages import PackageStore
+from .receipts import ReceiptStore
+from .requests import RequestRow, RequestStore
+from .sweeps import SweepStore
+from .tasks import TaskRow, TaskStore
+
+__all__ = ["Ledger", "Lock", "RequestRow", "TaskRow", "add_months", "days_left",
+           "executemany", "ledger_exists", "utcnow"]
+
+
+class Ledger(RequestStore, TaskStore, OutboxStore, ReceiptStore, KeyStore, PackageStore,
+             SweepStore):
+    """Typed access to the ledger database: every store's methods on one object."""

@@ -1,0 +1,48 @@
+"""Access and portability packages: what was made, when it goes, when it went."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from ..ledger_tables import packages_t
+from .db import Database, utcnow
+
+__all__ = ["PackageStore"]
+
+
+class PackageStore(Database):
+    """The ``packages`` table."""
+
+    def add_packages(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Record packages made in the transaction that ends their requests (a package
+        made again by a resumed run replaces its row)."""
+        if not rows:
+            return
+        conn.execute(packages_t.delete().where(
+            packages_t.c.request_id.in_([r["request_id"] for r in rows])))
+        conn.execute(insert(packages_t), list(rows))
+
+    def live_packages(self) -> list[dict[str, Any]]:
+        """Packages not deleted yet, oldest first (file, expiry, subjects' hashes)."""
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                select(packages_t).where(packages_t.c.deleted_at.is_(None))
+                .order_by(packages_t.c.made_at))]
+
+    def packages(self, request_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        q = select(packages_t).order_by(packages_t.c.made_at)
+        if request_ids is not None:
+            q = q.where(packages_t.c.request_id.in_(list(request_ids)))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def packages_deleted(self, ids: Sequence[str], why: str) -> None:
+        if not ids:
+            return
+        with self.tx() as conn:
+            conn.execute(update(packages_t).where(packages_t.c.request_id.in_(list(ids)))
+                         .values(deleted_at=utcnow(), deleted_why=why, subjects=None))

@@ -1,0 +1,184 @@
+"""Requests and their claims: intake, reads, leases and the fence of every write."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from ..errors import UsageError
+from ..leases import owner_alive
+from ..ledger_tables import requests_t
+from .db import Database, Lock, executemany, utcnow
+
+__all__ = ["RequestRow", "RequestStore"]
+
+
+@dataclass(frozen=True)
+class RequestRow:
+    """A request as stored (identifiers still encrypted)."""
+
+    id: str
+    ticket: str | None
+    type: str
+    status: str
+    outcome: str | None
+    verified: bool
+    override: str | None
+    received_at: datetime
+    due_at: datetime
+    extension_reason: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    approved_at: datetime | None
+    plan_hash: str | None
+    identifiers: bytes | None
+    subject_digest: str | None
+    lease_owner: str | None
+    lease_until: float | None
+    not_before: float | None = None
+    dedupe_key: str | None = None
+
+
+class RequestStore(Database):
+    """The ``requests`` table: what was asked, by whom it is being worked on (leases)."""
+
+    def add_requests(self, rows: Sequence[dict[str, Any]],
+                     seal: Callable[[Connection, list[str]], None] | None = None
+                     ) -> list[str]:
+        """Insert new requests (dicts of requests columns) in one transaction; the id of
+        each row, which is an existing request's id where one has the row's ``dedupe_key``
+        already (that row is not inserted). ``seal`` stores the keys of the inserted ones
+        in the same transaction."""
+        if not rows:
+            return []
+        now = utcnow()
+        with self.tx() as conn:
+            keys = sorted({r["dedupe_key"] for r in rows if r.get("dedupe_key")})
+            known: dict[str, str] = {}
+            for i in range(0, len(keys), 900):
+                known.update((row.dedupe_key, row.id) for row in conn.execute(
+                    select(requests_t.c.dedupe_key, requests_t.c.id)
+                    .where(requests_t.c.dedupe_key.in_(keys[i : i + 900]))))
+            ids, new = [], []
+            for r in rows:
+                key = r.get("dedupe_key")
+                if key and key in known:
+                    ids.append(known[key])
+                    continue
+                if key:
+                    known[key] = r["id"]
+                ids.append(r["id"])
+                new.append({"status": "open", "created_at": now, "dedupe_key": None, **r})
+            for i in range(0, len(new), 5000):
+                executemany(conn, insert(requests_t), new[i : i + 5000])
+            if seal is not None:
+                seal(conn, [r["id"] for r in new])
+        return ids
+
+    def get_request(self, request_id: str) -> RequestRow:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(requests_t).where(requests_t.c.id == request_id)).first()
+        if row is None:
+            raise UsageError(f"no request {request_id!r} in the ledger")
+        return RequestRow(**row._mapping)
+
+    def list_requests(self, *, open_only: bool = False, limit: int = 1000) -> list[RequestRow]:
+        q = select(requests_t).order_by(requests_t.c.due_at).limit(limit)
+        if open_only:
+            q = q.where(requests_t.c.status != "done")
+        with self.engine.connect() as conn:
+            return [RequestRow(**r._mapping) for r in conn.execute(q)]
+
+    def count_requests(self, status: str | None = None) -> int:
+        q = select(func.count()).select_from(requests_t)
+        if status is not None:
+            q = q.where(requests_t.c.status == status)
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    def update_request(self, request_id: str, **values: Any) -> None:
+        with self.tx() as conn:
+            res = conn.execute(
+                update(requests_t).where(requests_t.c.id == request_id).values(**values)
+            )
+        if res.rowcount == 0:
+            raise UsageError(f"no request {request_id!r} in the ledger")
+
+    def claim(self, limit: int, lease_seconds: float, now: float, *,
+              only: Sequence[str] | None = None, due_by: float | None = None,
+              ) -> list[RequestRow]:
+        """Lease up to ``limit`` open requests that are due by ``due_by`` (oldest due date
+        first) for this process."""
+        free = or_(requests_t.c.lease_until.is_(None), requests_t.c.lease_until < now)
+        due = or_(requests_t.c.not_before.is_(None),
+                  requests_t.c.not_before <= (now if due_by is None else due_by))
+        q = (
+            select(requests_t)
+            .where(requests_t.c.status == "open", due)
+            .order_by(requests_t.c.due_at, requests_t.c.id)
+        )
+        if only is not None:
+            q = q.where(requests_t.c.id.in_(list(only)))
+        with self.tx() as conn:
+            self.lock(conn, Lock.LEASES)
+            rows = conn.execute(q.where(free).limit(limit)).all()
+            if len(rows) < limit:
+                # Leases held by processes on this host that died (kill -9) are free now.
+                held = conn.execute(
+                    q.where(~free).where(requests_t.c.lease_owner != self.owner)
+                    .limit(limit * 4)
+                ).all()
+                dead = [r for r in held if not owner_alive(r.lease_owner)]
+                rows.extend(dead[: limit - len(rows)])
+            ids = [r.id for r in rows]
+            for i in range(0, len(ids), 900):
+                conn.execute(
+                    update(requests_t)
+                    .where(requests_t.c.id.in_(ids[i : i + 900]))
+                    .values(lease_owner=self.owner, lease_until=now + lease_seconds)
+                )
+        return [RequestRow(**r._mapping) for r in rows]
+
+    def renew(self, ids: Sequence[str], lease_seconds: float, now: float) -> None:
+        """Extend this process's leases on ``ids``."""
+        self._own_leases(ids, lease_until=now + lease_seconds)
+
+    def release(self, ids: Sequence[str]) -> None:
+        """Give up this process's leases on ``ids``."""
+        self._own_leases(ids, lease_owner=None, lease_until=None)
+
+    def _own_leases(self, ids: Sequence[str], **values: Any) -> None:
+        # Only leases this process still holds: one that expired and was taken over by
+        # another run must not be touched.
+        with self.tx() as conn:
+            for i in range(0, len(ids), 900):
+                conn.execute(
+                    update(requests_t)
+                    .where(and_(requests_t.c.id.in_(ids[i : i + 900]),
+                                requests_t.c.lease_owner == self.owner))
+                    .values(**values)
+                )
+
+    @contextmanager
+    def fenced(self, ids: Sequence[str]) -> Iterator[tuple[Connection, set[str]]]:
+        """A write transaction and the ``ids`` whose leases this process still holds.
+
+        The fencing check of every write: rows of requests outside the set must not be
+        written (their lease expired and another runner may have them now).
+        """
+        with self.tx() as conn:
+            self.lock(conn, Lock.LEASES)  # SQLite: BEGIN IMMEDIATE holds the write lock
+            owned: set[str] = set()
+            unique = sorted(set(ids))
+            for i in range(0, len(unique), 900):
+                owned.update(conn.execute(
+                    select(requests_t.c.id).where(
+                        requests_t.c.id.in_(unique[i : i + 900]),
+                        requests_t.c.lease_owner == self.owner)).scalars())
+            yield conn, owned
