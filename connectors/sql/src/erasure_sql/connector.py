@@ -27,14 +27,14 @@ from erasure import (
 from .dberrors import db_errors
 from .deepscan import DeepScan, residue_findings, strong_values
 from .erase import EraseMixin, NotWhereFound, Tx
-from .finding import FindMixin
+from .finding import SHARED_FIELD, FindMixin
 from .forms import python_lower
 from .grouping import Group, group_findings, int_ref_heads
-from .mapping import Mapping, build_mapping
+from .mapping import Mapping, TableModel, build_mapping
 from .overlap import Overlapped
 from .queries import ArrayLookup, param_limit, pk_filter
 from .retention import RetentionMixin
-from .settings import SqlSettings
+from .settings import AnonymiseRule, SqlSettings
 from .shared import export_only_outcomes, kept_outcomes, split_shared, still_used
 from .timeouts import apply_call_deadlines
 from .values import Key, chunks, json_safe
@@ -224,7 +224,26 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
 
     # export --------------------------------------------------------------------------
 
+    def _not_owned(self, findings: Sequence[Finding]) -> tuple[Sequence[Finding], list[Finding]]:
+        """(the subjects' own rows, rows reached only through a link that is not their
+        owner's: someone else's, see :data:`~erasure_sql.finding.SHARED_FIELD`)."""
+        if all(e.owner for e in self.mapping().edges):
+            return findings, []
+        own: list[Finding] = []
+        others: list[Finding] = []
+        for f in findings:
+            (others if f.fields and f.fields[-1] == SHARED_FIELD else own).append(f)
+        return own, others
+
+    @staticmethod
+    def _shared(findings: list[Finding]) -> list[ItemOutcome]:
+        return [ItemOutcome(f, ItemStatus.RETAINED,
+                            error=f"shared: reached through {', '.join(f.fields[:-1])}, not "
+                                  f"the link to the owner of {f.kind} rows; not the subject's")
+                for f in findings]
+
     def export(self, findings: Sequence[Finding]) -> Iterator[Record]:
+        findings, _others = self._not_owned(findings)  # never in the subject's package
         grouped, _bad = self._group(findings)
         m = self.mapping()
         out = []
@@ -251,9 +270,10 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
 
     def _erase(self, findings: Sequence[Finding], anonymise_only: bool) -> list[ItemOutcome]:
         """Delete (or only anonymise) rows table by table, children before parents."""
+        findings, others = self._not_owned(findings)
         grouped, bad = self._group(findings, take=True)
         m = self.mapping()
-        out = self._bad(bad)
+        out = self._bad(bad) + self._shared(others)
         if not grouped:
             return out
         # Where the whole call fits one transaction, PostgreSQL rows are deleted where find
@@ -296,9 +316,14 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
             if tm.action != "retain" and held.get(tname):
                 # Rows other people's rows still use: kept and said so, or anonymised.
                 group, kept = split_shared(group, held[tname])
+                # The kept rows' links to the subject's rows that go now are cut (a card
+                # kept for someone else's order no longer points at the erased customer).
+                cut = {} if anonymise_only else _links_to_deleted(m, tm, grouped)
                 if tm.cfg.shared == "anonymise":
-                    out.extend(self._anonymise_table(tx, tm, kept, tm.rules))
+                    out.extend(self._anonymise_table(tx, tm, kept, {**tm.rules, **cut}))
                 else:
+                    if cut:
+                        self._anonymise_table(tx, tm, kept, cut)
                     out.extend(kept_outcomes(kept, held[tname]))
                 if not group.pks:
                     continue
@@ -321,8 +346,9 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
         m = self.mapping()
         if not any(t.cfg.restrict_column for t in m.tables.values()):
             raise CapabilityNotSupported(f"system {self.system}: no table has a restrict_column")
+        findings, others = self._not_owned(findings)
         grouped, bad = self._group(findings)
-        out = self._bad(bad)
+        out = self._bad(bad) + self._shared(others)
         for tname, group in grouped.items():
             tm = m.tables[tname]
             flag_name = tm.cfg.restrict_column
@@ -352,6 +378,20 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
                         outcome = (ItemStatus.DONE, None)
                     out.extend(ItemOutcome(f, outcome[0], error=outcome[1]) for f in by_pk[pk])
         yield from out
+
+
+def _links_to_deleted(m: Mapping, tm: TableModel, grouped: dict[str, Group]
+                      ) -> dict[str, AnonymiseRule]:
+    """NULL rules for ``tm``'s nullable link columns to parents whose rows are deleted in
+    this call (a NOT NULL one is left: the database then names the conflict)."""
+    out: dict[str, AnonymiseRule] = {}
+    for e in m.edges:
+        if (e.child == tm.name and not e.reverse and e.parent != e.child
+                and e.parent in grouped and m.tables[e.parent].action == "delete"):
+            for col in e.child_cols:
+                if tm.col(col).nullable and not tm.col(col).primary_key:
+                    out[col] = AnonymiseRule(kind="null")
+    return out
 
 
 def _verifying() -> bool:

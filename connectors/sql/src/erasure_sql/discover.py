@@ -118,11 +118,34 @@ class _Plan:
                         and link.child not in self.owners | self.owned):
                     self.owned.add(link.child)
                     changed = True
+        # Distance of each owned table from a person's table: the owner path of a table
+        # with several parents is the link to the nearest (orders -> customer, not ->
+        # payment_card: the card may be someone else's).
+        self.depth = dict.fromkeys(self.owners, 0)
+        changed = True
+        while changed:
+            changed = False
+            for link in links:
+                if link.parent in self.depth and link.child in self.owned and (
+                        self.depth.get(link.child, 1 << 30) > self.depth[link.parent] + 1):
+                    self.depth[link.child] = self.depth[link.parent] + 1
+                    changed = True
         forward = self.owners | self.owned
         self.shared = {link.parent for link in links
                        if link.child in forward and link.parent not in forward
                        and guesses.get(link.parent)}
         self.mapped = forward | self.shared
+
+    def owner(self, table: str) -> tuple[str, list[str]] | None:
+        """(the owner parent, every parent) of an owned table several parents link to."""
+        if table not in self.owned:
+            return None
+        parents = sorted({k.parent for k in self.links if k.child == table
+                          and k.parent != table and k.parent in self.depth})
+        if len(parents) < 2:
+            return None
+        best = min(parents, key=lambda p: (self.depth[p], not people_table(p), p))
+        return best, parents
 
     def relations(self, table: str) -> list[tuple[Link, bool]]:
         """Links to write on ``table``: (link, reverse?); declared keys are followed
@@ -217,6 +240,13 @@ def _table_lines(sys_key: str, plan: _Plan, name: str) -> list[str]:
         out.append("]")
     if name in plan.shared:
         out.append('shared = "keep"')
+    owner = plan.owner(name)
+    if owner is not None:
+        best, parents = owner
+        out.append(f"# linked from {', '.join(parents)}: the rows are {best}'s (the nearest "
+                   "person); rows reached only through another link are someone else's,")
+        out.append("# kept and reported as shared, never erased nor exported")
+        out.append(f"owner = {json.dumps(best)}")
     return out
 
 

@@ -31,7 +31,11 @@ from .values import (
     python_type,
 )
 
-__all__ = ["FindMixin"]
+__all__ = ["SHARED_FIELD", "FindMixin"]
+
+#: Last of ``Finding.fields`` of a row reached only through a link that is not its
+#: owner's: someone else's row, reported for review, never erased nor exported.
+SHARED_FIELD = "(shared: not the owner's link)"
 
 _TID_CACHE = 100_000  # rows whose ctid is remembered between find and delete (~20 MB)
 _REF_MEMO = 100_000  # refs handed out by find, remembered decoded
@@ -142,6 +146,9 @@ class FindMixin:
             self._tids.clear()
         if sum(map(len, self._refs.values())) > _REF_MEMO:
             self._refs.clear()
+        # shared[table][pk] = {subject: identifiers}: rows reached through a link that is
+        # not their owner's (see mapping._owners), reported apart and never followed on.
+        shared: dict[str, dict[Key, dict[str, dict[Identifier, None]]]] = {}
         emitter = Emitter(functools.partial(self._emit, m), m, hits, rows)
         with db_errors("find"), self._engine.connect() as conn:
             if self._dialect == "postgresql":
@@ -163,11 +170,35 @@ class FindMixin:
                 # Findings of settled tables are built while the server reads child rows.
                 db.meanwhile = finish
                 db.also(functools.partial(emitter.settled, set(frontier)))
-                frontier = self._follow(db, m, frontier, hits, rows, emitter, finish)
+                frontier = self._follow(db, m, frontier, hits, rows, emitter, finish, shared)
                 db.meanwhile = None
             finish()
         emitter.settled(set())
+        if shared:
+            self._emit_shared(m, shared, hits, emitter.out)
         return emitter.out
+
+    def _emit_shared(
+        self, m: Mapping, shared: dict[str, dict[Key, dict[str, dict[Identifier, None]]]],
+        hits: dict[str, dict[Key, Entry]], out: list[Finding],
+    ) -> None:
+        """Findings of rows a subject reaches only through a link that is not their owner's
+        (``fields`` end with :data:`SHARED_FIELD`): delete and export leave them alone."""
+        for tname, per_row in shared.items():
+            tm = m.tables[tname]
+            refs = self._refs.setdefault(tname, {})
+            ref_of = _ref_maker(tm)
+            links = tuple(dict.fromkeys(c for e in m.edges if e.child == tname and not e.owner
+                                        for c in e.child_cols))
+            for pk, owners in per_row.items():
+                own = hits[tname].get(pk, {})
+                ref = ref_of(pk)
+                for skey, matched in owners.items():
+                    if skey in own:
+                        continue  # also reached through the owner's link: the subject's
+                    refs[ref] = pk
+                    out.append(Finding(self.system, skey, ref, tname, tuple(matched),
+                                       (*links, SHARED_FIELD), ()))
 
     def _emit(
         self, m: Mapping, tm: TableModel, table_hits: dict[Key, Entry],
@@ -263,6 +294,7 @@ class FindMixin:
         self, db: Overlapped, m: Mapping, frontier: dict[str, set[Key]],
         hits: dict[str, dict[Key, Entry]], rows: dict[str, dict[Key, Any]],
         emitter: Emitter, finish: Callable[[], None] = lambda: None,
+        shared: dict[str, dict[Key, dict[str, dict[Identifier, None]]]] | None = None,
     ) -> dict[str, set[Key]]:
         """Find child rows of the rows in ``frontier``; return the rows new or changed.
 
@@ -286,7 +318,12 @@ class FindMixin:
                     if keyv is None or (not single and any(v is None for v in keyv)):
                         continue
                     by_key.setdefault(keyv, []).append(pk)
-                if by_key:
+                if by_key and not e.owner:
+                    # Someone else's rows, perhaps: noted apart, never followed further.
+                    if shared is not None:
+                        self._follow_shared(db, e, child, Link(by_key, parent_hits, finish),
+                                            shared.setdefault(child.name, {}))
+                elif by_key:
                     # Rows that only this link can reach, from parents that will not change,
                     # are final once read: their findings are built part by part.
                     stream = (parent not in unsettled and not hits[child.name]
@@ -385,6 +422,27 @@ class FindMixin:
                 last = result
         if emit_part is not None and last is not None:
             emit_part(last)
+
+    def _follow_shared(
+        self, db: Overlapped, e: Edge, child: TableModel, link: Link,
+        found: dict[Key, dict[str, dict[Identifier, None]]],
+    ) -> None:
+        """Note the rows of ``child`` that link ``e`` (not the child's owner link) reaches
+        from the subjects' rows: their keys and which subjects reach them."""
+        cols = [*child.pk_cols(), *(child.col(c) for c in e.child_cols)]
+        n = len(child.pk)
+        size = (self._limit - 1) // len(e.child_cols)
+        single = len(e.child_cols) == 1
+        for chunk in chunks(link.keys(), size):
+            if single:
+                where = in_values(self._dialect, cols[n], chunk, cols[n].type)
+            else:
+                where = tuple_in(cols[n:], chunk)
+            for row in db.all(sa.select(*cols).where(where)):
+                keyv = row[n] if single else tuple(row[n:])
+                for skey, idents in link.owners().get(keyv, {}).items():
+                    have = found.setdefault(tuple(row[:n]), {})
+                    have[skey] = {**have.get(skey, {}), **idents}
 
     def _leaf_emitter(
         self, tm: TableModel, link: Link, link_of: Callable[[Any], Any],

@@ -6,6 +6,7 @@ that config text never reaches SQL except as a name the database itself reported
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,9 @@ class Edge:
     #: the parent holds the key (``customer.address_id -> address.id``): the child row may
     #: be used by other rows too, so it is deleted only when nothing else uses it.
     reverse: bool = False
+    #: the child's owner path (see ``_owners``): rows reached through any other forward
+    #: link are someone else's (an order paid with the subject's card).
+    owner: bool = True
 
 
 @dataclass
@@ -248,13 +252,56 @@ def _order(tables: list[str], edges: list[Edge]) -> list[str]:
     return out
 
 
+def _forward(e: Edge) -> bool:
+    """A link that says whose rows the child's are (not reverse, not for access only)."""
+    return not e.reverse and not e.export_only and e.parent != e.child
+
+
+def _owners(settings: SqlSettings, edges: list[Edge], problems: list[str]) -> list[Edge]:
+    """``edges`` with ``owner`` set: per table, the links from its owner parent.
+
+    One parent: that one. Several: the table's ``owner``, else the one parent that holds a
+    person's strong identifier (email, phone) itself; otherwise the mapping names the
+    choice to make. Reachable is not owned: an order points at its customer and at the card
+    it was paid with, and the card may be someone else's.
+    """
+    strong = {n for n, t in settings.tables.items()
+              if any(i in (IdentifierType.EMAIL, IdentifierType.PHONE) for i in t.identifiers)}
+    out: list[Edge] = []
+    by_child: dict[str, set[str]] = {}
+    for e in edges:
+        if _forward(e):
+            by_child.setdefault(e.child, set()).add(e.parent)
+    chosen: dict[str, str] = {}
+    for child, parents in by_child.items():
+        named = settings.tables[child].owner
+        if named is not None:
+            if named not in parents:
+                problems.append(f"table {child}: owner {named} does not link to it (its "
+                                f"parents: {', '.join(sorted(parents))})")
+            chosen[child] = named
+        elif len(parents) == 1:
+            (chosen[child],) = parents
+        elif len(people := parents & strong) == 1:
+            (chosen[child],) = people
+        else:
+            problems.append(
+                f"table {child}: linked from {', '.join(sorted(parents))}; name the one whose "
+                f'rows these are: owner = "{sorted(people or parents)[0]}" (rows reached '
+                "through the other links are then kept as shared)")
+    for e in edges:
+        owner = not _forward(e) or chosen.get(e.child, e.parent) == e.parent
+        out.append(e if owner else dataclasses.replace(e, owner=False))
+    return out
+
+
 def _reachable(settings: SqlSettings, edges: list[Edge]) -> set[str]:
     seen = {n for n, t in settings.tables.items() if t.identifiers}
     todo = list(seen)
     while todo:
         parent = todo.pop()
         for e in edges:
-            if e.parent == parent and e.child not in seen:
+            if e.parent == parent and e.owner and e.child not in seen:
                 seen.add(e.child)
                 todo.append(e.child)
     return seen
@@ -286,6 +333,7 @@ def build_mapping(settings: SqlSettings, meta: sa.MetaData) -> Mapping:
         raise PermanentError("invalid sql mapping: " + "; ".join(problems))
 
     edges, shadowed = _shadow(_edges(settings, names))
+    edges = _owners(settings, edges, problems)
     reachable = _reachable(settings, edges)
     models: dict[str, TableModel] = {}
     for name, cfg in settings.tables.items():

@@ -118,6 +118,10 @@ class TableSettings(_Strict):
     #: rows still referenced by rows of other subjects (through a reverse link): kept and
     #: reported (``keep``) or anonymised with this table's rules (``anonymise``).
     shared: Literal["keep", "anonymise"] = "keep"
+    #: the parent table whose link says whose rows these are, when several parents link
+    #: here (orders -> customer and -> payment_card: ``owner = "customer"``). Rows a subject
+    #: reaches only through another link are someone else's: reported, never erased.
+    owner: str | None = None
 
     @field_validator("anonymise")
     @classmethod
@@ -222,4 +226,6 @@ class SqlSettings(ConnectorSettings):
             for rel in table.relations:
                 if rel.parent not in self.tables:
                     raise ValueError(f"table {name}: relation parent {rel.parent} is not mapped")
+            if table.owner is not None and table.owner not in self.tables:
+                raise ValueError(f"table {name}: owner {table.owner} is not mapped")
         return self

@@ -1,6 +1,8 @@
 """Rows other people still use: an address a subject's customer row points at may also be
-the shipping address of someone else's order. Reached through a reverse link, such a row is
-kept (and reported) or anonymised, never deleted from under the other rows.
+the shipping address of someone else's order, and a card may have paid for someone else's
+order. Reached through a reverse link, or used through a link that is not the user's owner
+path, such a row is kept (and reported) or anonymised, never deleted from under the other
+rows.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ def _references(m: Mapping, table: str) -> list[tuple[str, tuple[str, ...], tupl
     for e in m.edges:
         if e.reverse and not e.export_only and e.child == table:
             out.append((e.parent, e.parent_cols, e.child_cols))
+        elif not e.owner and e.parent == table:  # an order paid with this card
+            out.append((e.child, e.child_cols, e.parent_cols))
     for name, t in m.all_tables.items():
         for fk in t.foreign_key_constraints:
             if fk.referred_table.name == table:
@@ -39,6 +43,9 @@ def still_used(conn: sa.Connection, m: Mapping, grouped: dict[str, Group], diale
     keys; no value leaves the connector."""
     held: dict[str, dict[Key, str]] = {}
     reversed_into = {e.child for e in m.edges if e.reverse and not e.export_only}
+    # Rows other people's rows reach through a link that is not their owner's: a card
+    # someone else's order was paid with.
+    reversed_into |= {e.parent for e in m.edges if not e.owner}
     for name in sorted(reversed_into & grouped.keys()):
         tm = m.tables[name]
         for source, cols_from, cols_to in _references(m, name):
