@@ -97,8 +97,11 @@ def test_the_example_config_is_valid_and_declares_its_id_spaces() -> None:
     path = Path(__file__).parent.parent / "config" / "erasure.example.toml"
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     env = {"ERASURE_LEDGER_URL": "sqlite:///x.db", "ERASURE_SIGNING_KEY": "k",
-           "ERASURE_ENCRYPTION_KEY": "k"}
+           "ERASURE_ENCRYPTION_KEY": "k", "NOTIFY_SMTP_USER": "u",
+           "NOTIFY_SMTP_PASSWORD": "p", "NEXBRIDGE_WEBHOOK_SECRET": "s" * 32}
     cfg = parse_config(data, known_connectors=known(), env=env)
+    if "notify" in known():
+        assert {"m3st", "aql", "nexbridge", "ukfast"} <= set(cfg.systems)
     spaces = cfg.id_spaces
     assert spaces.space_for(IdentifierType.CUSTOMER_ID, "crm") == "customer"
     assert spaces.space_for(IdentifierType.CUSTOMER_ID, "helpdesk") == "helpdesk"

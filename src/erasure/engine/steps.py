@@ -231,8 +231,9 @@ def _after_action(ctx: StepContext, w: Work, t: TaskWork, now: float) -> None:
         t.move(Stage.AWAITING_CONFIRMATION, "told; awaiting confirmation")
         t.defer(now + ctx.host.confirmation_reminder_days * 86400, "awaiting confirmation",
                 retrying=False)
-    elif w.rule(ctx, t.system).verify:
-        t.move(Stage.VERIFYING, "acted")
+    elif w.rule(ctx, t.system).verify and system.cls is not None \
+            and system.cls.supports(Capability.FIND):
+        t.move(Stage.VERIFYING, "acted")  # a system that is only told cannot be searched
     else:
         t.move(Stage.DONE, "acted", outcome=outcome_of(t))
 
