@@ -387,18 +387,12 @@ def test_receipts_export_and_offline_verify(world, tmp_path):
     assert_one_line_error(no_key, "--public-key")  # the key inside the file proves nothing
 
 
-def test_permanently_failing_system_exits_1_and_others_complete(world, tmp_path):
+def test_misconfigured_system_shows_in_systems_check(world, tmp_path):
+    # What a run then does with it (blocked, `erasure retry`): test_failure_classes.py
     config = write_config(tmp_path, {
         "crm": memory_system(world["crm"]),
         "archive": memory_system(tmp_path / "no-such-folder" / "archive.json"),
     }, name="failing.toml")
-    proc = run_cli("erase", "--email", "alice@example.com", "--verified", config=config)
-    assert proc.returncode == 1, describe(proc)
-    assert table_row(proc.stdout, RECEIPT, "archive")["outcome"] == "failed"
-    assert table_row(proc.stdout, RECEIPT, "crm")["outcome"] == "completed"
-    assert refs(world["crm"]) == OTHERS["crm"]
-    outcomes = {b["system"]: b["outcome"] for b in receipt_bodies(config)}
-    assert outcomes == {"crm": "completed", "archive": "failed"}
     proc = run_cli("systems", "check", config=config)
     assert proc.returncode == 1, describe(proc)
     assert re.search(r"archive: .*no-such-folder", proc.stdout), proc.stdout

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AuthError,
+    BlockedError,
     CapabilityNotSupported,
     ConfigError,
     ConnectorError,
@@ -79,6 +80,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Action",
     "AuthError",
+    "BlockedError",
     "CallContext",
     "Capability",
     "CapabilityNotSupported",

@@ -169,10 +169,26 @@ def confirm(
 def retry(request_id: str,
           system: Annotated[str | None, typer.Argument(help="Only this system.")] = None,
           config: ConfigOpt = None) -> None:
-    """Re-open a failed task of an open request; the next `erasure run` tries it again."""
+    """Resume a blocked task, or re-open a failed one, of an open request (after fixing the
+    cause); the next `erasure run` carries it out."""
     with _orchestrator(config) as orch, _errors():
         systems = orch.retry(request_id, system)
         out.print(f"{request_id}: re-opened {', '.join(systems)}; `erasure run` carries it out")
+
+
+@app.command("close")
+def close_request(
+    request_id: str,
+    reason: Annotated[str, typer.Option(help="Why it ends now (kept as a keyed hash on the "
+                                             "receipts; keep the note in your ticket).")],
+    config: ConfigOpt = None,
+) -> None:
+    """End an open request now: what is not done fails, receipts are written and its
+    identifiers purged (e.g. a blocked system that will not be fixed in time)."""
+    with _orchestrator(config) as orch, _errors():
+        outcome = orch.close_request(request_id, reason)
+        out.print(f"{request_id}: closed, {outcome}")
+    raise typer.Exit(0)
 
 
 @app.command()
@@ -196,6 +212,7 @@ def _one_shot(rtype: RequestType, email: list[str] | None, phone: list[str] | No
               verified: bool, override: str | None, dry_run: bool, config: Path | None,
               id_space: str | None = None, corrections: list[str] | None = None,
               scope: str | None = None) -> None:
+    incomplete: list[tuple[str, str]] = []
     with _orchestrator(config) as orch, _errors():
         spec = _spec(rtype, email, phone, customer_id, user_id, name, ip, ticket, verified,
                      override, id_space=id_space, corrections=corrections, scope=scope)
@@ -204,22 +221,42 @@ def _one_shot(rtype: RequestType, email: list[str] | None, phone: list[str] | No
             for col in ("system", "connector", "policy", "action", "found", "would act on",
                         "review only", "note"):
                 table.add_column(col)
-            for line in orch.plan(spec):
+            lines = orch.plan(spec)
+            for line in lines:
                 spaces = f"id spaces: {', '.join(line.id_spaces)}" if line.id_spaces else ""
+                counts = ((str(line.found), str(line.actionable), str(line.review))
+                          if not line.unsearched else ("?", "?", "?"))
                 table.add_row(line.system, line.connector, line.policy, line.action,
-                              str(line.found), str(line.actionable), str(line.review),
-                              "; ".join(filter(None, [line.note, spaces])))
+                              *counts, "; ".join(filter(None, [line.note, spaces])))
             out.print(table)
-            raise typer.Exit(0)
+            # A system that could not be searched found nothing: the plan is incomplete.
+            _unsearched([(line.system, line.unsearched) for line in lines
+                         if line.unsearched])
         rid = orch.submit(spec)
         summary = orch.run(only=[rid])
         if summary.awaiting_approval:
             out.print(f"{rid}: found; awaiting approval (`erasure approve {rid}`)")
         elif rid not in summary.finished:
             out.print(f"{rid}: open; some systems finish later (`erasure status`)")
+            if rtype is RequestType.FIND:
+                # A find whose systems could not all be searched has no answer yet.
+                incomplete = orch.unsearched(rid)
+                _unsearched(incomplete, after="; the next `erasure run` searches again",
+                            exit=False)
         else:
             out.print(receipts_table(orch.ledger.receipts(rid), title=f"Request {rid}"))
-    _summary_exit(summary)
+    _summary_exit(summary, failed=bool(incomplete))
+
+
+def _unsearched(systems: list[tuple[str, str]], after: str = "", *, exit: bool = True
+                ) -> None:
+    """One line per system that could not be searched, on stderr; with ``exit``, exit 1
+    if there is any (never "found 0", never success), else 0."""
+    for name, reason in systems:
+        err.print(f"{name}: could not be searched: {reason}{after}", soft_wrap=True,
+                  highlight=False, markup=False)
+    if exit:
+        raise typer.Exit(1 if systems else 0)
 
 
 def _shortcut(rtype: RequestType, doc: str) -> Callable[..., None]:

@@ -170,7 +170,9 @@ def _ident(itype: str, value: str, id_space: str | None) -> tuple[str, str] | tu
     return (itype, value)
 
 
-def _summary_exit(summary: RunSummary) -> None:
+def _summary_exit(summary: RunSummary, *, failed: bool = False) -> None:
+    """Say what a run did on stderr and exit: 0 if it all ended well, else 1 (``failed``:
+    the caller found a reason of its own)."""
     if summary.replanned:
         err.print(f"{len(summary.replanned)} approved request(s) now find a different set of "
                   "items than was approved; nothing was done to them: review and approve again")
@@ -185,6 +187,9 @@ def _summary_exit(summary: RunSummary) -> None:
         err.print(f"tasks left for a later run: {parts} (`erasure status`)")
     if summary.failed_tasks:
         err.print(f"{summary.failed_tasks} task(s) failed (`erasure status`, `erasure retry`)")
+    for rid, system, error in summary.blocked:
+        err.print(f"{rid} {system}: blocked, needs an operator: {error} (fix it, then "
+                  f"`erasure retry {rid}`)", soft_wrap=True, highlight=False, markup=False)
     for rid, password in sorted(summary.package_passwords.items()):
         # stdout, once: the password is stored nowhere, so it is given to the caller
         out.print(f"package of {rid}: password {password} (shown once; give it to the "
@@ -194,7 +199,7 @@ def _summary_exit(summary: RunSummary) -> None:
         from .heads import head_line
 
         err.print(head_line(*summary.head), soft_wrap=True, highlight=False)
-    raise typer.Exit(0 if summary.ok else 1)
+    raise typer.Exit(0 if summary.ok and not failed else 1)
 
 
 # requests ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from .engine.commands import TaskCommands
 from .engine.expansion import Scoped
 from .engine.runner import Runner, RunSummary
 from .engine.steps import StepContext, Work
-from .engine.tasks import Stage, TaskWork
+from .engine.tasks import Stage, TaskSummary, TaskWork
 from .engine.writer import TaskWriter
 from .errors import UsageError
 from .freetext import check_reference, seal_reason
@@ -80,6 +80,8 @@ class PlanLine:
     #: keyed hashes of the items it would act on: the receipt's ``items`` for the same data
     items: tuple[str, ...] = ()
     id_spaces: tuple[str, ...] = ()
+    #: why the system could not be searched (its counts then mean nothing); "" if it was
+    unsearched: str = ""
 
 
 def _dedupe_key(keys: KeyRing, spec: RequestSpec, subject: str) -> str | None:
@@ -161,7 +163,7 @@ class Orchestrator:
     @property
     def context(self) -> StepContext:
         """What the engine's steps are given: config, systems and keys."""
-        return StepContext(self.config, self.systems, self.keys)
+        return StepContext(self.config, self.systems, self.keys, clock=self.clock)
 
     def runner(self) -> Runner:
         """The in-process runner over this configuration and ledger."""
@@ -334,10 +336,33 @@ class Orchestrator:
         self.run(only=[request_id])
 
     def retry(self, request_id: str, system: str | None = None) -> list[str]:
-        """Re-open the failed tasks of an open request (or only ``system``'s) at the state
-        where they failed; returns the systems re-opened."""
+        """Resume the blocked tasks and re-open the failed ones of an open request (or
+        only ``system``'s); returns the systems resumed."""
         self.get_request(request_id)
         return self.commands().retry(request_id, system)
+
+    def close_request(self, request_id: str, reason: str) -> str:
+        """End an open request now, as an operator decided: every task not done fails,
+        receipts are written and its identifiers purged; returns its outcome. The reason
+        is kept only as a keyed hash on the receipts (a note may name the person)."""
+        reason = reason.strip()
+        if not reason or len(reason) > 500 or any(ord(c) < 32 for c in reason):
+            raise UsageError("closing a request needs a reason of 1-500 printable characters")
+        self.get_request(request_id)
+        note = f"closed by an operator (reason {self.keys.digest('close', reason)[:16]})"
+        self.commands().close(request_id, note)
+        self.run(only=[request_id])
+        return self.get_request(request_id).outcome or "failed"
+
+    def unsearched(self, request_id: str) -> list[tuple[str, str]]:
+        """(system, reason) of each system an open request could not be searched in yet."""
+        out = []
+        for t in self.ledger.tasks_for([request_id]):
+            if t.stage == Stage.PENDING.value:
+                summary = TaskSummary.from_text(t.summary)
+                out.append((t.system, summary.blocked or summary.last_error
+                            or "not searched yet"))
+        return out
 
     # dry run -------------------------------------------------------------------------
 
@@ -359,6 +384,9 @@ class Orchestrator:
             for s in self.systems
         })
         steps.find(self.context, [work], time.time())
+        # A search that failed (deferred or blocked) leaves its task pending: never "found 0".
+        unsearched = {name: t.summary.last_error or "the search failed"
+                      for name, t in work.tasks.items() if t.stage is Stage.PENDING}
         lines = []
         for name, system in self.systems.items():
             t = work.tasks[name]
@@ -366,7 +394,9 @@ class Orchestrator:
             note = system.uncovered or t.summary.error or ""
             if system.config.policy is Policy.RETAIN and spec.type is RequestType.ERASURE:
                 note = f"retained: {system.config.reason}"
-            if not known.complete:
+            if name in unsearched:
+                note = f"could not be searched: {unsearched[name]}"
+            elif not known.complete and not unsearched:
                 note = "; ".join(filter(None, [note, "expansion stopped at expansion_rounds"]))
             digest = self.keys.digest
             lines.append(PlanLine(
@@ -377,6 +407,7 @@ class Orchestrator:
                 review=len(t.data.findings) - len(t.data.actionable), note=note,
                 items=tuple(sorted(digest(name, ref) for ref in t.data.actionable)),
                 id_spaces=tuple(self.config.id_spaces.used(known.all(), name)),
+                unsearched=unsearched.get(name, ""),
             ))
         return lines
 

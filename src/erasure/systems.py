@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from .config import Config, SystemConfig
 from .connector import _CURRENT, CallContext, Connector
 from .errors import (
+    BlockedError,
     CapabilityNotSupported,
     ConfigError,
     ConnectorError,
@@ -39,9 +40,18 @@ class CallResult:
     values: list[Any] = field(default_factory=list)
     attempts: int = 0
     error: str | None = None
-    error_kind: str | None = None  # transient | permanent | auth | unsupported | crash
+    #: the failure class (errors.py): transient | blocked | permanent | unsupported
+    error_kind: str | None = None
     #: seconds the system asked to wait (Retry-After) with its last transient error
     retry_after: float | None = None
+    #: the connector said the error concerns the whole system, not these subjects
+    system_wide: bool = False
+
+    def failed_with(self, exc: BaseException) -> None:
+        """Record ``exc``, classified, as this call's error."""
+        self.error, self.error_kind = classify(exc)
+        self.retry_after = getattr(exc, "retry_after", None)
+        self.system_wide = bool(getattr(exc, "system_wide", False))
 
 
 @dataclass
@@ -106,8 +116,7 @@ class System:
         try:
             result.values = self.retry.call(lambda: list(fn(self.connector())), attempts)
         except Exception as exc:
-            result.error, result.error_kind = classify(exc)
-            result.retry_after = getattr(exc, "retry_after", None)
+            result.failed_with(exc)
         finally:
             _CURRENT.reset(token)
         result.attempts = attempts.count
@@ -151,32 +160,31 @@ class System:
         try:
             self.retry.call(attempt, attempts)
         except Exception as exc:
-            result.error, result.error_kind = classify(exc)
-            result.retry_after = getattr(exc, "retry_after", None)
+            result.failed_with(exc)
         result.values = list(outcomes.values())
         result.attempts = attempts.count
         return result
 
 
 def classify(exc: BaseException) -> tuple[str, str]:
-    """A one-line message (type and text, no values) and a kind for the receipt."""
-    from .errors import AuthError
-
+    """A one-line message (type and text, no values) and the failure class (errors.py):
+    ``transient``, ``blocked``, ``permanent`` or ``unsupported``."""
     text = (str(exc).splitlines() or [""])[0][:200]
     msg = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     if isinstance(exc, CapabilityNotSupported):
         return msg, "unsupported"
-    if isinstance(exc, AuthError):
-        return msg, "auth"
     if isinstance(exc, PermanentError):
         return msg, "permanent"
     if isinstance(exc, TransientError):
         return msg + " (retries exhausted)", "transient"
-    if isinstance(exc, ConnectorError):
-        return msg, "permanent"
-    # An unclassified crash is a connector bug: the message may hold anything, keep the type.
+    if isinstance(exc, BlockedError | ConfigError):
+        return msg, "blocked"
+    if isinstance(exc, ConnectorError):  # a connector that did not say: an operator looks
+        return msg + " (unclassified)", "blocked"
+    # An unclassified crash is a connector bug: the message may hold anything, keep the
+    # type. It never ends a request: the task waits for an operator.
     log.error("connector raised unclassified %s", type(exc).__name__)
-    return f"{type(exc).__name__} (unclassified connector error)", "crash"
+    return f"{type(exc).__name__} (unclassified connector error)", "blocked"
 
 
 def idempotency_key(request_id: str, system: str, action: str) -> str:

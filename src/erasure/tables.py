@@ -65,7 +65,10 @@ def tasks_table(tasks: list[Any], due_dates: Mapping[str, datetime]) -> Table:
     for t in tasks:
         summary = TaskSummary.from_text(t.summary)
         state = t.stage.replace("_", " ") if t.outcome != "failed" else "[red]failed[/]"
-        if t.stage == "awaiting_confirmation":
+        blocked = summary.blocked
+        if blocked:
+            state = f"[bold red]blocked[/] ({state})"
+        elif t.stage == "awaiting_confirmation":
             due = due_dates.get(t.request_id)
             reminders = summary.reminders
             if due is not None and now > due:
@@ -77,6 +80,8 @@ def tasks_table(tasks: list[Any], due_dates: Mapping[str, datetime]) -> Table:
             state += f" (deferred {summary.deferrals}x)"
         when = "-" if t.not_before is None or t.outcome == "failed" else (
             f"{datetime.fromtimestamp(t.not_before, UTC):%Y-%m-%d %H:%M}")
-        error = summary.error or summary.last_error or ""
+        if blocked:  # waits for an operator; fails at `when` (the due-date margin)
+            when = f"erasure retry (fails {when})"
+        error = blocked or summary.error or summary.last_error or ""
         table.add_row(t.request_id, t.system, state, when, escape(error))
     return table

@@ -1,5 +1,6 @@
-"""A person's commands on a request's tasks: ``erasure confirm`` (a processor confirmed)
-and ``erasure retry`` (re-open failed tasks).
+"""A person's commands on a request's tasks: ``erasure confirm`` (a processor confirmed),
+``erasure retry`` (resume blocked tasks, re-open failed ones) and ``erasure close`` (end
+the request now).
 
 Each holds the request's lease while it changes it, so a run working on the request at
 the same time neither overwrites the change nor is overwritten, and writes through the
@@ -49,8 +50,9 @@ class TaskCommands:
             self._write(work)
 
     def retry(self, request_id: str, system: str | None = None) -> list[str]:
-        """Re-open the failed tasks of an open request (or only ``system``'s) at the state
-        where they failed; returns the systems re-opened."""
+        """Resume the blocked tasks (due now) and re-open the failed ones (at the state
+        where they failed) of an open request, or only ``system``'s; returns the systems
+        resumed."""
         row = self.ledger.get_request(request_id)
         if row.status == "done":
             raise UsageError(f"request {request_id} has ended ({row.outcome}); its identifiers "
@@ -60,7 +62,13 @@ class TaskCommands:
                 _task(work, system)
             reopened = []
             for name, t in work.tasks.items():
-                if system not in (None, name) or t.outcome != "failed":
+                if system not in (None, name):
+                    continue
+                if t.blocked is not None:
+                    t.unblock("retry requested")
+                    reopened.append(name)
+                    continue
+                if t.outcome != "failed":
                     continue
                 t.move(Stage(t.summary.failed_at or Stage.PENDING.value), "retry requested")
                 t.outcome = None
@@ -71,10 +79,25 @@ class TaskCommands:
                                    if s != ItemStatus.FAILED.value}
                 reopened.append(name)
             if not reopened:
-                raise UsageError(f"request {request_id} has no failed task"
+                raise UsageError(f"request {request_id} has no blocked or failed task"
                                  + (f" in {system}" if system else ""))
             self._write(work)
         return reopened
+
+    def close(self, request_id: str, note: str) -> None:
+        """An operator ends an open request: every task not done fails with ``note`` (no
+        personal data); the next run of the request writes its receipts and purges it."""
+        row = self.ledger.get_request(request_id)
+        if row.status == "done":
+            raise UsageError(f"request {request_id} has ended ({row.outcome})")
+        with self._held(request_id) as work:
+            for t in work.tasks.values():
+                if t.stage is Stage.DONE:
+                    continue
+                t.fail(note, "closed")
+                t.summary.failed_at = t.stage.value
+                t.move(Stage.DONE, "closed by an operator", outcome=outcome_of(t, failed=True))
+            self._write(work)
 
     def _write(self, work: Work) -> None:
         saved = self.writer.save([work], due_now=True)

@@ -5,6 +5,11 @@ parent is never deleted in one call while its children wait for the next. When a
 call fails permanently, or items of several subjects fail in it, the subjects are split in
 halves and called again until each failure belongs to one subject: one bad row fails one
 request, and every other request of the batch completes in the same run.
+
+A blocked error (errors.py) is split only while its halves fail differently: when both
+halves fail as the whole did, the error is the system's, not a subject's, and every subject
+of the call waits with it (three calls, not 2N-1). An error the connector marks
+``system_wide`` is never split. Transient errors are not split.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ __all__ = ["Group", "pack", "run_isolated"]
 Group = tuple[str, list[Any]]
 
 #: Call errors worth narrowing down: one subject's data can cause them. Transient errors
-#: and refused credentials concern the whole system; splitting would only multiply calls.
-_ISOLATE_KINDS = frozenset({"permanent", "crash"})
+#: concern the system; splitting would only multiply calls to a system that struggles.
+_ISOLATE_KINDS = frozenset({"permanent", "blocked"})
 
 
 def pack(groups: Sequence[Group], subjects: int, items: int | None = None
@@ -67,8 +72,17 @@ def _failed_items(result: CallResult) -> bool:
                for v in result.values)
 
 
+_Part = tuple[CallResult, dict[str, CallResult]]
+
+
 def _isolate(call: Callable[[list[Any]], CallResult], chunk: list[Group],
              subject_of: Callable[[Any], str], out: dict[str, CallResult]) -> None:
+    _settle(call, chunk, _once(call, chunk, subject_of, out), subject_of, out)
+
+
+def _once(call: Callable[[list[Any]], CallResult], chunk: list[Group],
+          subject_of: Callable[[Any], str], out: dict[str, CallResult]) -> _Part:
+    """One call over ``chunk``: its result and each subject's values."""
     res = call([item for _key, items in chunk for item in items])
     per: dict[str, CallResult] = {key: CallResult() for key, _ in chunk}
     for v in res.values:
@@ -77,10 +91,33 @@ def _isolate(call: Callable[[list[Any]], CallResult], chunk: list[Group],
             got.values.append(v)
     for key, _ in chunk:
         out[key].attempts += res.attempts
-    if len(chunk) > 1 and res.error and res.error_kind in _ISOLATE_KINDS:
+    return res, per
+
+
+def _alike(a: CallResult, b: CallResult) -> bool:
+    return a.error is not None and (a.error_kind, a.error) == (b.error_kind, b.error)
+
+
+def _settle(call: Callable[[list[Any]], CallResult], chunk: list[Group], part: _Part,
+            subject_of: Callable[[Any], str], out: dict[str, CallResult]) -> None:
+    """Give each subject of ``chunk`` its result, splitting where a failure may be one
+    subject's doing."""
+    res, per = part
+    if (len(chunk) > 1 and res.error and res.error_kind in _ISOLATE_KINDS
+            and not res.system_wide):
         mid = len(chunk) // 2
-        _isolate(call, chunk[:mid], subject_of, out)
-        _isolate(call, chunk[mid:], subject_of, out)
+        halves = [chunk[:mid], chunk[mid:]]
+        parts = [_once(call, half, subject_of, out) for half in halves]
+        if res.error_kind != "permanent" and all(_alike(p[0], res) for p in parts):
+            # Both halves fail as the whole did: not one subject's doing, so no further
+            # split (a blocked task waits, it does not end). A permanent error does
+            # belong to its items: it is split until each failure has its subject.
+            for half, (r, p) in zip(halves, parts, strict=True):
+                for key, _ in half:
+                    _keep(out[key], p[key], r)
+            return
+        for half, half_part in zip(halves, parts, strict=True):
+            _settle(call, half, half_part, subject_of, out)
         return
     failing = [g for g in chunk if _failed_items(per[g[0]])]
     if len(failing) > 1:
@@ -102,3 +139,4 @@ def _keep(into: CallResult, part: CallResult, whole: CallResult) -> None:
     into.values.extend(part.values)
     if whole.error:
         into.error, into.error_kind = whole.error, whole.error_kind
+        into.retry_after, into.system_wide = whole.retry_after, whole.system_wide

@@ -51,6 +51,8 @@ class RunSummary:
     waiting: Counter[str] = field(default_factory=Counter)
     #: tasks that failed in this run (their requests may still be open)
     failed_tasks: int = 0
+    #: (request, system, error) of tasks that wait for an operator (`erasure retry`)
+    blocked: list[tuple[str, str, str]] = field(default_factory=list)
     #: requests dropped because another runner took their lease
     lost: list[str] = field(default_factory=list)
     #: package passwords (``package_password``): shown once, stored nowhere
@@ -60,7 +62,8 @@ class RunSummary:
 
     @property
     def ok(self) -> bool:
-        return all(o in OK_OUTCOMES for o in self.outcomes) and not self.failed_tasks
+        return (all(o in OK_OUTCOMES for o in self.outcomes) and not self.failed_tasks
+                and not self.blocked)
 
 
 class Runner:
@@ -151,7 +154,9 @@ class Runner:
         ended = {w.row.id for w in ending}
         for w in self.save([w for w in going if w.row.id not in ended], summary):
             for t in w.tasks.values():
-                if t.stage is not Stage.DONE:
+                if t.blocked is not None:
+                    summary.blocked.append((w.row.id, t.system, t.blocked))
+                elif t.stage is not Stage.DONE:
                     summary.waiting[t.stage.value] += 1
 
     # loading and saving ----------------------------------------------------------------

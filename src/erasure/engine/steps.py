@@ -33,7 +33,7 @@ from .find import find
 from .isolation import run_isolated
 from .rules import capability_for
 from .tasks import Stage, TaskWork
-from .work import StepContext, Work, failed_call, find_call, limit, outcome_of
+from .work import WAITS, StepContext, Work, failed_call, find_call, limit, outcome_of
 
 __all__ = [
     "StepContext", "Work", "act", "find", "outcome_of", "poll", "start_acting", "verify",
@@ -132,7 +132,7 @@ def _act_pairs(ctx: StepContext, name: str, action: Action,
         _record(t, res.values)
         if action is Action.EXPORT and t.summary.exported_at is None:
             t.summary.exported_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-        if res.error and res.error_kind == "transient":
+        if res.error and res.error_kind in WAITS:
             failed_call(ctx, w, t, res, now, step=action.value)
         elif res.error_kind == "unsupported" and action in (Action.RECTIFY, Action.OBJECT):
             # The system cannot do it (no field for an address, no opt-out for profiling):
@@ -347,7 +347,7 @@ def _poll_system(ctx: StepContext, name: str, pairs: list[tuple[Work, TaskWork]]
         res = results.get(w.row.id, CallResult())
         t.attempt("poll", res.attempts)
         _record(t, res.values)
-        if res.error and res.error_kind == "transient":
+        if res.error and res.error_kind in WAITS:
             failed_call(ctx, w, t, res, now, step="poll")
             continue
         if res.error:
@@ -388,7 +388,7 @@ def verify(ctx: StepContext, works: Sequence[Work], now: float) -> None:
             t.attempt("verify", res.attempts + again.attempts)
             error = res if res.error else again if again.error else None
             if error is not None:
-                if error.error_kind == "transient":
+                if error.error_kind in WAITS:
                     failed_call(ctx, w, t, error, now, step="verify")
                     continue
                 t.summary.verified = False

@@ -13,6 +13,8 @@ record of every transition with its cause and time.
 
 Any state but done may be *deferred*: it keeps its state and gets a ``not_before`` time
 (a transient outage, a quota, a job not finished yet); ``erasure run`` picks it up when due.
+It may also be *blocked* (a wrong password, a read-only store, a bad mapping): it keeps its
+state and waits for an operator's ``erasure retry`` (or fails at the due-date margin).
 ``erasure retry`` re-opens a failed task at the state where it failed.
 """
 
@@ -103,6 +105,8 @@ class TaskSummary:
     error_kind: str | None = None
     #: the last failed call's error, also when it was only deferred (``erasure status``)
     last_error: str | None = None
+    #: the error the task waits on an operator for (``erasure retry``); None: not blocked
+    blocked: str | None = None
     #: the package written from the task's records (file name, SHA-256)
     package: str | None = None
     package_sha256: str | None = None
@@ -172,6 +176,7 @@ class TaskWork:
         self.events.append(Transition(self.request_id, self.system, self.stage, new, cause))
         self.stage = new
         self.not_before = None
+        self.summary.blocked = None
         if outcome is not None:
             self.outcome = outcome
 
@@ -182,8 +187,29 @@ class TaskWork:
         self.events.append(Transition(self.request_id, self.system, self.stage, self.stage,
                                       cause))
         self.not_before = until
+        self.summary.blocked = None
         if retrying:
             self.summary.deferrals += 1
+
+    def block(self, until: float, cause: str, error: str) -> None:
+        """Wait for an operator (``erasure retry``), at most until ``until``; ``error``
+        (classified, no personal data) is what ``erasure status`` shows."""
+        self.events.append(Transition(self.request_id, self.system, self.stage, self.stage,
+                                      cause))
+        self.not_before = until
+        self.summary.blocked = error
+
+    @property
+    def blocked(self) -> str | None:
+        """The error this task waits on an operator for, if it does."""
+        return self.summary.blocked
+
+    def unblock(self, cause: str) -> None:
+        """An operator fixed the cause: due now (``erasure retry``)."""
+        self.events.append(Transition(self.request_id, self.system, self.stage, self.stage,
+                                      cause))
+        self.not_before = None
+        self.summary.blocked = None
 
     def due(self, now: float) -> bool:
         return self.stage is not Stage.DONE and (self.not_before is None

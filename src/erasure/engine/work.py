@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import calendar
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from .isolation import run_isolated
 from .rules import Rule, rule_for
 from .tasks import Stage, TaskWork
 
-__all__ = ["StepContext", "Work", "failed_call", "find_call", "limit", "outcome_of"]
+__all__ = ["WAITS", "StepContext", "Work", "failed_call", "find_call", "limit", "outcome_of"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class StepContext:
     config: Config
     systems: dict[str, System]
     keys: KeyRing
+    #: epoch seconds now (tests move it); a deferral counts from the end of its call
+    clock: Callable[[], float] = field(default=time.time)
 
     @property
     def host(self) -> Any:
@@ -75,24 +78,44 @@ def limit(ctx: StepContext, name: str) -> tuple[int, int | None]:
 
 def failed_call(ctx: StepContext, w: Work, t: TaskWork, res: CallResult, now: float, *,
                  step: str) -> None:
-    """A call that failed for this task: a transient failure waits for a later run (with
-    growing backoff, or as long as the system asked), anything else fails the task."""
+    """A call that failed for this task, by its failure class (errors.py).
+
+    Transient: the task waits for a later run (growing backoff, or as long as the system
+    asked). Blocked: it waits for an operator (``erasure retry``) until the request's
+    due-date margin. Permanent: it fails. Past the margin anything fails it: the request
+    must end, and its receipt say why, before it is due.
+    """
     retry = ctx.host.retry
+    # The call may have taken long: a next try counts from its end, never from the past.
+    now = max(now, ctx.clock())
+    give_up = _epoch(w.row) - retry.give_up_before_due_hours * 3600
     t.summary.last_error = res.error  # for `erasure status`; errors hold failures only
     if res.error_kind == "transient":
         n = t.summary.deferrals
         wait = min(retry.defer_initial * 2 ** n, retry.defer_max) * random.uniform(0.8, 1.2)
         if res.retry_after is not None:
             wait = max(res.retry_after, 0.0)
-        if now + wait < _epoch(w.row) - retry.give_up_before_due_hours * 3600:
+        if now + wait < give_up:
             t.defer(now + wait, f"{step} deferred: {res.error}")
             return
         t.fail(res.error or "error", "transient")
         t.fail("given up: the request's due date is near", "transient")
+    elif res.error_kind == "blocked":
+        if now < give_up:
+            # Tried again at the margin once (an operator may have fixed it unannounced),
+            # then failed there: see above.
+            t.block(give_up, f"{step} blocked: {res.error}", res.error or "error")
+            return
+        t.fail(res.error or "error", "blocked")
+        t.fail("given up: the request's due date is near", "blocked")
     else:
         t.fail(res.error or "error", res.error_kind or "permanent")
     t.summary.failed_at = t.stage.value
     t.move(Stage.DONE, f"{step} failed: {res.error}", outcome=outcome_of(t, failed=True))
+
+
+#: failure classes that leave the task waiting (errors.py): only a permanent one fails it
+WAITS = frozenset({"transient", "blocked"})
 
 
 def _epoch(row: RequestRow) -> float:

@@ -24,7 +24,12 @@ from typing import Any, ClassVar
 from pydantic import SecretStr
 
 from ..connector import Connector, ConnectorSettings, current_call
-from ..errors import AuthError, CapabilityNotSupported, PermanentError, TransientError
+from ..errors import (
+    AuthError,
+    BlockedError,
+    CapabilityNotSupported,
+    TransientError,
+)
 from ..hookspecs import hookimpl
 from ..models import (
     Capability,
@@ -242,7 +247,8 @@ class MemoryConnector(Connector):
     @contextlib.contextmanager
     def _open(self, write: bool) -> Iterator[MemoryStore]:
         if self.settings.path is not None and not Path(self.settings.path).parent.is_dir():
-            raise PermanentError("store folder does not exist")  # a config mistake
+            # a configuration mistake: an operator fixes it, then `erasure retry`
+            raise BlockedError("store folder does not exist", system_wide=True)
         try:
             with self._open_store(write) as store:
                 yield store

@@ -1,0 +1,162 @@
+"""Failure classes through the command line: a fixable failure never ends a request.
+
+transient: deferred to a later run; blocked: waits for an operator (`erasure status` shows
+it, `erasure retry` resumes it, `erasure run` leaves it alone); permanent: the task fails.
+A system that could not be searched never reads as "found 0".
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from clihelpers import (
+    describe,
+    error_lines,
+    journal,
+    ledger_query,
+    memory_system,
+    parse_table,
+    receipt_bodies,
+    run_cli,
+    seed,
+    stored_items,
+    table_row,
+    write_config,
+)
+
+ALICE = {"contact/1": ("contact", {"email": "alice@example.com", "customer_id": "C-1"})}
+BOB = {"contact/2": ("contact", {"email": "bob@example.com"})}
+RID = re.compile(r"\br-[0-9a-f]{16}\b")
+STATUS = ("request", "ticket", "type", "status", "received", "due", "days left")
+TASKS = ("request", "system", "state", "next try (UTC)", "last error")
+RECEIPT = ("system", "action", "outcome", "found", "acted", "review", "failed", "residue",
+           "tries")
+PLAN = ("system", "connector", "policy", "action", "found", "would act on", "review only")
+
+
+def _world(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A seeded CRM, and an archive configured in a folder that does not exist yet (an
+    operator's mistake, fixed later)."""
+    crm = tmp_path / "crm.json"
+    seed(crm, {**ALICE, **BOB})
+    archive = tmp_path / "later" / "archive.json"
+    config = write_config(tmp_path, {"crm": memory_system(crm),
+                                     "archive": memory_system(archive)})
+    return config, crm, archive
+
+
+def test_a_blocked_system_keeps_the_request_open_until_retry(tmp_path):
+    config, crm, archive = _world(tmp_path)
+    proc = run_cli("erase", "--email", "alice@example.com", "--verified", "--ticket", "T-1",
+                   config=config)
+    assert proc.returncode == 1, describe(proc)
+    (rid,) = set(RID.findall(proc.stdout))
+    assert any(f"{rid} archive: blocked" in line and "store folder does not exist" in line
+               for line in error_lines(proc)), describe(proc)
+    # Nothing acted anywhere: the plan is not whole while a system could not be searched.
+    assert set(stored_items(crm)) == {"contact/1", "contact/2"} and journal(crm) == []
+    assert receipt_bodies(config, rid) == []
+
+    # `erasure run` does not burn it (nor even call the system): still open, still blocked.
+    again = run_cli("run", config=config)
+    assert again.returncode == 0 and "chain head: 0" in again.stderr, describe(again)
+    status = run_cli("status", config=config)
+    assert table_row(status.stdout, STATUS, rid)["status"] == "open", status.stdout
+    task = next(r for r in parse_table(status.stdout, TASKS)
+                if r["request"] == rid and r["system"] == "archive")
+    assert task["state"].startswith("blocked"), task
+    assert "store folder does not exist" in task["last error"], task
+    assert task["next try (UTC)"].startswith("erasure retry"), task
+    assert receipt_bodies(config, rid) == []
+    # the identifiers are kept (encrypted) while it waits
+    assert ledger_query(config, "SELECT identifiers IS NOT NULL FROM requests") == [(1,)]
+
+    # The operator fixes the cause and resumes it.
+    archive.parent.mkdir()
+    seed(archive, {"mail/9": ("mail", {"email": "alice@example.com"})})
+    proc = run_cli("retry", rid, config=config)
+    assert proc.returncode == 0 and "archive" in proc.stdout, describe(proc)
+    proc = run_cli("run", config=config)
+    assert proc.returncode == 0, describe(proc)
+    outcomes = {b["system"]: b["outcome"] for b in receipt_bodies(config, rid)}
+    assert outcomes == {"crm": "completed", "archive": "completed"}
+    assert set(stored_items(crm)) == {"contact/2"}
+    assert set(stored_items(archive)) == set()
+
+
+def test_retry_of_a_request_with_nothing_blocked_or_failed_is_refused(tmp_path):
+    config, _crm, archive = _world(tmp_path)
+    archive.parent.mkdir()
+    proc = run_cli("request", "create", "--type", "erasure", "--email", "bob@example.com",
+                   "--verified", config=config)
+    (rid,) = RID.findall(proc.stdout)
+    proc = run_cli("retry", rid, config=config)
+    assert proc.returncode == 2 and "no blocked or failed task" in proc.stderr, describe(proc)
+
+
+def test_close_ends_a_blocked_request_failed_with_receipts(tmp_path):
+    config, crm, _archive = _world(tmp_path)
+    proc = run_cli("erase", "--email", "alice@example.com", "--verified", config=config)
+    (rid,) = set(RID.findall(proc.stdout))
+    proc = run_cli("close", rid, config=config)
+    assert proc.returncode == 2 and "--reason" in proc.stderr, describe(proc)
+    proc = run_cli("close", rid, "--reason", "archive retired; see ticket OPS-7", config=config)
+    assert proc.returncode == 0, describe(proc)
+    assert f"{rid}: closed, failed" in proc.stdout, describe(proc)
+    bodies = {b["system"]: b for b in receipt_bodies(config, rid)}
+    assert {s: b["outcome"] for s, b in bodies.items()} == {"crm": "failed",
+                                                            "archive": "failed"}
+    assert any("closed by an operator" in e for e in bodies["archive"]["errors"])
+    assert not any("OPS-7" in str(b) for b in bodies.values())  # the note is hashed
+    status = run_cli("status", "--all", config=config)
+    assert table_row(status.stdout, STATUS, rid)["status"] == "done: failed"
+    assert ledger_query(config, "SELECT identifiers FROM requests") == [(None,)]
+    assert set(stored_items(crm)) == {"contact/1", "contact/2"}  # nothing was acted on
+    proc = run_cli("close", rid, "--reason", "again", config=config)
+    assert proc.returncode == 2 and "has ended" in proc.stderr, describe(proc)
+
+
+def test_a_dry_run_that_could_not_search_a_system_exits_1_naming_it(tmp_path):
+    config, _crm, _archive = _world(tmp_path)
+    for args in (["find", "--dry-run"], ["erase", "--dry-run", "--verified"]):
+        proc = run_cli(*args, "--email", "alice@example.com", config=config)
+        assert proc.returncode == 1, describe(proc)
+        lines = [x for x in error_lines(proc) if not x.startswith("WARNING")]  # new keys
+        assert lines == ["archive: could not be searched: BlockedError: store folder does "
+                         "not exist"], describe(proc)
+        row = table_row(proc.stdout, PLAN, "archive")
+        assert row["found"] == "?", row  # never "found 0"
+        assert "expansion stopped" not in proc.stdout
+        assert table_row(proc.stdout, PLAN, "crm")["found"] == "1"
+
+
+def test_a_find_that_could_not_search_a_system_exits_1_naming_it(tmp_path):
+    config, _crm, _archive = _world(tmp_path)
+    proc = run_cli("find", "--email", "alice@example.com", config=config)
+    assert proc.returncode == 1, describe(proc)
+    assert any(line.startswith("archive: could not be searched: BlockedError")
+               for line in error_lines(proc)), describe(proc)
+
+
+def test_a_transient_outage_defers_into_the_future_and_a_dry_run_exits_1(tmp_path):
+    crm = tmp_path / "crm.json"
+    seed(crm, ALICE)
+    config = write_config(tmp_path, {"crm": memory_system(crm, fail_first_calls=100,
+                                                          max_attempts=2)},
+                          host={"retry": {"initial_wait": 0, "max_wait": 0}})
+    proc = run_cli("find", "--dry-run", "--email", "alice@example.com", config=config)
+    assert proc.returncode == 1, describe(proc)
+    assert [line.split(":")[0] for line in error_lines(proc)
+            if not line.startswith("WARNING")] == ["crm"], describe(proc)
+    assert "simulated outage" in proc.stderr
+
+    started = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)
+    proc = run_cli("erase", "--email", "alice@example.com", "--verified", config=config)
+    assert proc.returncode == 0, describe(proc)  # waiting for a later run is no error
+    (rid,) = set(RID.findall(proc.stdout))
+    task = table_row(run_cli("status", config=config).stdout, TASKS, rid)
+    assert task["state"].startswith("pending (deferred 1x)"), task
+    assert datetime.strptime(task["next try (UTC)"], "%Y-%m-%d %H:%M") >= started, task
+    assert set(stored_items(crm)) == {"contact/1"}
