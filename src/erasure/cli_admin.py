@@ -228,6 +228,14 @@ def config_check(config: ConfigOpt = None) -> None:
     for name, s in cfg.systems.items():
         if s.connector not in plugins.registry:
             out.print(f"[yellow]{name}: not covered: {plugins.failure_for(s.connector)}[/]")
+    # What an access package must tell the person (Art. 15) but config does not say.
+    from .models import Capability
+
+    exporting = [name for name, s in cfg.systems.items()
+                 if (cls := plugins.registry.get(s.connector)) is None
+                 or cls.supports(Capability.EXPORT)]
+    for line in cfg.statement_warnings(exporting):
+        err.print(f"warning: {line}", highlight=False)
 
 
 @keys_app.command("show-public")

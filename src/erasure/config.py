@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,13 @@ from .errors import ConfigError
 from .freetext import DEFAULT_TICKET_PATTERN
 from .idspaces import GLOBAL_TYPES, IdSpace, IdSpaces
 from .models import IdentifierType, Policy
+from .statement import (
+    ControllerStatement,
+    SystemStatement,
+    parse_controller,
+    parse_statement,
+    statement_warnings,
+)
 
 __all__ = [
     "CONFIG_ENV",
@@ -63,7 +70,7 @@ _SECRET_PAIR_KEY = re.compile(
     r"[a-z_]*(?:password|passwd|pwd|secret|token|api_?key|access_?key)", re.IGNORECASE)
 _SYSTEM_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 # Keys of a [systems.X] section that belong to the host, not the connector's Settings.
-HOST_KEYS = ("connector", "policy", "reason", "enabled", "max_attempts")
+HOST_KEYS = ("connector", "policy", "reason", "enabled", "max_attempts", "statement")
 
 
 class _Strict(BaseModel):
@@ -160,6 +167,8 @@ class SystemConfig:
     enabled: bool = True
     max_attempts: int | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    #: what the access package says about the system (Art. 15; statement.py)
+    statement: SystemStatement = field(default_factory=SystemStatement)
 
     def __repr__(self) -> str:
         return f"SystemConfig({self.name!r}, connector={self.connector!r}, policy={self.policy})"
@@ -173,6 +182,17 @@ class Config:
     systems: Mapping[str, SystemConfig]
     path: Path | None = None
     id_spaces: IdSpaces = field(default_factory=IdSpaces)
+    #: the ``[controller]`` section: the access package's Art. 15 statement
+    controller: ControllerStatement = field(default_factory=ControllerStatement)
+
+    def statement_warnings(self, exporting: Iterable[str] | None = None) -> list[str]:
+        """Art. 15 statement fields left empty, one line each naming its key, for the
+        enabled systems among ``exporting`` (None: all; a system that cannot export never
+        appears in an access package)."""
+        names = None if exporting is None else set(exporting)
+        return statement_warnings(self.controller, {
+            name: s.statement for name, s in self.systems.items()
+            if s.enabled and (names is None or name in names)})
 
 
 def _resolve(value: Any, where: str, problems: list[str], env: Mapping[str, str]) -> Any:
@@ -266,9 +286,10 @@ def parse_config(
     env = os.environ if env is None else env
     problems: list[str] = []
     for key in data:
-        if key not in ("erasure", "systems", "id_spaces"):
+        if key not in ("erasure", "systems", "id_spaces", "controller"):
             problems.append(
-                f"{key}: unknown section (expected [erasure], [systems.NAME] or [id_spaces.NAME])")
+                f"{key}: unknown section (expected [erasure], [controller], [systems.NAME] "
+                "or [id_spaces.NAME])")
     raw_host = _resolve(dict(data.get("erasure", {})), "erasure", problems, env)
     host = HostSettings()
     try:
@@ -310,6 +331,7 @@ def parse_config(
             problems.append(f"{where}.reason: policy \"retain\" needs a reason (e.g. a legal hold)")
         enabled = bool(resolved.pop("enabled", True))
         max_attempts = resolved.pop("max_attempts", None)
+        statement = parse_statement(name, resolved.pop("statement", None), problems)
         if known_connectors is not None:
             cls = known_connectors.get(connector)
             if cls is None and connector not in uncovered:
@@ -332,11 +354,15 @@ def parse_config(
             enabled=enabled,
             max_attempts=max_attempts,
             settings=resolved,
+            statement=statement,
         )
     id_spaces = _id_spaces(data.get("id_spaces", {}), raw_systems, problems)
+    controller = parse_controller(
+        _resolve(data.get("controller", {}), "controller", problems, env), problems)
     if problems:
         raise ConfigError(problems)
-    return Config(host=host, systems=systems, path=path, id_spaces=id_spaces)
+    return Config(host=host, systems=systems, path=path, id_spaces=id_spaces,
+                  controller=controller)
 
 
 class _IdSpaceSection(_Strict):

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..export import write_package
+from ..export import PackageInfo, write_package
 from ..freetext import reason_hash
 from ..ledger import utcnow
 from ..models import Action, RequestType
@@ -37,7 +37,8 @@ def package(ctx: StepContext, w: Work) -> tuple[Path, str, str | None] | None:
     password = new_password() if ctx.host.package_password else None
     path = write_package(ctx.host.exports(), w.row.id, w.type.value, records,
                          generated_at=min(stamps) if stamps else utcnow().isoformat(),
-                         password=password)
+                         password=password, info=PackageInfo(ctx.config.controller, {
+                             name: s.statement for name, s in ctx.config.systems.items()}))
     digest = sha256_of(path)
     for t in w.tasks.values():
         t.summary.package = path.name
