@@ -7,9 +7,8 @@ Art. 15 statement (controller, and per system its purposes, legal basis, recipie
 and their data, one section per system, with the labels config gives. A portability
 package holds only the fields each system marks ``portable`` (Art. 20: what the person
 provided or generated; default every field). It is written with 0600 permissions,
-atomically. A CSV cell (or
-header) that a spreadsheet would run as a formula gets a leading ``'`` (:func:`csv_cell`);
-the JSON files keep every value exactly.
+atomically. A CSV cell (or header) that a spreadsheet would run as a formula gets a
+leading ``'`` (:func:`csv_cell`); the JSON files keep every value exactly.
 """
 
 from __future__ import annotations
