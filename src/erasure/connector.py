@@ -143,8 +143,9 @@ class Connector(ABC):
     #: but the host's ``batch_size`` subjects. The host never splits one subject's findings
     #: across calls, so a call holding one subject may exceed it.
     max_batch: ClassVar[int | None] = None
-    #: Seconds between polls of PENDING items (see :meth:`poll`).
-    poll_interval: ClassVar[float] = 60.0
+    #: Seconds between polls of PENDING items (see :meth:`poll`); the host reads the
+    #: instance's value, so a connector may set it from its settings.
+    poll_interval: float = 60.0
     #: A folder of this system's own inside the host's state folder, set by the host
     #: before the first call (None when the connector is built outside a host). For what
     #: a connector must remember across runs and processes beyond the ledger (the notify

@@ -7,6 +7,7 @@ server's session id (``auth = "session"``) and its state folder in the test's ow
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -53,3 +54,48 @@ def add_person(org: Org, email: str, *, phone: str | None = None, first: str = "
     if lead:
         values["Company"] = "Acme"
     return org.create("Lead" if lead else "Contact", values)
+
+
+@pytest.fixture
+def sf_host(fake: FakeSalesforce, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """``make(**settings) -> (orchestrator, clock)``: the real host (plugins from entry
+    points, ledger, retries) with a system ``crm`` on the fake; retries never sleep, and
+    ``clock[0]`` is the time the host sees (advance it to let deferrals pass)."""
+    from erasure import PluginHost
+    from erasure.config import parse_config
+    from erasure.orchestrator import Orchestrator
+
+    made: list[Any] = []
+
+    def make(host: dict[str, Any] | None = None, **settings: Any) -> tuple[Any, list[float]]:
+        clock = [time.time()]
+        plugins = PluginHost.load()
+        config = parse_config({
+            "erasure": {"state_dir": str(tmp_path / "state"), **(host or {})},
+            "systems": {"crm": {"connector": "salesforce", "instance_url": fake.url,
+                                "auth": "session", "session_id": fake.session_id,
+                                "poll_seconds": 0, **settings}}},
+            known_connectors={n: plugins.registry.get(n) for n in plugins.registry.names()})
+        orch = Orchestrator(config, plugins, sleep=lambda s: None, clock=lambda: clock[0])
+        made.append(orch)
+        return orch, clock
+
+    yield make
+    for o in made:
+        o.close()
+
+
+def run_until_done(orch: Any, clock: list[float], rid: str, runs: int = 30) -> None:
+    """Run the host until the request ends, an hour passing between runs (deferrals)."""
+    for _ in range(runs):
+        orch.run()
+        if orch.ledger.get_request(rid).status == "done":
+            return
+        clock[0] += 3600
+    tasks = {t.system: (t.stage, t.summary) for t in orch.ledger.tasks_for([rid])}
+    raise AssertionError(f"the request did not end: {tasks}")
+
+
+def receipt(orch: Any, rid: str) -> dict[str, Any]:
+    (body,) = [r["body"] for r in orch.ledger.receipts(rid) if r["body"]["system"] == "crm"]
+    return body

@@ -181,6 +181,20 @@ def _record(t: TaskWork, values: Sequence[Any]) -> None:
             t.data.handles[ref] = v.handle or ""
         else:
             t.data.handles.pop(ref, None)
+        if v.status is ItemStatus.FAILED and v.error and not v.transient:
+            _item_error(t, f"{v.finding.kind}: {v.error}")
+
+
+#: distinct item failures a receipt lists (the counts say how many items failed)
+_MAX_ITEM_ERRORS = 10
+
+
+def _item_error(t: TaskWork, message: str) -> None:
+    """Name why items failed on the receipt ("Contact: in the Recycle Bin until ...",
+    "Case: delete: ENTITY_IS_LOCKED"); connectors' item errors hold no personal data."""
+    errors = t.summary.setdefault("errors", [])
+    if message not in errors and len(errors) < _MAX_ITEM_ERRORS:
+        errors.append(message)
 
 
 #: how many times one task searches again after stale findings before it fails
@@ -219,7 +233,8 @@ def _after_action(ctx: StepContext, w: Work, t: TaskWork, now: float) -> None:
     if ItemStatus.PENDING.value in statuses:
         if t.stage is not Stage.WAITING:
             t.move(Stage.WAITING, "the system finishes later")
-        interval = system.cls.poll_interval if system.cls else 60.0
+        # the instance's: a connector may take its interval from its settings
+        interval = system.connector().poll_interval if system.cls else 60.0
         t.defer(now + interval, "waiting for the system", retrying=False)
     elif ItemStatus.AWAITING_CONFIRMATION.value in statuses:
         if t.summary.told_at is None:

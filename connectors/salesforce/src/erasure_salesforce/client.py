@@ -115,6 +115,9 @@ class Api:
         self._lock = threading.Lock()
         #: the last ``Sforce-Limit-Info`` seen: ``{"used": n, "total": m}``
         self.usage: dict[str, int] = {}
+        # Reads completed in the host call under way (see _memo_for).
+        self._memo: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+        self._memo_call: object = None
 
     # connection --------------------------------------------------------------------------
 
@@ -187,25 +190,57 @@ class Api:
         response = self.request(method, path, what, **kwargs)
         return response.json() if response.content else None
 
+    def call_memo(self) -> dict[tuple[str, Any], list[dict[str, Any]]] | None:
+        """The reads already answered in this host call. The host retries a failed call
+        as a whole; a find of a hundred subjects makes a dozen reads, and repeating the
+        ones that had succeeded would let a few transient faults fail every attempt.
+        Reads only, and only within one call (one CallContext): never a stale answer
+        across calls. None outside a host call."""
+        from erasure import current_call
+
+        try:
+            call = current_call()
+        except RuntimeError:
+            return None
+        with self._lock:
+            if call is not self._memo_call:
+                self._memo, self._memo_call = {}, call
+            return self._memo
+
     def query(self, soql: str, what: str, *, include_deleted: bool = False
-              ) -> Iterator[dict[str, Any]]:
+              ) -> list[dict[str, Any]]:
         """Every record of a SOQL query, following ``nextRecordsUrl`` to the end."""
+        memo = self.call_memo()
+        key = (soql, include_deleted)
+        if memo is not None and key in memo:
+            return memo[key]
         sf = self.sf
+        records: list[dict[str, Any]] = []
         with sf_errors(what):
             result = sf.query(soql, include_deleted=include_deleted)
             while True:
                 self._note_usage()
-                yield from result["records"]
+                records.extend(result["records"])
                 if result.get("done", True):
-                    return
+                    break
                 result = sf.query_more(result["nextRecordsUrl"], identifier_is_url=True)
+        if memo is not None:
+            memo[key] = records
+        return records
 
     def search(self, sosl: str, what: str) -> list[dict[str, Any]]:
+        memo = self.call_memo()
+        key = (sosl, False)
+        if memo is not None and key in memo:
+            return memo[key]
         sf = self.sf
         with sf_errors(what):
             result = sf.search(sosl)
         self._note_usage()
-        return list((result or {}).get("searchRecords", []))
+        records = list((result or {}).get("searchRecords", []))
+        if memo is not None:
+            memo[key] = records
+        return records
 
     def user_id(self) -> str:
         """The signed-in user's id (OAuth userinfo)."""

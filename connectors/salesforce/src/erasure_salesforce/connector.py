@@ -46,12 +46,11 @@ class SalesforceConnector(Connector):
                               Capability.ANONYMISE, Capability.RESTRICT, Capability.LOOKUP})
     identifier_types = frozenset({IdentifierType.EMAIL, IdentifierType.PHONE,
                                   IdentifierType.NAME, IdentifierType.USER_ID})
-    #: a hardDelete job finishes within minutes; the first poll comes after a minute
-    poll_interval = 60.0
     settings: SalesforceSettings
 
     def __init__(self, system: str, settings: SalesforceSettings) -> None:
         super().__init__(system, settings)
+        self.poll_interval = settings.poll_seconds
         self.api = Api(settings)
         self._locator = Locator(self.api, settings)
         self._eraser = Eraser(self.api, settings, self._journal)

@@ -8,8 +8,8 @@ failed item has no id) and land in the Recycle Bin for 15 days, where queryAll a
 admin still see them: such items are FAILED with the date they leave the bin, so the
 receipt says partial, never completed.
 
-Every call first reads its records' state through queryAll (active, in the bin, gone),
-which makes a repeat harmless: gone is ALREADY_DONE.
+A repeat is harmless: a record already gone is answered INVALID_CROSS_REFERENCE_KEY (by
+the job or the composite call), which is ALREADY_DONE; one in the bin ENTITY_IS_DELETED.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ __all__ = ["RECYCLE_BIN_DAYS", "Eraser"]
 #: Days Salesforce keeps deleted records in the Recycle Bin.
 RECYCLE_BIN_DAYS = 15
 _CHUNK = 200  # composite sobjects: at most 200 records a call
+_FINISHED_KEPT = 1000  # complete jobs' results kept in memory
 _GONE = frozenset({"INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND", "INVALID_ID_FIELD"})
 
 
@@ -42,15 +43,6 @@ def bin_message(deleted_at: datetime | None) -> str:
     until = (deleted_at or datetime.now(UTC)) + timedelta(days=RECYCLE_BIN_DAYS)
     return (f"in the Recycle Bin until {until.date().isoformat()} (the user lacks the "
             "Bulk API Hard Delete permission, or the record was deleted before)")
-
-
-def _when(stamp: Any) -> datetime | None:
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-    except ValueError:
-        return None
 
 
 def by_object(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
@@ -69,6 +61,9 @@ class Eraser:
         self.settings = settings
         self.journal = journal  # None outside a host: no state folder to keep jobs in
         self._hard_delete: bool | None = None
+        # A complete job never changes: its results are kept (for this process), so a
+        # poll that failed half-way does not read them again.
+        self._finished: dict[str, tuple[set[str], dict[str, str]]] = {}
 
     # permission ---------------------------------------------------------------------------
 
@@ -99,29 +94,14 @@ class Eraser:
     # delete -----------------------------------------------------------------------------------
 
     def delete(self, findings: Sequence[Finding]) -> list[ItemOutcome]:
-        out: list[ItemOutcome] = []
-        hard = None
-        for sobject, group in by_object(findings).items():
-            states = self.states(sobject, [parse_ref(f.ref)[1] for f in group])
-            active: list[Finding] = []
-            for f in group:
-                state = states.get(parse_ref(f.ref)[1])
-                if state is None:
-                    out.append(ItemOutcome(f, ItemStatus.ALREADY_DONE))
-                elif state.get("IsDeleted"):
-                    out.append(ItemOutcome(f, ItemStatus.FAILED, error=bin_message(
-                        _when(state.get("SystemModstamp")))))
-                else:
-                    active.append(f)
-            if not active:
-                continue
-            if hard is None:
-                hard = self.hard_delete_allowed()
-            if hard:
-                out.extend(self._submit(sobject, active))
-            else:
-                out.extend(self._composite_delete(active))
-        return out
+        if not findings:
+            return []
+        if self.hard_delete_allowed():
+            out: list[ItemOutcome] = []
+            for sobject, group in by_object(findings).items():  # a job holds one object
+                out.extend(self._submit(sobject, group))
+            return out
+        return self._composite_delete(findings)  # a composite call takes any objects
 
     def _composite_delete(self, findings: Sequence[Finding]) -> list[ItemOutcome]:
         out = []
@@ -178,17 +158,29 @@ class Eraser:
         out.extend(ItemOutcome(f, ItemStatus.PENDING, handle=job_id) for f in fresh)
         return out
 
+    def _read_job(self, job_id: str) -> dict[str, Any]:
+        """The job's info; read once per host call (a retried call reuses it)."""
+        memo = self.api.call_memo()
+        if memo is not None and ("job", job_id) in memo:
+            return memo[("job", job_id)][0]
+        info = self.api.json("GET", f"jobs/ingest/{job_id}", "bulk job read")
+        if memo is not None:
+            memo[("job", job_id)] = [info]
+        return dict(info)
+
     def _usable(self, job_id: str) -> bool:
         """Whether a journaled job will run. One still Open (the run that made it died
         before closing it) is aborted, never run: its upload may be incomplete."""
         try:
-            info = self.api.json("GET", f"jobs/ingest/{job_id}", "bulk job read")
+            state = self._read_job(job_id).get("state")
         except PermanentError:
             return False  # unknown to Salesforce (deleted after 7 days): submit anew
-        state = info.get("state")
         if state == "Open":
             self.api.json("PATCH", f"jobs/ingest/{job_id}", "bulk job abort",
                           json={"state": "Aborted"})
+            memo = self.api.call_memo()
+            if memo is not None:
+                memo.pop(("job", job_id), None)
             return False
         return state in ("UploadComplete", "InProgress", "JobComplete")
 
@@ -204,8 +196,11 @@ class Eraser:
                 out.extend(ItemOutcome(o.finding, ItemStatus.FAILED, error="no job id")
                            for o in items)
                 continue
-            info = self.api.json("GET", f"jobs/ingest/{job_id}", "bulk job read")
-            state = info.get("state")
+            if job_id in self._finished:
+                state, info = "JobComplete", {}
+            else:
+                info = self._read_job(job_id)
+                state = info.get("state")
             if state in ("Open", "UploadComplete", "InProgress"):
                 out.extend(ItemOutcome(o.finding, ItemStatus.PENDING, handle=job_id)
                            for o in items)
@@ -214,7 +209,7 @@ class Eraser:
                 out.extend(ItemOutcome(o.finding, ItemStatus.FAILED,
                                        error=f"bulk job {state}: erase again") for o in items)
                 continue
-            done, failed = self._results(job_id)
+            done, failed = self._results(job_id, info)
             for o in items:
                 record_id = parse_ref(o.finding.ref)[1]
                 if record_id in done:
@@ -234,20 +229,38 @@ class Eraser:
                                            error=f"hard delete: {code}"))
         return out
 
-    def _results(self, job_id: str) -> tuple[set[str], dict[str, str]]:
-        """(ids deleted, id -> error code of those that failed), keyed on the echoed Id."""
-        done = {row.get("Id") or row.get("sf__Id") or "" for row in self._csv(
-            job_id, "successfulResults")}
+    def _results(self, job_id: str, info: Mapping[str, Any]
+                 ) -> tuple[set[str], dict[str, str]]:
+        """(ids deleted, id -> error code of those that failed), keyed on the echoed Id.
+        A result list the job's counts say is empty is not read."""
+        if job_id in self._finished:
+            return self._finished[job_id]
+        processed = int(info.get("numberRecordsProcessed") or 0)
+        failures = int(info.get("numberRecordsFailed") or 0)
+        done: set[str] = set()
+        if processed > failures:
+            done = {row.get("Id") or row.get("sf__Id") or "" for row in self._csv(
+                job_id, "successfulResults")}
         failed = {}
-        for row in self._csv(job_id, "failedResults"):
-            code = (row.get("sf__Error") or "UNKNOWN").split(":", 1)[0]
-            failed[row.get("Id") or row.get("sf__Id") or ""] = code
+        if failures:
+            for row in self._csv(job_id, "failedResults"):
+                code = (row.get("sf__Error") or "UNKNOWN").split(":", 1)[0]
+                failed[row.get("Id") or row.get("sf__Id") or ""] = code
+        if len(self._finished) >= _FINISHED_KEPT:
+            self._finished.pop(next(iter(self._finished)))
+        self._finished[job_id] = (done, failed)
         return done, failed
 
-    def _csv(self, job_id: str, kind: str) -> list[Mapping[str, str]]:
+    def _csv(self, job_id: str, kind: str) -> list[dict[str, str]]:
+        memo = self.api.call_memo()
+        if memo is not None and (kind, job_id) in memo:
+            return memo[(kind, job_id)]
         response = self.api.request("GET", f"jobs/ingest/{job_id}/{kind}/",
                                     "bulk job results", headers={"Accept": "text/csv"})
-        return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+        rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+        if memo is not None:
+            memo[(kind, job_id)] = rows
+        return rows
 
     # lookup -------------------------------------------------------------------------------
 

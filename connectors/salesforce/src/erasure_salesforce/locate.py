@@ -220,23 +220,37 @@ class Locator:
 
     def _related(self, name: str, m: SObjectMap, wanted: _Wanted,
                  hits: dict[str, _Hit]) -> None:
+        """One SOQL query (more when the values do not fit a URL) for every way a record
+        of ``name`` may belong to the batch."""
         emails, phones = wanted.emails(), wanted.phone_forms()
         ids = sorted(hits)
-        groups: list[list[Any]] = []
+        # (value kind, values, condition for a part of them); parts are cut per kind
+        kinds: list[tuple[list[str], Any]] = []
         if m.email and emails:
-            groups.append([lambda part, fs=m.email: " OR ".join(
-                f"{f} IN ({_in(part)})" for f in fs), emails])
+            kinds.append((emails, lambda part, fs=m.email: [f"{f} IN ({_in(part)})"
+                                                            for f in fs]))
         if m.phone and phones:
-            groups.append([lambda part, fs=m.phone: " OR ".join(
-                f"{f} IN ({_in(part)})" for f in fs), phones])
+            kinds.append((phones, lambda part, fs=m.phone: [f"{f} IN ({_in(part)})"
+                                                            for f in fs]))
         if m.address_lists and emails:
-            groups.append([lambda part, fs=m.address_lists: " OR ".join(
-                f"{f} LIKE {like_literal(e)}" for f in fs for e in part), emails])
+            kinds.append((emails, lambda part, fs=m.address_lists: [
+                f"{f} LIKE {like_literal(e)}" for f in fs for e in part]))
         if m.links and ids:
-            groups.append([lambda part, fs=m.links: " OR ".join(
-                f"{f} IN ({_in(part)})" for f in fs), ids])
-        for group in groups:
-            self._soql(name, m, group, wanted, hits)
+            kinds.append((ids, lambda part, fs=m.links: [f"{f} IN ({_in(part)})"
+                                                         for f in fs]))
+        if not kinds:
+            return
+        tagged = [(n, v) for n, (values, _) in enumerate(kinds) for v in values]
+
+        def where(part: Sequence[tuple[int, str]]) -> str:
+            conditions = []
+            for n, (_, render) in enumerate(kinds):
+                mine = [v for k, v in part if k == n]
+                if mine:
+                    conditions += render(mine)
+            return " OR ".join(conditions)
+
+        self._soql(name, m, [where, tagged], wanted, hits)
 
     def _soql(self, name: str, m: SObjectMap, group: list[Any], wanted: _Wanted,
               hits: dict[str, _Hit]) -> None:

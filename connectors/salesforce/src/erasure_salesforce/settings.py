@@ -130,6 +130,8 @@ class SalesforceSettings(ConnectorSettings):
     #: numbers never match
     phone_region: str | None = None
     timeout: float = Field(default=60.0, gt=0, le=600)
+    #: seconds between polls of a submitted hardDelete job (they finish within minutes)
+    poll_seconds: float = Field(default=60.0, ge=0, le=86400)
 
     @field_validator("instance_url", "login_url")
     @classmethod

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 from urllib.parse import quote_plus
 
 __all__ = ["SOSL_RESERVED", "chunked", "is_record_id", "like_literal", "literal", "sosl_term"]
 
 #: Characters SOSL reserves in a FIND clause (escaped with a backslash in a search term).
 SOSL_RESERVED = frozenset("?&|!{}[]()^~*:\\\"'+-")
+T = TypeVar("T")
 _SOQL_ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t",
                  "\b": "\\b", "\f": "\\f"}
 _RECORD_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[A-Z0-5]{3})?$")
@@ -43,7 +45,7 @@ def is_record_id(value: str) -> bool:
     return bool(_RECORD_ID.match(value))
 
 
-def chunked(values: Sequence[str], render: Callable[[Sequence[str]], str],
+def chunked(values: Sequence[T], render: Callable[[Sequence[T]], str],
             budget: int = URL_BUDGET) -> Iterator[str]:
     """Queries ``render(part)`` over consecutive parts of ``values``, each within
     ``budget`` characters once URL-encoded (a single value too long alone still goes)."""
