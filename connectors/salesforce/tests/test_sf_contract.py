@@ -13,7 +13,7 @@ import pytest
 from erasure_salesforce import SalesforceConnector
 from erasure_salesforce.testing import FakeSalesforce
 
-from erasure import Finding, IdentifierType, Subject
+from erasure import Finding, IdentifierType, ObjectionScope, Subject
 from erasure.testing import ConnectorContract, Seeded
 
 T = IdentifierType
@@ -59,5 +59,26 @@ class TestSalesforceContract(ConnectorContract):
             individual = org.get(person.get("IndividualId") or "") if "IndividualId" in \
                 person else person
             if individual and individual.get("HasOptedOutProcessing"):
+                out.add(f.ref)
+        return out
+
+    def objected(self, connector: SalesforceConnector, findings: Sequence[Finding],
+                 scope: ObjectionScope) -> set[str]:
+        # marketing: the person's HasOptedOutOfEmail and DoNotCall; profiling: the
+        # Individual's HasOptedOutProfiling; a Case or Task through its person
+        org = self.fake.org
+        out = set()
+        for f in findings:
+            record = org.get(f.ref.split("/", 1)[1])
+            if record is None:
+                continue
+            person = org.get(record.get("ContactId") or record.get("WhoId") or "") or record
+            if scope is ObjectionScope.MARKETING:
+                if person.get("HasOptedOutOfEmail") and person.get("DoNotCall"):
+                    out.add(f.ref)
+                continue
+            individual = org.get(person.get("IndividualId") or "") if "IndividualId" in \
+                person else person
+            if individual and individual.get("HasOptedOutProfiling"):
                 out.add(f.ref)
         return out

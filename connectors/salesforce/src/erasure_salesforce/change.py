@@ -10,7 +10,15 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from erasure import Finding, ItemOutcome, ItemStatus, PermanentError
+from erasure import (
+    CapabilityNotSupported,
+    Correction,
+    CorrectionType,
+    Finding,
+    ItemOutcome,
+    ItemStatus,
+    PermanentError,
+)
 
 from .client import Api
 from .erase import by_object
@@ -114,26 +122,117 @@ class Changer:
                                            error=f"anonymise: {results[rid]}"))
         return out
 
+    # rectify ------------------------------------------------------------------------------
+
+    def rectify(self, findings: Sequence[Finding], corrections: Sequence[Correction]
+                ) -> list[ItemOutcome]:
+        """Write each correction into the fields mapped to its type that hold one of its
+        old values (a name into FirstName and LastName; an address into ``address``).
+        A record of the subject without such a field (a Task on the contact) is DONE when
+        another record of the subject changed in the call: it reaches the person through
+        it."""
+        objects = self.settings.objects
+        for c in corrections:
+            if not any(self._fields(m, c.type) for m in objects.values() if m.rectify):
+                raise CapabilityNotSupported(f"no field is mapped for {c.type.value}")
+        mine: dict[str, list[Correction]] = defaultdict(list)
+        for c in corrections:
+            mine[c.subject].append(c)
+        status: dict[str, ItemStatus] = {}
+        errors: dict[str, str] = {}
+        for sobject, group in by_object(findings).items():
+            m = objects.get(sobject)
+            if m is None or not m.rectify or sobject == "Individual":
+                continue
+            wanted = {f for c in corrections for f in self._fields(m, c.type)}
+            if not wanted:
+                continue
+            if "Name" in wanted:
+                wanted |= {"FirstName", "LastName"}
+            records = self.read(sobject, [parse_ref(f.ref)[1] for f in group], sorted(wanted))
+            changes: dict[str, dict[str, Any]] = {}
+            refs: dict[str, str] = {}
+            for f in group:
+                record = records.get(parse_ref(f.ref)[1])
+                if record is None:
+                    status[f.ref], errors[f.ref] = ItemStatus.FAILED, "record not found"
+                    continue
+                diff: dict[str, Any] = {}
+                for c in mine.get(f.subject, ()):
+                    diff.update(self._diff(m, c, record))
+                if diff:
+                    changes[record["Id"]] = diff
+                    refs[record["Id"]] = f.ref
+                    status[f.ref] = ItemStatus.DONE
+            for rid, code in (self.write(sobject, changes) if changes else {}).items():
+                if code:
+                    status[refs[rid]], errors[refs[rid]] = ItemStatus.FAILED, f"update: {code}"
+        changed = {f.subject for f in findings if status.get(f.ref) is ItemStatus.DONE}
+        out = []
+        for f in findings:
+            if f.ref in status:
+                out.append(ItemOutcome(f, status[f.ref], error=errors.get(f.ref)))
+            else:
+                out.append(ItemOutcome(f, ItemStatus.DONE if f.subject in changed
+                                       else ItemStatus.ALREADY_DONE))
+        return out
+
+    @staticmethod
+    def _fields(m: Any, ctype: CorrectionType) -> tuple[str, ...]:
+        return {CorrectionType.EMAIL: m.email, CorrectionType.PHONE: m.phone,
+                CorrectionType.NAME: m.name, CorrectionType.ADDRESS: m.address}[ctype]
+
+    def _diff(self, m: Any, c: Correction, record: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for field in self._fields(m, c.type):
+            value = record.get(field)
+            if c.type is CorrectionType.ADDRESS:
+                if value != c.new:
+                    out[field] = c.new
+            elif c.matches(value) is False:  # holds an old value (normalised)
+                if field == "Name":  # computed: Salesforce keeps the parts
+                    first, _, last = c.new.rpartition(" ")
+                    out.update({"FirstName": first or None, "LastName": last})
+                else:
+                    out[field] = c.new
+        return out
+
     # restrict -------------------------------------------------------------------------------
 
-    def restrict(self, findings: Sequence[Finding], flags: Mapping[str, bool] | None = None,
-                 person_fields: Sequence[str] | None = None) -> list[ItemOutcome]:
-        """Mark each subject's person records (Contact, Lead...) restricted: their
-        Individual's ``flags`` (default HasOptedOutProcessing) set, an Individual created
-        and linked where there is none, and the ``person_fields`` checkboxes set. Other
-        records of the subject are covered by their person: DONE (or ALREADY_DONE) with
-        it, FAILED when the subject has no person record in the call."""
-        flags = dict(flags or {"HasOptedOutProcessing": True})
-        person_fields = tuple(self.settings.restrict_fields if person_fields is None
-                              else person_fields)
+    def restrict(self, findings: Sequence[Finding]) -> list[ItemOutcome]:
+        """Restriction (Art. 18): the person's Individual gets HasOptedOutProcessing (one
+        is created and linked where there is none) and ``restrict_fields`` are set."""
+        return self.mark(findings, {"HasOptedOutProcessing": True},
+                         self.settings.restrict_fields, create_individual=True)
+
+    def object_to(self, findings: Sequence[Finding], scope: str) -> list[ItemOutcome]:
+        """Objection (Art. 21): ``marketing`` sets the people's HasOptedOutOfEmail and
+        DoNotCall and, where they have an Individual, its HasOptedOutSolicit;
+        ``profiling`` sets the Individual's HasOptedOutProfiling (created and linked where
+        there is none)."""
+        if scope == "marketing":
+            return self.mark(findings, {"HasOptedOutSolicit": True},
+                             self.settings.marketing_fields, create_individual=False)
+        if scope == "profiling":
+            return self.mark(findings, {"HasOptedOutProfiling": True}, (),
+                             create_individual=True)
+        raise CapabilityNotSupported(f"no opt-out for {scope}")
+
+    def mark(self, findings: Sequence[Finding], flags: Mapping[str, bool],
+             person_fields: Sequence[str], *, create_individual: bool
+             ) -> list[ItemOutcome]:
+        """Set ``flags`` on each subject's Individual (creating and linking one where a
+        person has none, if ``create_individual``) and the ``person_fields`` checkboxes on
+        their person records (Contact, Lead...). Only what is not set yet is written.
+        Other records of the subject are covered by their person: DONE (or ALREADY_DONE)
+        with it, FAILED when the subject has no person record in the call."""
         people = {n: m for n, m in self.settings.objects.items() if m.individual}
-        groups = by_object(findings)
         status: dict[str, ItemStatus] = {}  # ref -> outcome of a person or Individual
         errors: dict[str, str] = {}
         individuals: dict[str, list[str]] = defaultdict(list)  # Individual id -> refs
         to_create: list[tuple[str, str, dict[str, Any]]] = []  # (object, id, person)
         person_changes: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        for sobject, group in groups.items():
+        for sobject, group in by_object(findings).items():
             if sobject == "Individual":
                 for f in group:
                     individuals[parse_ref(f.ref)[1]].append(f.ref)
@@ -144,39 +243,23 @@ class Changer:
             records = self.read(sobject, [parse_ref(f.ref)[1] for f in group],
                                 [m.individual, "FirstName", "LastName", *person_fields])
             for f in group:
-                rid = parse_ref(f.ref)[1]
-                record = records.get(rid)
+                record = records.get(parse_ref(f.ref)[1])
                 if record is None:
                     status[f.ref], errors[f.ref] = ItemStatus.FAILED, "record not found"
                     continue
+                status[f.ref] = ItemStatus.ALREADY_DONE
                 diff = {k: True for k in person_fields if record.get(k) is not True}
                 if diff:
-                    person_changes[sobject][rid] = diff
+                    person_changes[sobject][record["Id"]] = diff
                     status[f.ref] = ItemStatus.DONE
                 individual = record.get(m.individual)
                 if isinstance(individual, str):
                     individuals[individual].append(f.ref)
-                else:
-                    to_create.append((sobject, rid, record))
+                elif create_individual and flags:
+                    to_create.append((sobject, record["Id"], record))
                     status[f.ref] = ItemStatus.DONE
-        # Individuals that exist: set what is not set yet.
-        if individuals:
-            current = self.read("Individual", list(individuals), list(flags))
-            changes = {iid: {k: v for k, v in flags.items() if rec.get(k) != v}
-                       for iid, rec in current.items()}
-            changes = {iid: c for iid, c in changes.items() if c}
-            results = self.write("Individual", changes) if changes else {}
-            for iid, refs in individuals.items():
-                for ref in refs:
-                    if iid not in current:
-                        status[ref], errors[ref] = ItemStatus.FAILED, "Individual not found"
-                    elif results.get(iid):
-                        status[ref], errors[ref] = ItemStatus.FAILED, f"restrict: {results[iid]}"
-                    elif iid in changes:
-                        status[ref] = ItemStatus.DONE
-                    else:
-                        status.setdefault(ref, ItemStatus.ALREADY_DONE)
-        # People without an Individual: create one and link it.
+        if individuals and flags:
+            self._flag_individuals(individuals, flags, status, errors)
         if to_create:
             ids = self.create("Individual", [
                 {"FirstName": r.get("FirstName") or None,
@@ -184,18 +267,37 @@ class Changer:
             for (sobject, rid, _), iid in zip(to_create, ids, strict=True):
                 if iid is None:
                     ref = f"{sobject}/{rid}"
-                    status[ref], errors[ref] = ItemStatus.FAILED, "restrict: Individual create"
+                    status[ref], errors[ref] = ItemStatus.FAILED, "Individual not created"
                     person_changes[sobject].pop(rid, None)
                     continue
-                m = people[sobject]
-                assert m.individual is not None
-                person_changes[sobject].setdefault(rid, {})[m.individual] = iid
+                field = people[sobject].individual
+                assert field is not None
+                person_changes[sobject].setdefault(rid, {})[field] = iid
         for sobject, changes in person_changes.items():
-            for rid, code in self.write(sobject, changes).items():
+            for rid, code in (self.write(sobject, changes) if changes else {}).items():
                 if code:
                     ref = f"{sobject}/{rid}"
-                    status[ref], errors[ref] = ItemStatus.FAILED, f"restrict: {code}"
+                    status[ref], errors[ref] = ItemStatus.FAILED, f"update: {code}"
         return self._outcomes(findings, status, errors)
+
+    def _flag_individuals(self, individuals: Mapping[str, list[str]],
+                          flags: Mapping[str, bool], status: dict[str, ItemStatus],
+                          errors: dict[str, str]) -> None:
+        current = self.read("Individual", list(individuals), list(flags))
+        changes = {iid: {k: v for k, v in flags.items() if rec.get(k) != v}
+                   for iid, rec in current.items()}
+        changes = {iid: c for iid, c in changes.items() if c}
+        results = self.write("Individual", changes) if changes else {}
+        for iid, refs in individuals.items():
+            for ref in refs:
+                if iid not in current:
+                    status[ref], errors[ref] = ItemStatus.FAILED, "Individual not found"
+                elif results.get(iid):
+                    status[ref], errors[ref] = ItemStatus.FAILED, f"update: {results[iid]}"
+                elif iid in changes:
+                    status[ref] = ItemStatus.DONE
+                else:
+                    status.setdefault(ref, ItemStatus.ALREADY_DONE)
 
     @staticmethod
     def _outcomes(findings: Sequence[Finding], status: Mapping[str, ItemStatus],

@@ -9,9 +9,11 @@ from erasure import (
     AuthError,
     Capability,
     Connector,
+    Correction,
     Finding,
     IdentifierType,
     ItemOutcome,
+    ObjectionScope,
     PermanentError,
     Record,
     Subject,
@@ -43,7 +45,8 @@ class SalesforceConnector(Connector):
     version = "0.1.0"
     Settings = SalesforceSettings
     capabilities = frozenset({Capability.FIND, Capability.EXPORT, Capability.DELETE,
-                              Capability.ANONYMISE, Capability.RESTRICT, Capability.LOOKUP})
+                              Capability.ANONYMISE, Capability.RESTRICT, Capability.LOOKUP,
+                              Capability.RECTIFY, Capability.OBJECT})
     identifier_types = frozenset({IdentifierType.EMAIL, IdentifierType.PHONE,
                                   IdentifierType.NAME, IdentifierType.USER_ID})
     settings: SalesforceSettings
@@ -124,6 +127,14 @@ class SalesforceConnector(Connector):
 
     def restrict(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
         return iter(self._changer.restrict(findings))
+
+    def rectify(self, findings: Sequence[Finding], corrections: Sequence[Correction]
+                ) -> Iterator[ItemOutcome]:
+        return iter(self._changer.rectify(findings, corrections))
+
+    def object_to(self, findings: Sequence[Finding], scope: ObjectionScope
+                  ) -> Iterator[ItemOutcome]:
+        return iter(self._changer.object_to(findings, scope.value))
 
     def discover(self) -> str:
         return discover(self.api, self.system)

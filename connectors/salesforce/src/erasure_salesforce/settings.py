@@ -41,6 +41,10 @@ class SObjectMap(BaseModel):
     links: tuple[str, ...] = ()
     #: the field that links a person record to its Individual (privacy preferences)
     individual: str | None = None
+    #: fields a rectification of the postal address sets
+    address: tuple[str, ...] = ()
+    #: whether rectification changes this object (an email already sent is history)
+    rectify: bool = True
     #: fields exported; empty: every readable field from describe
     export: tuple[str, ...] = ()
     #: ``delete`` erases the record; ``keep`` keeps it (a legal duty) and an erasure
@@ -49,7 +53,7 @@ class SObjectMap(BaseModel):
     #: field -> value an anonymisation writes (``""`` clears the field)
     anonymise: dict[str, str | bool] = {}
 
-    @field_validator("email", "phone", "name", "address_lists", "links", "export")
+    @field_validator("email", "phone", "name", "address_lists", "links", "export", "address")
     @classmethod
     def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:
@@ -74,12 +78,12 @@ _PERSON_CLEAR = {"FirstName": "", "Email": "", "Phone": "", "MobilePhone": "",
 DEFAULT_OBJECTS: dict[str, SObjectMap] = {
     "Contact": SObjectMap(
         search=True, email=("Email",), phone=("Phone", "MobilePhone", "HomePhone", "OtherPhone"),
-        name=("Name",), individual="IndividualId",
+        name=("Name",), individual="IndividualId", address=("MailingStreet",),
         anonymise={**_PERSON_CLEAR, "LastName": "Anonymised", "HomePhone": "",
                    "OtherPhone": "", "MailingStreet": "", "MailingCity": "", "Title": ""}),
     "Lead": SObjectMap(
         search=True, email=("Email",), phone=("Phone", "MobilePhone"), name=("Name",),
-        individual="IndividualId",
+        individual="IndividualId", address=("Street",),
         anonymise={**_PERSON_CLEAR, "LastName": "Anonymised", "Street": "", "City": ""}),
     "Case": SObjectMap(
         email=("SuppliedEmail",), phone=("SuppliedPhone",), links=("ContactId",),
@@ -87,7 +91,7 @@ DEFAULT_OBJECTS: dict[str, SObjectMap] = {
                    "Description": ""}),
     "EmailMessage": SObjectMap(
         email=("FromAddress",), address_lists=("ToAddress", "CcAddress", "BccAddress"),
-        links=("ParentId", "RelatedToId"),
+        links=("ParentId", "RelatedToId"), rectify=False,
         anonymise={"FromName": "", "TextBody": ""}),
     "Task": SObjectMap(links=("WhoId",), anonymise={"Description": ""}),
     "CampaignMember": SObjectMap(links=("ContactId", "LeadId")),
@@ -126,6 +130,9 @@ class SalesforceSettings(ConnectorSettings):
     #: fields set on a person record when it is restricted, besides its Individual's
     #: HasOptedOutProcessing
     restrict_fields: tuple[str, ...] = ("HasOptedOutOfEmail", "DoNotCall")
+    #: checkboxes an objection to direct marketing sets on a person record (and the
+    #: Individual's HasOptedOutSolicit where there is one)
+    marketing_fields: tuple[str, ...] = ("HasOptedOutOfEmail", "DoNotCall")
     #: region for phone numbers stored without a country code (e.g. "DE"); none: such
     #: numbers never match
     phone_region: str | None = None

@@ -74,8 +74,9 @@ class FakeSalesforce:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        #: called with the job id after a job is created (tests: kill a run right there)
-        self.on_job_created: Callable[[str], None] | None = None
+        #: called with the endpoint label after a request's change was applied and before
+        #: it is answered (tests: kill the client right there)
+        self.after_action: Callable[[str], None] | None = None
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -174,12 +175,15 @@ class _Handler(BaseHTTPRequestHandler):
             status, headers, payload = self._route(method, body)
         except ApiError as exc:
             status, headers, payload = _error_response(exc)
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client died waiting (a test killed it): nobody to answer
 
     def _route(self, method: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
         if len(self.path) > _URI_LIMIT:
@@ -210,6 +214,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(503, "SERVER_UNAVAILABLE", "Service temporarily unavailable",
                            limit_headers)
         status, headers, payload = action()
+        if fake.after_action is not None:
+            fake.after_action(endpoint)
         if kind == "after_commit":
             fake.injected[kind] += 1
             raise ApiError(503, "SERVER_UNAVAILABLE", "Service temporarily unavailable",
@@ -263,12 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
         if rest == "jobs/ingest" and method == "POST":
             spec = _json(body)
 
-            def create() -> dict[str, Any]:
-                info = org.job_create(spec)
-                if self.fake.on_job_created is not None:
-                    self.fake.on_job_created(info["id"])
-                return info
-            return "job_create", js(create)
+            return "job_create", js(lambda: org.job_create(spec))
         if jm := re.match(r"^jobs/ingest/(\w+)(?:/(batches|successfulResults|failedResults))?$",
                           rest):
             job_id, sub = jm.group(1), jm.group(2)

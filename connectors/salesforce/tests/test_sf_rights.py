@@ -1,0 +1,48 @@
+"""Rectification and objection beyond the contract suite: names, addresses, Individuals."""
+
+from __future__ import annotations
+
+from erasure_salesforce.testing import FakeSalesforce
+from test_sf_find import subject
+
+from erasure import Correction, ItemStatus, ObjectionScope
+
+
+def test_rectify_a_name_and_an_address(fake: FakeSalesforce, sf_connector) -> None:
+    org = fake.org
+    mine = org.create("Contact", {"FirstName": "Seán", "LastName": "O'Brien",
+                                  "Email": "sean@example.org", "MailingStreet": "Old Road 1"})
+    namesake = org.create("Contact", {"FirstName": "Seán", "LastName": "O'Brien",
+                                      "Email": "other@example.org"})
+    c = sf_connector()
+    found = list(c.find([subject("req-s", email="sean@example.org")]))
+    fixes = [Correction.parse("name", "Sean O'Brien-Smith", subject="req-s",
+                              old=("Seán O'Brien",)),
+             Correction.parse("address", "New Street 2", subject="req-s")]
+    assert {o.status for o in c.rectify(found, fixes)} == {ItemStatus.DONE}
+    record = org.get(mine)
+    assert (record["FirstName"], record["LastName"], record["Name"]) == (
+        "Sean", "O'Brien-Smith", "Sean O'Brien-Smith")
+    assert record["MailingStreet"] == "New Street 2"
+    assert org.get(namesake)["LastName"] == "O'Brien"  # the namesake is someone else
+    assert {o.status for o in c.rectify(found, fixes)} == {ItemStatus.ALREADY_DONE}
+
+
+def test_objection_to_profiling_creates_and_links_an_individual(fake: FakeSalesforce,
+                                                                 sf_connector) -> None:
+    org = fake.org
+    contact = org.create("Contact", {"LastName": "Doe", "Email": "pat@example.org"})
+    lead = org.create("Lead", {"LastName": "Doe", "Company": "Acme",
+                               "Email": "pat@example.org"})
+    c = sf_connector()
+    found = list(c.find([subject("req-p", email="pat@example.org")]))
+    outcomes = list(c.object_to(found, ObjectionScope.PROFILING))
+    assert {o.status for o in outcomes} == {ItemStatus.DONE}
+    for person in (contact, lead):
+        individual = org.get(org.get(person)["IndividualId"])
+        assert individual["HasOptedOutProfiling"] is True
+        assert individual["HasOptedOutProcessing"] is False  # not a restriction
+        assert org.get(person)["HasOptedOutOfEmail"] is False  # nor marketing
+    again = list(c.object_to(list(c.find([subject("req-p", email="pat@example.org")])),
+                             ObjectionScope.PROFILING))
+    assert {o.status for o in again} == {ItemStatus.ALREADY_DONE}
