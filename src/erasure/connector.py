@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -296,6 +296,12 @@ class Connector(ABC):
         anyone the mapping knows). Lines name places and counts, never values. Optional.
         """
         raise CapabilityNotSupported(f"{self.name} cannot search beyond its mapping")
+
+    def receipt_facts(self) -> Mapping[str, Any]:
+        """Facts about the system the receipts of its requests state, JSON-safe and free of
+        personal data (the salesforce connector: the org's API usage from Sforce-Limit-Info).
+        Read when a receipt is written; empty by default."""
+        return {}
 
     def close(self) -> None:
         """Release connections. Called once when the host is done with the system."""

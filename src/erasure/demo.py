@@ -2,7 +2,9 @@
 
 Seeds a CRM, a helpdesk, a mail archive and a tax archive (file-backed in-memory systems),
 plus a SQLite shop database when the ``sql`` connector is installed and a Maildir (mail on
-both sides of the 12-month retention) when the ``mail`` connector is; then finds, exports
+both sides of the 12-month retention) when the ``mail`` connector is; with the
+``salesforce`` connector installed the CRM is its fake Salesforce org on 127.0.0.1 (the
+real simple-salesforce talks to it; erased through Bulk API 2.0 jobs); then finds, exports
 and erases one sample subject, sweeps mail past retention, and verifies the signed
 receipts. A lookalike address and a household member sharing the subject's phone are
 seeded too: they must survive.
@@ -35,11 +37,7 @@ CONFIG = """\
 state_dir = "state"
 export_dir = "exports"
 strong_identifiers = ["email", "customer_id"]
-
-[systems.crm]
-connector = "memory"
-path = "{root}/crm.json"
-
+{crm}
 [systems.helpdesk]
 connector = "memory"
 path = "{root}/helpdesk.json"
@@ -53,6 +51,12 @@ connector = "memory"
 path = "{root}/tax.json"
 policy = "retain"
 reason = "invoices kept 10 years (tax law)"
+"""
+
+MEMORY_CRM = """
+[systems.crm]
+connector = "memory"
+path = "{root}/crm.json"
 """
 
 ID_SPACES = """
@@ -166,6 +170,8 @@ def _seed(plugins: PluginHost, orch: Orchestrator, root: Path) -> None:
     cls = plugins.registry.get("memory")
     assert cls is not None
     for system, items in data.items():
+        if orch.systems[system].config.connector != "memory":
+            continue  # the Salesforce CRM was seeded in its fake org
         orch.systems[system].connector().seed(items)  # type: ignore[attr-defined]
     if "mailbox" in orch.systems:
         _seed_maildir(root)
@@ -174,6 +180,52 @@ def _seed(plugins: PluginHost, orch: Orchestrator, root: Path) -> None:
         db.executescript(SHOP_SQL)
         db.commit()
         db.close()
+
+
+SALESFORCE_CONFIG = """
+[systems.crm]
+connector = "salesforce"
+instance_url = "{url}"
+auth = "session"
+session_id = {{ env = "ERASURE_DEMO_SF_SESSION" }}
+poll_seconds = 0
+"""
+
+
+def _salesforce_demo() -> tuple[str, Any] | None:
+    """The salesforce connector's fake org on 127.0.0.1 (its own testing module, shipped
+    for tests and this demo): Alice with a case, a task and a campaign membership, Jim
+    (lookalike address) and Bob (Alice's phone). None when it cannot be imported."""
+    import importlib
+    import os
+
+    try:
+        testing = importlib.import_module("erasure_salesforce.testing")
+    except ImportError:
+        return None
+    server = testing.FakeSalesforce().start()
+    org = server.org
+    phone = "+4915112345678"  # shared by Alice and Bob, who live together
+    alice = org.create("Contact", {"FirstName": "Alice", "LastName": "Example",
+                                   "Email": "alice@example.com", "Phone": phone,
+                                   "MailingCity": "Berlin"})
+    org.create("Case", {"ContactId": alice, "Subject": "Where is my kettle?"})
+    org.create("Task", {"WhoId": alice, "Subject": "Call back about the kettle"})
+    campaign = org.create("Campaign", {"Name": "Spring tea sale"})
+    org.create("CampaignMember", {"CampaignId": campaign, "ContactId": alice})
+    org.create("Contact", {"FirstName": "Jim", "LastName": "Alice",
+                           "Email": "jimalice@example.com"})
+    org.create("Contact", {"FirstName": "Bob", "LastName": "Example",
+                           "Email": "bob@example.net", "Phone": phone})
+    os.environ["ERASURE_DEMO_SF_SESSION"] = server.session_id
+    return SALESFORCE_CONFIG.format(url=server.url), server
+
+
+def _salesforce_left(server: Any) -> int:
+    """Records the fake org still holds, the Recycle Bin included (queryAll's view)."""
+    people = ("Contact", "Lead", "Case", "Task", "EmailMessage", "CampaignMember",
+              "Individual")
+    return sum(len(server.org.records[o]) for o in people)
 
 
 S3_CONFIG = """
@@ -237,8 +289,11 @@ def run_demo(folder: Path, out: Console) -> int:
         shutil.rmtree(root)
     root.mkdir(parents=True)
     plugins = PluginHost.load()
-    text = CONFIG.format(root=root)
-    customer_space = ["crm", "tax-archive"]
+    sf_demo = _salesforce_demo() if "salesforce" in plugins.registry else None
+    # Salesforce keeps no customer numbers: its CRM is found by email and phone only.
+    customer_space = ["tax-archive"] if sf_demo is not None else ["crm", "tax-archive"]
+    crm = sf_demo[0] if sf_demo is not None else MEMORY_CRM.format(root=root)
+    text = CONFIG.format(root=root, crm=crm)
     if "sql" in plugins.registry:
         text += SQL_CONFIG.format(root=root)
         customer_space.append("shop-db")
@@ -284,6 +339,10 @@ def run_demo(folder: Path, out: Console) -> int:
         erase = orch.submit(RequestSpec(RequestType.ERASURE, SUBJECT, ticket="DEMO-2",
                                         verified=True))
         summary = orch.run(only=[erase])
+        for _ in range(5):  # a Salesforce hardDelete job finishes after it is polled
+            if orch.ledger.get_request(erase).status == "done":
+                break
+            summary = orch.run(only=[erase])
         from .tables import receipts_table
 
         out.print(receipts_table(orch.ledger.receipts(erase), title="3. Erasure receipts"))
@@ -303,6 +362,10 @@ def run_demo(folder: Path, out: Console) -> int:
         left.add_column("system")
         left.add_column("items left")
         for name in ("crm", "helpdesk", "mail-archive", "tax-archive"):
+            if name == "crm" and sf_demo is not None:
+                left.add_row("crm (Salesforce records, Recycle Bin included)",
+                             str(_salesforce_left(sf_demo[1])))
+                continue
             left.add_row(name, str(orch.systems[name].connector().count()))  # type: ignore
         if "shop-db" in orch.systems:
             db = sqlite3.connect(root / "shop.db")
@@ -343,3 +406,5 @@ def run_demo(folder: Path, out: Console) -> int:
         orch.close()
         if s3_demo is not None:
             s3_demo[1].stop()
+        if sf_demo is not None:
+            sf_demo[1].stop()

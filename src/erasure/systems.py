@@ -85,6 +85,17 @@ class System:
                 self._connector.state_dir = self.state_dir
             return self._connector
 
+    def receipt_facts(self) -> dict[str, Any]:
+        """The connector's :meth:`Connector.receipt_facts`, if it was built (else none);
+        a connector that fails to say is left out, never failing a receipt."""
+        if self._connector is None:
+            return {}
+        try:
+            return dict(self._connector.receipt_facts())
+        except Exception as exc:
+            log.warning("receipt facts of %s failed: %s", self.name, type(exc).__name__)
+            return {}
+
     def close(self) -> None:
         if self._connector is not None:
             try:

@@ -99,6 +99,8 @@ def test_erasure_through_the_host_completes_and_verifies(fake: FakeSalesforce,
     assert body["counts"]["done"] == len(ids_of(seeded))
     assert anywhere(fake, ids_of(seeded)) == []
     assert anywhere(fake, ids_of(other)) == ids_of(other)
+    usage = body["system_facts"]["api_usage"]  # from Sforce-Limit-Info
+    assert usage["total"] == 15000 and 0 < usage["used"] <= fake.org.api_used
 
 
 def test_host_receipt_without_hard_delete_is_partial_and_names_the_bin(

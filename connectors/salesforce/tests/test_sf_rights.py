@@ -46,3 +46,24 @@ def test_objection_to_profiling_creates_and_links_an_individual(fake: FakeSalesf
     again = list(c.object_to(list(c.find([subject("req-p", email="pat@example.org")])),
                              ObjectionScope.PROFILING))
     assert {o.status for o in again} == {ItemStatus.ALREADY_DONE}
+
+
+def test_a_configured_object_keeps_the_other_standard_objects(fake: FakeSalesforce,
+                                                              sf_connector) -> None:
+    org = fake.org
+    contact = org.create("Contact", {"LastName": "Doe", "Email": "pat@example.org"})
+    case = org.create("Case", {"ContactId": contact, "SuppliedEmail": "pat@example.org",
+                               "SuppliedName": "Pat Doe", "Subject": "kept for 6 years"})
+    c = sf_connector(objects={"Case": {"email": ["SuppliedEmail"], "links": ["ContactId"],
+                                       "policy": "keep", "anonymise": {
+                                           "SuppliedEmail": "", "SuppliedName": ""}},
+                              "Task": {"skip": True}})
+    assert "Contact" in c.settings.objects and "Task" not in c.settings.objects
+    found = list(c.find([subject("req-p", email="pat@example.org")]))
+    assert {f.kind for f in found} == {"Contact", "Case"}
+    outcomes = {o.finding.kind: o for o in c.delete(found)}
+    assert outcomes["Case"].status is ItemStatus.DONE  # kept, anonymised
+    assert outcomes["Contact"].status is ItemStatus.PENDING  # the hardDelete job
+    kept = org.get(case)
+    assert (kept["SuppliedEmail"], kept["SuppliedName"], kept["Subject"]) == (
+        None, None, "kept for 6 years")

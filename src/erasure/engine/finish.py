@@ -92,6 +92,8 @@ def _body(ctx: StepContext, w: Work, t: TaskWork, now: datetime) -> dict[str, An
         "kinds": dict(sorted(Counter(f.kind for f in t.data.findings.values()).items())),
         # Where residue outside the connector's mapping was found (table.column), no values.
         "unmapped_residue": t.summary.unmapped_residue,
+        # What the connector says of the system now (API usage), no personal data.
+        "system_facts": system.receipt_facts() if system else {},
         "id_spaces": ctx.config.id_spaces.used(w.known.all(), t.system),
         "expansion_complete": w.known.complete,
         "attempts": t.summary.attempts,

@@ -192,7 +192,7 @@ _MAX_ITEM_ERRORS = 10
 def _item_error(t: TaskWork, message: str) -> None:
     """Name why items failed on the receipt ("Contact: in the Recycle Bin until ...",
     "Case: delete: ENTITY_IS_LOCKED"); connectors' item errors hold no personal data."""
-    errors = t.summary.setdefault("errors", [])
+    errors = t.summary.errors
     if message not in errors and len(errors) < _MAX_ITEM_ERRORS:
         errors.append(message)
 

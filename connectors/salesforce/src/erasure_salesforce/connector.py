@@ -142,6 +142,7 @@ class SalesforceConnector(Connector):
     def close(self) -> None:
         self.api.close()
 
-    def describe_usage(self) -> dict[str, Any]:
-        """API usage for a receipt or a status line: used and total of the daily allowance."""
-        return self.api_usage
+    def receipt_facts(self) -> dict[str, Any]:
+        """The org's API usage (Sforce-Limit-Info) as of the last answer."""
+        usage = self.api_usage
+        return {"api_usage": usage} if usage else {}

@@ -45,6 +45,8 @@ class SObjectMap(BaseModel):
     address: tuple[str, ...] = ()
     #: whether rectification changes this object (an email already sent is history)
     rectify: bool = True
+    #: leave this standard object out of the mapping altogether
+    skip: bool = False
     #: fields exported; empty: every readable field from describe
     export: tuple[str, ...] = ()
     #: ``delete`` erases the record; ``keep`` keeps it (a legal duty) and an erasure
@@ -159,12 +161,22 @@ class SalesforceSettings(ConnectorSettings):
             raise ValueError('api_version looks like "59.0"')
         return value
 
+    @field_validator("objects", mode="before")
+    @classmethod
+    def _over_defaults(cls, value: object) -> object:
+        # A section names the objects it changes; the standard objects it does not name
+        # keep their mapping (configuring Case alone must not stop the search for Contacts).
+        if isinstance(value, dict):
+            return {**DEFAULT_OBJECTS, **value}
+        return value
+
     @field_validator("objects")
     @classmethod
     def _objects(cls, value: dict[str, SObjectMap]) -> dict[str, SObjectMap]:
         for name in value:
             if not _API_NAME.match(name):
                 raise ValueError(f"invalid object name {name!r}")
+        value = {n: m for n, m in value.items() if not m.skip}
         if not value:
             raise ValueError("map at least one object")
         return value
