@@ -46,8 +46,8 @@ def receipts_show(request_id: Annotated[str, typer.Argument(
 
     with _orchestrator(config) as orch, _errors():
         if request_id.startswith("sweep-"):
-            swept = (ledger_exists(orch.config.host.ledger_url())
-                     and orch.ledger.receipts(request_id))
+            swept = (orch.ledger.receipts(request_id)
+                     if ledger_exists(orch.config.host.ledger_url()) else [])
             if not swept:
                 _fail(f"no retention sweep {request_id!r} in the ledger")
             out.print(receipts_table(swept, title=f"Retention sweep {request_id}"))

@@ -101,8 +101,7 @@ def _load(config: Path | None) -> tuple[Config, PluginHost]:
     for f in plugins.failures:
         err.print(f"[yellow]warning:[/] plugin {f.plugin} failed to load: {f.error}")
     uncovered = frozenset(f.plugin for f in plugins.failures) | plugins.blocked
-    cfg = load_config(config, known_connectors={n: plugins.registry.get(n)
-                                                for n in plugins.registry.names()},
+    cfg = load_config(config, known_connectors=plugins.registry.classes(),
                       uncovered=uncovered)
     return cfg, plugins
 

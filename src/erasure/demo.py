@@ -26,6 +26,7 @@ from .heads import ensure_head, head_line, ledger_export, verify_export
 from .models import RequestType
 from .orchestrator import Orchestrator, RequestSpec
 from .plugins import PluginHost
+from .testing.memory import MemoryConnector
 
 __all__ = ["run_demo"]
 
@@ -116,7 +117,8 @@ def _seed_maildir(root: Path) -> None:
                f"{time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime(when))}\n\n"
                "Hello.\n")
         key = sub.add(mailbox.MaildirMessage(msg.encode()))
-        path = Path(sub._path) / sub._lookup(key)  # noqa: SLF001 - arrival time = mtime
+        # arrival time = mtime; a new message is <folder>/new/<key>
+        path = Path(sub._path) / "new" / key  # noqa: SLF001
         os.utime(path, (when, when))
 
 
@@ -307,8 +309,7 @@ def run_demo(folder: Path, out: Console) -> int:
     text += ID_SPACES.format(systems=", ".join(f'"{s}"' for s in customer_space))
     cfg_path = root / "demo.toml"
     cfg_path.write_text(text, encoding="utf-8")
-    config = load_config(cfg_path, known_connectors={
-        n: plugins.registry.get(n) for n in plugins.registry.names()})
+    config = load_config(cfg_path, known_connectors=plugins.registry.classes())
     orch = Orchestrator(config, plugins)
     try:
         _seed(plugins, orch, root)
@@ -366,12 +367,14 @@ def run_demo(folder: Path, out: Console) -> int:
                 left.add_row("crm (Salesforce records, Recycle Bin included)",
                              str(_salesforce_left(sf_demo[1])))
                 continue
-            left.add_row(name, str(orch.systems[name].connector().count()))  # type: ignore
+            memory = orch.systems[name].connector()
+            assert isinstance(memory, MemoryConnector)  # the demo's [systems] above
+            left.add_row(name, str(memory.count()))
         if "shop-db" in orch.systems:
             db = sqlite3.connect(root / "shop.db")
-            for table in ("customers", "orders", "invoices"):
-                n = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
-                left.add_row(f"shop-db {table}", str(n))
+            for db_table in ("customers", "orders", "invoices"):
+                n = db.execute(f"SELECT count(*) FROM {db_table}").fetchone()[0]  # noqa: S608
+                left.add_row(f"shop-db {db_table}", str(n))
             kept = db.execute("SELECT billing_email, billing_name FROM invoices WHERE id = 100")
             row = kept.fetchone()
             db.close()

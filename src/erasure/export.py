@@ -116,9 +116,9 @@ def write_package(
     summary: list[tuple[str, str, int]] = []
     # Entries are dated by generated_at, not the clock: the same records and time give the
     # same bytes, so a resumed run's package is the one the first run would have written.
-    stamp = max((1980, 1, 1, 0, 0, 0),  # the oldest date a zip entry can hold
-                tuple(int(p) for p in generated_at.replace("T", "-").replace(":", "-")
-                      .split(".")[0].split("-")[:6]))
+    y, mo, d, h, mi, s = (int(p) for p in generated_at.replace("T", "-").replace(":", "-")
+                          .split(".")[0].split("-")[:6])
+    stamp = max((1980, 1, 1, 0, 0, 0), (y, mo, d, h, mi, s))  # the oldest a zip entry holds
     if password:  # AES-256 (WinZip AE-2), which 7-Zip and most archive tools open
         import pyzipper
         archive: zipfile.ZipFile = pyzipper.AESZipFile(
@@ -171,7 +171,8 @@ def write_package(
 class _Dated:
     """Writes zip entries with one fixed date."""
 
-    def __init__(self, zf: zipfile.ZipFile, stamp: tuple[int, ...]) -> None:
+    def __init__(self, zf: zipfile.ZipFile, stamp: tuple[int, int, int, int, int, int]
+                 ) -> None:
         self.zf, self.stamp = zf, stamp
 
     def writestr(self, name: str, data: str) -> None:

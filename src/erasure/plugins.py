@@ -62,6 +62,10 @@ class ConnectorRegistry:
     def names(self) -> list[str]:
         return sorted(self._connectors)
 
+    def classes(self) -> dict[str, type[Connector]]:
+        """Every registered connector class by name (what config validation needs)."""
+        return dict(self._connectors)
+
     def __contains__(self, name: object) -> bool:
         return name in self._connectors
 

@@ -167,7 +167,7 @@ class MemoryConnector(Connector):
         """Queue ``action`` on ``findings`` as one job per subject; a job submitted before
         under the same idempotency key is answered again, never submitted twice."""
         ctx = current_call()
-        out = []
+        out: list[ItemOutcome] = []
         by_subject: dict[str, list[Finding]] = {}
         for f in findings:
             by_subject.setdefault(f.subject, []).append(f)

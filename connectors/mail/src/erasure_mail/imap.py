@@ -318,7 +318,7 @@ class ImapBackend:
     def restricted(self, refs: Iterable[str], keyword: str, target: str | None) -> set[str]:
         """The refs (of keyword restriction) whose messages carry the keyword."""
         c = self.client()
-        out = set()
+        out: set[str] = set()
         for folder, by_validity in self._by_folder(refs).items():
             validity = self._select(folder, readonly=True)
             items = by_validity.get(validity, [])

@@ -174,10 +174,10 @@ class MaildirBackend:
             return chr(ord("a") + known[keyword])
         if not create:
             return None
-        idx = next(i for i in range(26) if i not in known.values())
+        free = next(i for i in range(26) if i not in known.values())
         with path.open("a", encoding="utf-8") as fh:
-            fh.write(f"{idx} {keyword}\n")
-        return chr(ord("a") + idx)
+            fh.write(f"{free} {keyword}\n")
+        return chr(ord("a") + free)
 
     @staticmethod
     def _flags(path: Path) -> str:

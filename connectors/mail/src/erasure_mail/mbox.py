@@ -175,7 +175,7 @@ class MboxBackend:
     def fetch(self, refs: Iterable[str]) -> dict[str, tuple[str, bytes]]:
         """(folder, raw) of each ref that still exists."""
         want = self._by_folder(refs)
-        out = {}
+        out: dict[str, tuple[str, bytes]] = {}
         for folder, fps in want.items():
             with self._locked(self._file(folder), exclusive=False) as fh:
                 for _line, msg in self._messages(fh):
@@ -343,7 +343,7 @@ def _escape(msg: bytes) -> bytes:
 def _has_keyword(msg: bytes, keyword: str) -> bool:
     end = msg.find(b"\n\n")
     m = _KEYWORDS.search(msg, 0, len(msg) if end < 0 else end + 1)
-    return bool(m) and keyword.encode() in m.group(1).split()
+    return m is not None and keyword.encode() in m.group(1).split()
 
 
 def _add_keyword(msg: bytes, keyword: str) -> bytes:

@@ -131,7 +131,8 @@ class Eraser:
         with s3_errors("get object"):
             resp = self.client.get_object(Bucket=bucket, Key=version.key,
                                           VersionId=version.version_id)
-            body, info = resp["Body"], {}
+            body = resp["Body"]
+            info: dict[str, Any] = {}
             spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 - returned
             dropped: set[str] = set()
             size = 0
@@ -227,12 +228,12 @@ class Eraser:
                         Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
                 # A 200 may still hold per-key failures.
                 for err in resp.get("Errors", []):
-                    plan = index.get((err.get("Key"), err.get("VersionId") or "null"))
-                    if plan is None:
+                    failed = index.get((err.get("Key"), err.get("VersionId") or "null"))
+                    if failed is None:
                         continue
                     code = str(err.get("Code", "error"))
-                    plan.errors.append(f"a version was not deleted: {code}")
-                    plan.transient = plan.transient or code in _TRANSIENT_CODES
+                    failed.errors.append(f"a version was not deleted: {code}")
+                    failed.transient = failed.transient or code in _TRANSIENT_CODES
         self._verify([p for p in plans if not p.errors and p.delete])
 
     def _verify(self, plans: Sequence[_KeyPlan]) -> None:
