@@ -137,3 +137,16 @@ def test_hostile_user_ids_and_values_match_nothing(fake: FakeSalesforce,
                                 Identifier(T.EMAIL, "x'or'1'='1\"--@example.org"),
                                 Identifier(T.NAME, "*")))
     assert list(c.find([hostile])) == []
+
+
+def test_a_record_id_finds_its_person_and_what_hangs_off_it(fake: FakeSalesforce,
+                                                            sf_connector) -> None:
+    seeded = seed_whole_person(fake.org, "pat@example.org", "+4930999888")
+    seed_whole_person(fake.org, "other@example.org", "+4930777666")
+    (contact,) = seeded["Contact"]
+    c = sf_connector()
+    for given in (contact, contact[:15]):  # the 18- and the 15-character form
+        found = list(c.find([subject("req-pat", user_id=given)]))
+        assert {f.kind for f in found} == {"Contact", "Case", "EmailMessage",
+                                           "CampaignMember", "Individual"}, given
+        assert {f.ref for f in found if f.kind == "Case"} == {f"Case/{seeded['Case'][0]}"}

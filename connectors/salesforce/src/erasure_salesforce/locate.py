@@ -190,7 +190,7 @@ class Locator:
                     sobject = record.get("attributes", {}).get("type", "")
                     if sobject in fielded:
                         self._check(sobject, fielded[sobject], record, wanted, hits)
-        ids = sorted(wanted.by[U])
+        ids = sorted({i.value for v in wanted.by[U].values() for _, i in v})
         if ids:
             for n, m in people.items():
                 self._soql(n, m, [lambda part: f"Id IN ({_in(part)})", ids], wanted, hits)

@@ -98,6 +98,11 @@ def _get(record: Mapping[str, Any], path: str) -> Any:
     return value
 
 
+def _is_id_field(name: str) -> bool:
+    """Id and lookup fields (``Id``, ``ContactId``, ``WhoId``...) hold record ids."""
+    return name == "Id" or (name.endswith("Id") and "." not in name)
+
+
 def _text(v: Any) -> Any:
     return v.lower() if isinstance(v, str) else v
 
@@ -191,6 +196,11 @@ class _Parser:
                 self.take()
                 values.append(self.value())
             self.take("op", ")")
+            if _is_id_field(name):
+                # Ids compare on their 15 case-sensitive characters: an 18-character id
+                # and its 15-character form name the same record.
+                ids = {str(v)[:15] for v in values if v is not None}
+                return lambda r: (str(_get(r, name) or "")[:15] in ids) != negate
             wanted = {_text(v) for v in values}
             return lambda r: (_text(_get(r, name)) in wanted) != negate
         if self.peek("word", "LIKE"):
@@ -199,7 +209,11 @@ class _Parser:
             rx = _like(pattern)
             return lambda r: isinstance(v := _get(r, name), str) and bool(rx.fullmatch(v))
         op = self.take("op")
-        value = _text(self.value())
+        raw = self.value()
+        if _is_id_field(name) and op in ("=", "!=", "<>") and isinstance(raw, str):
+            key, eq = raw[:15], op == "="
+            return lambda r: (str(_get(r, name) or "")[:15] == key) == eq
+        value = _text(raw)
         compare: dict[str, Callable[[Any], bool]] = {
             "=": lambda v: v == value, "!=": lambda v: v != value, "<>": lambda v: v != value,
             "<": lambda v: v is not None and v < value, ">": lambda v: v is not None and v > value,
