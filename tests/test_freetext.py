@@ -37,6 +37,7 @@ ITEMS = {
                               "name": NAME, "ip": IP}),
     "contact/2": ("contact", {"email": "bob@example.net"}),
 }
+NEW_NAME = "Alice Pleasance Liddell"
 PERSONAL_TICKET = "zed@example.org asked to be forgotten"
 
 
@@ -113,7 +114,7 @@ def test_reasons_are_encrypted_hashed_on_receipts_and_no_identifier_is_anywhere(
     extension = f"Alice Liddell ({PHONE}) sent 40 boxes of letters"
     identifiers = ["--email", EMAIL, "--phone", PHONE, "--customer-id", CUSTOMER,
                    "--name", NAME, "--ip", IP]
-    # an access request extended with a reason, then an erasure overridden with one
+    # an access request extended with a reason, a rectification, an erasure overridden
     access = run_cli("request", "create", "--type", "access", *identifiers,
                      "--ticket", "T-1", config=config)
     assert access.returncode == 0, describe(access)
@@ -123,13 +124,17 @@ def test_reasons_are_encrypted_hashed_on_receipts_and_no_identifier_is_anywhere(
     (stored_extension,) = ledger_query(config, "SELECT extension_reason FROM requests")[0]
     assert stored_extension.startswith("r1:") and "Alice" not in stored_extension
     assert run_cli("run", config=config).returncode == 0
+    rectify = run_cli("rectify", *identifiers, "--set", f"name={NEW_NAME}", "--verified",
+                      "--ticket", "T-3", config=config)
+    assert rectify.returncode == 0, describe(rectify)
+    assert stored_items(config.parent / "crm.json")["contact/1"]["fields"]["name"] == NEW_NAME
     erase = run_cli("erase", *identifiers, "--override-unverified", override,
                     "--ticket", "T-2", config=config)
     assert erase.returncode == 0, describe(erase)
     assert set(stored_items(config.parent / "crm.json")) == {"contact/2"}
 
-    (rid_erase,) = [r for (r,) in ledger_query(config, "SELECT id FROM requests")
-                    if r != rid_access]
+    (rid_erase,) = [r for (r,) in ledger_query(
+        config, "SELECT id FROM requests WHERE type = 'erasure'")]
     bodies = receipt_bodies(config, rid_erase)
     assert bodies and {b["unverified_override"] for b in bodies} == {
         _digest(config, "reason", "unverified-override", rid_erase, override)}
@@ -140,12 +145,12 @@ def test_reasons_are_encrypted_hashed_on_receipts_and_no_identifier_is_anywhere(
     proc = run_cli("receipts", "export", "-o", str(export), config=config)
     assert proc.returncode == 0, describe(proc)
     exported = export.read_bytes()
-    assert len(json.loads(exported)["receipts"]) == 2
+    assert len(json.loads(exported)["receipts"]) == 3
     files = {"receipts export": exported}
     for db in ledger_path(config).parent.glob("ledger.db*"):
         files[db.name] = db.read_bytes()
     secrets = [EMAIL, "alice@", PHONE, PHONE[1:], CUSTOMER, NAME, "Liddell", IP,
-               "zed@example.org", override, extension, "40 boxes"]
+               "zed@example.org", override, extension, "40 boxes", NEW_NAME, "Pleasance"]
     for where, data in files.items():
         for text in secrets:
             for form in {text, text.lower(), text.upper()}:
