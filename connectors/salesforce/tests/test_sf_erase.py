@@ -11,7 +11,7 @@ from erasure_salesforce.testing import FakeSalesforce
 from sf_fixtures import add_person, receipt, run_until_done
 from test_sf_find import seed_whole_person, subject
 
-from erasure import AuthError, ItemStatus, RequestType
+from erasure import AuthError, ItemStatus, RequestType, TransientError
 from erasure.orchestrator import RequestSpec
 
 PAT = (("email", "pat@example.org"),)
@@ -143,3 +143,34 @@ def test_thirty_percent_transient_faults_end_complete_with_no_residue(
                   for i in set(job.ids))
     assert {n for n in ran.values()} == {1}
     assert set(ran) == {i for s in seeded.values() for i in ids_of(s)}
+
+
+def test_a_503_after_the_delete_was_applied_does_not_fail_the_retry(
+        fake: FakeSalesforce, sf_connector) -> None:
+    fake.org.hard_delete_permission(False)
+    seeded = seed_whole_person(fake.org, "pat@example.org", "+4930999888")
+    c = sf_connector()
+    found = list(c.find([subject("req-pat", email="pat@example.org")]))
+    fake.fail("composite_delete", "after_commit")
+    with pytest.raises(TransientError):
+        list(c.delete(found))
+    assert all(fake.org.in_recycle_bin(i) for i in ids_of(seeded))  # it was applied
+    retried = list(c.delete(found))  # the host's retry: ENTITY_IS_DELETED for every item
+    assert all("Recycle Bin until" in (o.error or "") for o in retried), retried
+
+
+def test_limits_are_transient_and_say_how_long_to_wait(fake: FakeSalesforce,
+                                                       sf_connector) -> None:
+    add_person(fake.org, "pat@example.org")
+    c = sf_connector()
+    fake.fail("search", "limit")  # a concurrency limit: soon
+    with pytest.raises(TransientError, match="REQUEST_LIMIT_EXCEEDED") as short:
+        list(c.find([subject("req-p", email="pat@example.org")]))
+    fake.org.api_limit = fake.org.api_used  # the org's daily allowance is spent
+    with pytest.raises(TransientError, match="REQUEST_LIMIT_EXCEEDED") as daily:
+        list(c.find([subject("req-p", email="pat@example.org")]))
+    assert short.value.retry_after == 30 and daily.value.retry_after == 3600
+    fake.fail("query", "unavailable")
+    fake.org.api_limit = 15000
+    with pytest.raises(TransientError, match="HTTP 503"):
+        list(c.find([subject("req-p", email="pat@example.org")]))
