@@ -34,8 +34,22 @@ def test_a_run_that_loses_its_ledger_stops_cleanly_and_the_next_resumes(pg_url, 
 
     stop = threading.Event()
 
+    watcher = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+
+    def under_way() -> bool:
+        """The run holds a lease: it has opened the ledger and claimed work (a fixed sleep
+        cut the connections of a slow start while it was still opening the ledger)."""
+        try:
+            with watcher.connect() as c:
+                return bool(c.execute(sa.text(
+                    "SELECT count(*) FROM requests WHERE lease_owner IS NOT NULL")).scalar_one())
+        except sa.exc.DBAPIError:
+            return False
+
     def cut() -> None:
-        time.sleep(1.5)  # the run is under way
+        deadline = time.monotonic() + 60
+        while not stop.is_set() and not under_way() and time.monotonic() < deadline:
+            time.sleep(0.05)
         while not stop.is_set():
             with admin.connect() as c:
                 c.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -49,6 +63,7 @@ def test_a_run_that_loses_its_ledger_stops_cleanly_and_the_next_resumes(pg_url, 
     finally:
         stop.set()
         cutter.join()
+        watcher.dispose()
     assert proc.returncode == 1, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert "Traceback" not in proc.stderr
