@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from erasure import (
@@ -159,7 +160,7 @@ class NotifyConnector(Connector):
             mid = message_id("notice", requests, self.settings.domain())
             msg = render(self.settings, self._templates_(), system=self.system,
                          action=ctx.action, notices=[n for _f, n in group], msg_id=mid)
-            self._send(msg, lambda m=mid, r=requests: log.intend(m, "notice", ctx.action, r))
+            self._send(msg, partial(log.intend, mid, "notice", ctx.action, requests))
             out.extend(ItemOutcome(f, ItemStatus.AWAITING_CONFIRMATION, handle=mid)
                        for f, _n in group)
         return out
@@ -190,8 +191,7 @@ class NotifyConnector(Connector):
                 msg = render(self.settings, self._templates_(), system=self.system,
                              action=action, notices=[n for _o, n in group], msg_id=mid,
                              reminder=number, refers_to=sorted(set(refers.values())))
-                self._send(msg, lambda m=mid, a=action, r=requests, f=refers:
-                           log.intend(m, "reminder", a, r, f))
+                self._send(msg, partial(log.intend, mid, "reminder", action, requests, refers))
         return [ItemOutcome(o.finding, ItemStatus.AWAITING_CONFIRMATION, handle=o.handle)
                 for o in waiting]
 

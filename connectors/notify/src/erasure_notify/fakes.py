@@ -41,7 +41,7 @@ class Delivered:
 
     @property
     def message(self) -> EmailMessage:
-        return message_from_bytes(self.raw, policy=default)  # type: ignore[return-value]
+        return message_from_bytes(self.raw, policy=default)
 
     @property
     def text(self) -> str:

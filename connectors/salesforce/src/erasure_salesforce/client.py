@@ -83,6 +83,7 @@ def sf_errors(what: str) -> Iterator[None]:
 
 
 def _adapter_class() -> Any:
+    from requests import PreparedRequest, Response
     from requests.adapters import HTTPAdapter
 
     class Adapter(HTTPAdapter):
@@ -94,14 +95,18 @@ def _adapter_class() -> Any:
             self.timeout = timeout
             self.rewrite = rewrite
 
-        def send(self, request: Any, **kwargs: Any) -> Any:
-            if kwargs.get("timeout") is None:
-                kwargs["timeout"] = self.timeout
+        def send(self, request: PreparedRequest, stream: bool = False,
+                 timeout: float | tuple[float | None, float | None] | None = None,
+                 verify: bool | str = True, cert: None | str | tuple[str, str] = None,
+                 proxies: dict[str, str] | None = None) -> Response:
+            url = request.url or ""
             for src, dst in self.rewrite.items():
-                if request.url.startswith(src):
-                    request.url = dst + request.url[len(src):]
+                if url.startswith(src):
+                    request.url = dst + url[len(src):]
                     break
-            return super().send(request, **kwargs)
+            return super().send(request, stream=stream,
+                                timeout=self.timeout if timeout is None else timeout,
+                                verify=verify, cert=cert, proxies=proxies)
 
     return Adapter
 

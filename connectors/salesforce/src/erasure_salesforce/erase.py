@@ -196,6 +196,7 @@ class Eraser:
                 out.extend(ItemOutcome(o.finding, ItemStatus.FAILED, error="no job id")
                            for o in items)
                 continue
+            state: str | None
             if job_id in self._finished:
                 state, info = "JobComplete", {}
             else:
@@ -266,7 +267,7 @@ class Eraser:
 
     def lookup(self, findings: Sequence[Finding]) -> list[Finding]:
         """The findings whose records still exist, in the Recycle Bin included."""
-        out = []
+        out: list[Finding] = []
         for sobject, group in by_object(findings).items():
             states = self.states(sobject, [parse_ref(f.ref)[1] for f in group])
             out.extend(f for f in group if parse_ref(f.ref)[1] in states)

@@ -52,7 +52,7 @@ def chunked(values: Sequence[T], render: Callable[[Sequence[T]], str],
     # Sizes are added up per value (rendering the growing part again and again would cost
     # the square of a thousand subjects' values); separators count three characters.
     base = len(quote_plus(render([])))
-    part: list[str] = []
+    part: list[T] = []
     size = base
     for value in values:
         cost = len(quote_plus(render([value]))) - base + 3

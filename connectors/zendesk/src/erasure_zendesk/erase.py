@@ -216,7 +216,8 @@ class Eraser:
         if job.get("status") not in ("completed", "failed"):
             return [ItemOutcome(o.finding, S.PENDING, handle=handle) for o in group]
         results = {int(r["id"]): r for r in job.get("results") or [] if "id" in r}
-        ok, failed = [], []
+        ok: list[Finding] = []
+        failed: list[Finding] = []
         for f in tickets:
             r = results.get(ref_id(f), {})
             good = r.get("success") or r.get("error") == "RecordNotFound"

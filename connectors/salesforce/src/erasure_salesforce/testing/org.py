@@ -174,7 +174,8 @@ class Org:
             rid = sf_id(_PREFIX[sobject], next(self._n))
             now = _stamp(_now())
             # Checkboxes are false unless set, as in Salesforce.
-            record = {f: (False if t == "boolean" else None) for f, t in SCHEMA[sobject].items()}
+            record: dict[str, Any] = {f: (False if t == "boolean" else None)
+                                      for f, t in SCHEMA[sobject].items()}
             record["IsDeleted"] = False
             record.update({"Id": rid, "CreatedDate": now, "LastModifiedDate": now,
                            "SystemModstamp": now})
@@ -367,7 +368,7 @@ class Org:
             for rec in records:
                 rid = rec.get("id") or rec.get("Id")
                 r = self.get(rid) if isinstance(rid, str) else None
-                if r is None or r["IsDeleted"]:
+                if r is None or r["IsDeleted"] or not isinstance(rid, str):
                     code = "ENTITY_IS_DELETED" if r else "INVALID_CROSS_REFERENCE_KEY"
                     out.append({"success": False, "errors": [
                         {"statusCode": code, "message": code.lower(), "fields": []}]})

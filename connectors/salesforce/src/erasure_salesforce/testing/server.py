@@ -242,7 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not m:
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
         rest = m.group(2)
-        q = (params.get("q") or [None])[0]
+        q = params["q"][0] if params.get("q") else None
         if method == "GET" and rest in ("query", "queryAll") and q is not None:
             deleted = rest == "queryAll"
             return rest, js(lambda: org.query(q, include_deleted=deleted))
@@ -343,7 +343,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _instance(self) -> str:
         # The connector maps https:// back to http:// for loopback instances.
-        return f"https://127.0.0.1:{self.server.server_address[1]}"
+        assert isinstance(self.server, ThreadingHTTPServer)
+        return f"https://127.0.0.1:{self.server.server_port}"
 
 
 def _json(body: bytes) -> dict[str, Any]:

@@ -134,6 +134,8 @@ class FakeZendesk:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # BaseHTTPRequestHandler's own buffer of header lines (not in its type stubs)
+            _headers_buffer: list[bytes]
 
             def log_message(self, *args: Any) -> None:  # no access log (personal data)
                 pass
@@ -155,9 +157,9 @@ class FakeZendesk:
                 self.send_header("Content-Length", str(len(data)))
                 for k, v in headers.items():
                     self.send_header(k, v)
-                self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]
-                self.wfile.write(b"".join(self._headers_buffer) + data)  # type: ignore
-                self._headers_buffer = []  # type: ignore[attr-defined]
+                self._headers_buffer.append(b"\r\n")
+                self.wfile.write(b"".join(self._headers_buffer) + data)
+                self._headers_buffer = []
 
             do_GET = do_PUT = do_POST = do_DELETE = _serve
 
