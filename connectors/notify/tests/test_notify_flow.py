@@ -160,3 +160,16 @@ def test_bad_settings_are_named(world, make_orch, section, problem):
                      known_connectors={n: host.registry.get(n) for n in host.registry.names()})
     assert any(p.startswith("systems.carrier") and problem in p for p in err.value.problems), \
         err.value.problems
+
+
+def test_a_rectification_tells_the_carrier_the_correct_phone(world, smtp_sink, make_orch):
+    orch = make_orch(world.config({"m3st": smtp(smtp_sink)}))
+    rid = orch.submit(RequestSpec(RequestType.RECTIFICATION, ALICE, verified=True,
+                                  corrections=(("phone", "+447700900999"),
+                                               ("email", "alice@new.example"))))
+    orch.run()
+    (told,) = smtp_sink.delivered
+    assert told.message["Subject"] == "GDPR Art. 16 notice: rectification of 1 data subject"
+    assert f"phone: {ALICE_PHONE}" in told.text and "correct phone: +447700900999" in told.text
+    assert "alice@" not in told.raw.decode()  # the carrier never had the email
+    assert stage(orch, rid, "m3st") == "awaiting_confirmation"
