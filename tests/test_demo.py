@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "signed, hash-chained: verified" in res.stdout
     assert "shop-db" in res.stdout  # the sql connector is installed by `make`
     assert "Retention sweep" in res.stdout and "mailbox" in res.stdout  # so is mail
+    # and notify: a carrier told by email (aiosmtpd on 127.0.0.1) of the phone only, which
+    # confirms; the request then ends with everything completed
+    assert "Told m3st" in res.stdout and "phone: +4915112345678" in res.stdout
+    told = res.stdout[res.stdout.index("Told m3st"):res.stdout.index("3. Erasure receipts")]
+    assert "alice@example.com" not in told and "C-1001" not in told
+    assert re.search(r"m3st\s+delete\s+completed", res.stdout)
     assert (folder / "state" / "ledger.db").exists()
     keys = folder / "state" / "keys" / "signing.key"
     assert keys.stat().st_mode & 0o777 == 0o600

@@ -1,13 +1,14 @@
 """``erasure demo``: the main job on local systems, end to end, in a folder of its own.
 
 Seeds a CRM, a helpdesk, a mail archive and a tax archive (file-backed in-memory systems),
-plus a SQLite shop database when the ``sql`` connector is installed and a Maildir (mail on
-both sides of the 12-month retention) when the ``mail`` connector is; with the
-``salesforce`` connector installed the CRM is its fake Salesforce org on 127.0.0.1 (the
-real simple-salesforce talks to it; erased through Bulk API 2.0 jobs); then finds, exports
-and erases one sample subject, sweeps mail past retention, and verifies the signed
-receipts. A lookalike address and a household member sharing the subject's phone are
-seeded too: they must survive.
+plus a SQLite shop database when the ``sql`` connector is installed, a Maildir (mail on
+both sides of the 12-month retention) when the ``mail`` connector is, and a telecom
+carrier told by email through an SMTP server on 127.0.0.1 when ``notify`` (and aiosmtpd)
+is; with the ``salesforce`` connector installed the CRM is its fake Salesforce org on
+127.0.0.1 (the real simple-salesforce talks to it; erased through Bulk API 2.0 jobs); then
+finds, exports and erases one sample subject, records the carrier's confirmation, sweeps
+mail past retention, and verifies the signed receipts. A lookalike address and a household
+member sharing the subject's phone are seeded too: they must survive.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from rich.table import Table
 
 from .config import load_config
 from .heads import ensure_head, head_line, ledger_export, verify_export
-from .models import RequestType
+from .models import Capability, RequestType
 from .orchestrator import Orchestrator, RequestSpec
 from .plugins import PluginHost
 from .testing.memory import MemoryConnector
@@ -249,6 +250,47 @@ mode = "rows"
 """
 
 
+NOTIFY_CONFIG = """
+# A telecom carrier with no API (GDPR Art. 19): told by email, it receives phone numbers only.
+[systems.m3st]
+connector = "notify"
+transport = "smtp"
+identifiers = ["phone"]
+host = "127.0.0.1"
+port = {port}
+security = "plain"
+sender = "privacy@shop.example"
+to = ["dpo@m3st.example"]
+controller = "Shop Ltd (demo)"
+"""
+
+
+def _smtp_demo() -> tuple[str, Any, list[bytes]] | None:
+    """An SMTP server (aiosmtpd) on 127.0.0.1 standing in for the carrier's mailbox: the
+    config section, the server, and the messages it received. None without aiosmtpd (a
+    test extra)."""
+    import importlib.util
+    import socket
+
+    if importlib.util.find_spec("aiosmtpd") is None:
+        return None
+    from aiosmtpd.controller import Controller
+
+    received: list[bytes] = []
+
+    class Mailbox:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            received.append(bytes(envelope.original_content or envelope.content))
+            return "250 2.0.0 Message accepted for delivery"
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = Controller(Mailbox(), hostname="127.0.0.1", port=port)
+    server.start()
+    return NOTIFY_CONFIG.format(port=port), server, received
+
+
 def _s3_demo() -> tuple[str, Any, Any] | None:
     """A moto S3 server on 127.0.0.1 with a versioned bucket: Alice's profile (three
     versions) and a CSV export shared with Jim and Bob. None without moto (a test extra)."""
@@ -305,6 +347,9 @@ def run_demo(folder: Path, out: Console) -> int:
     if s3_demo is not None:
         text += s3_demo[0]
         customer_space.append("files")
+    smtp_demo = _smtp_demo() if "notify" in plugins.registry else None
+    if smtp_demo is not None:
+        text += smtp_demo[0]
     # The helpdesk numbers its own records: its "C-1001" is someone else, so it stays out.
     text += ID_SPACES.format(systems=", ".join(f'"{s}"' for s in customer_space))
     cfg_path = root / "demo.toml"
@@ -324,6 +369,11 @@ def run_demo(folder: Path, out: Console) -> int:
         for col in ("system", "policy", "found", "erasable", "review only (weak match)"):
             table.add_column(col)
         for line in plan:
+            cls = orch.systems[line.system].cls
+            if cls is not None and not cls.supports(Capability.FIND):
+                # a processor with no API is never searched: told, not "found 0"
+                table.add_row(line.system, line.policy, "-", "-", "(not searched: told)")
+                continue
             table.add_row(line.system, line.policy, str(line.found), str(line.actionable),
                           str(line.review))
         out.print(table)
@@ -341,9 +391,12 @@ def run_demo(folder: Path, out: Console) -> int:
                                         verified=True))
         summary = orch.run(only=[erase])
         for _ in range(5):  # a Salesforce hardDelete job finishes after it is polled
-            if orch.ledger.get_request(erase).status == "done":
+            if all(t.stage in ("done", "awaiting_confirmation")
+                   for t in orch.ledger.tasks_for([erase])):
                 break
             summary = orch.run(only=[erase])
+        if smtp_demo is not None:
+            _tell_and_confirm(orch, erase, smtp_demo[2], out)
         from .tables import receipts_table
 
         out.print(receipts_table(orch.ledger.receipts(erase), title="3. Erasure receipts"))
@@ -411,3 +464,28 @@ def run_demo(folder: Path, out: Console) -> int:
             s3_demo[1].stop()
         if sf_demo is not None:
             sf_demo[1].stop()
+        if smtp_demo is not None:
+            smtp_demo[1].stop()
+
+
+def _tell_and_confirm(orch: Orchestrator, request: str, received: list[bytes],
+                      out: Console) -> None:
+    """Show what the carrier was told, then record its confirmation (as `erasure confirm`
+    would): the request ends only then."""
+    from email import message_from_bytes
+    from email.policy import default
+
+    for raw in received:
+        msg = message_from_bytes(raw, policy=default)
+        body = msg.get_body(("plain",))
+        lines = [ln.strip() for ln in (body.get_content() if body else "").splitlines()
+                 if ln.strip().startswith(("Our reference", "phone", "email", "name"))]
+        out.print(f"[bold]3a. Told m3st[/] (a carrier with no API, GDPR Art. 19) by email "
+                  f"to {msg['To']}: \"{msg['Subject']}\", {msg['Message-ID']}")
+        for line in lines:
+            out.print(f"    {line}")
+    out.print("    Only the phone number: the carrier never had her email or customer "
+              "number. The request waits for its confirmation (`erasure status`).")
+    orch.confirm(request, "m3st", "M3ST-DEMO-5521")
+    out.print("    The carrier confirms: `erasure confirm REQUEST m3st --reference "
+              "M3ST-DEMO-5521`; the receipt records when it was told and confirmed.\n")
