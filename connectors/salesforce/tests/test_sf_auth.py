@@ -38,7 +38,7 @@ def test_jwt_bearer_signs_in_and_renews(fake: FakeSalesforce) -> None:
     c = SalesforceConnector("crm", SalesforceSettings(
         instance_url=fake.url, login_url=fake.url, auth="jwt", username=fake.username,
         consumer_key=fake.consumer_key, private_key=pem))
-    fake.fail("query", "expire")
+    fake.fail("queryAll", "expire")
     assert len(list(c.find([subject("req-p", email="pat@example.org")]))) == 1
     assert fake.calls["token"] == 2
     assert "PRIVATE KEY" not in repr(c.settings)

@@ -170,7 +170,39 @@ def test_limits_are_transient_and_say_how_long_to_wait(fake: FakeSalesforce,
     with pytest.raises(TransientError, match="REQUEST_LIMIT_EXCEEDED") as daily:
         list(c.find([subject("req-p", email="pat@example.org")]))
     assert short.value.retry_after == 30 and daily.value.retry_after == 3600
-    fake.fail("query", "unavailable")
+    fake.fail("queryAll", "unavailable")
     fake.org.api_limit = 15000
     with pytest.raises(TransientError, match="HTTP 503"):
         list(c.find([subject("req-p", email="pat@example.org")]))
+
+
+def test_records_deleted_before_are_purged_from_the_recycle_bin(
+        fake: FakeSalesforce, sf_host) -> None:
+    seeded = seed_whole_person(fake.org, "pat@example.org", "+4930999888")
+    # An agent deleted the cases and the lead last week: in the bin, which search cannot
+    # see (the lead's task hangs off it)
+    fake.org.delete(seeded["Case"] + seeded["Lead"])
+    other = add_person(fake.org, "other@example.org")
+    fake.org.delete([other])  # somebody else's, in the bin too: stays there
+    orch, clock = sf_host()
+    rid = orch.submit(RequestSpec(RequestType.ERASURE, PAT, verified=True))
+    run_until_done(orch, clock, rid)
+    body = receipt(orch, rid)
+    assert body["outcome"] == "completed", body
+    assert body["counts"]["done"] == len(ids_of(seeded))  # the binned cases were found
+    assert anywhere(fake, ids_of(seeded)) == []  # and purged, the email on them too
+    assert fake.calls["empty_recycle_bin"] >= 1
+    assert fake.org.in_recycle_bin(other)  # somebody else's stays where it was
+
+
+def test_poll_purges_what_the_job_found_in_the_recycle_bin(fake: FakeSalesforce,
+                                                          sf_connector) -> None:
+    seeded = seed_whole_person(fake.org, "pat@example.org", "+4930999888")
+    c = sf_connector()
+    found = list(c.find([subject("req-pat", email="pat@example.org")]))
+    pending = list(c.delete(found))
+    fake.org.delete(seeded["Task"])  # deleted by someone while the job waited
+    outcomes = list(c.poll(list(c.poll(pending))))
+    assert {o.status for o in outcomes} == {ItemStatus.DONE}
+    assert fake.calls["empty_recycle_bin"] == 1
+    assert anywhere(fake, ids_of(seeded)) == []

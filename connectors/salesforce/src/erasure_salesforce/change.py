@@ -44,14 +44,14 @@ class Changer:
 
     # reading and writing --------------------------------------------------------------------
 
-    def read(self, sobject: str, ids: Sequence[str], fields: Sequence[str]
-             ) -> dict[str, dict[str, Any]]:
+    def read(self, sobject: str, ids: Sequence[str], fields: Sequence[str], *,
+             include_deleted: bool = False) -> dict[str, dict[str, Any]]:
         cols = ", ".join(dict.fromkeys(["Id", *fields]))
         out: dict[str, dict[str, Any]] = {}
         for soql in chunked(sorted(set(ids)), lambda part: (
                 f"SELECT {cols} FROM {sobject} WHERE Id IN "  # noqa: S608 - values go through literal()
                 f"({', '.join(literal(i) for i in part)})")):
-            for r in self.api.query(soql, f"query {sobject}"):
+            for r in self.api.query(soql, f"query {sobject}", include_deleted=include_deleted):
                 out[r["Id"]] = r
         return out
 

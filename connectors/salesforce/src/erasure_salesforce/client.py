@@ -247,6 +247,58 @@ class Api:
             memo[key] = records
         return records
 
+    def empty_recycle_bin(self, ids: list[str]) -> list[str | None]:
+        """SOAP ``emptyRecycleBin`` (at most 200 ids; REST has no such call): per id, in
+        order, None when purged, else Salesforce's status code."""
+        import xml.etree.ElementTree as ET
+        from xml.sax.saxutils import escape
+
+        import requests
+
+        sf = self.sf
+        body = ('<?xml version="1.0" encoding="utf-8"?><env:Envelope xmlns:env='
+                '"http://schemas.xmlsoap.org/soap/envelope/" xmlns:urn='
+                '"urn:partner.soap.sforce.com"><env:Header><urn:SessionHeader><urn:sessionId>'
+                f"{escape(sf.session_id)}</urn:sessionId></urn:SessionHeader></env:Header>"
+                "<env:Body><urn:emptyRecycleBin>"
+                + "".join(f"<urn:ids>{escape(i)}</urn:ids>" for i in ids)
+                + "</urn:emptyRecycleBin></env:Body></env:Envelope>")
+        url = f"https://{sf.sf_instance}/services/Soap/u/{self.settings.api_version}"
+        try:
+            response = sf.session.post(url, data=body.encode(), headers={
+                "Content-Type": "text/xml; charset=UTF-8", "SOAPAction": "emptyRecycleBin"})
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise TransientError(f"empty recycle bin: {type(exc).__name__}") from None
+        what = "empty recycle bin"
+        if response.status_code >= 500 and b"faultcode" not in response.content:
+            raise TransientError(f"{what}: HTTP {response.status_code}")
+        try:
+            root = ET.fromstring(response.content)
+        except ET.ParseError:
+            raise PermanentError(f"{what}: the answer is not SOAP") from None
+
+        def local(el: ET.Element) -> str:
+            return el.tag.rsplit("}", 1)[-1]
+
+        fault = next((el.text or "" for el in root.iter() if local(el) == "faultcode"), None)
+        if fault is not None:
+            code = fault.rsplit(":", 1)[-1]
+            if code == "INVALID_SESSION_ID":
+                raise AuthError(f"{what}: INVALID_SESSION_ID")
+            if code == "REQUEST_LIMIT_EXCEEDED":
+                raise TransientError(f"{what}: REQUEST_LIMIT_EXCEEDED",
+                                     retry_after=DAILY_LIMIT_WAIT)
+            raise PermanentError(f"{what}: {code}")
+        out: list[str | None] = []
+        for result in (el for el in root.iter() if local(el) == "result"):
+            fields = {local(c): c for c in result.iter()}
+            ok = (fields["success"].text or "") == "true" if "success" in fields else False
+            code = fields["statusCode"].text if "statusCode" in fields else "UNKNOWN"
+            out.append(None if ok else (code or "UNKNOWN"))
+        if len(out) != len(ids):
+            raise PermanentError(f"{what}: answer does not match the request")
+        return out
+
     def user_id(self) -> str:
         """The signed-in user's id (OAuth userinfo)."""
         sf = self.sf

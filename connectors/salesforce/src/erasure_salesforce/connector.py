@@ -89,8 +89,9 @@ class SalesforceConnector(Connector):
     def export(self, findings: Sequence[Finding]) -> Iterator[Record]:
         out: list[Record] = []
         for sobject, group in by_object(findings).items():
+            # the Recycle Bin's records too: they still hold the person's data
             records = self._changer.read(sobject, [parse_ref(f.ref)[1] for f in group],
-                                         self._export_fields(sobject))
+                                         self._export_fields(sobject), include_deleted=True)
             for f in group:
                 record = records.get(parse_ref(f.ref)[1])
                 if record is not None:

@@ -10,6 +10,8 @@ receipt says partial, never completed.
 
 A repeat is harmless: a record already gone is answered INVALID_CROSS_REFERENCE_KEY (by
 the job or the composite call), which is ALREADY_DONE; one in the bin ENTITY_IS_DELETED.
+A hardDelete job cannot reach a record someone deleted before (it is in the bin): with the
+permission, ``poll`` purges those with SOAP ``emptyRecycleBin``.
 """
 
 from __future__ import annotations
@@ -191,6 +193,7 @@ class Eraser:
         for o in pending:
             by_job[o.handle or ""].append(o)
         out: list[ItemOutcome] = []
+        in_bin: list[ItemOutcome] = []
         for job_id, items in by_job.items():
             if not job_id:
                 out.extend(ItemOutcome(o.finding, ItemStatus.FAILED, error="no job id")
@@ -223,11 +226,28 @@ class Eraser:
                 elif code in _GONE:
                     out.append(ItemOutcome(o.finding, ItemStatus.ALREADY_DONE))
                 elif code == "ENTITY_IS_DELETED":
-                    out.append(ItemOutcome(o.finding, ItemStatus.FAILED,
-                                           error=bin_message(None)))
+                    in_bin.append(o)  # deleted before: a hardDelete cannot reach it
                 else:
                     out.append(ItemOutcome(o.finding, ItemStatus.FAILED,
                                            error=f"hard delete: {code}"))
+        out.extend(self._empty_bin(in_bin))
+        return out
+
+    def _empty_bin(self, items: Sequence[ItemOutcome]) -> list[ItemOutcome]:
+        """Records the job found already in the Recycle Bin (someone deleted them before)
+        are purged from it (SOAP emptyRecycleBin, 200 a call)."""
+        out = []
+        for start in range(0, len(items), _CHUNK):
+            chunk = items[start:start + _CHUNK]
+            codes = self.api.empty_recycle_bin([parse_ref(o.finding.ref)[1] for o in chunk])
+            for o, code in zip(chunk, codes, strict=True):
+                if code is None:
+                    out.append(ItemOutcome(o.finding, ItemStatus.DONE))
+                elif code in _GONE:
+                    out.append(ItemOutcome(o.finding, ItemStatus.ALREADY_DONE))
+                else:
+                    out.append(ItemOutcome(o.finding, ItemStatus.FAILED,
+                                           error=bin_message(None)))
         return out
 
     def _results(self, job_id: str, info: Mapping[str, Any]

@@ -193,7 +193,12 @@ class Locator:
         ids = sorted({i.value for v in wanted.by[U].values() for _, i in v})
         if ids:
             for n, m in people.items():
-                self._soql(n, m, [lambda part: f"Id IN ({_in(part)})", ids], wanted, hits)
+                self._soql(n, m, [lambda part: f"Id IN ({_in(part)})", ids], wanted, hits,
+                           include_deleted=True)
+        # The search index leaves out what is in the Recycle Bin, yet it holds the data
+        # for 15 days: people deleted before are found by queryAll.
+        for n, m in people.items():
+            self._related(n, m, wanted, hits, binned=True)
 
     def _term_chunks(self, values: Sequence[str]) -> Iterator[list[str]]:
         part: list[str] = []
@@ -219,11 +224,12 @@ class Locator:
     # related records: SOQL -----------------------------------------------------------------
 
     def _related(self, name: str, m: SObjectMap, wanted: _Wanted,
-                 hits: dict[str, _Hit]) -> None:
-        """One SOQL query (more when the values do not fit a URL) for every way a record
-        of ``name`` may belong to the batch."""
+                 hits: dict[str, _Hit], *, binned: bool = False) -> None:
+        """One queryAll (more when the values do not fit a URL) for every way a record
+        of ``name`` may belong to the batch, live or in the Recycle Bin; ``binned``: only
+        the records in the bin, by their own values (people the search cannot see)."""
         emails, phones = wanted.emails(), wanted.phone_forms()
-        ids = sorted(hits)
+        ids = [] if binned else sorted(hits)
         # (value kind, values, condition for a part of them); parts are cut per kind
         kinds: list[tuple[list[str], Any]] = []
         if m.email and emails:
@@ -232,6 +238,9 @@ class Locator:
         if m.phone and phones:
             kinds.append((phones, lambda part, fs=m.phone: [f"{f} IN ({_in(part)})"
                                                             for f in fs]))
+        if binned and m.name and wanted.names():
+            kinds.append((wanted.names(), lambda part, fs=m.name: [
+                f"{f} IN ({_in(part)})" for f in fs]))
         if m.address_lists and emails:
             kinds.append((emails, lambda part, fs=m.address_lists: [
                 f"{f} LIKE {like_literal(e)}" for f in fs for e in part]))
@@ -250,15 +259,24 @@ class Locator:
                     conditions += render(mine)
             return " OR ".join(conditions)
 
-        self._soql(name, m, [where, tagged], wanted, hits)
+        self._soql(name, m, [where, tagged], wanted, hits, include_deleted=True,
+                   only_deleted=binned)
 
     def _soql(self, name: str, m: SObjectMap, group: list[Any], wanted: _Wanted,
-              hits: dict[str, _Hit]) -> None:
+              hits: dict[str, _Hit], *, include_deleted: bool = False,
+              only_deleted: bool = False) -> None:
         where, values = group
         columns = ", ".join(self._columns(m))
-        for soql in chunked(values, lambda part: f"SELECT {columns} FROM {name} WHERE "  # noqa: S608 - values go through literal()
-                                                 f"{where(part) if part else 'Id = null'}"):
-            for record in self.api.query(soql, f"query {name}"):
+
+        def render(part: Sequence[Any]) -> str:
+            condition = where(part) if part else "Id = null"
+            if only_deleted:
+                condition = f"IsDeleted = true AND ({condition})"
+            return f"SELECT {columns} FROM {name} WHERE {condition}"  # noqa: S608 - values go through literal()
+
+        for soql in chunked(values, render):
+            for record in self.api.query(soql, f"query {name}",
+                                         include_deleted=include_deleted):
                 self._check(name, m, record, wanted, hits)
 
     @staticmethod
@@ -299,7 +317,7 @@ class Locator:
             return
         for soql in chunked(sorted(owners), lambda part: "SELECT Id, FirstName, LastName "  # noqa: S608 - values go through literal()
                             f"FROM Individual WHERE Id IN ({_in(part)})"):
-            for record in self.api.query(soql, "query Individual"):
+            for record in self.api.query(soql, "query Individual", include_deleted=True):
                 hit = hits.setdefault(record["Id"], _Hit("Individual", record))
                 for owner in owners.get(record["Id"], ()):
                     for key, idents in owner.matched.items():

@@ -359,6 +359,22 @@ class Org:
                                      "is referenced")
         return None
 
+    def empty_recycle_bin(self, ids: list[str]) -> list[str | None]:
+        """SOAP emptyRecycleBin: purge records that are in the bin; an error code each
+        for the others (by position)."""
+        out: list[str | None] = []
+        with self.lock:
+            for rid in ids:
+                r = self.get(rid)
+                if r is None or not r["IsDeleted"]:
+                    out.append("INVALID_ID_FIELD")  # gone, or not in the bin
+                    continue
+                sobject = self.object_of(rid)
+                assert sobject is not None
+                del self.records[sobject][rid]
+                out.append(None)
+        return out
+
     def update(self, records: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """composite/sobjects PATCH: one result per record, by position."""
         if len(records) > 200:

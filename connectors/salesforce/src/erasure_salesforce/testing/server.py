@@ -192,6 +192,8 @@ class _Handler(BaseHTTPRequestHandler):
         path, params = parts.path, parse_qs(parts.query)
         fake = self.fake
         if path.startswith("/services/Soap/u/") and method == "POST":
+            if b"emptyRecycleBin" in body:
+                return self._empty_recycle_bin(body)
             return self._soap_login(body)
         if path == "/services/oauth2/token" and method == "POST":
             return self._token(body)
@@ -305,15 +307,57 @@ class _Handler(BaseHTTPRequestHandler):
 
         if (element("username") != fake.username
                 or element("password") != fake.password + fake.security_token):
-            fault = ("<soapenv:Fault><faultcode>INVALID_LOGIN</faultcode><faultstring>"
-                     "INVALID_LOGIN: Invalid username, password, security token; or user "
-                     "locked out.</faultstring></soapenv:Fault>")
+            fault = _fault("INVALID_LOGIN", "Invalid username, password, security token; "
+                                            "or user locked out.")
             return 500, {"Content-Type": "text/xml"}, _envelope(fault).encode()
         session = fake.new_session()
         ok = (f"<loginResponse><result><serverUrl>{escape(self._instance())}/services/Soap/u/"
               f"59.0/00D000000000001</serverUrl><sessionId>{escape(session)}</sessionId>"
               f"<userId>{fake.org.user_id}</userId></result></loginResponse>")
         return 200, {"Content-Type": "text/xml"}, _envelope(ok).encode()
+
+    def _empty_recycle_bin(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """SOAP ``emptyRecycleBin(ids)``: at most 200 ids; results by position."""
+        import xml.etree.ElementTree as ET
+
+        fake = self.fake
+        xml = {"Content-Type": "text/xml"}
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError:
+            return 500, xml, _envelope(_fault("INVALID_XML", "malformed request")).encode()
+        texts = {el.tag.rsplit("}", 1)[-1]: [] for el in root.iter()}
+        for el in root.iter():
+            texts[el.tag.rsplit("}", 1)[-1]].append(el.text or "")
+        session = (texts.get("sessionId") or [""])[0]
+        if session not in fake.sessions:
+            return 500, xml, _envelope(_fault("INVALID_SESSION_ID",
+                                              "Invalid Session ID")).encode()
+        kind = fake._fault("empty_recycle_bin")
+        if kind in ("limit", "unavailable"):
+            fake.injected[kind] += 1
+            if kind == "limit":
+                return 500, xml, _envelope(_fault("REQUEST_LIMIT_EXCEEDED",
+                                                  "TotalRequests Limit exceeded.")).encode()
+            return 503, {"Content-Type": "text/plain"}, b"Service Unavailable"
+        ids = texts.get("ids", [])
+        if len(ids) > 200:
+            return 500, xml, _envelope(_fault("LIMIT_EXCEEDED", "too many ids")).encode()
+        fake.org.count("empty_recycle_bin")
+        results = []
+        for rid, error in zip(ids, fake.org.empty_recycle_bin(ids), strict=True):
+            if error is None:
+                results.append(f"<result><id>{escape(rid)}</id><success>true</success>"
+                               "</result>")
+            else:
+                results.append(f"<result><errors><statusCode>{error}</statusCode><message>"
+                               f"{error.lower()}</message></errors><id xsi:nil=\"true\"/>"
+                               "<success>false</success></result>")
+        if kind == "after_commit":
+            fake.injected[kind] += 1
+            return 503, {"Content-Type": "text/plain"}, b"Service Unavailable"
+        answer = f"<emptyRecycleBinResponse>{''.join(results)}</emptyRecycleBinResponse>"
+        return 200, xml, _envelope(answer).encode()
 
     def _token(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
         fake = self.fake
@@ -359,8 +403,14 @@ def _json(body: bytes) -> dict[str, Any]:
 
 def _envelope(inner: str) -> str:
     return ('<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv='
-            '"http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com">'
+            '"http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
             f"<soapenv:Body>{inner}</soapenv:Body></soapenv:Envelope>")
+
+
+def _fault(code: str, message: str) -> str:
+    return (f"<soapenv:Fault><faultcode>sf:{code}</faultcode><faultstring>{code}: "
+            f"{escape(message)}</faultstring></soapenv:Fault>")
 
 
 def _unescape(text: str) -> str:
