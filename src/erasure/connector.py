@@ -255,7 +255,9 @@ class Connector(ABC):
         """Yield the findings whose items still exist, read by id (``Capability.LOOKUP``).
 
         Verification uses it besides a fresh ``find``: search indexes lag behind writes, a
-        read by id does not.
+        read by id does not. It may also yield findings of kind :data:`UNMAPPED_RESIDUE`
+        (``fields``: the places) for data the deleted items leave behind elsewhere (rows
+        that still hold a deleted row's key); the receipt names those places.
         """
         raise CapabilityNotSupported(f"{self.name} cannot look items up")
 

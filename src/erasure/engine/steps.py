@@ -418,8 +418,9 @@ def verify(ctx: StepContext, works: Sequence[Work], now: float) -> None:
                 kept = t.data.outcomes.get(ref) == ItemStatus.RETAINED.value
                 if not kept and ref not in t.data.residue:
                     t.data.residue.append(ref)
-            # Places outside the mapping (see Connector.find): named on the receipt.
-            places = {p for f in res.values if f.system == name
+            # Places outside the mapping (see Connector.find and Connector.lookup): named on
+            # the receipt.
+            places = {p for f in [*res.values, *again.values] if f.system == name
                       and f.kind == UNMAPPED_RESIDUE and f.ref in left for p in f.fields}
             if places:
                 t.summary.unmapped_residue = sorted(places | set(t.summary.unmapped_residue))

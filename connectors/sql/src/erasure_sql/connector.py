@@ -17,6 +17,8 @@ from erasure import (
     CapabilityNotSupported,
     Connector,
     Finding,
+    Identifier,
+    IdentifierType,
     ItemOutcome,
     ItemStatus,
     PermanentError,
@@ -33,6 +35,14 @@ from .grouping import Group, group_findings, int_ref_heads
 from .mapping import Mapping, TableModel, build_mapping
 from .overlap import Overlapped
 from .queries import ArrayLookup, param_limit, pk_filter
+from .residue import (
+    KeyHolder,
+    key_holders,
+    key_residue,
+    residue_finding,
+    still_there,
+    unmapped_links,
+)
 from .retention import RetentionMixin
 from .settings import AnonymiseRule, SqlSettings
 from .shared import export_only_outcomes, kept_outcomes, split_shared, still_used
@@ -55,7 +65,7 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
     Settings = SqlSettings
     capabilities = frozenset(
         {Capability.FIND, Capability.EXPORT, Capability.DELETE, Capability.ANONYMISE,
-         Capability.RESTRICT, Capability.RETENTION}
+         Capability.RESTRICT, Capability.RETENTION, Capability.LOOKUP}
     )
     settings: SqlSettings
 
@@ -77,6 +87,7 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
         self._dialect = self._engine.dialect.name
         self._mapping: Mapping | None = None
         self._deep: DeepScan | None = None
+        self._holders: dict[str, list[KeyHolder]] | None = None  # see _key_holders
         self._lock = threading.Lock()
         self._heads: dict[str, str] | None = None
         self._threads: dict[str, cf.ThreadPoolExecutor] = {}  # see _thread
@@ -169,9 +180,51 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
             hits = pending.result()
         return itertools.chain(found, residue_findings(self.system, subjects, hits))
 
+    def lookup(self, findings: Sequence[Finding]) -> Iterator[Finding]:
+        """After an erasure: the rows of ``findings`` that still exist, and *unmapped
+        residue* where rows still hold the keys of rows it deleted (see
+        :mod:`erasure_sql.residue`) or, for review, where a table outside the mapping holds a
+        name the deleted rows carried (a name is weak evidence: another person may share it).
+        """
+        findings, _others = self._not_owned(findings)  # someone else's rows: kept
+        grouped, _bad = self._group(findings)
+        m = self.mapping()
+        matched: dict[str, tuple[Identifier, ...]] = {}
+        names: dict[str, set[str]] = {}
+        for f in findings:
+            matched.setdefault(f.subject, f.matched)
+            for ident in f.related:
+                if ident.type is IdentifierType.NAME:
+                    names.setdefault(ident.value.lower(), set()).add(f.subject)
+        with db_errors("verify keys"), self._engine.connect() as conn:
+            left, gone = still_there(conn, m, grouped, self._dialect, self._limit)
+            places = key_residue(conn, self._key_holders(), gone, self.deep_scan().own_schema(),
+                                 self._dialect, self._limit)
+        out = list(left)
+        for (subject, place), _i in sorted(places.items()):
+            out.append(residue_finding(self.system, subject, place, matched.get(subject, ())))
+        if names:
+            with db_errors("verify names"):
+                hits = self.deep_scan().scan(list(names), unmapped_only=True)
+            for place, counts in sorted(hits.items()):
+                for subject in sorted({s for v in counts for s in names.get(v, ())}):
+                    out.append(residue_finding(self.system, subject,
+                                               f"{place} (a name: review)",
+                                               matched.get(subject, ())))
+        return iter(out)
+
+    def _key_holders(self) -> dict[str, list[KeyHolder]]:
+        m = self.mapping()
+        with self._lock:
+            if self._holders is None:
+                self._holders = key_holders(m)
+            return self._holders
+
     def deep_check(self, subjects: Sequence[Subject]) -> list[str]:
         """Places outside the mapping holding strong identifiers of ``subjects`` or, with
-        none, of people the mapping holds (up to 1000 values per identifier column)."""
+        none, of people the mapping holds (up to 1000 values per identifier column), and
+        then also the columns that hold keys of mapped rows without a link of the mapping
+        (``unmapped link: ...``: an erasure would leave their rows holding the keys)."""
         scan = self.deep_scan()
         with db_errors("deep check"):
             if subjects:
@@ -181,8 +234,11 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
                 values = self._mapped_values(1000)
                 whose = f"{len(values)} identifiers sampled from the mapping"
             hits = scan.scan(values)
-        return [f"unmapped residue: {place}: {len(counts)} of {whose} in "
-                f"{sum(counts.values())} rows" for place, counts in sorted(hits.items())]
+        lines = [f"unmapped residue: {place}: {len(counts)} of {whose} in "
+                 f"{sum(counts.values())} rows" for place, counts in sorted(hits.items())]
+        if not subjects:  # the mapping's own check: columns that would keep a person's keys
+            lines += unmapped_links(self.mapping(), self._key_holders(), scan.own_schema())
+        return lines
 
     def _mapped_values(self, per_column: int) -> list[str]:
         m = self.mapping()

@@ -65,13 +65,21 @@ class DeepScan:
         self._limit = limit
         self._dialect = engine.dialect.name
         self._targets: list[ScanTarget] | None = None
+        self._own_name: str | None = None
         #: statements run by the last :meth:`scan` (for tests and the benchmark).
         self.statements = 0
+
+    def own_schema(self) -> str:
+        """The name of the system's schema, as places name it (``main`` on SQLite)."""
+        if self._own_name is None:
+            own = self._settings.db_schema or sa.inspect(self._engine).default_schema_name
+            self._own_name = str(own)
+        return self._own_name
 
     def targets(self) -> list[ScanTarget]:
         """Tables and text columns searched (reflected once)."""
         if self._targets is None:
-            own = self._settings.db_schema or sa.inspect(self._engine).default_schema_name
+            own = self.own_schema()
             out = [t for t in self._own(str(own)) if t.columns]
             for schema in self._settings.scan_schemas or ():
                 if schema == own:
@@ -110,12 +118,14 @@ class DeepScan:
                      if is_text(c) and _long_enough(c) and c.name not in skip | excluded)
         return ScanTarget(table, cols, f"{schema}.{table.name}")
 
-    def scan(self, values: Iterable[str]) -> dict[str, dict[str, int]]:
+    def scan(self, values: Iterable[str], unmapped_only: bool = False
+             ) -> dict[str, dict[str, int]]:
         """Per place ``schema.table.column``, how many rows hold each matched value.
 
-        ``values``: normalised strong identifiers (emails lower-case, phones E.164). The
-        returned values are the caller's own, matched again in Python (a collation that
-        ignores accents or case cannot widen a match).
+        ``values``: normalised strong identifiers (emails lower-case, phones E.164), or
+        names. The returned values are the caller's own, matched again in Python (a
+        collation that ignores accents or case cannot widen a match). ``unmapped_only``:
+        only tables outside the mapping (and other schemas).
         """
         wanted = sorted({v.lower() for v in values})
         self.statements = 0
@@ -124,7 +134,11 @@ class DeepScan:
             return out
         lookup = set(wanted)
         with self._engine.connect() as conn:
+            own = f"{self.own_schema()}."
             for target in self.targets():
+                if unmapped_only and target.place.startswith(own) and (
+                        target.table.name in self._mapping.tables):
+                    continue
                 for row_cols, row in self._rows(conn, target, wanted):
                     for name, value in zip(row_cols, row, strict=True):
                         if isinstance(value, str) and (key := value.strip().lower()) in lookup:

@@ -182,8 +182,9 @@ class FindMixin:
         self, m: Mapping, shared: dict[str, dict[Key, dict[str, dict[Identifier, None]]]],
         hits: dict[str, dict[Key, Entry]], out: list[Finding],
     ) -> None:
-        """Findings of rows a subject reaches only through a link that is not their owner's
-        (``fields`` end with :data:`SHARED_FIELD`): delete and export leave them alone."""
+        """Findings of rows a subject reaches only through a link that is not their owner's:
+        no identifier in ``matched`` (the host lists them for review), ``fields`` ending
+        with :data:`SHARED_FIELD` (delete and export leave them alone if given them)."""
         for tname, per_row in shared.items():
             tm = m.tables[tname]
             refs = self._refs.setdefault(tname, {})
@@ -193,11 +194,13 @@ class FindMixin:
             for pk, owners in per_row.items():
                 own = hits[tname].get(pk, {})
                 ref = ref_of(pk)
-                for skey, matched in owners.items():
+                for skey in owners:
                     if skey in own:
                         continue  # also reached through the owner's link: the subject's
                     refs[ref] = pk
-                    out.append(Finding(self.system, skey, ref, tname, tuple(matched),
+                    # No identifier matched it as the subject's: the host lists it for
+                    # review and never acts on it (nor exports it).
+                    out.append(Finding(self.system, skey, ref, tname, (),
                                        (*links, SHARED_FIELD), ()))
 
     def _emit(

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from .values import python_type
 
-__all__ = ["Link", "infer_links"]
+__all__ = ["Link", "infer_links", "named_after", "same_kind", "stems"]
 
 SAMPLE = 50
 _MIN_OVERLAP = 0.5
@@ -29,7 +29,7 @@ class Link:
     declared: bool = False
 
 
-def _stems(table: str) -> list[str]:
+def stems(table: str) -> list[str]:
     """Names a column may use for ``table``: ``orders`` -> orders, order."""
     low = table.lower()
     out = [low]
@@ -40,7 +40,7 @@ def _stems(table: str) -> list[str]:
     return out
 
 
-def _named_after(column: str, stems: list[str]) -> bool:
+def named_after(column: str, stems: list[str]) -> bool:
     low = column.lower()
     for stem in stems:
         for suffix in (f"{stem}_id", f"{stem}id"):
@@ -49,7 +49,7 @@ def _named_after(column: str, stems: list[str]) -> bool:
     return False
 
 
-def _same_kind(a: sa.Column[Any], b: sa.Column[Any]) -> bool:
+def same_kind(a: sa.Column[Any], b: sa.Column[Any]) -> bool:
     ta, tb = python_type(a), python_type(b)
     return ta is not None and ta is tb
 
@@ -86,13 +86,13 @@ def infer_links(conn: sa.Connection, tables: list[sa.Table]) -> tuple[list[Link]
             # address's, not a table called "id".
             candidates = [p for p in tables if p.name != t.name
                           and len(p.primary_key.columns) == 1
-                          and _named_after(col.name, _stems(p.name))]
+                          and named_after(col.name, stems(p.name))]
             if not candidates:
                 continue
             parent = max(candidates, key=lambda p: len(p.name))
             (key,) = parent.primary_key.columns
             where = f"{t.name}.{col.name} -> {parent.name}.{key.name}"
-            if not _same_kind(col, key):
+            if not same_kind(col, key):
                 notes.append(f"{where}: named like a link but the types differ; not linked")
                 continue
             total, found = _overlap(conn, col, key)
