@@ -67,3 +67,33 @@ def test_a_configured_object_keeps_the_other_standard_objects(fake: FakeSalesfor
     kept = org.get(case)
     assert (kept["SuppliedEmail"], kept["SuppliedName"], kept["Subject"]) == (
         None, None, "kept for 6 years")
+
+
+def test_rectification_restriction_and_objection_through_the_host(fake: FakeSalesforce,
+                                                                  sf_host) -> None:
+    from sf_fixtures import receipt, run_until_done
+    from test_sf_find import seed_whole_person
+
+    from erasure import RequestType
+    from erasure.orchestrator import RequestSpec
+
+    seeded = seed_whole_person(fake.org, "pat@example.org", "+4930999888")
+    orch, clock = sf_host()
+    pat = (("email", "pat@example.org"),)
+    fix = orch.submit(RequestSpec(RequestType.RECTIFICATION, pat, verified=True,
+                                  corrections=(("phone", "+4930111222"),)))
+    run_until_done(orch, clock, fix)
+    assert receipt(orch, fix)["outcome"] == "completed", receipt(orch, fix)
+    (contact,) = seeded["Contact"]
+    assert fake.org.get(contact)["MobilePhone"] == "+4930111222"
+    limit = orch.submit(RequestSpec(RequestType.RESTRICTION, pat, verified=True))
+    run_until_done(orch, clock, limit)
+    assert receipt(orch, limit)["outcome"] == "completed"
+    (individual,) = seeded["Individual"]
+    assert fake.org.get(individual)["HasOptedOutProcessing"] is True
+    objection = orch.submit(RequestSpec(RequestType.OBJECTION, pat, verified=True,
+                                        objection_scope="marketing"))
+    run_until_done(orch, clock, objection)
+    assert receipt(orch, objection)["outcome"] == "completed"
+    assert fake.org.get(individual)["HasOptedOutSolicit"] is True
+    assert fake.org.get(contact)["HasOptedOutOfEmail"] is True
