@@ -206,3 +206,15 @@ def test_poll_purges_what_the_job_found_in_the_recycle_bin(fake: FakeSalesforce,
     assert {o.status for o in outcomes} == {ItemStatus.DONE}
     assert fake.calls["empty_recycle_bin"] == 1
     assert anywhere(fake, ids_of(seeded)) == []
+
+
+def test_hard_delete_taken_away_since_it_was_read(fake: FakeSalesforce, sf_connector) -> None:
+    seeded = seed_whole_person(fake.org, "pat@example.org", "+4930999888")
+    c = sf_connector()
+    c.check()  # the user may hard delete...
+    fake.org.hard_delete_permission(False)  # ...until an admin takes it away
+    found = list(c.find([subject("req-pat", email="pat@example.org")]))
+    outcomes = list(c.delete(found))
+    assert {o.status for o in outcomes} == {ItemStatus.FAILED}
+    assert all("Recycle Bin until" in (o.error or "") for o in outcomes)
+    assert all(fake.org.in_recycle_bin(i) for i in ids_of(seeded))

@@ -100,8 +100,18 @@ class Eraser:
             return []
         if self.hard_delete_allowed():
             out: list[ItemOutcome] = []
-            for sobject, group in by_object(findings).items():  # a job holds one object
-                out.extend(self._submit(sobject, group))
+            groups = list(by_object(findings).items())
+            for n, (sobject, group) in enumerate(groups):  # a job holds one object
+                try:
+                    out.extend(self._submit(sobject, group))
+                except PermanentError as exc:
+                    if "FEATURENOTENABLED" not in str(exc):
+                        raise
+                    # The permission was taken away since it was read: the rest goes to
+                    # the Recycle Bin and says so (partial), as without it.
+                    self._hard_delete = False
+                    rest = [f for _, g in groups[n:] for f in g]
+                    return out + self._composite_delete(rest)
             return out
         return self._composite_delete(findings)  # a composite call takes any objects
 
