@@ -1,40 +1,32 @@
 """delete and poll: tickets deleted then permanently deleted as jobs, users soft-deleted then
 permanently deleted and read back scrubbed, kept tickets redacted.
 
-Per subject, the tickets they requested go into one ``DELETE /tickets/destroy_many`` job;
-its items answer PENDING with handle ``delete:<job id>:<user id>``. ``poll`` reads the job
-statuses (one request for all of them); a completed delete job is followed by a
-``DELETE /deleted_tickets/destroy_many`` job (handle ``purge:...``), and when that completes
-the subject's user is deleted for good. A job can fail single tickets inside a
-``completed`` status: those items fail, and the user is kept so the request can be retried.
-
-Zendesk takes no idempotency key for these jobs, so the connector journals each job on the
-subject's user as a tag ``erasure-d-<digest of the call's idempotency key>-<job id>``
-before answering: a run killed after the submit and before the ledger's write finds the tag
-on its next attempt and answers the same job instead of submitting a second.
+The tickets the subjects of a call requested go into ``DELETE /tickets/destroy_many`` jobs
+(see :mod:`.jobs`); their items answer PENDING with the jobs as handle. ``poll`` reads every
+job status of the call in one request; tickets a completed job deleted go into
+``DELETE /deleted_tickets/destroy_many`` jobs (permanent), and when a subject's tickets are
+all gone their user is soft-deleted, permanently deleted and read back scrubbed. A job can
+fail single tickets inside a ``completed`` status: those items fail, and the subject's
+user is kept so that a retry can still find the tickets.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from erasure import Finding, ItemOutcome, ItemStatus, current_call
 
 from .client import NotFound, ZendeskClient
+from .jobs import Handle, Jobs, digest, journalled
 from .redact import Redactor
-from .refs import MENTION, PARTICIPATION, TICKET, USER, ref_id
+from .refs import TICKET, USER, ref_id
 from .settings import ZendeskSettings
 
 __all__ = ["Eraser", "subject_authors", "subject_values"]
 
 S = ItemStatus
-_SCRUBBED_NAME = "Permanently deleted user"
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def subject_authors(findings: Sequence[Finding]) -> dict[str, set[int]]:
@@ -57,6 +49,18 @@ def subject_values(findings: Sequence[Finding]) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
+@dataclass
+class _Subject:
+    """One subject's part of a call."""
+
+    key: str
+    uids: set[int] = field(default_factory=set)
+    #: findings (delete) or pending outcomes (poll)
+    tickets: list[Any] = field(default_factory=list)
+    users: list[Any] = field(default_factory=list)
+    holder: int = 0
+
+
 class Eraser:
     """Deletes and redacts the findings of a batch of subjects."""
 
@@ -64,78 +68,83 @@ class Eraser:
         self.client = client
         self.settings = settings
         self.redactor = Redactor(client)
+        self.jobs = Jobs(client)
 
     # delete -----------------------------------------------------------------------------
 
     def delete(self, findings: Sequence[Finding]) -> list[ItemOutcome]:
         authors, values = subject_authors(findings), subject_values(findings)
-        by_subject: dict[str, list[Finding]] = {}
+        users = self._users({u for ids in authors.values() for u in ids})
+        subjects: dict[str, _Subject] = {}
+        out: list[ItemOutcome] = []
         for f in findings:
-            by_subject.setdefault(f.subject, []).append(f)
-        users = self._users({uid for ids in authors.values() for uid in ids})
-        out: list[ItemOutcome] = []
-        for key, fs in by_subject.items():
-            out += self._delete_subject(key, fs, authors.get(key, set()), values.get(key, []),
-                                        users)
-        return out
-
-    def _delete_subject(self, key: str, fs: list[Finding], uids: set[int], values: list[str],
-                        users: dict[int, dict[str, Any]]) -> list[ItemOutcome]:
-        out: list[ItemOutcome] = []
-        doomed: list[Finding] = []
-        for f in fs:
-            if f.kind == TICKET and self.settings.requested_tickets == "delete":
-                doomed.append(f)
-            elif f.kind in (TICKET, PARTICIPATION, MENTION):
-                changed = self.redactor.redact_ticket(ref_id(f), uids, values)
+            s = subjects.setdefault(f.subject, _Subject(f.subject, authors.get(f.subject,
+                                                                                 set())))
+            if f.kind == USER:
+                s.users.append(f)
+            elif f.kind == TICKET and self.settings.requested_tickets == "delete":
+                s.tickets.append(f)
+            else:  # kept: someone else's ticket, or the subject's own kept by policy
+                changed = self.redactor.redact_ticket(ref_id(f), s.uids, values.get(f.subject,
+                                                                                     []))
                 out.append(ItemOutcome(f, S.DONE if changed else S.ALREADY_DONE))
-        user_fs = [f for f in fs if f.kind == USER]
-        handle = self._submit(key, doomed, uids, users) if doomed else None
-        if handle is None:
-            out += [ItemOutcome(f, S.ALREADY_DONE) for f in doomed]
-            out += [self._delete_user(f) for f in user_fs]
-        else:
-            out += [ItemOutcome(f, S.PENDING, handle=handle) for f in doomed + user_fs]
-        return out
+        for s in subjects.values():
+            s.holder = min((u for u in s.uids if users.get(u, {}).get("active")), default=0)
+        handles = self._submit([s for s in subjects.values() if s.tickets], users)
+        gone: list[Finding] = []
+        for s in subjects.values():
+            for f in s.tickets:
+                h = handles.get((s.key, f.ref))
+                out.append(ItemOutcome(f, S.PENDING, handle=str(h)) if h
+                           else ItemOutcome(f, S.ALREADY_DONE))
+            waiting = [h for f in s.tickets if (h := handles.get((s.key, f.ref)))]
+            if waiting:
+                out += [ItemOutcome(f, S.PENDING, handle=str(waiting[0])) for f in s.users]
+            else:
+                gone += s.users
+        return out + self._delete_users(gone)
+
+    def _submit(self, subjects: list[_Subject], users: dict[int, dict[str, Any]]
+                ) -> dict[tuple[str, str], Handle]:
+        """The handle of every ticket still to delete: jobs found in the journal, or
+        submitted now for all subjects at once."""
+        ctx = current_call()
+        handles: dict[tuple[str, str], Handle] = {}
+        fresh: list[tuple[_Subject, str]] = []
+        for s in subjects:
+            key_digest = digest(ctx.idempotency_key(s.key))
+            found = {phase: jobs for phase in ("delete", "purge")
+                     if (jobs := journalled(users.get(s.holder), phase, key_digest))}
+            if found:  # submitted before the ledger heard of it: the same jobs again
+                phase, jobs = next(iter(found.items()))
+                for f in s.tickets:
+                    handles[(s.key, f.ref)] = Handle(phase, jobs, s.holder)
+            else:
+                fresh.append((s, key_digest))
+        ids = sorted({ref_id(f) for s, _ in fresh for f in s.tickets})
+        live = set(self._live_tickets(ids))
+        deleted = self._deleted_tickets() if set(ids) - live else set()
+        for phase, present in (("delete", live), ("purge", deleted - live)):
+            wanted = {s.key: sorted(ref_id(f) for f in s.tickets
+                                    if ref_id(f) in present) for s, _ in fresh}
+            jobs = self.jobs.submit(phase, {k: v for k, v in wanted.items() if v})
+            for s, key_digest in fresh:
+                if s.key not in jobs:
+                    continue
+                self.jobs.journal(s.holder, phase, key_digest, jobs[s.key])
+                for f in s.tickets:
+                    if ref_id(f) in present:
+                        handles[(s.key, f.ref)] = Handle(phase, jobs[s.key], s.holder)
+        return handles
 
     def _users(self, uids: set[int]) -> dict[int, dict[str, Any]]:
         out: dict[int, dict[str, Any]] = {}
-        ordered = sorted(uids)
+        ordered = sorted(uids - {0})
         for start in range(0, len(ordered), 100):
             ids = ",".join(map(str, ordered[start:start + 100]))
             body = self.client.get("users/show_many", "read users", ids=ids)
             out.update({int(u["id"]): u for u in body.get("users") or []})
         return out
-
-    def _submit(self, key: str, doomed: list[Finding], uids: set[int],
-                users: dict[int, dict[str, Any]]) -> str | None:
-        """The handle of the job deleting ``doomed`` (submitted now, or found in the
-        journal); None when every ticket is already gone for good."""
-        journal = _digest(current_call().idempotency_key(key))
-        holder = min((u for u in uids if users.get(u, {}).get("active")), default=0)
-        for uid in sorted(uids):
-            for tag in users.get(uid, {}).get("tags") or []:
-                for phase in ("d", "p"):
-                    prefix = f"erasure-{phase}-{journal}-"
-                    if tag.startswith(prefix):
-                        name = "delete" if phase == "d" else "purge"
-                        return f"{name}:{tag[len(prefix):]}:{uid}"
-        ids = sorted(ref_id(f) for f in doomed)
-        live = self._live_tickets(ids)
-        if live:
-            phase, targets = "d", live
-        else:
-            phase, targets = "p", sorted(set(ids) & self._deleted_tickets())
-            if not targets:
-                return None
-        path = "tickets/destroy_many" if phase == "d" else "deleted_tickets/destroy_many"
-        body = self.client.delete(path, "submit ticket deletion",
-                                  ids=",".join(map(str, targets)))
-        job = str(body["job_status"]["id"])
-        if holder:
-            self.client.put(f"users/{holder}/tags", "journal deletion job",
-                            {"tags": [f"erasure-{phase}-{journal}-{job}"]})
-        return f"{'delete' if phase == 'd' else 'purge'}:{job}:{holder}"
 
     def _live_tickets(self, ids: list[int]) -> list[int]:
         live: list[int] = []
@@ -149,117 +158,115 @@ class Eraser:
         return {int(t["id"]) for page in self.client.pages(
             "deleted_tickets", "deleted_tickets", "list deleted tickets") for t in page}
 
-    def _delete_user(self, f: Finding) -> ItemOutcome:
-        """Soft delete, permanent delete, read back: DONE, ALREADY_DONE or FAILED."""
-        uid = ref_id(f)
-        changed = False
-        for path, what in ((f"users/{uid}", "delete user"),
-                           (f"deleted_users/{uid}", "permanently delete user")):
-            try:
-                self.client.delete(path, what)
-                changed = True
-            except NotFound:  # done before (or by a write that answered 503 after commit)
-                pass
-        if not self._scrubbed(uid):
-            return ItemOutcome(f, S.FAILED, error="user not scrubbed after permanent deletion")
-        return ItemOutcome(f, S.DONE if changed else S.ALREADY_DONE)
-
-    def _scrubbed(self, uid: int) -> bool:
-        try:
-            user = self.client.get(f"users/{uid}", "read user back")["user"]
-        except NotFound:
-            return True
-        if user.get("active") or user.get("email") or user.get("phone"):
-            return False
-        try:
-            idents = self.client.get(f"users/{uid}/identities", "read identities back")
-        except NotFound:
-            return True
-        return not idents.get("identities")
+    def _delete_users(self, findings: list[Finding]) -> list[ItemOutcome]:
+        """Soft delete, permanent delete, then one read back of them all: DONE,
+        ALREADY_DONE, or FAILED if a user is not scrubbed."""
+        changed: set[int] = set()
+        for uid in sorted({ref_id(f) for f in findings}):
+            for path, what in ((f"users/{uid}", "delete user"),
+                               (f"deleted_users/{uid}", "permanently delete user")):
+                try:
+                    self.client.delete(path, what)
+                    changed.add(uid)
+                except NotFound:  # done before (or by a write that answered 503 after
+                    pass          # committing): the read back below decides
+        back = self._users({ref_id(f) for f in findings})
+        out = []
+        for f in findings:
+            user = back.get(ref_id(f))
+            if user is not None and (user.get("active") or user.get("email")
+                                     or user.get("phone")):
+                out.append(ItemOutcome(f, S.FAILED,
+                                       error="user not scrubbed after permanent deletion"))
+            else:
+                out.append(ItemOutcome(f, S.DONE if ref_id(f) in changed else S.ALREADY_DONE))
+        return out
 
     # poll -------------------------------------------------------------------------------
 
     def poll(self, pending: Sequence[ItemOutcome]) -> list[ItemOutcome]:
-        groups: dict[str, list[ItemOutcome]] = {}
+        handles = {id(o): Handle.parse(o.handle) for o in pending}
+        statuses = self.jobs.statuses({j for h in handles.values() if h for j in h.jobs})
+        subjects: dict[str, _Subject] = {}
         for o in pending:
-            groups.setdefault(o.handle or "", []).append(o)
-        jobs = self._jobs({h.split(":")[1] for h in groups if h.count(":") == 2})
-        users = self._users({int(h.split(":")[2]) for h in groups
-                             if h.count(":") == 2 and h.split(":")[2].isdigit()} - {0})
+            s = subjects.setdefault(o.finding.subject, _Subject(o.finding.subject))
+            (s.users if o.finding.kind == USER else s.tickets).append(o)
+            h = handles[id(o)]
+            s.holder = h.holder if h else s.holder
+        users = self._users({s.holder for s in subjects.values()})
         out: list[ItemOutcome] = []
-        for handle, group in groups.items():
-            out += self._poll_group(handle, group, jobs, users)
+        purge: dict[str, list[tuple[Finding, Handle]]] = {}
+        state: dict[str, str] = {}  # subject key -> "failed" | "waiting" | "gone"
+        for s in subjects.values():
+            results = [self._ticket_result(o, handles[id(o)], statuses)
+                       for o in s.tickets]
+            for o, (status, h) in zip(s.tickets, results, strict=True):
+                if status == "purge":
+                    purge.setdefault(s.key, []).append((o.finding, h))
+                elif status == "pending":
+                    out.append(ItemOutcome(o.finding, S.PENDING, handle=str(h)))
+                elif status == "done":
+                    out.append(ItemOutcome(o.finding, S.DONE))
+                else:
+                    out.append(ItemOutcome(o.finding, S.FAILED, error=status))
+            failed = any(r[0] not in ("purge", "pending", "done") for r in results)
+            waiting = any(r[0] in ("purge", "pending") for r in results)
+            state[s.key] = "failed" if failed else "waiting" if waiting else "gone"
+        new = self._purge(purge, subjects, users)
+        for key, items in purge.items():
+            out += [ItemOutcome(f, S.PENDING, handle=str(new[key])) for f, _ in items]
+        gone: list[Finding] = []
+        for s in subjects.values():
+            for o in s.users:
+                if state[s.key] == "failed":
+                    out.append(ItemOutcome(o.finding, S.FAILED, error="kept: a ticket of "
+                                           "the user could not be deleted"))
+                elif state[s.key] == "waiting":
+                    handle = new.get(s.key) or next(
+                        (x.handle for x in out if x.finding.subject == s.key and x.handle),
+                        o.handle)
+                    out.append(ItemOutcome(o.finding, S.PENDING, handle=str(handle)))
+                else:
+                    gone.append(o.finding)
+        return out + self._delete_users(gone)
+
+    def _ticket_result(self, o: ItemOutcome, h: Handle | None,
+                       statuses: dict[str, dict[str, Any]]) -> tuple[str, Handle | None]:
+        """("pending" | "purge" | "done" | an error, handle) of one ticket item."""
+        if h is None:
+            return "unknown handle", None
+        jobs = [statuses.get(j) for j in h.jobs]
+        if any(j is None for j in jobs):
+            return "zendesk job status expired before the ticket was gone", h
+        if any(j.get("status") not in ("completed", "failed") for j in jobs):
+            return "pending", h
+        tid = ref_id(o.finding)
+        result = next((r for j in jobs for r in j.get("results") or []
+                       if r.get("id") == tid), None)
+        if result is None or not (result.get("success")
+                                  or result.get("error") == "RecordNotFound"):
+            return "zendesk job failed for the ticket", h
+        return ("purge" if h.phase == "delete" else "done"), h
+
+    def _purge(self, purge: dict[str, list[tuple[Finding, Handle]]],
+               subjects: dict[str, _Subject], users: dict[int, dict[str, Any]]
+               ) -> dict[str, Handle]:
+        """Permanent deletion jobs for tickets their deletion jobs removed: found in the
+        journal, or submitted now for every subject at once."""
+        out: dict[str, Handle] = {}
+        fresh: dict[str, list[int]] = {}
+        digests: dict[str, str] = {}
+        for key, items in purge.items():
+            holder = subjects[key].holder
+            digests[key] = digest("+".join(sorted({j for _, h in items for j in h.jobs})))
+            jobs = journalled(users.get(holder), "purge", digests[key])
+            if jobs:
+                out[key] = Handle("purge", jobs, holder)
+            else:
+                fresh[key] = sorted(ref_id(f) for f, _ in items)
+        for key, jobs in self.jobs.submit("purge", fresh).items():
+            holder = subjects[key].holder
+            if users.get(holder, {}).get("active"):
+                self.jobs.journal(holder, "purge", digests[key], jobs)
+            out[key] = Handle("purge", jobs, holder)
         return out
-
-    def _jobs(self, ids: set[str]) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        ordered = sorted(ids)
-        for start in range(0, len(ordered), 100):
-            body = self.client.get("job_statuses/show_many", "read job statuses",
-                                   ids=",".join(ordered[start:start + 100]))
-            out.update({str(j["id"]): j for j in body.get("job_statuses") or []})
-        return out
-
-    def _poll_group(self, handle: str, group: list[ItemOutcome],
-                    jobs: dict[str, dict[str, Any]], users: dict[int, dict[str, Any]]
-                    ) -> list[ItemOutcome]:
-        try:
-            phase, job_id, holder = handle.split(":")
-            uid = int(holder)
-        except ValueError:
-            return [ItemOutcome(o.finding, S.FAILED, error="unknown handle") for o in group]
-        tickets = [o.finding for o in group if o.finding.kind != USER]
-        user_fs = [o.finding for o in group if o.finding.kind == USER]
-        job = jobs.get(job_id)
-        if job is None:  # expired or never seen: the tickets' state is the answer
-            return self._lost(group)
-        if job.get("status") not in ("completed", "failed"):
-            return [ItemOutcome(o.finding, S.PENDING, handle=handle) for o in group]
-        results = {int(r["id"]): r for r in job.get("results") or [] if "id" in r}
-        ok: list[Finding] = []
-        failed: list[Finding] = []
-        for f in tickets:
-            r = results.get(ref_id(f), {})
-            good = r.get("success") or r.get("error") == "RecordNotFound"
-            (ok if good and job.get("status") == "completed" else failed).append(f)
-        out = [ItemOutcome(f, S.FAILED, error="zendesk job failed for the ticket")
-               for f in failed]
-        # a user whose ticket could not be deleted is kept: a retry finds the ticket by it
-        kept = [ItemOutcome(f, S.FAILED, error="kept: a ticket of the user could not be "
-                            "deleted") for f in user_fs] if failed else []
-        if phase == "delete" and ok:
-            new = self._purge(job_id, [ref_id(f) for f in ok], uid, users)
-            waiting = ok + ([] if failed else user_fs)
-            return out + kept + [ItemOutcome(f, S.PENDING, handle=new) for f in waiting]
-        out += [ItemOutcome(f, S.DONE) for f in ok]
-        if failed:
-            return out + kept
-        return out + [self._delete_user(f) for f in user_fs]
-
-    def _purge(self, delete_job: str, ids: list[int], uid: int,
-               users: dict[int, dict[str, Any]]) -> str:
-        """Submit (or find in the journal) the permanent deletion after ``delete_job``."""
-        journal = f"erasure-p-{_digest(delete_job)}-"
-        for tag in users.get(uid, {}).get("tags") or []:
-            if tag.startswith(journal):
-                return f"purge:{tag[len(journal):]}:{uid}"
-        body = self.client.delete("deleted_tickets/destroy_many", "submit permanent deletion",
-                                  ids=",".join(map(str, sorted(ids))))
-        job = str(body["job_status"]["id"])
-        if uid and users.get(uid, {}).get("active"):
-            self.client.put(f"users/{uid}/tags", "journal deletion job",
-                            {"tags": [f"{journal}{job}"]})
-        return f"purge:{job}:{uid}"
-
-    def _lost(self, group: list[ItemOutcome]) -> list[ItemOutcome]:
-        tickets = [o.finding for o in group if o.finding.kind != USER]
-        ids = sorted(ref_id(f) for f in tickets)
-        left = set(self._live_tickets(ids)) | (self._deleted_tickets() if ids else set())
-        out = [ItemOutcome(f, S.FAILED, transient=True,
-                           error="zendesk job status expired before the ticket was gone")
-               if ref_id(f) in left else ItemOutcome(f, S.DONE) for f in tickets]
-        users = [o.finding for o in group if o.finding.kind == USER]
-        if left:
-            return out + [ItemOutcome(f, S.FAILED, transient=True,
-                                      error="kept until its tickets are gone") for f in users]
-        return out + [self._delete_user(f) for f in users]
