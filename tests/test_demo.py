@@ -24,6 +24,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     told = res.stdout[res.stdout.index("Told m3st"):res.stdout.index("3. Erasure receipts")]
     assert "alice@example.com" not in told and "C-1001" not in told
     assert re.search(r"m3st\s+delete\s+completed", res.stdout)
+    # the helpdesk is the fake Zendesk API (so is zendesk): Alice's text is gone, her
+    # ticket deleted for good, Jim's ticket and the four other users kept
+    left = {m[0].strip(): m[1] for m in re.findall(r"(helpdesk[^│┃]*)[│┃]\s*(\d+)",
+                                                     res.stdout)}
+    assert left == {"helpdesk users (Zendesk)": "4", "helpdesk tickets": "1",
+                    "helpdesk comments with Alice's text": "0"}, left
     assert (folder / "state" / "ledger.db").exists()
     keys = folder / "state" / "keys" / "signing.key"
     assert keys.stat().st_mode & 0o777 == 0o600

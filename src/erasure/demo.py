@@ -5,7 +5,9 @@ plus a SQLite shop database when the ``sql`` connector is installed, a Maildir (
 both sides of the 12-month retention) when the ``mail`` connector is, and a telecom
 carrier told by email through an SMTP server on 127.0.0.1 when ``notify`` (and aiosmtpd)
 is; with the ``salesforce`` connector installed the CRM is its fake Salesforce org on
-127.0.0.1 (the real simple-salesforce talks to it; erased through Bulk API 2.0 jobs); then
+127.0.0.1 (the real simple-salesforce talks to it; erased through Bulk API 2.0 jobs), and with the
+``zendesk`` connector the helpdesk is its fake Zendesk API (the real zenpy talks to it;
+tickets deleted through job statuses); then
 finds, exports and erases one sample subject, records the carrier's confirmation, sweeps
 mail past retention, and verifies the signed receipts. A lookalike address and a household
 member sharing the subject's phone are seeded too: they must survive.
@@ -39,11 +41,7 @@ CONFIG = """\
 state_dir = "state"
 export_dir = "exports"
 strong_identifiers = ["email", "customer_id"]
-{crm}
-[systems.helpdesk]
-connector = "memory"
-path = "{root}/helpdesk.json"
-
+{crm}{helpdesk}
 [systems.mail-archive]
 connector = "memory"
 path = "{root}/mail.json"
@@ -53,6 +51,12 @@ connector = "memory"
 path = "{root}/tax.json"
 policy = "retain"
 reason = "invoices kept 10 years (tax law)"
+"""
+
+MEMORY_HELPDESK = """
+[systems.helpdesk]
+connector = "memory"
+path = "{root}/helpdesk.json"
 """
 
 MEMORY_CRM = """
@@ -224,6 +228,20 @@ def _salesforce_demo() -> tuple[str, Any] | None:
     return SALESFORCE_CONFIG.format(url=server.url), server
 
 
+def _zendesk_demo() -> tuple[Any, str, Any] | None:
+    """The zendesk connector's fake Zendesk API on 127.0.0.1 (its own testing module,
+    shipped for tests and this demo), seeded: (server, config text, the demo module). None
+    when it cannot be imported."""
+    import importlib
+
+    try:
+        module = importlib.import_module("erasure_zendesk.testing.demo")
+    except ImportError:
+        return None
+    server, text = module.start(shared_phone="+4915112345678")
+    return server, text, module
+
+
 def _salesforce_left(server: Any) -> int:
     """Records the fake org still holds, the Recycle Bin included (queryAll's view)."""
     people = ("Contact", "Lead", "Case", "Task", "EmailMessage", "CampaignMember",
@@ -337,7 +355,9 @@ def run_demo(folder: Path, out: Console) -> int:
     # Salesforce keeps no customer numbers: its CRM is found by email and phone only.
     customer_space = ["tax-archive"] if sf_demo is not None else ["crm", "tax-archive"]
     crm = sf_demo[0] if sf_demo is not None else MEMORY_CRM.format(root=root)
-    text = CONFIG.format(root=root, crm=crm)
+    zd_demo = _zendesk_demo() if "zendesk" in plugins.registry else None
+    helpdesk = zd_demo[1] if zd_demo is not None else MEMORY_HELPDESK.format(root=root)
+    text = CONFIG.format(root=root, crm=crm, helpdesk=helpdesk)
     if "sql" in plugins.registry:
         text += SQL_CONFIG.format(root=root)
         customer_space.append("shop-db")
@@ -390,7 +410,7 @@ def run_demo(folder: Path, out: Console) -> int:
         erase = orch.submit(RequestSpec(RequestType.ERASURE, SUBJECT, ticket="DEMO-2",
                                         verified=True))
         summary = orch.run(only=[erase])
-        for _ in range(5):  # a Salesforce hardDelete job finishes after it is polled
+        for _ in range(5):  # Salesforce and Zendesk jobs finish after they are polled
             if all(t.stage in ("done", "awaiting_confirmation")
                    for t in orch.ledger.tasks_for([erase])):
                 break
@@ -419,6 +439,10 @@ def run_demo(folder: Path, out: Console) -> int:
             if name == "crm" and sf_demo is not None:
                 left.add_row("crm (Salesforce records, Recycle Bin included)",
                              str(_salesforce_left(sf_demo[1])))
+                continue
+            if name == "helpdesk" and zd_demo is not None:
+                for what, n in zd_demo[2].left(zd_demo[0]):
+                    left.add_row(what, str(n))
                 continue
             memory = orch.systems[name].connector()
             assert isinstance(memory, MemoryConnector)  # the demo's [systems] above
@@ -464,6 +488,8 @@ def run_demo(folder: Path, out: Console) -> int:
             s3_demo[1].stop()
         if sf_demo is not None:
             sf_demo[1].stop()
+        if zd_demo is not None:
+            zd_demo[0].stop()
         if smtp_demo is not None:
             smtp_demo[1].stop()
 

@@ -335,9 +335,8 @@ class DiePlugin:
 
 
 def test_killed_between_job_submit_and_ledger_write_submits_one_job(
-        fake: FakeZendesk, make_orch, monkeypatch: pytest.MonkeyPatch) -> None:
+        fake: FakeZendesk, make_orch) -> None:
     ids = _two_people(fake)
-    monkeypatch.setattr(SubmitThenDie, "poll_interval", 0.0)
     SubmitThenDie.armed = True
     orch = make_orch(fake, connector="zendesk-submit-then-die", plugins=(DiePlugin(),))
     rid = _erase(orch, BOB)

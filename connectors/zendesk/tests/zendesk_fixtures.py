@@ -84,7 +84,6 @@ def make_orch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     """Orchestrators on a config dict whose ``helpdesk`` system is the fake; the host's
     sleeps are recorded, not slept, and jobs may be polled at once."""
     monkeypatch.setenv("ZD_TEST_TOKEN", TOKEN)
-    monkeypatch.setattr(ZendeskConnector, "poll_interval", 0.0)
     made: list[Orchestrator] = []
     sleeps: list[float] = []
 
@@ -93,7 +92,7 @@ def make_orch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         config = {"erasure": {"state_dir": str(tmp_path / "state"),
                               "retry": {"initial_wait": 0.0, "max_wait": 0.0}},
                   "systems": {"helpdesk": {"connector": "zendesk", "url": fake.url,
-                                           "email": EMAIL,
+                                           "email": EMAIL, "poll_seconds": 0,
                                            "token": {"env": "ZD_TEST_TOKEN"}, **system}}}
         host = PluginHost.load(extra_plugins=plugins)
         cfg = parse_config(config, known_connectors={

@@ -62,12 +62,11 @@ class ZendeskConnector(Connector):
                               Capability.OBJECT})
     identifier_types = frozenset({IdentifierType.EMAIL, IdentifierType.PHONE,
                                   IdentifierType.USER_ID})
-    #: job statuses usually finish within seconds; the host polls this often
-    poll_interval = 5.0
     settings: ZendeskSettings
 
     def __init__(self, system: str, settings: ZendeskSettings) -> None:
         super().__init__(system, settings)
+        self.poll_interval = settings.poll_seconds
         self.client = ZendeskClient(settings)
         self._locator = Locator(self.client, settings, system)
         self._eraser = Eraser(self.client, settings)

@@ -52,6 +52,9 @@ class ZendeskSettings(ConnectorSettings):
     #: values per search query (``email:"a" email:"b"`` ...), kept under URL limits
     search_batch: int = Field(default=20, ge=1, le=50)
     timeout: float = Field(default=30.0, gt=0, le=300)
+    #: seconds between polls of the deletion jobs (job statuses usually end in seconds;
+    #: one request reads them all)
+    poll_seconds: float = Field(default=5.0, ge=0, le=3600)
 
     @field_validator("subdomain")
     @classmethod
