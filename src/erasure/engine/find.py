@@ -47,8 +47,9 @@ def find(ctx: StepContext, works: Sequence[Work], now: float) -> None:
             system = ctx.systems.get(name)
             if t.summary.started_at is None:
                 t.summary.started_at = stamp
-            if system is None or system.uncovered:
-                t.fail(system.uncovered if system else "system not configured", "uncovered")
+            uncovered = "system not configured" if system is None else system.uncovered
+            if system is None or uncovered:
+                t.fail(uncovered or "system not configured", "uncovered")
                 t.move(Stage.DONE, "not covered", outcome=Outcome.NOT_COVERED.value)
                 continue
             if not _searchable(system):

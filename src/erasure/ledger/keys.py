@@ -27,11 +27,11 @@ class KeyStore(Database):
         return int(meta.get("key_epoch", "1")), meta.get("key_rotation_due") == "1"
 
     def _set_meta(self, conn: Connection, name: str, value: str) -> None:
-        if self.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert as upsert
-        else:
-            from sqlalchemy.dialects.postgresql import insert as upsert
-        stmt = upsert(ledger_meta_t).values(name=name, value=value)
+        # the two dialects' INSERT ... ON CONFLICT DO UPDATE, spelled the same way
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        stmt = (sqlite.insert(ledger_meta_t) if self.is_sqlite
+                else postgresql.insert(ledger_meta_t)).values(name=name, value=value)
         conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
                                                 set_={"value": stmt.excluded.value}))
 

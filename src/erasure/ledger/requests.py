@@ -127,7 +127,7 @@ class RequestStore(Database):
             q = q.where(requests_t.c.id.in_(list(only)))
         with self.tx() as conn:
             self.lock(conn, Lock.LEASES)
-            rows = conn.execute(q.where(free).limit(limit)).all()
+            rows = list(conn.execute(q.where(free).limit(limit)).all())
             if len(rows) < limit:
                 # Leases held by processes on this host that died (kill -9) are free now.
                 held = conn.execute(

@@ -55,8 +55,9 @@ class TaskStore(Database):
         if new:
             with self.tx() as conn:
                 executemany(conn, insert(tasks_t), new)
-            tasks.extend(TaskRow(outcome=None, state=None, summary=None, started_at=None,
-                                 finished_at=None, **row) for row in new)
+            tasks.extend(TaskRow(request_id=row["request_id"], system=row["system"],
+                                 stage=row["stage"], outcome=None, state=None, summary=None,
+                                 started_at=None, finished_at=None) for row in new)
         return tasks
 
     _TASK_KEYS = ("stage", "outcome", "summary", "not_before")

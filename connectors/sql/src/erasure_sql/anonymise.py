@@ -43,7 +43,7 @@ def target_value(rule: AnonymiseRule, current: Any, pk: Sequence[Any], key: byte
 
 
 def pending_changes(
-    rules: Mapping[str, AnonymiseRule], row: Mapping[str, Any], pk: Sequence[Any],
+    rules: Mapping[str, AnonymiseRule], row: Mapping[Any, Any], pk: Sequence[Any],
     key: bytes | None,
 ) -> dict[str, Any]:
     """The column updates a row still needs (empty when it is already anonymised)."""

@@ -302,7 +302,7 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
         findings, _others = self._not_owned(findings)  # never in the subject's package
         grouped, _bad = self._group(findings)
         m = self.mapping()
-        out = []
+        out: list[Record] = []
         with db_errors("export"), self._engine.connect() as conn:
             for tname, group in grouped.items():
                 tm = m.tables[tname]
@@ -426,6 +426,7 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
                                      .where(pk_filter(tm.table, tm.pk, to_set, self._dialect))
                                      .values({flag_name: True}))
                 for pk in chunk:
+                    outcome: tuple[ItemStatus, str | None]
                     if pk not in state:
                         outcome = (ItemStatus.FAILED, "row not found")
                     elif state[pk]:

@@ -174,8 +174,8 @@ class DeepScan:
         # SQLite's lower() is ASCII-only too; MySQL's follows the collation (forms harmless).
         forms = db_forms(wanted)
         if self._dialect == "sqlite" and _SQLITE_JSON:
-            values = sa.bindparam("deep_values", json.dumps(forms))
-            batch = sa.select(sa.literal_column("value")).select_from(
+            values: sa.BindParameter[str] = sa.bindparam("deep_values", json.dumps(forms))
+            batch: sa.Select[Any] = sa.select(sa.literal_column("value")).select_from(
                 sa.func.json_each(values))
             self.statements += 1
             # Values with too many case forms to send: lowered by Python's rules instead.

@@ -192,10 +192,10 @@ def _table_lines(sys_key: str, plan: _Plan, name: str) -> list[str]:
             out.append(f"#   {col.name}: auto-numbered key, never an identifier (the same "
                        "number is another person in another schema or system)")
     idents: dict[str, list[str]] = {}
-    for col, g in guesses.items():
+    for col_name, g in guesses.items():
         if g.kind in _IDENTIFIER_KINDS and g.confidence != "low" and (
                 g.kind != "name" or people_table(name)):
-            idents.setdefault(g.kind, []).append(col)
+            idents.setdefault(g.kind, []).append(col_name)
     if idents:
         pairs = ", ".join(f"{k} = {json.dumps(v[0]) if len(v) == 1 else json.dumps(v)}"
                           for k, v in idents.items())
@@ -293,8 +293,9 @@ def discover(engine: sa.Engine, system: str, settings: SqlSettings) -> str:
                 continue
             read.append(schema)
             for t in other:
-                g = found.get(t.name)
-                kinds = ", ".join(f"{c} ({x.kind})" for c, x in g.items()) if g else "none"
+                table_guesses = found.get(t.name)
+                kinds = ", ".join(f"{c} ({x.kind})" for c, x in table_guesses.items()
+                                  ) if table_guesses else "none"
                 other_lines.append(f"# schema {schema}, table {t.name}: personal: {kinds}")
 
     sys_key = f"systems.{_key(system)}"

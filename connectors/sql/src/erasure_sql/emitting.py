@@ -37,7 +37,7 @@ def shrinking_parts(keys: list[Any], limit: int) -> list[list[Any]]:
     for w in weights[:-1]:
         bounds.append(bounds[-1] + max(1, round(n * w)))
     bounds.append(n)
-    out = []
+    out: list[list[Any]] = []
     for a, b in itertools.pairwise(bounds):
         out.extend(keys[i:min(i + limit, b)] for i in range(a, b, limit))
     return [p for p in out if p]

@@ -279,8 +279,9 @@ class EraseMixin:
         self, tm: TableModel, chunk: Sequence[Key], tids: dict[Key, str]
     ) -> sa.Delete | None:
         """The DELETE of :meth:`_delete_by_tid`, or None when a key's place is not known."""
-        places = [tids.pop(pk, None) for pk in chunk]
-        if None in places:
+        maybe = [tids.pop(pk, None) for pk in chunk]
+        places = [p for p in maybe if p is not None]
+        if len(places) < len(maybe):
             return None
         ours = sa.func.coalesce(pk_filter(tm.table, tm.pk, chunk, self._dialect), sa.false())
         return sa.delete(tm.table).where(at_places(places), ours)

@@ -95,7 +95,7 @@ class FindMixin:
 
     def _rows_where(
         self, db: Overlapped, tm: TableModel, cols: list[sa.Column[Any]],
-        tids: dict[Key, str] | None, expr: Any, type_: Any, values: list[Any], label: str,
+        tids: dict[Key, str] | None, expr: Any, type_: Any, values: Sequence[Any], label: str,
     ) -> list[Any]:
         """The rows of ``cols`` (plus ctid with ``tids``) whose ``expr`` is one of ``values``.
 
@@ -396,7 +396,7 @@ class FindMixin:
         db.also(link.owners)  # built while the first part is read
         size = (self._limit - 1) // len(ccols)
         if emitter is not None and db.executor is not None:
-            parts = shrinking_parts(keys, size)
+            parts: Sequence[Sequence[Any]] = shrinking_parts(keys, size)
             emitter.claim(child.name)
         else:
             parts = list(chunks(keys, size))

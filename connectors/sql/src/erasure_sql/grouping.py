@@ -74,8 +74,9 @@ def group_findings(
             pks = list(map(table_memo.pop, map(_ref, fs), itertools.repeat(None)))
         else:
             pks = list(map(table_memo.get, map(_ref, fs)))
-        if None not in pks:
-            _add(groups, kind, pks, fs)
+        known = [pk for pk in pks if pk is not None]
+        if len(known) == len(pks):
+            _add(groups, kind, known, fs)
             continue
         for f, pk in zip(fs, pks, strict=True):
             if pk is not None:

@@ -322,9 +322,9 @@ def build_mapping(settings: SqlSettings, meta: sa.MetaData) -> Mapping:
         wanted += [cfg.restrict_column] if cfg.restrict_column else []
         for rel in cfg.relations:
             wanted += list(rel.columns)
-            parent = names.get(rel.parent)
+            parent_table = names.get(rel.parent)
             for pcol in rel.columns.values():
-                if parent is not None and pcol not in parent.c:
+                if parent_table is not None and pcol not in parent_table.c:
                     problems.append(f"table {rel.parent}: column {pcol} not found")
         for col in wanted:
             if col not in table.c:

@@ -27,9 +27,9 @@ class Overlapped:
         self.conn = conn
         self.executor = executor  # None: everything runs on the calling thread (SQLite)
         #: work for the calling thread during the next call (taken by that call).
-        self.meanwhile: Callable[[], None] | None = None
+        self.meanwhile: Callable[[], object] | None = None
 
-    def also(self, work: Callable[[], None]) -> None:
+    def also(self, work: Callable[[], object]) -> None:
         """Add ``work`` to what the next call runs beside."""
         before = self.meanwhile
         if before is None:

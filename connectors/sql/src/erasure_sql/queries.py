@@ -124,7 +124,7 @@ class ArrayLookup:
         params = {"keys": literal}
         try:
             cursor.execute(self.sql, params)
-            return cursor.fetchall()
+            return list(cursor.fetchall())
         except conn.dialect.loaded_dbapi.Error as exc:
             # As SQLAlchemy does for its own statements: a dead connection is not pooled again.
             lost = conn.dialect.is_disconnect(exc, dbapi_conn, cursor)

@@ -24,9 +24,10 @@ class RetentionMixin:
 
     system: str
     settings: SqlSettings
-    engine: sa.Engine
+    _engine: sa.Engine
 
-    def mapping(self) -> Mapping: ...  # provided by SqlConnector
+    def mapping(self) -> Mapping:
+        raise NotImplementedError  # provided by SqlConnector
 
     def _dated_tables(self) -> list[tuple[str, sa.Table, sa.Column[Any]]]:
         out = []
@@ -52,7 +53,7 @@ class RetentionMixin:
         naive = cutoff.astimezone(UTC).replace(tzinfo=None)
         m = self.mapping()
         out = []
-        with db_errors("retention"), self.engine.connect() as conn:
+        with db_errors("retention"), self._engine.connect() as conn:
             for name, table, column in self._dated_tables():
                 pk = [table.c[c] for c in m.tables[name].pk]
                 for row in conn.execute(sa.select(*pk).where(column < naive)):
@@ -63,7 +64,7 @@ class RetentionMixin:
     def oldest(self) -> datetime | None:
         """The earliest value of any retention column."""
         found = []
-        with db_errors("retention"), self.engine.connect() as conn:
+        with db_errors("retention"), self._engine.connect() as conn:
             for _name, _table, column in self._dated_tables():
                 value = conn.execute(sa.select(sa.func.min(column))).scalar()
                 if isinstance(value, str):  # SQLite keeps datetimes as text

@@ -53,7 +53,7 @@ def parse_rule(text: str) -> AnonymiseRule:
             raise ValueError('"keep:" needs a reason, e.g. "keep:not personal (tier code)"')
         return AnonymiseRule(kind="keep", value=reason)
     if text in _STRATEGIES:
-        return AnonymiseRule(kind=text)  # type: ignore[arg-type]
+        return AnonymiseRule(kind=text)
     raise ValueError('must be "null", "placeholder", "hash", "fixed:<text>" or "keep:<reason>"')
 
 

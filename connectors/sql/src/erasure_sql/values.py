@@ -31,7 +31,7 @@ __all__ = [
 
 NO_MATCH = object()
 Key = tuple[Any, ...]  # a row's primary key values
-_json_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_json_str = json.encoder.encode_basestring_ascii
 json_str = _json_str  # a str as a JSON string literal (what encode_ref writes)
 _INT = re.compile(r"^[+-]?\d{1,19}$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
