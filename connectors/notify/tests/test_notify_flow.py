@@ -173,3 +173,16 @@ def test_a_rectification_tells_the_carrier_the_correct_phone(world, smtp_sink, m
     assert f"phone: {ALICE_PHONE}" in told.text and "correct phone: +447700900999" in told.text
     assert "alice@" not in told.raw.decode()  # the carrier never had the email
     assert stage(orch, rid, "m3st") == "awaiting_confirmation"
+
+
+def test_systems_check_reaches_each_transport_without_sending(world, smtp_sink, webhook,
+                                                              make_orch):
+    from erasure_notify.fakes import free_port
+
+    orch = make_orch(world.config({
+        "m3st": smtp(smtp_sink), "nexbridge": hook(webhook),
+        "aql": smtp(smtp_sink, port=free_port())}))  # nobody listens there
+    problems = orch.check_systems()
+    assert problems["m3st"] is None and problems["nexbridge"] is None
+    assert "not reachable" in (problems["aql"] or "")
+    assert smtp_sink.delivered == [] and webhook.received == []

@@ -84,6 +84,11 @@ class NotifyConnector(Connector):
     def remind(self, waiting: Sequence[ItemOutcome]) -> Iterator[ItemOutcome]:
         return iter(self._remind(waiting))
 
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
     # inbound --------------------------------------------------------------------------
 
     def confirmation(self, headers: Mapping[str, str], body: bytes, *,
