@@ -186,3 +186,16 @@ def test_systems_check_reaches_each_transport_without_sending(world, smtp_sink, 
     assert problems["m3st"] is None and problems["nexbridge"] is None
     assert "not reachable" in (problems["aql"] or "")
     assert smtp_sink.delivered == [] and webhook.received == []
+
+
+def test_a_webhook_that_hangs_up_after_taking_the_notice_is_not_sent_it_again(
+        world, webhook, make_orch):
+    webhook.hang_up = 1  # stored, then the connection closed without an answer
+    orch = make_orch(world.config({"nexbridge": hook(webhook)}))
+    rid = erasure(orch)
+    orch.run()
+    orch.run()
+    assert len(webhook.received) == 1 and webhook.repeats == 0, "sent twice"
+    assert stage(orch, rid, "nexbridge") == "awaiting_confirmation"
+    (task,) = [t for t in orch.ledger.tasks_for([rid]) if t.system == "nexbridge"]
+    assert webhook.received[0]["message_id"] in task.summary  # the receipt will name it

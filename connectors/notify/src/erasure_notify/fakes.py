@@ -98,10 +98,13 @@ class WebhookReceiver:
     """A processor's webhook endpoint on 127.0.0.1: verifies each notice's signature as
     the README describes (HMAC-SHA256 over ``timestamp.body``, 5 minutes' tolerance),
     answers 401 to a bad one, 503 to the first ``fail`` good ones, and keeps the others
-    once per ``X-Erasure-Message-Id`` (a repeat is counted in ``repeats``)."""
+    once per ``X-Erasure-Message-Id`` (a repeat is counted in ``repeats``). The first
+    ``hang_up`` good ones are kept but answered by closing the connection: the sender
+    cannot know they arrived."""
 
     secret: str
     fail: int = 0
+    hang_up: int = 0
     received: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     repeats: int = 0
@@ -145,6 +148,11 @@ class WebhookReceiver:
                         else:
                             receiver.received.append(json.loads(body))
                         status = 202
+                        if receiver.hang_up > 0:
+                            receiver.hang_up -= 1
+                            self.close_connection = True
+                            self.connection.shutdown(socket.SHUT_RDWR)
+                            return
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
