@@ -164,8 +164,7 @@ def test_a_run_killed_between_send_and_record_does_not_send_twice(world, smtp_si
     assert again.returncode == 0, describe(again)
     assert len(smtp_sink.delivered) == 1, "the notice went out twice"
     (rid,) = set(RID.findall(smtp_sink.delivered[0].text))
-    status = run_cli("status", config=config, env=ENV)
-    assert table_row(status.stdout, TASKS, rid)["state"] == "awaiting confirmation"
+    # awaiting confirmation (confirm refuses any other state), and then ends
     done = run_cli("confirm", rid, "m3st", "--reference", "M-1", config=config, env=ENV)
     assert "request ended completed" in done.stdout, describe(done)
     notice = receipt_bodies(config, rid)[-1]["notice"]
@@ -176,8 +175,7 @@ def test_a_template_that_reaches_outside_its_sandbox_sends_nothing(world, smtp_s
     evil = tmp_path / "evil.txt.j2"
     evil.write_text("{{ notices.__class__.__mro__[1].__subclasses__() }}\n")
     config = world.config({"m3st": smtp(smtp_sink, template=str(evil))})
-    assert run_cli("config", "check", config=config, env=ENV).returncode == 0
-    proc = run_cli("erase", *ALICE, config=config, env=ENV)
+    proc = run_cli("erase", *ALICE, config=config, env=ENV)  # valid syntax: not exit 2
     assert proc.returncode == 1, describe(proc)
     assert smtp_sink.delivered == []
     (body,) = [b for b in receipt_bodies(config) if b["system"] == "m3st"]
