@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from erasure_sql import SqlConnector
 from sql_fixtures import Db
 
-from erasure import Finding, IdentifierType, Subject
+from erasure import Finding, IdentifierType, ObjectionScope, Subject
 from erasure.testing import ConnectorContract, Seeded
 
 T = IdentifierType
@@ -26,6 +26,7 @@ def make_schema(db: Db) -> None:
         sa.Column("full_name", sa.String(100)),
         sa.Column("ip", sa.String(45)),
         sa.Column("restricted", sa.Boolean, nullable=False, default=False),
+        sa.Column("marketing_ok", sa.Boolean, nullable=False, default=True),
     )
     sa.Table(
         "orders", db.meta,
@@ -51,7 +52,8 @@ class TestSqlContract(ConnectorContract):
         make_schema(db)
         return db.connector({
             "customers": {"identifiers": {t.value: c for t, c in COLUMNS.items()},
-                          "restrict_column": "restricted"},
+                          "restrict_column": "restricted",
+                          "opt_out": {"marketing": {"marketing_ok": False}}},
             "orders": {"restrict_column": "restricted"},
         }, hash_key="hunter2-secret-key")
 
@@ -65,7 +67,8 @@ class TestSqlContract(ConnectorContract):
             row["id"] = int(str(row["id"]))
         notes = [] if single else [f"order {n} of {subject.key}" for n in (1, 2)]
         with connector.engine.begin() as conn:
-            res = conn.execute(t["customers"].table.insert().values(**row, restricted=False))
+            res = conn.execute(t["customers"].table.insert().values(
+                **row, restricted=False, marketing_ok=True))
             cid = res.inserted_primary_key[0]
             if notes:
                 conn.execute(t["orders"].table.insert(), [
@@ -85,5 +88,19 @@ class TestSqlContract(ConnectorContract):
                 flag = conn.execute(
                     sa.select(table.c.restricted).where(table.c.id == pk)).scalar_one_or_none()
                 if flag:
+                    out.add(f.ref)
+        return out
+
+    def objected(self, connector: SqlConnector, findings: Sequence[Finding],
+                 scope: ObjectionScope) -> set[str]:
+        # The opt-out column itself: customers rows whose marketing_ok is false.
+        table = connector.mapping().tables["customers"].table
+        out = set()
+        with connector.engine.connect() as conn:
+            for f in findings:
+                name, (pk,) = json.loads(f.ref)
+                if name == "customers" and scope is ObjectionScope.MARKETING and conn.execute(
+                        sa.select(table.c.marketing_ok).where(table.c.id == pk)
+                ).scalar_one() in (False, 0):  # MariaDB's booleans are 0 and 1
                     out.add(f.ref)
         return out

@@ -44,6 +44,7 @@ from .residue import (
     unmapped_links,
 )
 from .retention import RetentionMixin
+from .rights import RightsMixin
 from .settings import AnonymiseRule, SqlSettings
 from .shared import export_only_outcomes, kept_outcomes, split_shared, still_used
 from .timeouts import apply_call_deadlines
@@ -52,7 +53,7 @@ from .values import Key, chunks, json_safe
 __all__ = ["SqlConnector"]
 
 
-class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
+class SqlConnector(FindMixin, EraseMixin, RetentionMixin, RightsMixin, Connector):
     """Personal data in SQL tables (PostgreSQL, MariaDB/MySQL, SQLite), mapped in config.
 
     Rows are found by exact identifier equality (emails case-insensitively) and through
@@ -65,7 +66,8 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, Connector):
     Settings = SqlSettings
     capabilities = frozenset(
         {Capability.FIND, Capability.EXPORT, Capability.DELETE, Capability.ANONYMISE,
-         Capability.RESTRICT, Capability.RETENTION, Capability.LOOKUP}
+         Capability.RESTRICT, Capability.RETENTION, Capability.LOOKUP, Capability.RECTIFY,
+         Capability.OBJECT}
     )
     settings: SqlSettings
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from erasure import ConnectorSettings, IdentifierType
+from erasure import ConnectorSettings, IdentifierType, ObjectionScope
 
 __all__ = [
     "AnonymiseRule", "DeepScanSettings", "Exclusion", "Relation", "SqlSettings", "TableSettings",
@@ -113,6 +113,12 @@ class TableSettings(_Strict):
     reason: str | None = None
     #: boolean column set to true by ``restrict``.
     restrict_column: str | None = None
+    #: column(s) holding the postal address, which a rectification corrects (Art. 16);
+    #: email, phone and name are corrected in their ``identifiers`` columns.
+    address: str | list[str] | None = None
+    #: what stops each kind of processing an objection names (Art. 21): scope
+    #: (``marketing``, ``profiling``) -> {column = value set when the person objects}.
+    opt_out: dict[ObjectionScope, dict[str, str | int | float | bool | None]] = {}
     #: parent links the schema lacks (foreign keys are reflected automatically).
     relations: list[Relation] = []
     #: rows still referenced by rows of other subjects (through a reverse link): kept and
@@ -133,6 +139,16 @@ class TableSettings(_Strict):
                 raise ValueError(f"column {column}: {exc}") from None
         return value
 
+    @field_validator("opt_out")
+    @classmethod
+    def _opt_out(cls, value: dict[ObjectionScope, dict[str, object]]
+                 ) -> dict[ObjectionScope, dict[str, object]]:
+        for scope, columns in value.items():
+            if not columns:
+                raise ValueError(f"{scope.value}: name the column(s) and the value(s) that "
+                                 'stop it, e.g. { marketing_ok = false }')
+        return value
+
     @model_validator(mode="after")
     def _retain_reason(self) -> TableSettings:
         if self.action == "retain" and not self.reason:
@@ -145,6 +161,11 @@ class TableSettings(_Strict):
         if self.shared == "anonymise" and not self.rules():
             raise ValueError('shared = "anonymise" needs anonymise rules that change something')
         return self
+
+    def address_columns(self) -> list[str]:
+        """The postal address columns (``address``), in config order."""
+        return [] if self.address is None else (
+            [self.address] if isinstance(self.address, str) else list(self.address))
 
     def identifier_columns(self) -> list[tuple[IdentifierType, str]]:
         """(identifier type, column) pairs in config order."""
