@@ -85,15 +85,32 @@ def test_a_shared_phone_is_refused_for_review_and_changed_nowhere(world):
     before = {p: stored_items(world[p]) for p in ("crm", "helpdesk")}
     # Bob's helpdesk user carries the phone Alice also has; correcting it would touch
     # what Alice is known by.
-    proc = run_cli("rectify", "--email", BOB, "--verified", "--set", "phone=+4930333333",
-                   config=world["config"])
+    proc = run_cli("rectify", "--email", BOB, "--phone", "+4930222222", "--verified",
+                   "--set", "phone=+4930333333", config=world["config"])
     assert {p: stored_items(world[p]) for p in ("crm", "helpdesk")} == before
     bodies = {b["system"]: b for b in receipt_bodies(world["config"])}
     for name in ("crm", "helpdesk"):
         assert bodies[name]["outcome"] == "partial", describe(proc)
         assert bodies[name]["corrections_refused"] == ["phone"]
-        assert any("refused, for review" in e for e in bodies[name]["errors"])
+        assert any("someone else: refused, for review" in e for e in bodies[name]["errors"])
     assert proc.returncode == 1
+
+
+def test_a_correction_of_one_of_several_values_needs_the_old_one(world):
+    before = {p: stored_items(world[p]) for p in ("crm", "helpdesk")}
+    # Bob's items hold two phones; which one is wrong is his to say.
+    proc = run_cli("rectify", "--email", BOB, "--verified", "--set", "phone=+4930333333",
+                   config=world["config"])
+    assert {p: stored_items(world[p]) for p in ("crm", "helpdesk")} == before
+    bodies = {b["system"]: b for b in receipt_bodies(world["config"])}
+    assert bodies["crm"]["corrections_refused"] == ["phone"], describe(proc)
+    assert any("several values" in e for e in bodies["crm"]["errors"])
+    # Naming it: the CRM contact's phone (nobody else's) is corrected, nothing else.
+    fixed = run_cli("rectify", "--email", BOB, "--phone", "+4930111111", "--verified",
+                    "--set", "phone=+4930333333", config=world["config"])
+    assert fixed.returncode == 1, describe(fixed)  # the carrier cannot rectify
+    assert _fields(world["crm"])["contact/bob"]["phone"] == "+4930333333"
+    assert _fields(world["helpdesk"]) == {r: i["fields"] for r, i in before["helpdesk"].items()}
 
 
 def test_a_bad_correction_exits_2_and_records_nothing(world):

@@ -43,6 +43,8 @@ __all__ = [
 
 #: why a correction is refused (the receipt's error; no values)
 SHARED = "its old value is also on items of someone else: refused, for review"
+AMBIGUOUS = ("the items hold several values and the request names none as the old one: "
+             "refused, for review (give the old value, e.g. --phone OLD)")
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,20 @@ def _values(f: Finding) -> Iterable[Identifier]:
 
 
 def plan_corrections(request_id: str, corrections: Sequence[tuple[str, str]],
-                     findings: Iterable[tuple[Finding, bool]]) -> CorrectionPlan:
+                     findings: Iterable[tuple[Finding, bool]],
+                     given: Iterable[Identifier] = ()) -> CorrectionPlan:
     """The request's corrections with their old values, given every finding of every
-    system and whether the request may act on it."""
+    system (and whether the request may act on it) and the identifiers the request gave.
+
+    The old values of a type are those the request gave (``--email old@ --set email=new@``:
+    the person said which value is wrong), else the one value of the type on the items the
+    request may act on. Several values and none given: refused, which one is wrong is the
+    person's to say (an order may carry a gift recipient's email). An old value also on an
+    item the request may not act on (a phone two people share): refused, for review.
+    """
+    told: dict[IdentifierType, set[str]] = defaultdict(set)
+    for i in given:
+        told[i.type].add(i.value)
     held: dict[IdentifierType, set[str]] = defaultdict(set)
     elsewhere: dict[IdentifierType, set[str]] = defaultdict(set)
     for f, actionable in findings:
@@ -84,8 +97,10 @@ def plan_corrections(request_id: str, corrections: Sequence[tuple[str, str]],
         if itype is None:  # an address is never searched: every address field is set
             apply.append(fix)
             continue
-        old = held[itype] - {fix.new}
-        if old & elsewhere[itype]:
+        old = (told[itype] or held[itype]) - {fix.new}
+        if len(old) > 1 and not told[itype]:
+            refused[fix.type.value] = AMBIGUOUS
+        elif old & elsewhere[itype]:
             refused[fix.type.value] = SHARED
         elif old:
             apply.append(Correction(request_id, fix.type, fix.new, tuple(sorted(old))))
@@ -135,7 +150,8 @@ def plan_for(w: Work) -> CorrectionPlan:
     """The rectification plan of a request whose search is complete everywhere."""
     return plan_corrections(w.row.id, w.intent.corrections, (
         (f, ref in t.data.actionable)
-        for t in w.tasks.values() for ref, f in t.data.findings.items()))
+        for t in w.tasks.values() for ref, f in t.data.findings.items()),
+        given=(s.ident for s in w.known.given))
 
 
 def start_rectifying(w: Work, t: TaskWork) -> bool:
