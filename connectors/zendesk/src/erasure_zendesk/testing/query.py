@@ -11,7 +11,6 @@ Unlike a tokenising search engine, bare text matches substrings here (``bob@x.or
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 __all__ = ["Query", "QueryError", "parse"]
@@ -31,31 +30,9 @@ class Query:
     terms: dict[str, list[str]] = field(default_factory=dict)
     text: list[str] = field(default_factory=list)
 
-    def matches_value(self, key: str, candidates: Iterable[str | None]) -> bool:
-        """Whether any of ``candidates`` matches one of the query's values for ``key``."""
-        wanted = self.terms.get(key, [])
-        seen = [c.lower() for c in candidates if c]
-        return any(_equal(w, c) for w in wanted for c in seen)
-
     def matches_text(self, text: str) -> bool:
         low = text.lower()
         return all(t.lower() in low for t in self.text)
-
-    def check(self, tests: dict[str, Callable[[str], bool]]) -> bool:
-        """Every keyword of the query satisfied (its test true for one of its values);
-        an unknown keyword matches nothing."""
-        for key, values in self.terms.items():
-            test = tests.get(key)
-            if test is None or not any(test(v) for v in values):
-                return False
-        return True
-
-
-def _equal(wanted: str, candidate: str) -> bool:
-    wanted = wanted.lower()
-    if wanted.endswith("*"):
-        return candidate.startswith(wanted[:-1])
-    return candidate == wanted
 
 
 def parse(text: str) -> Query:

@@ -54,6 +54,13 @@ def _digits(value: str) -> str:
     return re.sub(r"\D", "", value)
 
 
+def _equal(wanted: str, have: set[str]) -> bool:
+    """A query value against an item's values: exact, or a prefix with a trailing ``*``."""
+    if wanted.endswith("*"):
+        return any(h.startswith(wanted[:-1]) for h in have)
+    return wanted in have
+
+
 @dataclass
 class Job:
     """A background job: runs when it has been polled ``polls`` times."""
@@ -83,6 +90,10 @@ class Store:
     tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
+    #: identity ids per user (an index: the bench's accounts hold thousands)
+    by_user: dict[int, set[int]] = field(default_factory=dict)
+    #: lower-cased email -> identity id (Zendesk keeps emails unique)
+    by_email: dict[str, int] = field(default_factory=dict)
     user_fields: list[dict[str, Any]] = field(default_factory=list)
     ticket_fields: list[dict[str, Any]] = field(default_factory=list)
     #: polls a job needs before it runs (queued -> working -> completed)
@@ -124,23 +135,23 @@ class Store:
         if kind not in IDENTITY_TYPES:
             raise ApiError(422, "RecordInvalid", "unknown identity type")
         if kind == "email":
-            taken = any(i["type"] == "email" and i["value"].lower() == value.lower()
-                        for i in self.identities.values())
-            if taken:
+            if value.lower() in self.by_email:
                 raise ApiError(422, "RecordInvalid", "Email is already being used")
         iid = self.next_id()
         ident = {"id": iid, "user_id": uid, "type": kind, "value": value,
                  "primary": primary, "verified": True, "created_at": _STAMP,
                  "updated_at": _STAMP}
         self.identities[iid] = ident
+        self.by_user.setdefault(uid, set()).add(iid)
+        if kind == "email":
+            self.by_email[value.lower()] = iid
         self._mirror(uid)
         return ident
 
     def _mirror(self, uid: int) -> None:
         user = self.users[uid]
         for kind, attr in (("email", "email"), ("phone_number", "phone")):
-            primary = [i for i in self.identities.values()
-                       if i["user_id"] == uid and i["type"] == kind and i["primary"]]
+            primary = [i for i in self.idents(uid) if i["type"] == kind and i["primary"]]
             user[attr] = primary[0]["value"] if primary else None
 
     def add_ticket(self, requester: int, subject: str, comments: Iterable[tuple[int, str]], *,
@@ -177,6 +188,16 @@ class Store:
             self._describe(tid)
             return tid
 
+    def idents(self, uid: int) -> list[dict[str, Any]]:
+        """The identities of one user (live objects)."""
+        return [self.identities[i] for i in sorted(self.by_user.get(uid, ()))]
+
+    def _forget(self, iid: int) -> None:
+        ident = self.identities.pop(iid)
+        self.by_user.get(ident["user_id"], set()).discard(iid)
+        if ident["type"] == "email":
+            self.by_email.pop(ident["value"].lower(), None)
+
     def _attachment(self, name: str) -> dict[str, Any]:
         aid = self.next_id()
         return {"id": aid, "file_name": name, "content_type": "application/octet-stream",
@@ -208,7 +229,7 @@ class Store:
     def user_identities(self, uid: int) -> list[dict[str, Any]]:
         if uid not in self.users or self.users[uid]["state"] == "purged":
             raise not_found()
-        return [dict(i) for i in self.identities.values() if i["user_id"] == uid]
+        return [dict(i) for i in self.idents(uid)]
 
     def ticket_json(self, tid: int, base: str) -> dict[str, Any]:
         ticket = self.tickets[tid]
@@ -243,49 +264,71 @@ class Store:
         """(result type, id) of everything the query matches, in id order."""
         out: list[tuple[str, int]] = []
         if query.type in (None, "user"):
-            out += [("user", uid) for uid, u in sorted(self.users.items())
-                    if u["state"] == "live" and self._user_matches(uid, query)]
+            out += [("user", uid) for uid in self._user_candidates(query)
+                    if self.users[uid]["state"] == "live" and self._user_matches(uid, query)]
         if query.type in (None, "ticket"):
             out += [("ticket", tid) for tid, t in sorted(self.tickets.items())
                     if t["state"] == "live" and self._ticket_matches(tid, query)]
         return out
 
-    def _user_matches(self, uid: int, q: Query) -> bool:
+    def _user_candidates(self, q: Query) -> list[int]:
+        """Users an email query can match, through the email index (exact values only);
+        every user otherwise."""
+        emails = q.terms.get("email")
+        if emails and not any(v.endswith("*") for v in emails):
+            hits = (self.by_email.get(v.lower()) for v in emails)
+            return sorted({self.identities[i]["user_id"] for i in hits if i is not None})
+        return sorted(self.users)
+
+    def _user_values(self, uid: int, key: str) -> set[str] | None:
         user = self.users[uid]
-        idents = [i for i in self.identities.values() if i["user_id"] == uid]
-        emails = [i["value"] for i in idents if i["type"] == "email"]
-        phones = [_digits(i["value"]) for i in idents if i["type"] == "phone_number"]
-        tests = {
-            "email": lambda v: q.matches_value("email", emails) if v else False,
-            "phone": lambda v: _digits(v) != "" and _digits(v) in phones,
-            "name": lambda v: v.lower() == user["name"].lower(),
-            "tags": lambda v: v.lower() in user["tags"],
-            "role": lambda v: v == user["role"],
-        }
-        text = " ".join([user["name"], user["notes"], *emails,
-                         *[i["value"] for i in idents]])
-        return q.check(tests) and q.matches_text(text)
+        idents = self.idents(uid)
+        if key == "email":
+            return {i["value"].lower() for i in idents if i["type"] == "email"}
+        if key == "phone":
+            return {_digits(i["value"]) for i in idents if i["type"] == "phone_number"}
+        if key == "name":
+            return {user["name"].lower()}
+        if key in ("tags", "role"):
+            return set(user["tags"]) if key == "tags" else {user["role"]}
+        value = user["user_fields"].get(key)  # a custom user field, by its key
+        return None if value is None else {str(value).lower()}
+
+    def _user_matches(self, uid: int, q: Query) -> bool:
+        for key, wanted in q.terms.items():
+            have = self._user_values(uid, key)
+            norm = (lambda v: _digits(v)) if key == "phone" else (lambda v: v.lower())
+            if have is None or not any(_equal(norm(w), have) for w in wanted):
+                return False
+        if not q.text:
+            return True
+        user = self.users[uid]
+        return q.matches_text(" ".join([user["name"], user["notes"],
+                                        *[i["value"] for i in self.idents(uid)]]))
+
+    def _ticket_values(self, tid: int, key: str) -> set[str] | None:
+        t = self.tickets[tid]
+        single = {"requester": "requester_id", "assignee": "assignee_id",
+                  "submitter": "submitter_id", "status": "status"}
+        listed = {"cc": "email_cc_ids", "follower": "follower_ids", "tags": "tags"}
+        if key in single:
+            return {str(t[single[key]]).lower()}
+        if key in listed:
+            return {str(v).lower() for v in t[listed[key]]}
+        if key == "commenter":
+            return {str(c["author_id"]) for c in self.comments[tid]}
+        return None
 
     def _ticket_matches(self, tid: int, q: Query) -> bool:
+        for key, wanted in q.terms.items():
+            have = self._ticket_values(tid, key)
+            if have is None or not any(_equal(w.lower(), have) for w in wanted):
+                return False
+        if not q.text:
+            return True
         t = self.tickets[tid]
-        comments = self.comments[tid]
-
-        def ids(test_ids: Iterable[int | None]) -> Any:
-            wanted = {str(i) for i in test_ids if i is not None}
-            return lambda v: v in wanted
-
-        tests = {
-            "requester": ids([t["requester_id"]]),
-            "assignee": ids([t["assignee_id"]]),
-            "cc": ids(t["email_cc_ids"]),
-            "follower": ids(t["follower_ids"]),
-            "commenter": ids(c["author_id"] for c in comments),
-            "submitter": ids([t["submitter_id"]]),
-            "status": lambda v: v == t["status"],
-            "tags": lambda v: v.lower() in t["tags"],
-        }
-        text = " ".join([t["subject"], *(c["plain_body"] for c in comments)])
-        return q.check(tests) and q.matches_text(text)
+        return q.matches_text(" ".join([t["subject"],
+                                        *(c["plain_body"] for c in self.comments[tid])]))
 
     # writes -----------------------------------------------------------------------------
 
@@ -300,8 +343,8 @@ class Store:
         if user is None or user["state"] != "deleted":
             raise not_found()
         user["state"] = "purged"
-        for iid in [i for i, ident in self.identities.items() if ident["user_id"] == uid]:
-            del self.identities[iid]
+        for iid in list(self.by_user.get(uid, ())):
+            self._forget(iid)
 
     def update_user(self, uid: int, changes: dict[str, Any]) -> dict[str, Any]:
         user = self.live_user(uid)
@@ -314,11 +357,10 @@ class Store:
                 user["user_fields"].update(value)
             elif key in ("email", "phone"):
                 # PUT never replaces a primary email: Zendesk adds a secondary identity
-                if value and not any(i["user_id"] == uid and i["value"] == value
-                                     for i in self.identities.values()):
+                if value and not any(i["value"] == value for i in self.idents(uid)):
                     kind = "email" if key == "email" else "phone_number"
-                    has_primary = any(i["user_id"] == uid and i["type"] == kind
-                                      and i["primary"] for i in self.identities.values())
+                    has_primary = any(i["type"] == kind and i["primary"]
+                                      for i in self.idents(uid))
                     self._identity(uid, kind, value, primary=not has_primary)
             else:
                 raise ApiError(422, "RecordInvalid", f"unknown or read-only field {key}")
@@ -354,8 +396,8 @@ class Store:
         ident = self.identities.get(iid)
         if ident is None or ident["user_id"] != uid:
             raise not_found()
-        for other in self.identities.values():
-            if other["user_id"] == uid and other["type"] == ident["type"]:
+        for other in self.idents(uid):
+            if other["type"] == ident["type"]:
                 other["primary"] = other["id"] == iid
         self._mirror(uid)
         return self.user_identities(uid)
@@ -367,7 +409,7 @@ class Store:
             raise not_found()
         if ident["primary"] and ident["type"] == "email":
             raise ApiError(422, "RecordInvalid", "Cannot delete the primary email identity")
-        del self.identities[iid]
+        self._forget(iid)
         self._mirror(uid)
 
     def submit(self, action: str, ticket_ids: list[int]) -> Job:
