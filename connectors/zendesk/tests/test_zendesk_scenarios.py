@@ -13,10 +13,12 @@ import pytest
 from erasure_zendesk import ZendeskConnector
 from erasure_zendesk.redact import REDACTED
 from erasure_zendesk.testing import FakeZendesk, Faults
+from zendesk_fixtures import TOKEN as TOKEN_TEXT
 from zendesk_fixtures import connector, delete_and_poll, in_call
 
 from erasure import (
     AuthError,
+    Correction,
     Finding,
     Identifier,
     IdentifierType,
@@ -362,3 +364,32 @@ def test_a_resubmitted_call_answers_the_journalled_job(fake: FakeZendesk) -> Non
     assert {o.handle for o in first} == {o.handle for o in again} != {None}
     assert fake.counts["DELETE /tickets/destroy_many"] == 1
     assert fake.store.tickets[ids["t1"]]["state"] == "live"  # queued, not yet run
+
+
+def test_custom_user_fields_are_proposed_found_and_corrected(fake: FakeZendesk) -> None:
+    st = fake.store
+    st.user_fields += [
+        {"key": "secondary_email", "title": "Secondary e-mail", "type": "text", "active": True},
+        {"key": "mobile", "title": "Mobile", "type": "text", "active": True},
+        {"key": "shoe_size", "title": "Shoe size", "type": "integer", "active": True},
+    ]
+    st.ticket_fields.append({"id": 360001, "title": "Callback phone", "type": "text"})
+    bob = st.add_user("Bob Baker", "bob@example.org",
+                      user_fields={"secondary_email": "bobby@home.example", "shoe_size": 44})
+    st.add_user("Jim Bob", "jimbob@example.org",
+                user_fields={"secondary_email": "jimbobby@home.example"})
+    proposal = connector(fake).discover()
+    assert 'user_fields = { mobile = "phone", secondary_email = "email" }' in proposal
+    assert "ticket field 360001" in proposal and "shoe" not in proposal
+    assert "bobby" not in proposal and TOKEN_TEXT not in proposal
+
+    conn = connector(fake, user_fields={"secondary_email": "email", "mobile": "phone"})
+    found = list(conn.find([subject(("email", "bobby@home.example"))]))
+    assert [(f.ref, f.fields) for f in found] == [
+        (f"user/{bob}", ("identities", "user_fields.secondary_email"))]
+    fix = Correction.parse("email", "robert@home.example", subject="req-bob",
+                           old=("bobby@home.example",))
+    assert {o.status for o in conn.rectify(found, [fix])} == {ItemStatus.DONE}
+    assert st.users[bob]["user_fields"]["secondary_email"] == "robert@home.example"
+    assert st.users[bob]["email"] == "bob@example.org"  # another value, not corrected
+    assert list(conn.find([subject(("email", "bobby@home.example"))])) == []

@@ -54,6 +54,8 @@ class _Users:
 
     matched: dict[int, dict[str, set[Identifier]]] = field(default_factory=dict)
     related: dict[int, set[Identifier]] = field(default_factory=dict)
+    #: user id -> custom user field keys that matched
+    fields: dict[int, set[str]] = field(default_factory=dict)
 
 
 class Locator:
@@ -90,6 +92,8 @@ class Locator:
                 query = " ".join(f'{keyword}:"{v}"' for v in chunk)
                 candidates |= {int(r["id"]) for r in self.client.search(query, "user",
                                                                         "search users")}
+        in_fields = self._custom_fields(wanted)
+        candidates |= set(in_fields)
         by_id = {int(i.value): i for i in wanted if i.type is U and i.value.isdigit()}
         for chunk in _chunks(sorted(by_id), 100):
             body = self.client.get("users/show_many", "read users",
@@ -98,8 +102,26 @@ class Locator:
         candidates |= self._deleted_users({i for i in wanted if i.type in (E, P)})
         users = _Users()
         for uid in sorted(candidates):
-            self._match_user(uid, wanted, by_id, users)
+            self._match_user(uid, wanted, by_id, users, in_fields.get(uid, {}))
         return users
+
+    def _custom_fields(self, wanted: dict[Identifier, set[str]]
+                       ) -> dict[int, dict[str, set[Identifier]]]:
+        """Users whose mapped custom fields hold a wanted value: per user, per field key,
+        the identifiers there (read from the search results, compared normalised)."""
+        out: dict[int, dict[str, set[Identifier]]] = {}
+        for key, kind in sorted(self.settings.user_fields.items()):
+            itype = E if kind == "email" else P
+            values = sorted(i.value for i in wanted if i.type is itype and safe_value(i.value))
+            for chunk in _chunks(values, self.settings.search_batch):
+                query = " ".join(f'{key}:"{v}"' for v in chunk)
+                for user in self.client.search(query, "user", "search user fields"):
+                    stored = (user.get("user_fields") or {}).get(key)
+                    ident = normal_identity("email" if kind == "email" else "phone_number",
+                                            str(stored)) if stored else None
+                    if ident is not None and ident in wanted:
+                        out.setdefault(int(user["id"]), {}).setdefault(key, set()).add(ident)
+        return out
 
     def _deleted_users(self, wanted: set[Identifier]) -> set[int]:
         """Soft-deleted users whose primary email or phone is wanted (search skips them)."""
@@ -115,7 +137,8 @@ class Locator:
         return out
 
     def _match_user(self, uid: int, wanted: dict[Identifier, set[str]],
-                    by_id: dict[int, Identifier], users: _Users) -> None:
+                    by_id: dict[int, Identifier], users: _Users,
+                    in_fields: dict[str, set[Identifier]]) -> None:
         try:
             identities = [i for page in self.client.pages(
                 f"users/{uid}/identities", "identities", "read identities") for i in page]
@@ -134,6 +157,9 @@ class Locator:
                 related.add(normal)
         if uid in by_id:
             hits.add(by_id[uid])
+        for key, idents in in_fields.items():
+            hits |= idents
+            users.fields.setdefault(uid, set()).add(key)
         for ident in hits:
             for key in wanted[ident]:
                 users.matched.setdefault(uid, {}).setdefault(key, set()).add(ident)
@@ -186,9 +212,11 @@ class Locator:
             for key, matched in sorted(per_subject.items()):
                 related = tuple(sorted(users.related.get(uid, set()) - matched,
                                        key=lambda i: (i.type.value, i.value)))
+                names = ("identities", *sorted(f"user_fields.{k}"
+                                                for k in users.fields.get(uid, ())))
                 out.append(Finding(system=self.system, subject=key, ref=f"user/{uid}",
                                    kind=USER, matched=_ordered(matched),
-                                   fields=("identities",), related=related))
+                                   fields=names, related=related))
         return out
 
     def _ticket_findings(self, users: _Users, roles: dict[int, dict[int, set[str]]]

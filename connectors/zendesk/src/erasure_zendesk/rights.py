@@ -90,7 +90,19 @@ class Rights:
                     did = True
             else:
                 did = self._replace_identity(uid, _KIND[fix.type], fix) or did
+                did = self._correct_fields(user, fix) or did
         return did
+
+    def _correct_fields(self, user: dict[str, Any], fix: Correction) -> bool:
+        """Set the mapped custom fields of the correction's type that hold an old value."""
+        kind = fix.type.value
+        stored = user.get("user_fields") or {}
+        changes = {key: fix.new for key, t in self.settings.user_fields.items()
+                   if t == kind and fix.matches(stored.get(key)) is False}
+        if changes:
+            self.client.put(f"users/{int(user['id'])}", "correct user fields",
+                            {"user": {"user_fields": changes}})
+        return bool(changes)
 
     def _replace_identity(self, uid: int, kind: str, fix: Correction) -> bool:
         """Add the corrected identity, make it primary where an old one was, remove the

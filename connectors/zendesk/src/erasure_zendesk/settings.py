@@ -13,6 +13,7 @@ from erasure import ConnectorSettings, ObjectionScope
 __all__ = ["ZendeskSettings"]
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_FIELD_KEY = re.compile(r"^[a-z0-9_]{1,64}$")
 _TAG = re.compile(r"^[a-z0-9_/-]{1,80}$")
 
 
@@ -49,6 +50,9 @@ class ZendeskSettings(ConnectorSettings):
     #: the tag an objection (Art. 21) adds to the user, per scope it can honour
     #: (``marketing``, ``profiling``); a scope left out is reported not covered
     objection_tags: dict[str, str] = {"marketing": "erasure-objection-marketing"}
+    #: custom user fields holding an email or a phone, by field key (``erasure discover``
+    #: proposes them): searched, matched exactly, corrected by rectify
+    user_fields: dict[str, Literal["email", "phone"]] = {}
     #: values per search query (``email:"a" email:"b"`` ...), kept under URL limits
     search_batch: int = Field(default=20, ge=1, le=50)
     timeout: float = Field(default=30.0, gt=0, le=300)
@@ -80,6 +84,15 @@ class ZendeskSettings(ConnectorSettings):
     def _tag(cls, value: str) -> str:
         if not _TAG.match(value):
             raise ValueError("invalid tag (lower-case letters, digits, _ - / only)")
+        return value
+
+    @field_validator("user_fields")
+    @classmethod
+    def _user_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _FIELD_KEY.match(key):
+                raise ValueError("user_fields: a field key is lower-case letters, digits "
+                                 "and _ only")
         return value
 
     @field_validator("objection_tags")
