@@ -82,7 +82,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except ErasureError as exc:
-        _fail(str(exc))
+        _fail(str(exc), code=getattr(exc, "exit_code", 2))
     except Exception as exc:
         # The ledger's database went away (a PostgreSQL restart, a network cut): every step
         # is saved as it goes, so this run stops and the next one resumes.

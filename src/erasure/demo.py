@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import load_config
-from .heads import ensure_head, head_line, ledger_export, verify_export
+from .heads import head_line, ledger_export, verify_export
 from .models import Capability, RequestType
 from .orchestrator import Orchestrator, RequestSpec
 from .plugins import PluginHost
@@ -477,7 +477,7 @@ def run_demo(folder: Path, out: Console) -> int:
         out.print(f"[bold]5. Receipts[/]: {report.checked} signed, hash-chained: {status} "
                   "(with the chain's signed head)")
         # the sweep's receipts came after the run's: the head over all of them
-        out.print(head_line(*ensure_head(orch.ledger, orch.keys)), soft_wrap=True,
+        out.print(head_line(*orch.chain.ensure_head()), soft_wrap=True,
                   highlight=False)
         out.print(f"Public key: {orch.keys.public_text}")
         out.print(f"Try: erasure --help; erasure status --all -c {cfg_path}")

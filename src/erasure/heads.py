@@ -16,7 +16,6 @@ format is documented for third parties in docs/receipts.md.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,72 +23,35 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import insert, select
-from sqlalchemy.engine import Connection
 
 from .errors import UsageError
-from .ledger import receipt_heads_t, receipts_t, utcnow
 from .receipts import ZERO, canonical, check_signed, is_signed_record, verify_chain
 
 if TYPE_CHECKING:
+    from .chain import ReceiptChain
     from .keys import KeyRing
     from .ledger import Ledger
 
-__all__ = ["HEAD_TYPE", "Verdict", "current_head", "ensure_head", "export", "head_line",
-           "ledger_export", "parse_expected_head", "seal_head", "verify_export",
-           "write_head"]
+__all__ = ["HEAD_TYPE", "Verdict", "export", "head_line", "ledger_export",
+           "parse_expected_head", "seal_head", "verify_export"]
 
 HEAD_TYPE = "chain_head"
 EXPORT_FORMAT = "erasure-receipts"
 EXPORT_VERSION = 2
 
 
-def seal_head(count: int, last: str, *, keys: KeyRing, now: datetime) -> dict[str, Any]:
+def seal_head(count: int, last: str, *, keys: KeyRing, now: datetime,
+              prev: str = ZERO) -> dict[str, Any]:
     """A signed head over the first ``count`` receipts, the last of which hashes to
-    ``last``: ``{"body", "hash", "signature"}``, hashed and signed as receipts are."""
-    body = {"type": HEAD_TYPE, "schema": 1, "count": count, "last": last,
+    ``last``, chained to the previous head's hash ``prev``: ``{"body", "hash",
+    "signature", "text"}`` (``text``: the body's canonical JSON, as hashed and stored),
+    hashed and signed as receipts are."""
+    body = {"type": HEAD_TYPE, "schema": 1, "count": count, "last": last, "prev": prev,
             "key_id": keys.key_id, "signed_at": now.isoformat()}
-    digest = hashlib.sha256(canonical(body)).hexdigest()
-    return {"body": body, "hash": digest, "signature": keys.sign(digest.encode())}
-
-
-def write_head(conn: Connection, count: int, last: str, keys: KeyRing) -> dict[str, Any]:
-    """Sign and store a head in the caller's transaction (which holds the chain's lock)."""
-    head = seal_head(count, last, keys=keys, now=utcnow())
-    conn.execute(insert(receipt_heads_t), [{
-        "count": count, "last": last, "body": canonical(head["body"]).decode(),
-        "hash": head["hash"], "signature": head["signature"]}])
-    return head
-
-
-def current_head(conn: Connection) -> dict[str, Any] | None:
-    """The newest stored head, as ``{"body", "hash", "signature"}``; None if none yet."""
-    row = conn.execute(select(receipt_heads_t)
-                       .order_by(receipt_heads_t.c.count.desc()).limit(1)).first()
-    if row is None:
-        return None
-    return {"body": json.loads(row.body), "hash": row.hash, "signature": row.signature}
-
-
-def _chain_end(conn: Connection) -> tuple[int, str]:
-    row = conn.execute(select(receipts_t.c.seq, receipts_t.c.hash)
-                       .order_by(receipts_t.c.seq.desc()).limit(1)).first()
-    return (row.seq, row.hash) if row else (0, ZERO)
-
-
-def ensure_head(ledger: Ledger, keys: KeyRing) -> tuple[int, str]:
-    """The chain's end (count, last hash), after signing a head over it if it has none:
-    a ledger's receipts from before heads existed, or an empty chain, get one here."""
-    with ledger.engine.connect() as conn:  # the usual case, without the write lock
-        end, head = _chain_end(conn), current_head(conn)
-    if head is not None and (head["body"]["count"], head["body"]["last"]) == end:
-        return end
-    with ledger.tx() as conn:
-        end = ledger.chain_head(conn)  # takes the chain's lock on PostgreSQL
-        head = current_head(conn)
-        if head is None or (head["body"]["count"], head["body"]["last"]) != end:
-            write_head(conn, end[0], end[1], keys)
-    return end
+    text = canonical(body)
+    digest = hashlib.sha256(text).hexdigest()
+    return {"body": body, "hash": digest, "signature": keys.sign(digest.encode()),
+            "text": text.decode()}
 
 
 def head_line(count: int, last: str) -> str:
@@ -99,15 +61,16 @@ def head_line(count: int, last: str) -> str:
     return f"chain head: {count} {last}"
 
 
-def export(ledger: Ledger, keys: KeyRing, request_id: str | None = None) -> dict[str, Any]:
+def export(chain: ReceiptChain, request_id: str | None = None) -> dict[str, Any]:
     """The export file's content: every receipt up to the newest head (signed now if the
     chain's end had none), or only ``request_id``'s, with that head and the public key.
 
     The public key is there for people reading the file; a verifier must take the key
     from elsewhere, or whoever edits the file can sign their own receipts."""
-    ensure_head(ledger, keys)
-    return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "public_key": keys.public_text,
-            "request": request_id, **ledger_export(ledger, request_id)}
+    chain.ensure_head()
+    return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
+            "public_key": chain.keys.public_text, "request": request_id,
+            **ledger_export(chain.ledger, request_id)}
 
 
 def ledger_export(ledger: Ledger, request_id: str | None = None) -> dict[str, Any]:
@@ -115,12 +78,8 @@ def ledger_export(ledger: Ledger, request_id: str | None = None) -> dict[str, An
     that the head and the receipts are of the same moment."""
     with ledger.tx() as conn:
         ledger.chain_head(conn)
-        head = current_head(conn)
-        q = select(receipts_t).order_by(receipts_t.c.seq)
-        if request_id is not None:
-            q = q.where(receipts_t.c.request_id == request_id)
-        receipts = [{"seq": r.seq, "body": json.loads(r.body), "hash": r.hash,
-                     "signature": r.signature} for r in conn.execute(q)]
+        head = ledger.newest_head(conn)
+        receipts = ledger.receipts_in(conn, request_id)
     return {"receipts": receipts, "head": head}
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from .chain import ReceiptChain, head_file_for
 from .config import Config
 from .engine import steps
 from .engine.commands import TaskCommands
@@ -159,6 +160,12 @@ class Orchestrator:
                                self.keys.fernet)
             self._ciphers = RequestKeys(self.ledger, epochs, legacy=self.keys.fernet)
         return self._ciphers
+
+    @property
+    def chain(self) -> ReceiptChain:
+        """The receipt chain: the one way receipts are sealed, stored and signed."""
+        return ReceiptChain(self.ledger, self.keys,
+                            head_file_for(self.config.host.state_dir, self.ledger))
 
     @property
     def context(self) -> StepContext:

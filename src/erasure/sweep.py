@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import uuid
@@ -29,11 +28,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from . import heads
+from .engine.writer import deliver
 from .leases import Heartbeat
 from .ledger import utcnow
 from .models import Capability, Finding, ItemStatus, Policy
-from .receipts import seal
 
 if TYPE_CHECKING:
     from .orchestrator import Orchestrator
@@ -210,7 +208,7 @@ def _delete(system: System, expired: list[Finding], result: SweepResult, errors:
 def _write_receipt(orch: Orchestrator, system: System, sweep_id: str, now: datetime,
                    result: SweepResult) -> None:
     """Seal the receipt and record the sweep in one transaction, fenced by the lease."""
-    ledger, keys = orch.ledger, orch.keys
+    ledger = orch.ledger
     failed = sum(g["failed"] for g in result.groups.values())
     body = {
         "kind": RECEIPT_KIND,
@@ -233,26 +231,23 @@ def _write_receipt(orch: Orchestrator, system: System, sweep_id: str, now: datet
         "finished_at": datetime.now(UTC).isoformat(),
     }
     watched = bool(orch.plugins.hook.erasure_receipt_written.get_hookimpls())
+    chain = orch.chain
     with ledger.tx() as conn:
-        seq, prev = ledger.chain_head(conn)
-        r = seal(body, seq=seq + 1, prev=prev, sign=keys.sign, key_id=keys.key_id)
         oldest = result.oldest.astimezone(UTC).replace(tzinfo=None) if result.oldest else None
+        # sealed, stored and signed through the same chain as request receipts
+        (r,), head = chain.append(conn, [(sweep_id, body)])
         if not ledger.record_sweep(conn, system.name, last_swept_at=utcnow(),
                                    last_outcome=result.outcome, last_deleted=result.deleted,
                                    oldest_at=oldest, receipt_seq=r.seq):
             # another sweep took the lease (this one outlived it): its receipt counts
             raise RuntimeError("sweep lease lost; nothing recorded")
-        ledger.add_receipts(conn, [{"seq": r.seq, "request_id": sweep_id,
-                                    "system": system.name,
-                                    "body": json.dumps(r.body, sort_keys=True),
-                                    "hash": r.hash, "signature": r.signature}])
-        heads.write_head(conn, r.seq, r.hash, keys)  # the chain's new end is signed too
         if watched:
             ledger.add_events(conn, [(str(uuid.uuid4()), "erasure_receipt_written",
                                       r.to_json())])
+    chain.keep(head)
     result.receipt_seq = r.seq
     if watched:
-        orch.runner().deliver()
+        deliver(ledger, orch.plugins)
 
 
 def retention_status(orch: Orchestrator, now: datetime | None = None

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import heads
+from ..chain import ReceiptChain, head_file_for
 from ..leases import Heartbeat
 from ..ledger import Ledger, RequestRow, utcnow
 from ..models import RequestType
 from ..packages import drop_for_subject, expire
 from ..plugins import PluginHost
-from ..receipts import seal
 from ..shredding import RequestKeys
 from ..state import KnownIdentifiers, TaskData
 from . import finish, steps
@@ -78,6 +77,8 @@ class Runner:
         self.progress = progress
         self.clock = clock
         self.writer = TaskWriter(ledger, ciphers, plugins, list(ctx.systems))
+        self.chain = ReceiptChain(ledger, ctx.keys,
+                                  head_file_for(ctx.host.state_dir, ledger))
 
     # the loop --------------------------------------------------------------------------
 
@@ -93,6 +94,7 @@ class Runner:
         total = self.ledger.count_requests("open") if only is None else len(only)
         done = 0
         seen: set[str] = set()
+        self.chain.check()  # a cut-back ledger is refused before anything is done
         self.deliver()  # events a crashed run committed and never delivered
         expire(self.ledger, self.ctx.host.exports(),
                datetime.fromtimestamp(self.clock(), UTC).replace(tzinfo=None))
@@ -119,7 +121,7 @@ class Runner:
         # Once per run, not per batch: rewrapping every open request's key is the cost.
         self.ciphers.rotate()
         # Signs the end of a chain that has no head yet (receipts from before heads).
-        summary.head = heads.ensure_head(self.ledger, self.ctx.keys)
+        summary.head = self.chain.ensure_head()
         return summary
 
     def _renew(self, ids: Sequence[str]) -> None:
@@ -247,27 +249,16 @@ class Runner:
                 made.append(finish.package_row(self.ctx, w, path, digest, now))
                 if password:
                     summary.package_passwords[w.row.id] = password
-        keys = self.ctx.keys
         # An event no plugin listens to would only be written and marked delivered.
         tell_receipts = self._watched("erasure_receipt_written")
         tell_finished = self._watched("erasure_request_finished")
         with self.ledger.fenced([w.row.id for w in works]) as (conn, owned):
             ending = [w for w in works if w.row.id in owned]
-            seq, prev = self.ledger.chain_head(conn)
-            rows, outbox, ends = [], [], []
+            entries, outbox, ends = [], [], []
             for w in ending:
                 outcome = finish.request_outcome(w)
-                for body in finish.receipt_bodies(self.ctx, w, now):
-                    seq += 1
-                    r = seal(body, seq=seq, prev=prev, sign=keys.sign, key_id=keys.key_id)
-                    prev = r.hash
-                    rows.append({"seq": r.seq, "request_id": w.row.id,
-                                 "system": body["system"],
-                                 "body": r.text, "hash": r.hash,
-                                 "signature": r.signature})
-                    if tell_receipts:
-                        outbox.append((str(uuid.uuid4()), "erasure_receipt_written",
-                                       r.to_json()))
+                entries.extend((w.row.id, body)
+                               for body in finish.receipt_bodies(self.ctx, w, now))
                 if tell_finished:
                     outbox.append((str(uuid.uuid4()), "erasure_request_finished", {
                         "request_id": w.row.id, "ticket": w.row.ticket, "outcome": outcome}))
@@ -276,9 +267,11 @@ class Runner:
                              "lease_until": None, "not_before": None})
                 summary.finished.append(w.row.id)
                 summary.outcomes[outcome] += 1
-            self.ledger.add_receipts(conn, rows)
-            if rows:  # the batch's head, in its transaction: the chain's end is signed
-                heads.write_head(conn, seq, prev, keys)
+            # sealed, stored and signed (the batch's head) in the batch's transaction
+            receipts, head = self.chain.append(conn, entries)
+            if tell_receipts:
+                outbox.extend((str(uuid.uuid4()), "erasure_receipt_written", r.to_json())
+                              for r in receipts)
             summary.failed_tasks += self.writer.write(conn, ending, purge=True)
             self.ledger.set_requests(conn, ends)
             ended = {w.row.id for w in ending}
@@ -288,6 +281,7 @@ class Runner:
                       and finish.request_outcome(w) == "completed"
                       for h in finish.subject_hashes(self.ctx, w)}
             self.ledger.add_events(conn, outbox)
+        self.chain.keep(head)  # after commit: the head kept outside the ledger too
         # After commit: a package of a person just erased goes now, not in 30 days.
         drop_for_subject(self.ledger, self.ctx.host.exports(), erased,
                          keep={p["request_id"] for p in made})
