@@ -16,7 +16,7 @@ from datetime import datetime
 
 from .chain import ReceiptChain, head_file_for
 from .config import Config
-from .engine import steps
+from .engine import rules, steps
 from .engine.commands import TaskCommands
 from .engine.expansion import Scoped
 from .engine.runner import Runner, RunSummary
@@ -27,7 +27,7 @@ from .errors import UsageError
 from .freetext import check_reference, seal_reason
 from .keys import KeyRing
 from .ledger import Ledger, RequestRow, add_months, ledger_exists, utcnow
-from .models import Identifier, Policy, RequestType
+from .models import Identifier, Outcome, RequestType
 from .plugins import PluginHost
 from .shredding import Cipher, EpochKeys, RequestKeys
 from .state import KnownIdentifiers, RequestIntent, TaskData, request_blob
@@ -199,7 +199,7 @@ class Orchestrator:
             for i in spec.identifiers))
         # Erasing or correcting someone's data on an unchecked claim could be an attack
         # (a changed email takes over an account); an objection only stops processing.
-        if (spec.type in (RequestType.ERASURE, RequestType.RECTIFICATION)
+        if (rules.for_request(spec.type, "verified_identity")
                 and not spec.verified and not spec.override_unverified and not dry_run):
             raise UsageError(
                 f"refusing {spec.type.value}: the subject's identity is not marked verified "
@@ -397,9 +397,10 @@ class Orchestrator:
         lines = []
         for name, system in self.systems.items():
             t = work.tasks[name]
-            action = work.rule(self.context, name).action
+            rule = work.rule(self.context, name)
+            action = rule.action
             note = system.uncovered or t.summary.error or ""
-            if system.config.policy is Policy.RETAIN and spec.type is RequestType.ERASURE:
+            if rule.action is None and rule.idle_outcome is Outcome.RETAINED:
                 note = f"retained: {system.config.reason}"
             if name in unsearched:
                 note = f"could not be searched: {unsearched[name]}"

@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 
-from ..models import Action, Capability, Finding, Outcome, Subject
+from ..models import Capability, Finding, Outcome, Subject
 from ..systems import System, fan_out
 from .expansion import Evidence, Scoped, finding_evidence, scoped_to_json, strong_fixpoint
 from .tasks import Stage, TaskWork
@@ -183,7 +183,7 @@ def _notice(ctx: StepContext, w: Work, t: TaskWork) -> None:
     if rule.idle_outcome is Outcome.RETAINED:
         t.move(Stage.DONE, "retained", outcome=Outcome.RETAINED.value)
         return
-    if rule.action in (None, Action.EXPORT) or not told:
+    if not rule.notice or not told:
         t.fail("this system cannot be searched; it can only be told of erasure or "
                "restriction", "unsupported")
         t.move(Stage.DONE, "cannot be searched", outcome=Outcome.NOT_COVERED.value)

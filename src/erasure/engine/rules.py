@@ -9,11 +9,12 @@ A new request type or policy is one entry here.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..models import Action, Capability, Outcome, Policy, RequestType
 
-__all__ = ["OK_OUTCOMES", "OUTCOME_ORDER", "Rule", "capability_for", "rule_for", "worst"]
+__all__ = ["OK_OUTCOMES", "OUTCOME_ORDER", "Rule", "capability_for", "for_request", "rule_for",
+           "worst"]
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,22 @@ class Rule:
     package: bool = False
     #: the outcome when the rule has no action
     idle_outcome: Outcome = Outcome.COMPLETED
+    #: the request is refused unless the subject's identity was verified (or the check
+    #: overridden with a reason): acting on an unchecked claim could be an attack
+    verified_identity: bool = False
+    #: verification reads the acted items back by id (where the connector can): only a
+    #: deleted item must be gone; an anonymised or corrected one still exists, by design
+    read_back: bool = False
+    #: a system that cannot be searched is told of the request (a notice to a processor)
+    notice: bool = True
+    #: once the request completes, the person's access packages are deleted at once
+    drops_packages: bool = False
 
 
-_EXPORT = Rule(Action.EXPORT, package=True)
+_EXPORT = Rule(Action.EXPORT, package=True, notice=False)
 _RESTRICT = Rule(Action.RESTRICT, approval=True)
 #: Verified by reading the items back: the new value there, the old ones gone.
-_RECTIFY = Rule(Action.RECTIFY, approval=True, verify=True)
+_RECTIFY = Rule(Action.RECTIFY, approval=True, verify=True, verified_identity=True)
 #: No approval: an objection to direct marketing must be honoured whenever it is made
 #: (Art. 21(3)), and it changes no data, only what the system does with it.
 _OBJECT = Rule(Action.OBJECT)
@@ -45,22 +56,37 @@ _OBJECT = Rule(Action.OBJECT)
 #: rectification and objection likewise (data kept under a legal duty must still be
 #: accurate, and kept data is not for marketing).
 RULES: dict[tuple[RequestType, Policy], Rule] = {
-    **{(RequestType.FIND, p): Rule(None) for p in Policy},
+    **{(RequestType.FIND, p): Rule(None, notice=False) for p in Policy},
     **{(RequestType.ACCESS, p): _EXPORT for p in Policy},
     **{(RequestType.PORTABILITY, p): _EXPORT for p in Policy},
     **{(RequestType.RESTRICTION, p): _RESTRICT for p in Policy},
     **{(RequestType.RECTIFICATION, p): _RECTIFY for p in Policy},
     **{(RequestType.OBJECTION, p): _OBJECT for p in Policy},
-    (RequestType.ERASURE, Policy.ERASE): Rule(Action.DELETE, approval=True, verify=True),
-    (RequestType.ERASURE, Policy.ANONYMISE): Rule(Action.ANONYMISE, approval=True, verify=True),
-    (RequestType.ERASURE, Policy.RESTRICT): _RESTRICT,
-    (RequestType.ERASURE, Policy.RETAIN): Rule(None, idle_outcome=Outcome.RETAINED),
+    # An erasure needs a verified identity under every policy (the request is the same
+    # whichever systems keep data), and a completed one takes the person's packages along.
+    (RequestType.ERASURE, Policy.ERASE): Rule(
+        Action.DELETE, approval=True, verify=True, read_back=True, verified_identity=True,
+        drops_packages=True),
+    (RequestType.ERASURE, Policy.ANONYMISE): Rule(
+        Action.ANONYMISE, approval=True, verify=True, verified_identity=True,
+        drops_packages=True),
+    (RequestType.ERASURE, Policy.RESTRICT): replace(
+        _RESTRICT, verified_identity=True, drops_packages=True),
+    (RequestType.ERASURE, Policy.RETAIN): Rule(
+        None, idle_outcome=Outcome.RETAINED, notice=False, verified_identity=True,
+        drops_packages=True),
 }
 
 
 def rule_for(request_type: RequestType, policy: Policy) -> Rule:
     """The rule of ``request_type`` in a system with ``policy``."""
     return RULES[(request_type, policy)]
+
+
+def for_request(request_type: RequestType, flag: str) -> bool:
+    """A decision about the request as a whole (``verified_identity``,
+    ``drops_packages``): whether the rule of any policy of ``request_type`` sets ``flag``."""
+    return any(getattr(RULES[(request_type, p)], flag) for p in Policy)
 
 
 _CAPABILITY = {

@@ -21,13 +21,13 @@ from typing import Any
 from ..chain import ReceiptChain, head_file_for
 from ..leases import Heartbeat
 from ..ledger import Ledger, RequestRow, utcnow
-from ..models import RequestType
+from ..models import Outcome
 from ..packages import drop_for_subject, expire
 from ..plugins import PluginHost
 from ..shredding import RequestKeys
 from ..state import KnownIdentifiers, TaskData
 from . import finish, steps
-from .rules import OK_OUTCOMES
+from .rules import OK_OUTCOMES, for_request
 from .steps import StepContext, Work
 from .tasks import Stage, TaskSummary
 from .writer import TaskWriter, deliver
@@ -277,8 +277,8 @@ class Runner:
             ended = {w.row.id for w in ending}
             self.ledger.add_packages(conn, [p for p in made if p["request_id"] in ended])
             self.ciphers.forget(conn, ended)
-            erased = {h for w in ending if w.type is RequestType.ERASURE
-                      and finish.request_outcome(w) == "completed"
+            erased = {h for w in ending if for_request(w.type, "drops_packages")
+                      and finish.request_outcome(w) == Outcome.COMPLETED.value
                       for h in finish.subject_hashes(self.ctx, w)}
             self.ledger.add_events(conn, outbox)
         self.chain.keep(head)  # after commit: the head kept outside the ledger too

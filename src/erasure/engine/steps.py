@@ -433,7 +433,7 @@ def _verify_system(ctx: StepContext, name: str, ws: list[Work], subjects: list[S
     system = ctx.systems[name]
     looked: dict[str, CallResult] = {}
     # An anonymised item still exists, by design: only deleted items are read back.
-    deleted = [w for w in ws if w.tasks[name].summary.action == Action.DELETE.value]
+    deleted = [w for w in ws if w.rule(ctx, name).read_back]
     if deleted and system.cls is not None and system.cls.supports(Capability.LOOKUP):
         def call(batch: list[Finding]) -> CallResult:
             return system.call(lambda c: c.lookup(batch),
