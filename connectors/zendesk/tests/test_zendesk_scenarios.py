@@ -227,6 +227,9 @@ def test_rate_limits_and_server_errors_are_classified(fake: FakeZendesk) -> None
     with pytest.raises(AuthError):
         wrong.check()
     conn.check()
+    fake.agent_role = "agent"  # cannot delete for good: said before any request runs
+    with pytest.raises(AuthError, match="not an admin"):
+        conn.check()
 
 
 def test_hostile_values_and_foreign_user_ids_match_nothing(fake: FakeZendesk) -> None:
@@ -393,3 +396,20 @@ def test_custom_user_fields_are_proposed_found_and_corrected(fake: FakeZendesk) 
     assert st.users[bob]["user_fields"]["secondary_email"] == "robert@home.example"
     assert st.users[bob]["email"] == "bob@example.org"  # another value, not corrected
     assert list(conn.find([subject(("email", "bobby@home.example"))])) == []
+
+
+def test_a_soft_deleted_users_jobs_are_journalled_in_the_state_folder(
+        fake: FakeZendesk, tmp_path) -> None:
+    st = fake.store
+    bob = st.add_user("Bob Baker", BOB)
+    st.add_ticket(bob, "One", [(bob, "first")])
+    st.soft_delete_user(bob)  # no live user to carry the journal's tag
+    conn = connector(fake)
+    conn.state_dir = tmp_path / "systems" / "helpdesk"  # as the host sets it
+    found = list(conn.find([subject(("email", BOB))]))
+    first = in_call("delete", ["req-bob"], lambda: list(conn.delete(found)))
+    again = in_call("delete", ["req-bob"], lambda: list(conn.delete(found)))
+    assert {o.handle for o in first} == {o.handle for o in again} != {None}
+    assert fake.counts["DELETE /tickets/destroy_many"] == 1
+    journal = (conn.state_dir / "zendesk-jobs.journal").read_text(encoding="utf-8")
+    assert BOB not in journal and "req-bob" not in journal

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator, Sequence
 
 from erasure import (
+    AuthError,
     Capability,
     Connector,
     Correction,
@@ -69,15 +70,19 @@ class ZendeskConnector(Connector):
         self.poll_interval = settings.poll_seconds
         self.client = ZendeskClient(settings)
         self._locator = Locator(self.client, settings, system)
-        self._eraser = Eraser(self.client, settings)
+        self._eraser = Eraser(self.client, settings, lambda: self.state_dir)
         self._exporter = Exporter(self.client)
         self._lookup = Lookup(self.client, settings)
         self._restrictor = Restrictor(self.client, settings)
         self._rights = Rights(self.client, settings)
 
     def check(self) -> None:
-        """The credentials work and reach an agent (``GET /users/me``)."""
-        self.client.get("users/me", "check credentials")
+        """The credentials work and the agent is an admin (``GET /users/me``): only admins
+        may delete users and tickets permanently."""
+        me = self.client.get("users/me", "check credentials").get("user") or {}
+        if me.get("role") != "admin":
+            raise AuthError("zendesk: the API agent is not an admin (permanent deletion of "
+                            "users and tickets needs one)")
 
     def find(self, subjects: Sequence[Subject]) -> Iterator[Finding]:
         if not subjects:

@@ -12,14 +12,15 @@ user is kept so that a retry can still find the tickets.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from erasure import Finding, ItemOutcome, ItemStatus, current_call
 
 from .client import NotFound, ZendeskClient
-from .jobs import Handle, Jobs, digest, journalled
+from .jobs import Handle, Jobs, digest
 from .redact import Redactor
 from .refs import TICKET, USER, ref_id
 from .settings import ZendeskSettings
@@ -64,11 +65,12 @@ class _Subject:
 class Eraser:
     """Deletes and redacts the findings of a batch of subjects."""
 
-    def __init__(self, client: ZendeskClient, settings: ZendeskSettings) -> None:
+    def __init__(self, client: ZendeskClient, settings: ZendeskSettings,
+                 state_dir: Callable[[], Path | None]) -> None:
         self.client = client
         self.settings = settings
         self.redactor = Redactor(client)
-        self.jobs = Jobs(client)
+        self.jobs = Jobs(client, state_dir)
 
     # delete -----------------------------------------------------------------------------
 
@@ -114,7 +116,8 @@ class Eraser:
         for s in subjects:
             key_digest = digest(ctx.idempotency_key(s.key))
             found = {phase: jobs for phase in ("delete", "purge")
-                     if (jobs := journalled(users.get(s.holder), phase, key_digest))}
+                     if (jobs := self.jobs.journalled(users.get(s.holder), phase,
+                                                      key_digest))}
             if found:  # submitted before the ledger heard of it: the same jobs again
                 phase, jobs = next(iter(found.items()))
                 for f in s.tickets:
@@ -259,14 +262,14 @@ class Eraser:
         for key, items in purge.items():
             holder = subjects[key].holder
             digests[key] = digest("+".join(sorted({j for _, h in items for j in h.jobs})))
-            jobs = journalled(users.get(holder), "purge", digests[key])
+            jobs = self.jobs.journalled(users.get(holder), "purge", digests[key])
             if jobs:
                 out[key] = Handle("purge", jobs, holder)
             else:
                 fresh[key] = sorted(ref_id(f) for f, _ in items)
         for key, jobs in self.jobs.submit("purge", fresh).items():
             holder = subjects[key].holder
-            if users.get(holder, {}).get("active"):
-                self.jobs.journal(holder, "purge", digests[key], jobs)
+            live = holder if users.get(holder, {}).get("active") else 0
+            self.jobs.journal(live, "purge", digests[key], jobs)
             out[key] = Handle("purge", jobs, holder)
         return out

@@ -10,19 +10,23 @@ Zendesk takes no idempotency key for these jobs, so each subject's jobs are jour
 their user as tags ``erasure-<d|p>-<digest>-<job id>`` (the digest of the call's
 idempotency key for a deletion, of the deletion's job ids for the permanent deletion that
 follows it) before the call returns: a run killed between the submit and the ledger's
-write finds its jobs there on the next attempt instead of submitting them again.
+write finds its jobs there on the next attempt instead of submitting them again. A user
+already soft-deleted cannot be tagged: those jobs are journalled in the system's own
+folder under the host's state folder (``Connector.state_dir``; digests and job ids only).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .client import ZendeskClient
 
-__all__ = ["JOB_SIZE", "Handle", "Jobs", "digest", "journalled"]
+__all__ = ["JOB_SIZE", "Handle", "Jobs", "digest"]
 
 JOB_SIZE = 100
 _PATHS = {"delete": "tickets/destroy_many", "purge": "deleted_tickets/destroy_many"}
@@ -55,18 +59,28 @@ class Handle:
             return None
 
 
-def journalled(user: Mapping[str, Any] | None, phase: str, key_digest: str) -> tuple[str, ...]:
-    """The job ids journalled on ``user`` for ``phase`` under ``key_digest``."""
-    prefix = f"erasure-{_LETTER[phase]}-{key_digest}-"
-    return tuple(sorted(t[len(prefix):] for t in (user or {}).get("tags") or []
-                        if t.startswith(prefix)))
-
-
 class Jobs:
     """Submits and reads ticket deletion jobs."""
 
-    def __init__(self, client: ZendeskClient) -> None:
+    def __init__(self, client: ZendeskClient, state_dir: Callable[[], Path | None]) -> None:
         self.client = client
+        self._state_dir = state_dir
+
+    def _local(self) -> Path | None:
+        folder = self._state_dir()
+        return folder / "zendesk-jobs.journal" if folder is not None else None
+
+    def journalled(self, user: Mapping[str, Any] | None, phase: str, key_digest: str
+                   ) -> tuple[str, ...]:
+        """The job ids journalled for ``phase`` under ``key_digest``: on ``user`` (its
+        tags), or in the local journal when there is no live user to hold them."""
+        prefix = f"erasure-{_LETTER[phase]}-{key_digest}-"
+        tags = [t for t in (user or {}).get("tags") or [] if t.startswith(prefix)]
+        local = self._local()
+        if not tags and local is not None and local.exists():
+            tags = [line for line in local.read_text(encoding="utf-8").split()
+                    if line.startswith(prefix)]
+        return tuple(sorted(t[len(prefix):] for t in tags))
 
     def submit(self, phase: str, tickets: Mapping[str, Sequence[int]]
                ) -> dict[str, tuple[str, ...]]:
@@ -92,10 +106,19 @@ class Jobs:
         return {k: tuple(sorted(v)) for k, v in out.items()}
 
     def journal(self, holder: int, phase: str, key_digest: str, jobs: Sequence[str]) -> None:
-        """Note ``jobs`` on the holder's user (one request)."""
+        """Note ``jobs`` on the holder's user (one request), or in the local journal when
+        there is none (the user was soft-deleted before)."""
+        tags = [f"erasure-{_LETTER[phase]}-{key_digest}-{j}" for j in jobs]
         if holder:
-            tags = [f"erasure-{_LETTER[phase]}-{key_digest}-{j}" for j in jobs]
             self.client.put(f"users/{holder}/tags", "journal deletion jobs", {"tags": tags})
+            return
+        local = self._local()
+        if local is not None:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            with local.open("a", encoding="utf-8") as fh:
+                fh.write("".join(t + "\n" for t in tags))
+                fh.flush()
+                os.fsync(fh.fileno())
 
     def statuses(self, ids: set[str]) -> dict[str, dict[str, Any]]:
         """Job statuses by id, 100 a request."""

@@ -117,6 +117,8 @@ class FakeZendesk:
         self.store = Store()
         self.faults = faults or Faults()
         self.email, self.token, self.oauth_token = email, token, oauth_token
+        #: the role of the API's agent (``/users/me``): only admins delete for good
+        self.agent_role = "admin"
         self.counts: Counter[str] = Counter()
         #: faults served, by status ("429", "503")
         self.faults_answered: Counter[str] = Counter()
@@ -266,7 +268,7 @@ class FakeZendesk:
         r("GET", "users/{id}/tickets/{role}", self._user_tickets)
         r("PUT", "users/{id}/tags", self._user_tags)
         r("GET", "users/me", lambda c: (200, {"user": {
-            "id": 1, "name": "Erasure agent", "email": self.email, "role": "admin",
+            "id": 1, "name": "Erasure agent", "email": self.email, "role": self.agent_role,
             "active": True}}))
         r("GET", "users/{id}", self._user)
         r("PUT", "users/{id}", self._update_user)
