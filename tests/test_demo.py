@@ -30,6 +30,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
                                                      res.stdout)}
     assert left == {"helpdesk users (Zendesk)": "4", "helpdesk tickets": "1",
                     "helpdesk comments with Alice's text": "0"}, left
+    # Jim's phone corrected in the shop database, his objection to marketing recorded;
+    # the systems that cannot (S3, the Maildir) say not covered
+    fixes = res.stdout[res.stdout.index("2b. Jim"):res.stdout.index("3a. Told")]
+    assert re.search(r"shop-db\s*[│┃]\s*completed\s*[│┃]\s*completed", fixes), fixes
+    assert re.search(r"mailbox\s*[│┃]\s*not covered\s*[│┃]\s*not covered", fixes), fixes
+    assert "Jim's phone is now +4915199999990; marketing_ok = 0" in fixes
     assert (folder / "state" / "ledger.db").exists()
     keys = folder / "state" / "keys" / "signing.key"
     assert keys.stat().st_mode & 0o777 == 0o600

@@ -8,8 +8,9 @@ is; with the ``salesforce`` connector installed the CRM is its fake Salesforce o
 127.0.0.1 (the real simple-salesforce talks to it; erased through Bulk API 2.0 jobs), and with the
 ``zendesk`` connector the helpdesk is its fake Zendesk API (the real zenpy talks to it;
 tickets deleted through job statuses); then
-finds, exports and erases one sample subject, records the carrier's confirmation, sweeps
-mail past retention, and verifies the signed receipts. A lookalike address and a household
+finds, exports and erases one sample subject, corrects another's phone and records his
+objection to marketing, records the carrier's confirmation, sweeps mail past retention, and
+verifies the signed receipts. A lookalike address and a household
 member sharing the subject's phone are seeded too: they must survive.
 """
 
@@ -80,6 +81,7 @@ url = "sqlite:///{root}/shop.db"
 [systems.shop-db.tables.customers]
 identifiers = {{ email = "email", phone = "phone", customer_id = "customer_no" }}
 action = "delete"
+opt_out = {{ marketing = {{ marketing_ok = 0 }} }}
 
 [systems.shop-db.tables.orders]
 action = "delete"
@@ -129,14 +131,16 @@ def _seed_maildir(root: Path) -> None:
 
 SHOP_SQL = """
 CREATE TABLE customers (id INTEGER PRIMARY KEY, customer_no TEXT UNIQUE, email TEXT NOT NULL,
-                        phone TEXT, full_name TEXT);
+                        phone TEXT, full_name TEXT, marketing_ok INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL
                      REFERENCES customers(id), item TEXT, total NUMERIC);
 CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id)
                        ON DELETE SET NULL, billing_email TEXT UNIQUE, billing_name TEXT,
                        amount NUMERIC);
-INSERT INTO customers VALUES (1, 'C-1001', 'Alice@Example.com', '+4915112345678', 'Alice Example');
-INSERT INTO customers VALUES (2, 'C-1002', 'jimalice@example.com', '+4915199999999', 'Jim Alice');
+INSERT INTO customers (id, customer_no, email, phone, full_name)
+  VALUES (1, 'C-1001', 'Alice@Example.com', '+4915112345678', 'Alice Example');
+INSERT INTO customers (id, customer_no, email, phone, full_name)
+  VALUES (2, 'C-1002', 'jimalice@example.com', '+4915199999999', 'Jim Alice');
 INSERT INTO orders VALUES (10, 1, 'kettle', 39.90);
 INSERT INTO orders VALUES (11, 1, 'teapot', 24.00);
 INSERT INTO orders VALUES (12, 2, 'mug', 8.50);
@@ -407,6 +411,10 @@ def run_demo(folder: Path, out: Console) -> int:
         out.print(f"\n[bold]2. Access package[/] {package} ({package.stat().st_mode & 0o777:o}):"
                   f" {', '.join(names)}\n")
 
+        _rights(orch, root, out)
+        if smtp_demo is not None:
+            smtp_demo[2].clear()  # the carrier's notice of Jim's correction: shown in 2b
+
         erase = orch.submit(RequestSpec(RequestType.ERASURE, SUBJECT, ticket="DEMO-2",
                                         verified=True))
         summary = orch.run(only=[erase])
@@ -492,6 +500,39 @@ def run_demo(folder: Path, out: Console) -> int:
             zd_demo[0].stop()
         if smtp_demo is not None:
             smtp_demo[1].stop()
+
+
+def _rights(orch: Orchestrator, root: Path, out: Console) -> None:
+    """Jim's phone is corrected (Art. 16) and he objects to marketing (Art. 21): each
+    system does what it can, and says so where it cannot."""
+    jim = (("email", "jimalice@example.com"),)
+    fix = orch.submit(RequestSpec(RequestType.RECTIFICATION, jim, ticket="DEMO-4",
+                                  verified=True, corrections=(("phone", "+4915199999990"),)))
+    objection = orch.submit(RequestSpec(RequestType.OBJECTION, jim, ticket="DEMO-5"))
+    for _ in range(5):  # Salesforce and Zendesk jobs finish after they are polled
+        orch.run(only=[fix, objection])
+        if all(t.stage in ("done", "awaiting_confirmation")
+               for t in orch.ledger.tasks_for([fix, objection])):
+            break
+    table = Table(title="2b. Jim corrects his phone (Art. 16) and objects to marketing "
+                        "(Art. 21)")
+    for col in ("system", "rectification (phone)", "objection (marketing)"):
+        table.add_column(col)
+    cells: dict[str, dict[str, str]] = {}
+    for t in orch.ledger.tasks_for([fix, objection]):
+        cells.setdefault(t.system, {})[t.request_id] = (
+            t.outcome if t.stage == "done" else t.stage).replace("_", " ")
+    for name in sorted(cells):
+        table.add_row(name, cells[name].get(fix, "-"), cells[name].get(objection, "-"))
+    out.print(table)
+    if "shop-db" in orch.systems:
+        db = sqlite3.connect(root / "shop.db")
+        phone, ok = db.execute(
+            "SELECT phone, marketing_ok FROM customers WHERE id = 2").fetchone()
+        db.close()
+        out.print(f"shop-db: Jim's phone is now {phone}; marketing_ok = {ok}. Receipts name "
+                  "the corrected field, never the value; a system that cannot correct or "
+                  "has no opt-out is not covered, and says so.\n")
 
 
 def _tell_and_confirm(orch: Orchestrator, request: str, received: list[bytes],
