@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CONNECTOR_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard connectors/*/pyproject.toml))
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-long lint bench clean dovecot chromium
+.PHONY: install demo test test-long lint typecheck bench clean dovecot chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check src tests connectors bench
+
+# mypy over src/erasure and every connectors/*/src ([tool.mypy] in pyproject.toml)
+typecheck: install
+	$(BIN)/mypy
 
 # The mail connector's IMAP tests run against a real Dovecot; as root (CI) it is installed
 # where missing, otherwise those tests skip and say how to enable them.
@@ -41,7 +45,7 @@ chromium:
 		|| echo "warning: could not install chromium; the package page test will skip"; \
 	fi
 
-test: lint dovecot chromium
+test: lint typecheck dovecot chromium
 	$(BIN)/python -m pytest
 
 # The model-based tests (tests/test_model.py, tests/test_model_engine.py) explore 5000
@@ -55,4 +59,4 @@ bench: install
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .erasure .erasure-demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) .erasure .erasure-demo .pytest_cache .ruff_cache .mypy_cache

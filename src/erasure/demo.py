@@ -520,8 +520,8 @@ def _rights(orch: Orchestrator, root: Path, out: Console) -> None:
         table.add_column(col)
     cells: dict[str, dict[str, str]] = {}
     for t in orch.ledger.tasks_for([fix, objection]):
-        cells.setdefault(t.system, {})[t.request_id] = (
-            t.outcome if t.stage == "done" else t.stage).replace("_", " ")
+        state = (t.outcome or "") if t.stage == "done" else t.stage
+        cells.setdefault(t.system, {})[t.request_id] = state.replace("_", " ")
     for name in sorted(cells):
         table.add_row(name, cells[name].get(fix, "-"), cells[name].get(objection, "-"))
     out.print(table)

@@ -254,7 +254,9 @@ class Runner:
         tell_finished = self._watched("erasure_request_finished")
         with self.ledger.fenced([w.row.id for w in works]) as (conn, owned):
             ending = [w for w in works if w.row.id in owned]
-            entries, outbox, ends = [], [], []
+            entries: list[tuple[str, dict[str, Any]]] = []  # (request id, receipt body)
+            outbox: list[tuple[str, str, dict[str, Any]]] = []  # (event id, hook, payload)
+            ends: list[dict[str, Any]] = []
             for w in ending:
                 outcome = finish.request_outcome(w)
                 entries.extend((w.row.id, body)

@@ -293,8 +293,8 @@ class Api:
         for result in (el for el in root.iter() if local(el) == "result"):
             fields = {local(c): c for c in result.iter()}
             ok = (fields["success"].text or "") == "true" if "success" in fields else False
-            code = fields["statusCode"].text if "statusCode" in fields else "UNKNOWN"
-            out.append(None if ok else (code or "UNKNOWN"))
+            status = fields["statusCode"].text if "statusCode" in fields else "UNKNOWN"
+            out.append(None if ok else (status or "UNKNOWN"))
         if len(out) != len(ids):
             raise PermanentError(f"{what}: answer does not match the request")
         return out

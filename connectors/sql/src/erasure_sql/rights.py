@@ -123,9 +123,9 @@ class RightsMixin:
                 out.extend(self._set_chunk(tm, what, cols, chunk, by_pk, changes))
         return out
 
-    def _set_chunk(self, tm: TableModel, what: str, cols: list[str], chunk: list[Key],
+    def _set_chunk(self, tm: TableModel, what: str, cols: list[str], chunk: Sequence[Key],
                    by_pk: dict[Key, list[Finding]], changes: Any) -> list[ItemOutcome]:
-        out = []
+        out: list[ItemOutcome] = []
         with db_errors(f"{what} {tm.name}"), self._engine.begin() as conn:
             stmt = sa.select(*tm.pk_cols(), *(tm.col(c) for c in cols)).where(
                 pk_filter(tm.table, tm.pk, chunk, self._dialect))

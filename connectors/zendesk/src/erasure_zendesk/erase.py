@@ -130,14 +130,14 @@ class Eraser:
         for phase, present in (("delete", live), ("purge", deleted - live)):
             wanted = {s.key: sorted(ref_id(f) for f in s.tickets
                                     if ref_id(f) in present) for s, _ in fresh}
-            jobs = self.jobs.submit(phase, {k: v for k, v in wanted.items() if v})
+            submitted = self.jobs.submit(phase, {k: v for k, v in wanted.items() if v})
             for s, key_digest in fresh:
-                if s.key not in jobs:
+                if s.key not in submitted:
                     continue
-                self.jobs.journal(s.holder, phase, key_digest, jobs[s.key])
+                self.jobs.journal(s.holder, phase, key_digest, submitted[s.key])
                 for f in s.tickets:
                     if ref_id(f) in present:
-                        handles[(s.key, f.ref)] = Handle(phase, jobs[s.key], s.holder)
+                        handles[(s.key, f.ref)] = Handle(phase, submitted[s.key], s.holder)
         return handles
 
     def _users(self, uids: set[int]) -> dict[int, dict[str, Any]]:
@@ -204,7 +204,7 @@ class Eraser:
             results = [self._ticket_result(o, handles[id(o)], statuses)
                        for o in s.tickets]
             for o, (status, h) in zip(s.tickets, results, strict=True):
-                if status == "purge":
+                if status == "purge" and h is not None:
                     purge.setdefault(s.key, []).append((o.finding, h))
                 elif status == "pending":
                     out.append(ItemOutcome(o.finding, S.PENDING, handle=str(h)))
@@ -238,8 +238,9 @@ class Eraser:
         """("pending" | "purge" | "done" | an error, handle) of one ticket item."""
         if h is None:
             return "unknown handle", None
-        jobs = [statuses.get(j) for j in h.jobs]
-        if any(j is None for j in jobs):
+        known = [statuses.get(j) for j in h.jobs]
+        jobs = [j for j in known if j is not None]
+        if len(jobs) < len(known):
             return "zendesk job status expired before the ticket was gone", h
         if any(j.get("status") not in ("completed", "failed") for j in jobs):
             return "pending", h

@@ -326,7 +326,7 @@ class _Handler(BaseHTTPRequestHandler):
             root = ET.fromstring(body)
         except ET.ParseError:
             return 500, xml, _envelope(_fault("INVALID_XML", "malformed request")).encode()
-        texts = {el.tag.rsplit("}", 1)[-1]: [] for el in root.iter()}
+        texts: dict[str, list[str]] = {el.tag.rsplit("}", 1)[-1]: [] for el in root.iter()}
         for el in root.iter():
             texts[el.tag.rsplit("}", 1)[-1]].append(el.text or "")
         session = (texts.get("sessionId") or [""])[0]
