@@ -243,6 +243,8 @@ def _normalise_address(value: str) -> str:
     # One line per address part is common in forms: keep the parts, drop the layout.
     parts = [" ".join(p.split()) for p in value.replace("\r", "").split("\n")]
     text = ", ".join(p for p in parts if p)
+    if not text:
+        raise UsageError("empty address")
     if len(text) > 500:
         raise UsageError("address is longer than 500 characters")
     return _normalise_plain(text)

@@ -958,6 +958,16 @@ class ConnectorContract:
                 mine = self._found(connector, world, world[role])
                 shown += (self._delete(connector, mine) if cap is Capability.DELETE
                           else list(getattr(connector, cap.value)(mine)))
+        news: set[str] = set()
+        if (connector.supports(Capability.RECTIFY) and "dave" in world.people
+                and {E, P, N} & set(self._types(connector))):
+            fix = self._correction(connector, world["dave"])
+            news.add(fix.new)
+            shown += [fix, *connector.rectify(self._found(connector, world, world["dave"]),
+                                              [fix])]
+        if connector.supports(Capability.OBJECT):
+            shown += list(connector.object_to(self._found(connector, world, world["carol"]),
+                                              ObjectionScope.MARKETING))
         text = caplog.text + " ".join(repr(x) for x in shown)
-        for value in {i.value for s in people for i in s.identifiers}:
+        for value in {i.value for s in people for i in s.identifiers} | news:
             assert value not in text, "an identifier appeared in a log line or repr"
