@@ -50,12 +50,8 @@ class TestZendeskContract(ConnectorContract):
 
     def objected(self, connector: ZendeskConnector, findings: Sequence[Finding],
                  scope: ObjectionScope) -> set[str]:
-        # the scope's tag on the user; a ticket follows its requester (as agents read it)
-        store, out = self.fake.store, set()
+        # the scope's tag on the user, as an agent reads it (tickets have no opt-out)
+        store = self.fake.store
         tag = f"erasure-objection-{scope.value}"
-        for f in findings:
-            kind, ident = f.ref.split("/")
-            uid = int(ident) if kind == "user" else store.tickets[int(ident)]["requester_id"]
-            if tag in store.users[uid]["tags"]:
-                out.add(f.ref)
-        return out
+        return {f.ref for f in findings if f.ref.startswith("user/")
+                and tag in store.users[int(f.ref.split("/")[1])]["tags"]}

@@ -3,12 +3,11 @@
 Rectification corrects the user's name, and emails and phones through identities: a
 ``PUT`` never replaces a primary email (Zendesk adds the new one as a secondary), so the
 corrected value is added as an identity, made primary where the old one was, and the old
-identity removed. Tickets hold no copy of the requester's email or phone: a ticket finding
-answers DONE when its subject's user was corrected in this call (what the ticket shows
-changed with it), ALREADY_DONE otherwise.
+identity removed. Tickets hold no copy of the requester's email or phone, nor an opt-out
+of their own: ticket findings answer ALREADY_DONE (what an agent sees of the requester
+changes with the user).
 
-An objection tags the user (``objection_tags``: one tag per scope it can honour); a
-ticket's processing follows its requester, so ticket findings answer with their user.
+An objection tags the user (``objection_tags``: one tag per scope it can honour).
 """
 
 from __future__ import annotations
@@ -57,7 +56,6 @@ class Rights:
             fixes.setdefault(c.subject, []).append(c)
         users = _show_many(self.client, "users/show_many", "users",
                            [ref_id(f) for f in findings if f.kind == USER])
-        changed: dict[str, bool] = {}
         out: list[ItemOutcome] = []
         for f in findings:
             if f.kind != USER:
@@ -71,13 +69,8 @@ class Rights:
             except PermanentError as exc:
                 out.append(ItemOutcome(f, S.FAILED, error=str(exc)))
                 continue
-            changed[f.subject] = changed.get(f.subject, False) or did
             out.append(ItemOutcome(f, S.DONE if did else S.ALREADY_DONE))
-        for f in findings:
-            if f.kind != USER:
-                out.append(ItemOutcome(f, S.DONE if changed.get(f.subject) else
-                                       S.ALREADY_DONE))
-        return out
+        return out + [ItemOutcome(f, S.ALREADY_DONE) for f in findings if f.kind != USER]
 
     def _rectify_user(self, user: dict[str, Any], fixes: list[Correction]) -> bool:
         uid = int(user["id"])
@@ -136,7 +129,6 @@ class Rights:
                 f"zendesk has no opt-out configured for {scope.value} (objection_tags)")
         users = _show_many(self.client, "users/show_many", "users",
                            [ref_id(f) for f in findings if f.kind == USER])
-        tagged: dict[str, bool] = {}
         out: list[ItemOutcome] = []
         for f in findings:
             if f.kind != USER:
@@ -149,10 +141,5 @@ class Rights:
             if did:
                 self.client.put(f"users/{ref_id(f)}/tags", "record objection",
                                 {"tags": [tag]})
-            tagged[f.subject] = tagged.get(f.subject, False) or did
             out.append(ItemOutcome(f, S.DONE if did else S.ALREADY_DONE))
-        for f in findings:
-            if f.kind != USER:
-                out.append(ItemOutcome(f, S.DONE if tagged.get(f.subject) else
-                                       S.ALREADY_DONE))
-        return out
+        return out + [ItemOutcome(f, S.ALREADY_DONE) for f in findings if f.kind != USER]
