@@ -158,6 +158,7 @@ def systems_check(
     """Check that every system is reachable and has the permissions it needs."""
     with _orchestrator(config) as orch:
         problems = orch.check_systems()
+        advice = _advice(orch, problems)
         found: dict[str, list[str]] = {}
         if deep:
             with _errors():
@@ -182,7 +183,22 @@ def systems_check(
             out.print(f"{name}: [green]ok[/]")
         for line in lines:
             out.print(f"  {name}: [red]{escape(line)}[/]")
+        for line in advice.get(name, []):
+            out.print(f"  {name}: [yellow]note: {escape(line)}[/]")
     raise typer.Exit(1 if any(problems.values()) or any(found.values()) else 0)
+
+
+def _advice(orch: Orchestrator, problems: dict[str, str | None]) -> dict[str, list[str]]:
+    """Per reachable system, its notes that are not failures (``Connector.advice``)."""
+    notes: dict[str, list[str]] = {}
+    for name, s in orch.systems.items():
+        if problems.get(name) or s.uncovered:
+            continue
+        try:
+            notes[name] = s.connector().advice()
+        except ErasureError as exc:
+            notes[name] = [f"could not be checked: {exc}"]
+    return notes
 
 
 def _deep_check(orch: Orchestrator, emails: list[str], phones: list[str],

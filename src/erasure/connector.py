@@ -292,6 +292,12 @@ class Connector(ABC):
         """
         raise CapabilityNotSupported(f"{self.name} cannot discover a mapping")
 
+    def advice(self) -> list[str]:
+        """Notes for the operator that are not failures, one line each (``erasure systems
+        check`` prints them): an index that would serve the connector's lookups, say. No
+        personal data. Optional; the default has none."""
+        return []
+
     def deep_check(self, subjects: Sequence[Subject]) -> list[str]:
         """Search beyond the mapping (``erasure systems check --deep``): one line per place
         outside it that holds a strong identifier of ``subjects`` (or, with no subjects, of

@@ -66,3 +66,22 @@ def test_discover_proposal_leaves_only_the_keyless_note_and_the_name(db: Db) -> 
     assert places == {f"{own}.order_note.order_id",
                       f"{own}.loyalty.member_name (a name: review)"}
     assert [(r["id"], r["customer_id"]) for r in db.rows("payment_card")] == [(2, None)]
+
+
+def test_discover_lists_a_table_linked_by_a_name_only_as_weak(db: Db) -> None:
+    owned_shop(db)
+    data: dict[str, Any] = {"url": db.url, "scan_schemas": []}
+    if db.schema:
+        data["schema"] = db.schema
+    from erasure_sql import SqlConnector, SqlSettings
+
+    from erasure.connector import validating_for
+
+    with validating_for("discover"):
+        c = SqlConnector("shop", SqlSettings.model_validate(data))
+    db.connectors.append(c)
+    text = c.discover()
+    assert ("# table loyalty: not mapped: possibly personal but no row is linked to a person: "
+            "member_name (name, high); linked by a name only (weak)") in text, text
+    assert "# table product: not mapped: not personal" in text  # "Garden Hose" is no person
+    assert "Jane" not in text

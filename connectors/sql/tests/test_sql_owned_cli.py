@@ -34,7 +34,12 @@ def test_discover_then_erase_john_then_jane_is_left_alone(db: Db, tmp_path: Path
     config.write_text(HEADER + system_section(db), encoding="utf-8")
     proposal = tmp_path / "shop.toml"
     assert cli("discover", "shop", "--write", str(proposal), config=config).returncode == 0
-    config.write_text(HEADER + proposal.read_text(encoding="utf-8"), encoding="utf-8")
+    text = proposal.read_text(encoding="utf-8")
+    # find's lookups no index serves, with the statement that would (issue 19)
+    assert (f'# index: no index serves find\'s lookups of customer.lower(email) (every batch '
+            f'reads the whole table): CREATE INDEX customer_email_lower_idx ON {db.schema}.'
+            'customer (lower(email));') in text, text
+    config.write_text(HEADER + text, encoding="utf-8")
     assert cli("config", "check", config=config).returncode == 0
     package = cli("export", "--email", JOHN, "--verified", config=config)
     assert package.returncode == 0, package.stdout + package.stderr
@@ -77,6 +82,9 @@ def test_a_mapping_of_the_customer_alone_ends_partial_naming_the_keys(
     own = db.schema
     for place in ("login.customer_id", "orders.customer_id", "payment_card.customer_id"):
         assert f"unmapped link: {own}.{place} -> customer" in deep.stdout, deep.stdout
+    checked = cli("systems", "check", config=config)
+    assert checked.returncode == 0 and "shop: note: no index serves find's lookups of " \
+        "customer.lower(email)" in " ".join(checked.stdout.split()), checked.stdout
     receipt = erase_jane(config)
     assert receipt["run"].returncode == 1 and receipt["outcome"] == "partial"
     assert receipt["unmapped_residue"] == [

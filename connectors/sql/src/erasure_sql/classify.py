@@ -44,7 +44,9 @@ _NAMES: list[tuple[str, re.Pattern[str], str]] = [
     ("address", re.compile(r"^(house|street|street_?address|address(_?line)?\d?|city|zip|"
                            r"zip_?code|postcode|postal_?code|state)$", _I), "medium"),
     ("name", re.compile(r"^(first|last|full|given|family|sur|display|middle|customer|contact|"
-                        r"maiden)_?name$|^surname$", _I), "high"),
+                        r"maiden|holder|card_?holder|member|account_?holder|recipient|"
+                        r"billing|shipping|patient|guest|client|person)_?name$|^surname$", _I),
+     "high"),
 ]
 _PLAIN_NAME = re.compile(r"^name$", _I)
 # Kinds the mapping check treats as personal when a column's name says so.
@@ -173,7 +175,12 @@ def from_sample(table: sa.Table, column: sa.Column[Any], named: Guess | None,
     kind, hits = best
     share = f"{hits} of {total} sampled values look like {kind}"
     if kind == "name" and not people_table(table.name) and (named is None or named.kind != kind):
-        return named  # capitalised words in a catalogue are product names
+        # Capitalised words in a catalogue's "name" are product names; a "..._name" column
+        # of names (a loyalty member's, a card holder's) holds people's.
+        low = column.name.lower()
+        if named is None and low != "name" and low.endswith("name"):
+            return Guess(kind, "medium", f"{share}, column named like a name")
+        return named
     if named is None:
         return Guess(kind, "medium" if kind != "name" else "low", share)
     if named.kind == kind:

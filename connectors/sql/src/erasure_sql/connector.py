@@ -6,6 +6,7 @@ import concurrent.futures as cf
 import contextvars
 import itertools
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -110,7 +111,10 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, RightsMixin, Connector
         with self._lock:
             if self._mapping is None:
                 meta = sa.MetaData(schema=self.settings.db_schema)
-                with db_errors("reflect schema"):
+                with db_errors("reflect schema"), warnings.catch_warnings():
+                    # SQLite: "skipped ... expression-based index" (lower(email), which
+                    # erasure_sql.indexes reads itself)
+                    warnings.simplefilter("ignore", sa_exc.SAWarning)
                     meta.reflect(self._engine, schema=self.settings.db_schema)
                 self._mapping = build_mapping(self.settings, meta)
             return self._mapping
@@ -256,6 +260,14 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, RightsMixin, Connector
                                   if isinstance(v, str) and v.strip())
         return sorted(values)
 
+    def advice(self) -> list[str]:
+        """Lookups of find that no index serves, each with the CREATE INDEX that would
+        (see :mod:`erasure_sql.indexes`)."""
+        from .indexes import unserved
+
+        with db_errors("check indexes"):
+            return unserved(self._engine, self.mapping())
+
     def discover(self) -> str:
         from .discover import discover
 
@@ -329,8 +341,10 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, RightsMixin, Connector
     def _erase(self, findings: Sequence[Finding], anonymise_only: bool) -> list[ItemOutcome]:
         """Delete (or only anonymise) rows table by table, children before parents."""
         findings, others = self._not_owned(findings)
-        grouped, bad = self._group(findings, take=True)
         m = self.mapping()
+        if anonymise_only:
+            self._refuse_unruled(m, findings)
+        grouped, bad = self._group(findings, take=True)
         out = self._bad(bad) + self._shared(others)
         if not grouped:
             return out
@@ -354,6 +368,19 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, RightsMixin, Connector
                 db.meanwhile = None  # outcomes of the attempt rolled back
                 out.extend(self._erase_tables(db, m, grouped, anonymise_only, False, held))
         return out
+
+    def _refuse_unruled(self, m: Mapping, findings: Sequence[Finding]) -> None:
+        """Anonymising rows whose personal columns have no rule would change nothing and
+        say done: refused before anything changes, naming where the rules go."""
+        kinds = {f.kind for f in findings}
+        missing = [f"systems.{self.system}.tables.{t}.anonymise: {', '.join(tm.unruled)}"
+                   for t, tm in m.tables.items()
+                   if t in kinds and tm.unruled and tm.action != "retain"
+                   and t not in m.export_only]
+        if missing:
+            raise PermanentError(
+                "cannot anonymise: personal columns without a rule (name one, or "
+                '"keep:<reason>"; `erasure discover` proposes them): ' + "; ".join(missing))
 
     def _erase_tables(
         self, db: Overlapped, m: Mapping, grouped: dict[str, Group], anonymise_only: bool,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from typing import Any
 
 import sqlalchemy as sa
@@ -201,14 +202,15 @@ def _table_lines(sys_key: str, plan: _Plan, name: str) -> list[str]:
                           for k, v in idents.items())
         out.append(f"identifiers = {{ {pairs} }}")
     out.append('action = "delete"')
-    rules = {c: _RULES[g.kind] for c, g in guesses.items() if g.kind in _RULES}
+    rules = _rules(table, guesses)
     if rules:
         note = ("records the law may oblige you to keep" if any(
             w in name.lower() for w in _KEPT) else "to keep the rows without the person")
         text = ", ".join(f"{_key(c)} = {json.dumps(r)}" for c, r in rules.items())
-        out += [f"# {note}: anonymise instead (every personal column needs a rule, or",
-                '# "keep:<reason>"; "placeholder" for NOT NULL or unique text columns):',
-                '# action = "anonymise"', f"# anonymise = {{ {text} }}"]
+        out += ["# what anonymising its rows does (a request under policy \"anonymise\", or",
+                '# action = "anonymise"): every personal column has a rule, or "keep:<reason>"',
+                f"anonymise = {{ {text} }}",
+                f'# {note}: anonymise instead of deleting: action = "anonymise"']
     for link in plan.links:
         if (link.child == name and name in plan.owners and link.parent != name
                 and link.parent in plan.owners | plan.owned):
@@ -250,6 +252,27 @@ def _table_lines(sys_key: str, plan: _Plan, name: str) -> list[str]:
     return out
 
 
+def _rules(table: sa.Table, guesses: dict[str, Guess]) -> dict[str, str]:
+    """An anonymise rule for every personal column the column's constraints allow: NULL
+    where it may be NULL, a placeholder for NOT NULL or unique text, else a ``keep`` that
+    says what to decide. Never for a primary key column (its rows are deleted instead)."""
+    unique = {c.name for c in table.columns if c.unique}
+    unique |= {c.name for i in table.indexes if i.unique and len(i.columns) == 1
+               for c in i.columns}
+    out = {}
+    for col, g in guesses.items():
+        if g.kind not in _RULES or table.c[col].primary_key:
+            continue
+        column = table.c[col]
+        rule = _RULES[g.kind]
+        if rule == "null" and (not column.nullable or col in unique):
+            rule = "placeholder" if is_text(column) else None  # type: ignore[assignment]
+        elif rule == "placeholder" and not is_text(column):
+            rule = "null" if column.nullable else None  # type: ignore[assignment]
+        out[col] = rule or f"keep:review: NOT NULL {column.type}, choose a value to write"
+    return out
+
+
 def _unmapped_lines(plan: _Plan) -> list[str]:
     out = []
     for name in sorted(set(plan.tables) - plan.mapped):
@@ -263,6 +286,11 @@ def _unmapped_lines(plan: _Plan) -> list[str]:
         elif guesses:
             cols = ", ".join(f"{c} ({g.kind}, {g.confidence})" for c, g in guesses.items())
             why = f"possibly personal but no row is linked to a person: {cols}"
+            if all(g.kind == "name" for g in guesses.values()):
+                # A name is weak: linked by a name only, its rows are never erased
+                # automatically, but each erasure searches them for the person's names.
+                why += ("; linked by a name only (weak): after each erasure its names are "
+                        "searched for the person's, and a match is reported for review")
         elif linked:
             why = f"not personal (a catalogue?), used by {', '.join(linked)}"
         out.append(f"# table {name}: not mapped: {why}")
@@ -327,4 +355,26 @@ def discover(engine: sa.Engine, system: str, settings: SqlSettings) -> str:
         out.extend(_table_lines(sys_key, plan, name))
     out.append("")
     out.extend(_unmapped_lines(plan))
+    out.extend(f"# index: {line}" for line in _index_advice(engine, system, settings, out))
     return "\n".join(out) + "\n"
+
+
+def _index_advice(engine: sa.Engine, system: str, settings: SqlSettings, lines: list[str]
+                  ) -> list[str]:
+    """The CREATE INDEX statements the proposed mapping's lookups need (see
+    :mod:`erasure_sql.indexes`); nothing if the proposal maps nothing."""
+    from erasure.connector import validating_for
+
+    from .indexes import unserved
+    from .mapping import build_mapping
+
+    section = tomllib.loads("\n".join(lines))["systems"][system]
+    if not section.get("tables"):
+        return []
+    section.pop("connector", None)
+    section["url"] = settings.url.get_secret_value()
+    with validating_for("discover"):
+        proposed = SqlSettings.model_validate(section)
+    meta = sa.MetaData(schema=settings.db_schema)
+    meta.reflect(engine, schema=settings.db_schema)
+    return unserved(engine, build_mapping(proposed, meta))

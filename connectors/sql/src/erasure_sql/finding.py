@@ -17,6 +17,7 @@ from .dberrors import db_errors
 from .emitting import Emitter, only_way_in, shrinking_parts
 from .entries import Entry, Link, merged, record_direct
 from .forms import db_forms, too_many_forms
+from .indexes import case_insensitive
 from .mapping import Edge, Mapping, TableModel
 from .overlap import Overlapped
 from .queries import ArrayLookup, array_literal, in_values, tuple_in
@@ -265,8 +266,12 @@ class FindMixin:
             # and checked again below with Python's.
             search = db_forms(wanted)
             python = self._dialect == "sqlite" and too_many_forms(wanted)
-            expr = sa.func.erasure_lower(column) if python else sa.func.lower(column)
-            label = f"{'erasure_lower' if python else 'lower'}({col})"
+            if case_insensitive(self._dialect, column):
+                pass  # its collation compares case-insensitively: a plain index serves it
+            elif python:
+                expr, label = sa.func.erasure_lower(column), f"erasure_lower({col})"
+            else:
+                expr, label = sa.func.lower(column), f"lower({col})"
         new: set[Key] = set()
         pos = {c.name: i for i, c in enumerate(cols)}
         at, pk_of = pos[col], _key_getter([pos[c] for c in tm.pk])

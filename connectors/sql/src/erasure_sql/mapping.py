@@ -62,6 +62,9 @@ class TableModel:
     unlink: dict[str, AnonymiseRule] = field(default_factory=dict)
     #: Python types of the primary key columns (to skip coercing values already typed).
     pk_types: tuple[type | None, ...] = ()
+    #: personal columns (by name and type) that no rule changes and no ``keep`` keeps:
+    #: anonymising these rows would leave them as they are, so it is refused.
+    unruled: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.pk_types = tuple(python_type(self.table.c[c]) for c in self.pk)
@@ -357,6 +360,8 @@ def build_mapping(settings: SqlSettings, meta: sa.MetaData) -> Mapping:
             pk=tuple(c.name for c in table.primary_key.columns),
             identifiers=idents,
             rules=rules,
+            unruled=tuple(c for c in personal_columns(table) if c not in rules
+                          and c not in cfg.anonymise and not table.c[c].primary_key),
         )
     for e in edges:
         parent, child = models[e.parent], models[e.child]

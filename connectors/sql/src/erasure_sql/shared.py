@@ -57,7 +57,10 @@ def still_used(conn: sa.Connection, m: Mapping, grouped: dict[str, Group], diale
             src = m.tables.get(source)
             # Rows of the referencing table that go in this very call do not count.
             going: set[Key] = set()
-            if deleting and src is not None and src.action == "delete" and source in grouped:
+            if src is not None and source in grouped and (
+                    not deleting or src.action == "delete"):
+                # Rows of this erasure that go, or (anonymising) that are the subject's own:
+                # a home address only the subject's rows use is the subject's, not shared.
                 going = set(grouped[source].keys())
             cols = [table.c[c] for c in cols_from]
             pk_cols = list(table.primary_key.columns)
