@@ -10,7 +10,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 
 import pytest
-from erasure_zendesk import ZendeskConnector
+from erasure_zendesk import ZendeskConnector, ZendeskSettings
+from erasure_zendesk.client import ZendeskClient
 from erasure_zendesk.redact import REDACTED
 from erasure_zendesk.testing import FakeZendesk, Faults
 from zendesk_fixtures import TOKEN as TOKEN_TEXT
@@ -413,3 +414,18 @@ def test_a_soft_deleted_users_jobs_are_journalled_in_the_state_folder(
     assert fake.counts["DELETE /tickets/destroy_many"] == 1
     journal = (conn.state_dir / "zendesk-jobs.journal").read_text(encoding="utf-8")
     assert BOB not in journal and "req-bob" not in journal
+
+
+def test_subdomain_urls_and_oauth() -> None:
+    acme = ZendeskClient(ZendeskSettings(subdomain="acme", oauth_token="o-token-123"))
+    assert acme.url("users/show_many", {"ids": "1,2"}) == (
+        "https://acme.zendesk.com/api/v2/users/show_many.json?ids=1,2")
+    assert acme.url("search", {"query": 'email:"a+b@x.org"'}).endswith(
+        "search.json?query=email%3A%22a%2Bb%40x.org%22")  # values encoded, never raw
+    acme.close()
+    with FakeZendesk(oauth_token="o-token-123") as server:
+        server.store.add_user("Bob Baker", BOB)
+        bearer = ZendeskConnector("helpdesk", ZendeskSettings(url=server.url,
+                                                              oauth_token="o-token-123"))
+        bearer.check()
+        assert len(list(bearer.find([subject(("email", BOB))]))) == 1
