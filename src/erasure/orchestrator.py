@@ -244,13 +244,22 @@ class Orchestrator:
         """Validate and record one request; returns its id."""
         return self.submit_many([spec])[0]
 
+    def record(self, spec: RequestSpec) -> tuple[str, bool]:
+        """Validate and record one request: its id, and whether it is new (False: the
+        same request was recorded before, and this is its id)."""
+        new: set[str] = set()
+        rid = self.submit_many([spec], new=new)[0]
+        return rid, rid in new
+
     def submit_many(self, specs: Sequence[RequestSpec],
-                    labels: Sequence[str] | None = None) -> list[str]:
+                    labels: Sequence[str] | None = None, *,
+                    new: set[str] | None = None) -> list[str]:
         """Validate every spec first, then record all in one transaction (all or nothing).
 
         A bad spec raises UsageError prefixed with its label (``file.csv:7``) if given. A
         spec with a ticket whose request (same type, ticket and identifiers) was recorded
-        before is not recorded again: its id is the earlier request's.
+        before is not recorded again: its id is the earlier request's. ``new`` receives
+        the ids that were recorded now.
         """
         import uuid
 
@@ -288,8 +297,11 @@ class Orchestrator:
                 "dedupe_key": _dedupe_key(self.keys, spec, subject),
             })
         ciphers = self.ciphers
-        return self.ledger.add_requests(
+        ids = self.ledger.add_requests(
             rows, seal=lambda conn, ids: ciphers.seal(conn, {rid: raw[rid] for rid in ids}))
+        if new is not None:  # a row whose id came back was inserted, not found
+            new.update(rid for rid, row in zip(ids, rows, strict=True) if rid == row["id"])
+        return ids
 
     def get_request(self, request_id: str) -> RequestRow:
         """A request by id; UsageError naming it when there is none (creates no ledger)."""
