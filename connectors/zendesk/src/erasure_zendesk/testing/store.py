@@ -102,10 +102,33 @@ class Store:
     #: ``completed`` job status
     failing_tickets: dict[int, str] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    #: the search index as of the last :meth:`reindex` (``lag_search``), else None: search
+    #: sees every write at once
+    index: Store | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1001))
 
     def next_id(self) -> int:
         return next(self._ids)
+
+    def lag_search(self) -> None:
+        """From now on search answers from a copy of the data taken now and at every
+        :meth:`reindex`, as Zendesk's index lags behind writes."""
+        self.reindex()
+
+    def reindex(self) -> None:
+        """The search index catches up with every write so far."""
+        import copy
+
+        with self.lock:
+            users, identities, tickets, comments, by_user, by_email = copy.deepcopy((
+                self.users, self.identities, self.tickets, self.comments, self.by_user,
+                self.by_email))
+            self.index = Store(users=users, identities=identities, tickets=tickets,
+                               comments=comments, by_user=by_user, by_email=by_email)
+
+    def searched(self) -> Store:
+        """The data search answers from: the lagging index, or the store itself."""
+        return self.index if self.index is not None else self
 
     # seeding (what agents and customers did before the test) -------------------------
 
