@@ -73,6 +73,18 @@ class RetryBudget:
         return self.left() <= 0
 
 
+class _PastBudget(tenacity.stop.stop_base):
+    """Stop when the system's budget ends before the next wait would ("before", like the
+    deadline: a wait that would end past it is not started)."""
+
+    def __init__(self, budget: RetryBudget | None) -> None:
+        self.budget = budget
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self.budget is not None and \
+            self.budget.left() <= (retry_state.upcoming_sleep or 0.0)
+
+
 @dataclass
 class Attempts:
     """How many attempts a call took, filled in while it runs (for the receipt)."""
@@ -122,15 +134,11 @@ class RetryPolicy:
                 budget.succeeded()
             return result
 
-        def past_budget(state: tenacity.RetryCallState) -> bool:
-            # "before" too: a wait that would end past the system's budget is not started
-            return budget is not None and budget.left() <= (state.upcoming_sleep or 0.0)
-
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(is_transient),
             stop=tenacity.stop_after_attempt(self.max_attempts)
             # "before": a wait that would end past the deadline is not started.
-            | tenacity.stop_before_delay(remaining) | past_budget,
+            | tenacity.stop_before_delay(remaining) | _PastBudget(budget),
             wait=_WaitRetryAfter(
                 tenacity.wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait)
             ),
