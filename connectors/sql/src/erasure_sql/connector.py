@@ -23,6 +23,7 @@ from erasure import (
     IdentifierType,
     ItemOutcome,
     ItemStatus,
+    PermanentError,
     Record,
     Subject,
 )
