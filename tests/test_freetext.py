@@ -73,7 +73,7 @@ def test_a_ticket_that_is_not_a_reference_is_refused_on_every_path(config, tmp_p
     procs = run_many(
         ["request", "create", "--type", "erasure", "--email", EMAIL, "--verified", *bad],
         ["erase", "--email", EMAIL, "--verified", *bad],
-        ["export", "--email", EMAIL, *bad],
+        ["export", "--email", EMAIL, "--verified", *bad],
         ["find", "--email", EMAIL, *bad],
         ["find", "--dry-run", "--email", EMAIL, *bad],
         ["erase", "--email", EMAIL, "--verified", "--ticket", "T 1"],  # a space
@@ -115,7 +115,7 @@ def test_reasons_are_encrypted_hashed_on_receipts_and_no_identifier_is_anywhere(
     identifiers = ["--email", EMAIL, "--phone", PHONE, "--customer-id", CUSTOMER,
                    "--name", NAME, "--ip", IP]
     # an access request extended with a reason, a rectification, an erasure overridden
-    access = run_cli("request", "create", "--type", "access", *identifiers,
+    access = run_cli("request", "create", "--type", "access", "--verified", *identifiers,
                      "--ticket", "T-1", config=config)
     assert access.returncode == 0, describe(access)
     rid_access = access.stdout.strip()

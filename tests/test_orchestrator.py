@@ -388,7 +388,7 @@ def test_extension_is_recorded_once(make_orch) -> None:
     from datetime import datetime
 
     orch = make_orch({"systems": {"crm": mem()}})
-    rid = orch.submit(RequestSpec(RequestType.ACCESS, ALICE,
+    rid = orch.submit(RequestSpec(RequestType.ACCESS, ALICE, verified=True,
                                   received_at=datetime(2026, 1, 31, 9, 0)))
     assert orch.ledger.get_request(rid).due_at == datetime(2026, 2, 28, 9, 0)
     assert orch.extend(rid, 2, "many systems") == datetime(2026, 4, 30, 9, 0)

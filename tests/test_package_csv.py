@@ -26,7 +26,7 @@ def test_package_csv_cells_never_start_a_formula(tmp_path):
     fields = {"email": "alice@example.com", **FORMULAS, **PLAIN}
     seed(tmp_path / "crm.json", {"c/1": ("contact", fields)})
     config = write_config(tmp_path, {"crm": memory_system(tmp_path / "crm.json")})
-    proc = run_cli("export", "--email", "alice@example.com", config=config)
+    proc = run_cli("export", "--email", "alice@example.com", "--verified", config=config)
     assert proc.returncode == 0, describe(proc)
     (package,) = (tmp_path / "state" / "exports").glob("*.zip")
     with zipfile.ZipFile(package) as zf:

@@ -71,7 +71,7 @@ def config(tmp_path: Path) -> Path:
 
 
 def _package(config: Path, kind: str) -> Path:
-    proc = run_cli(kind, "--email", BOB, config=config)
+    proc = run_cli(kind, "--email", BOB, "--verified", config=config)
     assert proc.returncode == 0, describe(proc)
     (path,) = (config.parent / "state" / "exports").glob("*.zip")
     return path

@@ -5,14 +5,16 @@ holds the package's hash; a package can be encrypted with a password shown once.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
+import subprocess
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
 import pyzipper
-from clihelpers import memory_system, run_cli, seed, write_config
+from clihelpers import CLI, cli_env, memory_system, run_cli, seed, write_config
 
 from erasure import RequestType
 from erasure.orchestrator import RequestSpec
@@ -69,10 +71,13 @@ def test_a_package_goes_when_its_time_is_up(crm) -> None:
     assert row["deleted_why"] == "expired" and row["subjects"] is None
 
 
-def test_a_package_goes_at_once_when_the_person_is_erased_and_only_then(crm) -> None:
+def test_a_delivered_package_goes_at_once_when_the_person_is_erased_and_only_then(
+        crm) -> None:
     orch = crm()
     rid, path = access(orch)
     other, other_path = access(orch, LOOKALIKE)
+    for r in (rid, other):
+        orch.deliver_package(r, io.BytesIO())
     erase(orch, (("email", "nobody@example.com"),))  # someone else: nothing goes
     assert path.exists() and other_path.exists()
     erase(orch, ALICE)
@@ -81,6 +86,52 @@ def test_a_package_goes_at_once_when_the_person_is_erased_and_only_then(crm) -> 
     assert [r["request_id"] for r in orch.ledger.live_packages()] == [other]
     (row,) = orch.ledger.packages([rid])
     assert row["deleted_why"] == "subject erased"
+
+
+def test_an_undelivered_package_waits_for_its_delivery_after_the_person_is_erased(
+        tmp_path: Path) -> None:
+    """Issue 26: an erasure completing after an access request must not delete the
+    access package before anyone received it; it goes once delivered."""
+    crm = tmp_path / "crm.json"
+    seed(crm, {"c/1": ("contact", {"email": "alice@example.com", "note": "alice's"})})
+    config = write_config(tmp_path, {"crm": memory_system(crm)})
+    access = run_cli("export", "--email", "alice@example.com", "--verified", config=config)
+    assert access.returncode == 0, access.stderr
+    (rid,) = re.findall(r"Request (r-\w+)", access.stdout)
+    erased = run_cli("erase", "--email", "alice@example.com", "--verified", config=config)
+    assert erased.returncode == 0, erased.stderr
+    package = tmp_path / "state" / "exports" / f"{rid}.zip"
+    assert package.exists()
+    status = run_cli("status", config=config)
+    assert re.search(rf"{rid}\.zip .*delivery \(`erasure package get {rid}`\); the "
+                     r"person is erased", status.stdout), status.stdout
+    got = tmp_path / "given.zip"
+    fetched = run_cli("package", "get", rid, "-o", str(got), config=config)
+    assert fetched.returncode == 0, fetched.stderr
+    assert "deleted now" in fetched.stderr
+    with zipfile.ZipFile(got) as zf:
+        assert b"alice's" in zf.read("crm.json")
+    assert not package.exists()
+    assert "Packages" not in run_cli("status", config=config).stdout
+    again = run_cli("package", "get", rid, "-o", str(tmp_path / "again.zip"), config=config)
+    assert again.returncode == 2
+    assert again.stderr.strip().count("\n") == 0 and "delivered after erasure" in again.stderr
+
+
+def test_a_package_fetched_to_standard_output_is_the_file(tmp_path: Path) -> None:
+    crm = tmp_path / "crm.json"
+    seed(crm, {"c/1": ("contact", {"email": "alice@example.com"})})
+    config = write_config(tmp_path, {"crm": memory_system(crm)})
+    access = run_cli("export", "--email", "alice@example.com", "--verified", config=config)
+    (rid,) = re.findall(r"Request (r-\w+)", access.stdout)
+    cmd = [*CLI, "package", "get", rid, "-c", str(config)]
+    proc = subprocess.run(cmd, capture_output=True, env=cli_env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (tmp_path / "state" / "exports" / f"{rid}.zip").read_bytes()
+    status = run_cli("status", config=config)
+    assert re.search(r"expiry \(delivered \d{4}-", status.stdout), status.stdout
+    missing = run_cli("package", "get", "r-nosuch", "-o", str(tmp_path / "x"), config=config)
+    assert missing.returncode == 2 and "r-nosuch" in missing.stderr
 
 
 def test_an_encrypted_package_opens_only_with_its_password(crm) -> None:

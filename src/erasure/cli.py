@@ -39,12 +39,14 @@ from .cli_common import (
     _errors,
     _fail,
     _ident,
+    _interruptible,
     _orchestrator,
     _spec,
     _summary_exit,
     app,
     err,
     out,
+    package_app,
     request_app,
 )
 from .models import RequestType
@@ -78,10 +80,14 @@ def request_create(
                              corrections, scope),
                        request_key=request_key, allow_duplicate=allow_duplicate)
         orch.validate(spec)
-        rid, new = orch.record(spec)
-        if not new:
+        before = orch.ledger.count_requests()
+        rid = orch.submit(spec)
+        if orch.ledger.count_requests() == before:
             err.print(f"recorded before as {rid}; not recorded again (--allow-duplicate "
                       "if the person really asked twice)")
+            if spec.verified and not orch.get_request(rid).verified:
+                err.print(f"{rid} is not marked verified: `erasure request verify {rid} "
+                          "--method METHOD` records the check", highlight=False)
         out.print(rid)
 
 
@@ -129,6 +135,26 @@ def request_import(
                                  for rid, spec in zip(ids, specs, strict=True)))
 
 
+@request_app.command("verify")
+def request_verify(
+    request_id: str,
+    method: Annotated[str, typer.Option(
+        help="How the identity was checked, as a reference (e.g. id-document, "
+             "callback:T-12): shown on the receipts, so no personal data.")],
+    by: Annotated[str | None, typer.Option(
+        help="Who checked it, as a reference (default: your login name).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Record that a recorded request's subject had their identity checked; a request
+    that waited for it goes on at the next `erasure run`."""
+    import getpass
+
+    with _orchestrator(config) as orch, _errors():
+        orch.verify(request_id, method, by or getpass.getuser())
+        out.print(f"{request_id} verified ({method}); `erasure run` carries it out",
+                  highlight=False, markup=False)
+
+
 @request_app.command("extend")
 def request_extend(
     request_id: str, reason: Annotated[str, typer.Option(
@@ -139,6 +165,34 @@ def request_extend(
     with _orchestrator(config) as orch, _errors():
         due = orch.extend(request_id, months, reason)
         out.print(f"{request_id} now due {due:%Y-%m-%d}")
+
+
+@package_app.command("get")
+def package_get(
+    request_id: str,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the package here (default: standard output, when "
+                               "it is not a terminal).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Deliver the package of an access or portability request (a zip) and record it
+    delivered; a package of a person erased since then is deleted once delivered."""
+    with _orchestrator(config) as orch, _errors():
+        if output is None:
+            if sys.stdout.isatty():
+                _fail("the package is a zip: give -o FILE, or redirect the output")
+            row = orch.deliver_package(request_id, sys.stdout.buffer)
+        else:
+            try:
+                sink = output.open("wb")
+            except OSError as exc:
+                _fail(f"cannot write {output}: {exc.strerror or exc}")
+            with sink:
+                row = orch.deliver_package(request_id, sink)
+        gone = " (deleted now: the person has since been erased)" \
+            if row["deleted_at"] is not None else ""
+        err.print(f"{request_id}: package {row['file']} delivered{gone}", soft_wrap=True,
+                  highlight=False, markup=False)
 
 
 @app.command()
@@ -197,7 +251,7 @@ def run(
     config: ConfigOpt = None,
 ) -> None:
     """Process every open request. Safe to run from cron, and two at once."""
-    with _orchestrator(config) as orch, _errors():
+    with _orchestrator(config) as orch, _errors(), _interruptible():
         if request:
             for rid in request:
                 orch.get_request(rid)
@@ -232,7 +286,8 @@ def _one_shot(rtype: RequestType, email: list[str] | None, phone: list[str] | No
             _unsearched([(line.system, line.unsearched) for line in lines
                          if line.unsearched])
         rid = orch.submit(spec)
-        summary = orch.run(only=[rid])
+        with _interruptible():
+            summary = orch.run(only=[rid])
         if summary.awaiting_approval:
             out.print(f"{rid}: found; awaiting approval (`erasure approve {rid}`)")
         elif rid not in summary.finished:
@@ -329,16 +384,19 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
             due = {r.id: r.due_at for r in rows}
             due.update((t.request_id, orch.ledger.get_request(t.request_id).due_at)
                        for t in tasks if t.request_id not in due)
-            out.print(tasks_table(tasks, due))
+            requests = {r.id: r for r in rows}
+            requests.update((rid, orch.ledger.get_request(rid)) for rid in due
+                            if rid not in requests)
+            out.print(tasks_table(tasks, due, requests))
         packages = orch.ledger.live_packages()
         if packages:
-            table = compact_table("Packages (deleted when they expire, or at once when the "
-                                  "person's erasure completes)")
-            for col in ("request", "file", "made (UTC)", "goes (UTC)"):
-                table.add_column(col, no_wrap=True)
+            table = compact_table("Packages (deleted when they expire; when the person is "
+                                  "erased, once delivered)")
+            for col in ("request", "file", "made (UTC)", "goes (UTC)", "waits for"):
+                table.add_column(col, no_wrap=col != "waits for")
             for p in packages:
                 table.add_row(p["request_id"], p["file"], f"{p['made_at']:%Y-%m-%d %H:%M}",
-                              f"{p['expires_at']:%Y-%m-%d %H:%M}")
+                              f"{p['expires_at']:%Y-%m-%d %H:%M}", _package_wait(p))
             out.print(table)
         from .sweep import retention_status
         swept = retention_status(orch)
@@ -349,6 +407,15 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
             for row in swept:
                 table.add_row(*row)
             out.print(table)
+
+
+def _package_wait(p: dict[str, object]) -> str:
+    """What a live package waits for, in words."""
+    if p["subject_erased_at"] is not None:
+        return f"delivery (`erasure package get {p['request_id']}`); the person is erased"
+    if p["delivered_at"] is None:
+        return f"delivery (`erasure package get {p['request_id']}`) or expiry"
+    return f"expiry (delivered {p['delivered_at']:%Y-%m-%d %H:%M})"
 
 
 @app.command()

@@ -35,8 +35,10 @@ systems_app = typer.Typer(no_args_is_help=True, help="Configured systems.")
 connectors_app = typer.Typer(no_args_is_help=True, help="Installed connectors.")
 config_app = typer.Typer(no_args_is_help=True, help="Configuration.")
 keys_app = typer.Typer(no_args_is_help=True, help="Signing and encryption keys.")
+package_app = typer.Typer(no_args_is_help=True, help="Access and portability packages.")
 for sub, name in [(request_app, "request"), (receipts_app, "receipts"), (systems_app, "systems"),
-                  (connectors_app, "connectors"), (config_app, "config"), (keys_app, "keys")]:
+                  (connectors_app, "connectors"), (config_app, "config"), (keys_app, "keys"),
+                  (package_app, "package")]:
     app.add_typer(sub, name=name)
 
 ConfigOpt = Annotated[
@@ -57,11 +59,14 @@ IdSpaceOpt = Annotated[
     typer.Option("--id-space", help="Id space of --customer-id/--user-id (default: the "
                                     "config's for the type)."),
 ]
-Verified = Annotated[bool, typer.Option("--verified", help="The subject's identity was checked.")]
+Verified = Annotated[bool, typer.Option(
+    "--verified", help="The subject's identity was checked (needed by every type but find "
+                       "and objection; `erasure request verify` records how).")]
 Override = Annotated[
     str | None,
-    typer.Option("--override-unverified", help="Erase without verified identity; the reason "
-                                              "(kept encrypted; receipts show its hash)."),
+    typer.Option("--override-unverified", help="Go on without a verified identity; the "
+                                              "reason (kept encrypted; receipts show its "
+                                              "hash)."),
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
 Corrections = Annotated[list[str] | None, typer.Option(
@@ -169,12 +174,34 @@ def _ident(itype: str, value: str, id_space: str | None) -> tuple[str, str] | tu
     return (itype, value)
 
 
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C (SIGINT) during a run: one line on stderr saying what stopped and that the
+    next run resumes it, exit 130 (128 + SIGINT, what shells expect)."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        ids = list(getattr(exc, "requests", []))
+        if ids:
+            shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+            what = (f"stopped while working on {len(ids)} request(s) ({shown}); each step "
+                    "done was saved and their leases released")
+        else:
+            what = "stopped between batches; nothing was in progress"
+        err.print(f"interrupted: {what}; the next `erasure run` resumes", soft_wrap=True,
+                  highlight=False, markup=False)
+        raise typer.Exit(130) from None
+
+
 def _summary_exit(summary: RunSummary, *, failed: bool = False) -> None:
     """Say what a run did on stderr and exit: 0 if it all ended well, else 1 (``failed``:
     the caller found a reason of its own)."""
     if summary.replanned:
         err.print(f"{len(summary.replanned)} approved request(s) now find a different set of "
                   "items than was approved; nothing was done to them: review and approve again")
+    for rid in summary.awaiting_verification:
+        err.print(f"{rid}: waits for an identity check; nothing was done (`erasure request "
+                  f"verify {rid} --method METHOD`)", soft_wrap=True, highlight=False)
     if summary.awaiting_approval:
         err.print(f"{len(summary.awaiting_approval)} request(s) await approval: "
                   f"`erasure approve REQUEST`")
@@ -184,8 +211,12 @@ def _summary_exit(summary: RunSummary, *, failed: bool = False) -> None:
     if summary.waiting:
         parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(summary.waiting.items()))
         err.print(f"tasks left for a later run: {parts} (`erasure status`)")
-    if summary.failed_tasks:
-        err.print(f"{summary.failed_tasks} task(s) failed (`erasure status`, `erasure retry`)")
+    for rid, system, error in summary.failed:
+        # named here: a request whose last task failed has ended, and `status` lists
+        # open requests; its receipts keep the error
+        err.print(f"{rid} {system}: failed: {error} (`erasure receipts show {rid}`; "
+                  f"`erasure retry {rid}` while it is open)", soft_wrap=True,
+                  highlight=False, markup=False)
     for rid, system, error in summary.blocked:
         err.print(f"{rid} {system}: blocked, needs an operator: {error} (fix it, then "
                   f"`erasure retry {rid}`)", soft_wrap=True, highlight=False, markup=False)

@@ -37,6 +37,9 @@ requests_t = Table(
     Column("outcome", String(30)),
     Column("verified", Boolean, nullable=False, default=False),
     Column("override", Text),
+    # how the identity was checked when it was after the request was recorded
+    # (`erasure request verify`): JSON {method, by, at}, references only, no personal data
+    Column("verified_how", Text),
     Column("received_at", DateTime, nullable=False),
     Column("due_at", DateTime, nullable=False),
     Column("extension_reason", Text),
@@ -107,8 +110,8 @@ request_keys_t = Table(
 )
 
 # Access and portability packages while they exist: when each goes, and keyed hashes of
-# its subject's strong identifiers (an erasure of the same person removes it at once);
-# the hashes are cleared when the file is deleted.
+# its subject's strong identifiers (an erasure of the same person removes it once it was
+# delivered, or when it expires); the hashes are cleared when the file is deleted.
 packages_t = Table(
     "packages",
     metadata,
@@ -120,6 +123,10 @@ packages_t = Table(
     Column("subjects", Text),  # JSON list of keyed hashes; NULL once deleted
     Column("deleted_at", DateTime),
     Column("deleted_why", String(40)),
+    # when `erasure package get` first gave it out; NULL: nobody has received it yet
+    Column("delivered_at", DateTime),
+    # when an erasure of its subject completed: the file goes as soon as it is delivered
+    Column("subject_erased_at", DateTime),
 )
 
 # Small named values of the ledger itself: the key epoch, and whether it must rotate.

@@ -13,26 +13,25 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, BinaryIO
 
 from .chain import ReceiptChain, head_file_for
 from .config import Config
-from .engine import rules
+from .engine import rules, steps
 from .engine.commands import TaskCommands
 from .engine.expansion import Scoped
-from .engine.plan import PlanLine
-from .engine.plan import plan as dry_run
 from .engine.runner import Runner, RunSummary
-from .engine.steps import StepContext
-from .engine.tasks import Stage, TaskSummary
+from .engine.steps import StepContext, Work
+from .engine.tasks import Stage, TaskSummary, TaskWork
 from .engine.writer import TaskWriter
 from .errors import UsageError
 from .freetext import check_reference, seal_reason
 from .keys import KeyRing
 from .ledger import Ledger, RequestRow, add_months, ledger_exists, utcnow
-from .models import Identifier, RequestType
+from .models import Identifier, Outcome, RequestType
 from .plugins import PluginHost
 from .shredding import Cipher, EpochKeys, RequestKeys
-from .state import KnownIdentifiers, RequestIntent, request_blob
+from .state import KnownIdentifiers, RequestIntent, TaskData, request_blob
 from .systems import System, build_systems, check_system
 
 __all__ = ["Orchestrator", "PlanLine", "RequestSpec", "RunSummary"]
@@ -66,6 +65,25 @@ class RequestSpec:
 
     def __repr__(self) -> str:
         return f"RequestSpec({self.type.value}, ticket={self.ticket!r})"
+
+
+@dataclass(frozen=True)
+class PlanLine:
+    """One system's part of a plan (``--dry-run``): what would happen, without doing it."""
+
+    system: str
+    connector: str
+    policy: str
+    action: str
+    found: int
+    actionable: int
+    review: int
+    note: str = ""
+    #: keyed hashes of the items it would act on: the receipt's ``items`` for the same data
+    items: tuple[str, ...] = ()
+    id_spaces: tuple[str, ...] = ()
+    #: why the system could not be searched (its counts then mean nothing); "" if it was
+    unsearched: str = ""
 
 
 def _dedupe_key(keys: KeyRing, spec: RequestSpec, subject: str) -> str | None:
@@ -227,22 +245,13 @@ class Orchestrator:
         """Validate and record one request; returns its id."""
         return self.submit_many([spec])[0]
 
-    def record(self, spec: RequestSpec) -> tuple[str, bool]:
-        """Validate and record one request: its id, and whether it is new (False: the
-        same request was recorded before, and this is its id)."""
-        new: set[str] = set()
-        rid = self.submit_many([spec], new=new)[0]
-        return rid, rid in new
-
     def submit_many(self, specs: Sequence[RequestSpec],
-                    labels: Sequence[str] | None = None, *,
-                    new: set[str] | None = None) -> list[str]:
+                    labels: Sequence[str] | None = None) -> list[str]:
         """Validate every spec first, then record all in one transaction (all or nothing).
 
         A bad spec raises UsageError prefixed with its label (``file.csv:7``) if given. A
         spec with a ticket whose request (same type, ticket and identifiers) was recorded
-        before is not recorded again: its id is the earlier request's. ``new`` receives
-        the ids that were recorded now.
+        before is not recorded again: its id is the earlier request's.
         """
         import uuid
 
@@ -280,17 +289,34 @@ class Orchestrator:
                 "dedupe_key": _dedupe_key(self.keys, spec, subject),
             })
         ciphers = self.ciphers
-        ids = self.ledger.add_requests(
+        return self.ledger.add_requests(
             rows, seal=lambda conn, ids: ciphers.seal(conn, {rid: raw[rid] for rid in ids}))
-        if new is not None:  # a row whose id came back was inserted, not found
-            new.update(rid for rid, row in zip(ids, rows, strict=True) if rid == row["id"])
-        return ids
 
     def get_request(self, request_id: str) -> RequestRow:
         """A request by id; UsageError naming it when there is none (creates no ledger)."""
         if self._ledger is None and not ledger_exists(self.config.host.ledger_url()):
             raise UsageError(f"no request {request_id!r} in the ledger")
         return self.ledger.get_request(request_id)
+
+    def verify(self, request_id: str, method: str, by: str) -> None:
+        """Record that the identity of an open request's subject was checked, by whom and
+        how (references, no personal data: receipts show them); a request that waited for
+        it goes on at the next run."""
+        import json
+
+        check_reference(method, self.config.host.ticket_pattern, "--method")
+        check_reference(by, self.config.host.ticket_pattern, "--by")
+        row = self.get_request(request_id)
+        if row.status == "done":
+            raise UsageError(f"request {request_id} has ended ({row.outcome}): its receipts "
+                             "are written; nothing was recorded")
+        if row.verified:
+            raise UsageError(f"request {request_id} is verified already; nothing was recorded")
+        how = json.dumps({"method": method, "by": by,
+                          "at": utcnow().isoformat(timespec="seconds")})
+        status = "open" if row.status == "awaiting_verification" else row.status
+        self.ledger.update_request(request_id, verified=True, verified_how=how,
+                                   status=status)
 
     def approve(self, request_id: str) -> None:
         row = self.get_request(request_id)
@@ -321,6 +347,14 @@ class Orchestrator:
     def run(self, *, only: Sequence[str] | None = None, limit: int | None = None) -> RunSummary:
         """Process every due request (or ``only`` these) in batches until none is left."""
         return self.runner().run(only=only, limit=limit)
+
+    def deliver_package(self, request_id: str, sink: BinaryIO) -> dict[str, Any]:
+        """Give out the package of ``request_id`` into ``sink`` and record it delivered
+        (see :func:`erasure.packages.deliver`); its ledger row."""
+        from .packages import deliver
+
+        self.get_request(request_id)
+        return deliver(self.ledger, self.config.host.exports(), request_id, sink)
 
     def commands(self) -> TaskCommands:
         """A person's commands on tasks (confirm, retry), written as the runner writes."""
@@ -371,8 +405,48 @@ class Orchestrator:
     def plan(self, spec: RequestSpec) -> list[PlanLine]:
         """Find across all systems and say what would happen. Writes nothing anywhere."""
         idents = self.validate(spec, dry_run=True)
-        return dry_run(self.context, spec.type, idents, ticket=spec.ticket,
-                       verified=spec.verified, intent=_intent(spec))
+        known = KnownIdentifiers.from_request(idents, self.config.host.strong_identifiers)
+        now = utcnow()
+        row = RequestRow(
+            id="dry-run", ticket=spec.ticket, type=spec.type.value, status="open", outcome=None,
+            verified=spec.verified, override=None, received_at=now, due_at=add_months(now, 1),
+            extension_reason=None, created_at=now, finished_at=None, approved_at=None,
+            plan_hash=None,
+            identifiers=None, subject_digest=None, lease_owner=None, lease_until=None,
+        )
+        work = Work(row=row, type=spec.type, known=known, intent=_intent(spec), tasks={
+            s: TaskWork(request_id="dry-run", system=s, stage=Stage.PENDING, outcome=None,
+                        data=TaskData())
+            for s in self.systems
+        })
+        steps.find(self.context, [work], time.time())
+        # A search that failed (deferred or blocked) leaves its task pending: never "found 0".
+        unsearched = {name: t.summary.last_error or "the search failed"
+                      for name, t in work.tasks.items() if t.stage is Stage.PENDING}
+        lines = []
+        for name, system in self.systems.items():
+            t = work.tasks[name]
+            rule = work.rule(self.context, name)
+            action = rule.action
+            note = system.uncovered or t.summary.error or ""
+            if rule.action is None and rule.idle_outcome is Outcome.RETAINED:
+                note = f"retained: {system.config.reason}"
+            if name in unsearched:
+                note = f"could not be searched: {unsearched[name]}"
+            elif not known.complete and not unsearched:
+                note = "; ".join(filter(None, [note, "expansion stopped at expansion_rounds"]))
+            digest = self.keys.digest
+            lines.append(PlanLine(
+                system=name, connector=system.config.connector,
+                policy=system.config.policy.value,
+                action=action.value if action else "none",
+                found=len(t.data.findings), actionable=len(t.data.actionable),
+                review=len(t.data.findings) - len(t.data.actionable), note=note,
+                items=tuple(sorted(digest(name, ref) for ref in t.data.actionable)),
+                id_spaces=tuple(self.config.id_spaces.used(known.all(), name)),
+                unsearched=unsearched.get(name, ""),
+            ))
+        return lines
 
     # inspection ----------------------------------------------------------------------
 

@@ -26,8 +26,8 @@ def receipts_table(receipts: list[dict[str, Any]], title: str = "Receipts") -> T
     several = len({r["body"]["request"] for r in receipts}) > 1
     table = compact_table(title)
     cols = ["request"] if several else []
-    cols += ["system", "action", "outcome", "found", "acted", "review", "failed", "residue",
-             "tries"]
+    cols += ["system", "action", "outcome", "found", "acted", "review", "failed",
+             "unsupported", "retained", "residue", "tries"]
     for col in cols:
         table.add_column(col, overflow="fold", no_wrap=col != "request", min_width=len(col))
     notes = []
@@ -37,14 +37,18 @@ def receipts_table(receipts: list[dict[str, Any]], title: str = "Receipts") -> T
         b = r["body"]
         c = b["counts"]
         acted = sum(c.get(k, 0) for k in ("done", "already_done", "exported"))
-        note = "; ".join(b.get("errors") or []) or (b.get("policy_reason") or "")
-        if note:
-            notes.append(f"{b['system']}: {note}")
+        # every reason, not the first: why items failed, were not acted on, were kept
+        reasons = [*(b.get("errors") or []), *(b.get("not_acted") or [])]
+        if b.get("policy_reason"):
+            reasons.append(b["policy_reason"])
+        if reasons:
+            notes.append(f"{b['system']}: {escape('; '.join(reasons))}")
         table.add_row(
             *([b["request"]] if several else []), b["system"], b.get("action") or "-",
             f"[{colour.get(b['outcome'], 'white')}]{b['outcome']}[/]",
             str(c["found"]), str(acted), str(c["review"]), str(c.get("failed", 0)),
-            str(c["residue"]), str(sum(b.get("attempts", {}).values())),
+            str(c.get("not_supported", 0)), str(c.get("retained", 0)), str(c["residue"]),
+            str(sum(b.get("attempts", {}).values())),
         )
     if notes:
         table.caption = "\n".join(notes)
@@ -52,16 +56,22 @@ def receipts_table(receipts: list[dict[str, Any]], title: str = "Receipts") -> T
     return table
 
 
-def tasks_table(tasks: list[Any], due_dates: Mapping[str, datetime]) -> Table:
-    """Tasks of open requests that wait or failed: when they go on, and their last error.
+def tasks_table(tasks: list[Any], due_dates: Mapping[str, datetime],
+                requests: Mapping[str, Any] | None = None) -> Table:
+    """Tasks of open requests that wait or failed: why they wait, when they go on, and
+    their last error.
 
     A processor's confirmation is overdue once its request's due date (``due_dates``,
-    naive UTC, per request id) has passed: the request cannot end before it.
+    naive UTC, per request id) has passed: the request cannot end before it. ``requests``
+    (rows by id) tell a task waiting for approval, an identity check or a run that holds it.
     """
     table = compact_table("Tasks waiting or failed")
     for col in ("request", "system", "state", "next try (UTC)", "last error"):
         table.add_column(col, overflow="fold", no_wrap=col in ("request", "system"))
     now = datetime.now(UTC).replace(tzinfo=None)
+    by_request: dict[str, list[Any]] = {}
+    for t in tasks:
+        by_request.setdefault(t.request_id, []).append(t)
     for t in tasks:
         summary = TaskSummary.from_text(t.summary)
         state = t.stage.replace("_", " ") if t.outcome != "failed" else "[red]failed[/]"
@@ -78,6 +88,11 @@ def tasks_table(tasks: list[Any], due_dates: Mapping[str, datetime]) -> Table:
                 state += f" ({reminders} reminder{'s' if reminders > 1 else ''})"
         elif summary.deferrals and t.outcome != "failed":
             state += f" (deferred {summary.deferrals}x)"
+        if t.outcome != "failed" and not blocked:
+            why = _why_waiting(t, by_request[t.request_id],
+                               (requests or {}).get(t.request_id), now)
+            if why:
+                state += f": {escape(why)}"
         when = "-" if t.not_before is None or t.outcome == "failed" else (
             f"{datetime.fromtimestamp(t.not_before, UTC):%Y-%m-%d %H:%M}")
         if blocked:  # waits for an operator; fails at `when` (the due-date margin)
@@ -85,3 +100,24 @@ def tasks_table(tasks: list[Any], due_dates: Mapping[str, datetime]) -> Table:
         error = blocked or summary.error or summary.last_error or ""
         table.add_row(t.request_id, t.system, state, when, escape(error))
     return table
+
+
+def _why_waiting(t: Any, siblings: list[Any], request: Any, now: datetime) -> str:
+    """Why a task that is not failed waits, in words ("" when its stage says it)."""
+    status = getattr(request, "status", None)
+    if status == "awaiting_verification":
+        return f"waits for an identity check (`erasure request verify {t.request_id}`)"
+    if status == "awaiting_approval":
+        return f"waits for approval (`erasure approve {t.request_id}`)"
+    lease = getattr(request, "lease_until", None)
+    held = lease is not None and lease > now.replace(tzinfo=UTC).timestamp()
+    if t.stage in ("acting", "verifying") and not held and t.not_before is None:
+        return "stopped mid-way; the next run resumes (its actions are idempotent)"
+    if t.stage == "found":
+        # a request acts only once every system was searched: name the ones not yet
+        behind = [f"{o.system} ({o.stage.replace('_', ' ')}"
+                  + (", failed)" if o.outcome == "failed" else ")")
+                  for o in siblings if o.system != t.system and o.stage == "pending"]
+        if behind:
+            return "waits for " + ", ".join(behind) + " to be searched"
+    return ""

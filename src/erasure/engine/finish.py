@@ -99,11 +99,16 @@ def _body(ctx: StepContext, w: Work, t: TaskWork, now: datetime) -> dict[str, An
         "attempts": t.summary.attempts,
         "deferrals": t.summary.deferrals,
         "errors": t.summary.errors,
+        # why items were left as they were (not supported, retained): the connector's words
+        "not_acted": t.summary.not_acted,
         "verification": {
             "performed": t.summary.verified is not None,
             "ok": bool(t.summary.verified) and not t.data.residue,
         },
         "subject_verified": bool(w.row.verified),
+        # who checked the identity and how, when recorded by `erasure request verify`
+        # (references the operator named, no personal data); None: --verified at creation
+        "identity_check": json.loads(w.row.verified_how) if w.row.verified_how else None,
         # free text: the ledger keeps it encrypted with the request, the receipt its hash
         "unverified_override": reason_hash(digest, w.row.id, "unverified-override",
                                            w.row.override),

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from ..models import Action, Capability, Outcome, Policy, RequestType
+from ..models import Action, Capability, ItemStatus, Outcome, Policy, RequestType
 
-__all__ = ["OK_OUTCOMES", "OUTCOME_ORDER", "Rule", "capability_for", "for_request", "rule_for",
-           "worst"]
+__all__ = [
+    "NOT_ACTED", "OK_OUTCOMES", "OUTCOME_ORDER", "Rule", "capability_for", "for_request",
+    "rule_for", "worst",
+]
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,10 @@ class Rule:
     drops_packages: bool = False
 
 
-_EXPORT = Rule(Action.EXPORT, package=True, notice=False)
-_RESTRICT = Rule(Action.RESTRICT, approval=True)
+#: A package is a disclosure, and a restriction an act on someone's data: both need the
+#: identity checked first (Art. 12(6)).
+_EXPORT = Rule(Action.EXPORT, package=True, notice=False, verified_identity=True)
+_RESTRICT = Rule(Action.RESTRICT, approval=True, verified_identity=True)
 #: Verified by reading the items back: the new value there, the old ones gone.
 _RECTIFY = Rule(Action.RECTIFY, approval=True, verify=True, verified_identity=True)
 #: No approval: an objection to direct marketing must be honoured whenever it is made
@@ -103,6 +107,17 @@ def capability_for(action: Action) -> Capability:
     """The capability a connector must declare to be asked for ``action``."""
     return _CAPABILITY[action]
 
+
+#: An item the action did not act on, by what the connector answered, and the outcome it
+#: gives its system at best (whatever the request type and policy): a receipt never says
+#: ``completed`` while an item was left as it was. Kept on purpose by the connector's
+#: mapping (a legal duty) is ``retained``; not supported (a table without a restrict
+#: column) or failed is ``partial``. The receipt names the reason (``not_acted``).
+NOT_ACTED: dict[str, Outcome] = {
+    ItemStatus.NOT_SUPPORTED.value: Outcome.PARTIAL,
+    ItemStatus.FAILED.value: Outcome.PARTIAL,
+    ItemStatus.RETAINED.value: Outcome.RETAINED,
+}
 
 OUTCOME_ORDER = [
     Outcome.FAILED, Outcome.PARTIAL, Outcome.NOT_COVERED, Outcome.AWAITING_CONFIRMATION,

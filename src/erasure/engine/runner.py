@@ -21,7 +21,6 @@ from typing import Any
 from ..chain import ReceiptChain, head_file_for
 from ..leases import Heartbeat
 from ..ledger import Ledger, RequestRow, utcnow
-from ..models import Outcome
 from ..packages import drop_for_subject, expire
 from ..plugins import PluginHost
 from ..shredding import RequestKeys
@@ -32,7 +31,7 @@ from .steps import StepContext, Work
 from .tasks import Stage, TaskSummary
 from .writer import TaskWriter, deliver
 
-__all__ = ["RunSummary", "Runner"]
+__all__ = ["RunInterrupted", "RunSummary", "Runner"]
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +42,17 @@ class RunSummary:
 
     finished: list[str] = field(default_factory=list)
     awaiting_approval: list[str] = field(default_factory=list)
+    #: requests that need a verified identity and have none (recorded by an earlier
+    #: version): nothing is done until `erasure request verify`
+    awaiting_verification: list[str] = field(default_factory=list)
     #: approved requests whose systems now hold a different set: approve them again
     replanned: list[str] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     #: tasks left waiting for a later run: deferred, waiting on a system, or to confirm
     waiting: Counter[str] = field(default_factory=Counter)
-    #: tasks that failed in this run (their requests may still be open)
-    failed_tasks: int = 0
+    #: (request, system, error) of tasks that failed in this run (their requests may
+    #: have ended since: `erasure receipts show REQUEST`)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
     #: (request, system, error) of tasks that wait for an operator (`erasure retry`)
     blocked: list[tuple[str, str, str]] = field(default_factory=list)
     #: requests dropped because another runner took their lease
@@ -60,9 +63,24 @@ class RunSummary:
     head: tuple[int, str] | None = None
 
     @property
+    def failed_tasks(self) -> int:
+        """How many tasks failed in this run."""
+        return len(self.failed)
+
+    @property
     def ok(self) -> bool:
         return (all(o in OK_OUTCOMES for o in self.outcomes) and not self.failed_tasks
-                and not self.blocked)
+                and not self.blocked and not self.awaiting_verification)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run was stopped (Ctrl-C, SIGINT) while it worked on ``requests``: what each
+    step saved stays, their leases were released, and the next run resumes them."""
+
+    def __init__(self, requests: Sequence[str], summary: RunSummary) -> None:
+        super().__init__(f"interrupted while working on {len(requests)} request(s)")
+        self.requests = list(requests)
+        self.summary = summary
 
 
 class Runner:
@@ -111,6 +129,10 @@ class Runner:
             try:
                 with Heartbeat(self._renew, ids, host.lease_seconds / 3):
                     self._process(rows, summary)
+            except KeyboardInterrupt as exc:
+                if isinstance(exc, RunInterrupted):
+                    raise
+                raise RunInterrupted(ids, summary) from None
             finally:
                 self.ledger.release(ids)
                 self.ciphers.drop(ids)
@@ -128,7 +150,7 @@ class Runner:
         self.ledger.renew(ids, self.ctx.host.lease_seconds, self.clock())
 
     def _process(self, rows: Sequence[RequestRow], summary: RunSummary) -> None:
-        works = self.load(rows)
+        works = self._hold_unverified(self.load(rows), summary)
         now = self.clock()
         self._find_again_if_approved(works)
         steps.find(self.ctx, works, now)
@@ -172,14 +194,30 @@ class Runner:
         """Write the works' tasks, transitions and (with ``identifiers``) identifiers, in
         one transaction fenced by the leases; returns the works this runner still holds."""
         saved = self.writer.save(works, identifiers=identifiers)
-        summary.failed_tasks += saved.failed_tasks
+        summary.failed.extend(saved.failed)
         summary.lost.extend(saved.lost)
         return saved.kept
 
     def _watched(self, hook: str) -> bool:
         return self.writer.watched(hook)
 
-    # approval --------------------------------------------------------------------------
+    # identity and approval -------------------------------------------------------------
+
+    def _hold_unverified(self, works: list[Work], summary: RunSummary) -> list[Work]:
+        """Set aside requests whose type needs a verified identity (the rules table) but
+        have neither a verified identity nor an override with a reason (recorded before
+        the rule applied to their type): nothing is disclosed or changed for them until
+        `erasure request verify`. The works that go on."""
+        held = [w.row.id for w in works if for_request(w.type, "verified_identity")
+                and not w.row.verified and not w.row.override]
+        if not held:
+            return works
+        with self.ledger.fenced(held) as (conn, owned):
+            self.ledger.set_requests(conn, [{"id": rid, "status": "awaiting_verification"}
+                                            for rid in held if rid in owned])
+        summary.awaiting_verification.extend(held)
+        return [w for w in works if w.row.id not in held]
+
 
     def _gate(self, works: list[Work], summary: RunSummary) -> set[str]:
         """Stop requests that need a person's approval of their plan; their ids."""
@@ -274,19 +312,19 @@ class Runner:
             if tell_receipts:
                 outbox.extend((str(uuid.uuid4()), "erasure_receipt_written", r.to_json())
                               for r in receipts)
-            summary.failed_tasks += self.writer.write(conn, ending, purge=True)
+            summary.failed.extend(self.writer.write(conn, ending, purge=True))
             self.ledger.set_requests(conn, ends)
             ended = {w.row.id for w in ending}
             self.ledger.add_packages(conn, [p for p in made if p["request_id"] in ended])
             self.ciphers.forget(conn, ended)
             erased = {h for w in ending if for_request(w.type, "drops_packages")
-                      and finish.request_outcome(w) == Outcome.COMPLETED.value
+                      and finish.request_outcome(w) in OK_OUTCOMES
                       for h in finish.subject_hashes(self.ctx, w)}
             self.ledger.add_events(conn, outbox)
         self.chain.keep(head)  # after commit: the head kept outside the ledger too
-        # After commit: a package of a person just erased goes now, not in 30 days.
-        drop_for_subject(self.ledger, self.ctx.host.exports(), erased,
-                         keep={p["request_id"] for p in made})
+        # After commit: a delivered package of a person just erased goes now, not in 30
+        # days; one nobody has received yet goes once delivered (or when it expires).
+        drop_for_subject(self.ledger, self.ctx.host.exports(), erased)
         lost = [w.row.id for w in works if w.row.id not in owned]
         if lost:
             log.warning("%d request(s) dropped: their lease was taken over", len(lost))

@@ -31,7 +31,7 @@ from ..systems import CallResult, System, fan_out
 from . import rights
 from .find import find
 from .isolation import run_isolated
-from .rules import capability_for
+from .rules import NOT_ACTED, capability_for
 from .tasks import Stage, TaskWork
 from .work import WAITS, StepContext, Work, failed_call, find_call, limit, outcome_of
 
@@ -183,6 +183,8 @@ def _record(t: TaskWork, values: Sequence[Any]) -> None:
             t.data.handles.pop(ref, None)
         if v.status is ItemStatus.FAILED and v.error and not v.transient:
             _item_error(t, f"{v.finding.kind}: {v.error}")
+        elif v.status.value in NOT_ACTED and v.status is not ItemStatus.FAILED:
+            _not_acted(t, f"{v.status.value}: {v.error or v.finding.kind}")
 
 
 #: distinct item failures a receipt lists (the counts say how many items failed)
@@ -195,6 +197,12 @@ def _item_error(t: TaskWork, message: str) -> None:
     errors = t.summary.errors
     if message not in errors and len(errors) < _MAX_ITEM_ERRORS:
         errors.append(message)
+
+
+def _not_acted(t: TaskWork, reason: str) -> None:
+    """Name why items were left as they were on the receipt (distinct reasons, capped)."""
+    if reason not in t.summary.not_acted and len(t.summary.not_acted) < _MAX_ITEM_ERRORS:
+        t.summary.not_acted.append(reason)
 
 
 #: how many times one task searches again after stale findings before it fails

@@ -99,6 +99,9 @@ class TaskSummary:
     attempts: dict[str, int] = field(default_factory=dict)
     #: waits after a failure (grows the backoff)
     deferrals: int = 0
+    #: why items were not acted on ("not_supported: table orders has no restrict_column"),
+    #: the connector's words, no personal data
+    not_acted: list[str] = field(default_factory=list)
     #: every error recorded, the last one and its class
     errors: list[str] = field(default_factory=list)
     error: str | None = None

@@ -17,7 +17,7 @@ from ..models import ItemStatus, Outcome, RequestType, Subject
 from ..state import KnownIdentifiers, RequestIntent
 from ..systems import CallResult, System
 from .isolation import run_isolated
-from .rules import Rule, rule_for
+from .rules import NOT_ACTED, Rule, rule_for, worst
 from .tasks import Stage, TaskWork
 
 __all__ = ["WAITS", "StepContext", "Work", "failed_call", "find_call", "limit", "outcome_of"]
@@ -126,16 +126,15 @@ def _epoch(row: RequestRow) -> float:
 # outcome -------------------------------------------------------------------------------
 
 def outcome_of(t: TaskWork, *, failed: bool = False) -> str:
-    """The receipt's outcome of a task that is done."""
+    """The receipt's outcome of a task that is done: an item not acted on (failed, not
+    supported, retained: :data:`.rules.NOT_ACTED`) makes it ``partial`` or ``retained``."""
     statuses = list(t.data.outcomes.values())
-    failed_items = sum(1 for s in statuses if s == ItemStatus.FAILED.value)
     not_done = len(t.data.actionable) - len(statuses)
     if (failed or t.summary.error) and not any(
             s != ItemStatus.FAILED.value for s in statuses):
         return Outcome.FAILED.value
     if t.summary.action is None:  # find only: nothing was to be acted on
         return Outcome.COMPLETED.value
-    if failed_items or t.data.residue or t.summary.error or not_done > 0:
+    if t.data.residue or t.summary.error or not_done > 0:
         return Outcome.PARTIAL.value
-    return Outcome.COMPLETED.value
-
+    return worst(NOT_ACTED[s].value for s in statuses if s in NOT_ACTED)

@@ -38,7 +38,8 @@ class Saved:
 
     kept: list[Work] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
-    failed_tasks: int = 0
+    #: (request, system, error) of tasks that ended failed in the write
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class TaskWriter:
@@ -92,17 +93,17 @@ class TaskWriter:
         return Saved([w for w in works if w.row.id in owned], lost, failed)
 
     def write(self, conn: Any, works: Sequence[Work], *, identifiers: bool = False,
-              purge: bool = False, due_now: bool = False) -> int:
+              purge: bool = False, due_now: bool = False) -> list[tuple[str, str, str]]:
         """The rows of ``works`` in the caller's (fenced) transaction: tasks that changed
         since they were loaded or last written, their transitions, an outbox event per
         transition while a plugin listens, and each request's next due time
         (``due_now``: due at once, for a person's command). ``identifiers`` writes the
         request's identifiers too; ``purge`` writes no state at all (the request ends).
-        Returns how many tasks ended failed."""
+        Returns the tasks that ended failed: (request, system, error)."""
         enc = self.ciphers.encrypt
         task_rows, events, request_rows, outbox = [], [], [], []
         watching = self.watched(TASK_CHANGED)
-        failed = 0
+        failed: list[tuple[str, str, str]] = []
         for w in works:
             for t in w.tasks.values():
                 text = t.summary.to_text()
@@ -124,7 +125,8 @@ class TaskWriter:
                     if watching:
                         outbox.append((str(uuid.uuid4()), TASK_CHANGED, change))
                 if t.outcome == "failed" and any(e.new == Stage.DONE for e in t.events):
-                    failed += 1
+                    failed.append((w.row.id, t.system, t.summary.error or t.summary.last_error
+                                   or "failed"))
                 t.events.clear()
             if purge:
                 continue  # the request's end is written by its finish

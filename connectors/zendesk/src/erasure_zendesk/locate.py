@@ -195,29 +195,13 @@ class Locator:
                     for uid in chunk:
                         if _holds(t, role, uid):
                             add(int(t["id"]), uid, role)
-        return self._confirmed(roles)
-
-    def _confirmed(self, roles: dict[int, dict[int, set[str]]]
-                   ) -> dict[int, dict[int, set[str]]]:
-        """Only the tickets that still exist, read by id: the search index lags behind
-        deletions (a ticket deleted minutes ago is still found), and a stale hit would be
-        reported as residue after an erasure that removed it."""
-        ids = sorted(roles)
-        live: set[int] = set()
-        for start in range(0, len(ids), 100):
-            body = self.client.get("tickets/show_many", "read tickets",
-                                   ids=",".join(map(str, ids[start:start + 100])))
-            live |= {int(t["id"]) for t in body.get("tickets") or []}
-        return {tid: r for tid, r in roles.items() if tid in live}
+        return roles
 
     def _commenters(self, ticket: dict[str, Any], uids: Iterable[int], add: Any) -> None:
         """Which of ``uids`` commented on a ticket the commenter search returned (the
         search says one of them did, the comments say who)."""
         tid = int(ticket["id"])
-        try:
-            authors = {int(c.get("author_id") or 0) for c in comments_of(self.client, tid)}
-        except NotFound:  # deleted since the index saw it
-            return
+        authors = {int(c.get("author_id") or 0) for c in comments_of(self.client, tid)}
         for uid in uids:
             if uid in authors:
                 add(tid, uid, "commenter")
@@ -266,12 +250,9 @@ class Locator:
                     ref = f"ticket/{int(t['id'])}"
                     if (s.key, ref) in seen:
                         continue
-                    try:
-                        comments = comments_of(self.client, int(t["id"]))
-                    except NotFound:  # deleted since the index saw it
-                        continue
                     texts = [str(t.get("subject") or "")] + [
-                        str(c.get("plain_body") or c.get("body") or "") for c in comments]
+                        str(c.get("plain_body") or c.get("body") or "")
+                        for c in comments_of(self.client, int(t["id"]))]
                     if any(text_mentions(x, ident.value) for x in texts):
                         seen.add((s.key, ref))
                         out.append(Finding(system=self.system, subject=s.key, ref=ref,
