@@ -14,6 +14,7 @@ from erasure_zendesk import ZendeskConnector, ZendeskSettings
 from erasure_zendesk.client import ZendeskClient
 from erasure_zendesk.redact import REDACTED
 from erasure_zendesk.testing import FakeZendesk, Faults
+from erasure_zendesk.testing.query import parse
 from zendesk_fixtures import TOKEN as TOKEN_TEXT
 from zendesk_fixtures import connector, delete_and_poll, in_call
 
@@ -429,3 +430,48 @@ def test_subdomain_urls_and_oauth() -> None:
                                                               oauth_token="o-token-123"))
         bearer.check()
         assert len(list(bearer.find([subject(("email", BOB))]))) == 1
+
+
+def test_verification_reads_by_id_while_search_lags(fake: FakeZendesk) -> None:
+    ids = _two_people(fake)
+    fake.store.lag_search()  # the index keeps what it saw now, through the erasure
+    conn = connector(fake)
+    bob = subject(("email", BOB), ("phone", BOB_PHONE))
+    found = list(conn.find([bob]))
+    assert len(found) == 4
+    outcomes = delete_and_poll(conn, found)
+    assert {o.status for o in outcomes} <= {ItemStatus.DONE, ItemStatus.ALREADY_DONE}
+    _erased(fake, ids)
+    stale = fake.store.searched().search(parse(f'type:ticket requester:{ids["bob"]}'))
+    assert len(stale) == 2  # search still shows Bob's deleted tickets
+    # ...but what the host verifies with reads items by id: nothing left, no false residue
+    assert list(conn.find([bob])) == []
+    assert list(conn.lookup(found)) == []
+
+
+def test_a_ticket_deleted_since_the_index_saw_it_is_not_found(fake: FakeZendesk) -> None:
+    ids = _two_people(fake)
+    st = fake.store
+    st.lag_search()
+    job = st.submit("delete", [ids["t1"]])  # an agent deleted it; search has not caught up
+    while st.poll_job(job.id).status != "completed":
+        pass
+    assert len(st.searched().search(parse(f'type:ticket requester:{ids["bob"]}'))) == 2
+    found = list(connector(fake).find([subject(("email", BOB))]))
+    assert f"ticket/{ids['t1']}" not in {f.ref for f in found}
+    assert f"ticket/{ids['t2']}" in {f.ref for f in found}
+
+
+def test_commenters_are_told_apart_within_a_batch(fake: FakeZendesk) -> None:
+    # one commenter search for both; its single hit is attributed by the ticket's comments
+    st = fake.store
+    bob = st.add_user("Bob Baker", BOB)
+    carol = st.add_user("Carol Cook", "carol@example.org")
+    dan = st.add_user("Dan Dyer", "dan@example.org")
+    dans = st.add_ticket(dan, "Dan's", [(dan, "Dan asks"), (bob, "Bob answers")])
+    found = list(connector(fake).find([
+        subject(("email", BOB)), subject(("email", "carol@example.org"), key="req-carol")]))
+    assert {(f.subject, f.ref, f.kind) for f in found} == {
+        ("req-bob", f"user/{bob}", "user"), ("req-carol", f"user/{carol}", "user"),
+        ("req-bob", f"ticket/{dans}", "ticket_participation")}
+    assert fake.counts["GET /tickets/{id}/comments"] == 1

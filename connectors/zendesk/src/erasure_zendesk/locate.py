@@ -188,23 +188,48 @@ class Locator:
         for keyword, role in keywords:
             for chunk in _chunks(uids, self.settings.search_batch):
                 query = " ".join(f"{keyword}:{uid}" for uid in chunk)
-                for t in self.client.search(query, "ticket", "search tickets"):
-                    if role == "commenter":
-                        self._commenters(t, chunk, add)
-                        continue
+                hits = self.client.search(query, "ticket", "search tickets")
+                if role == "commenter":
+                    self._commenters(hits, chunk, add)
+                    continue
+                for t in hits:
                     for uid in chunk:
                         if _holds(t, role, uid):
                             add(int(t["id"]), uid, role)
-        return roles
+        return self._confirmed(roles)
 
-    def _commenters(self, ticket: dict[str, Any], uids: Iterable[int], add: Any) -> None:
-        """Which of ``uids`` commented on a ticket the commenter search returned (the
-        search says one of them did, the comments say who)."""
-        tid = int(ticket["id"])
-        authors = {int(c.get("author_id") or 0) for c in comments_of(self.client, tid)}
-        for uid in uids:
-            if uid in authors:
-                add(tid, uid, "commenter")
+    def _confirmed(self, roles: dict[int, dict[int, set[str]]]
+                   ) -> dict[int, dict[int, set[str]]]:
+        """Only the tickets that still exist, read by id: the search index lags behind
+        deletions (a ticket deleted minutes ago is still found), and a stale hit would be
+        reported as residue after an erasure that removed it."""
+        ids = sorted(roles)
+        live: set[int] = set()
+        for start in range(0, len(ids), 100):
+            body = self.client.get("tickets/show_many", "read tickets",
+                                   ids=",".join(map(str, ids[start:start + 100])))
+            live |= {int(t["id"]) for t in body.get("tickets") or []}
+        return {tid: r for tid, r in roles.items() if tid in live}
+
+    def _commenters(self, hits: list[dict[str, Any]], uids: Sequence[int], add: Any) -> None:
+        """Which of ``uids`` commented on the tickets a commenter search of them all
+        returned: the comments of each ticket say who, or, when there are more tickets
+        than users, one search per user (fewer requests)."""
+        if len(hits) > len(uids):
+            for uid in uids:
+                for t in self.client.search(f"commenter:{uid}", "ticket", "search tickets"):
+                    add(int(t["id"]), uid, "commenter")
+            return
+        for ticket in hits:
+            tid = int(ticket["id"])
+            try:
+                authors = {int(c.get("author_id") or 0)
+                           for c in comments_of(self.client, tid)}
+            except NotFound:  # deleted since the index saw it
+                continue
+            for uid in uids:
+                if uid in authors:
+                    add(tid, uid, "commenter")
 
     def _user_findings(self, users: _Users) -> list[Finding]:
         out = []
@@ -250,9 +275,12 @@ class Locator:
                     ref = f"ticket/{int(t['id'])}"
                     if (s.key, ref) in seen:
                         continue
+                    try:
+                        comments = comments_of(self.client, int(t["id"]))
+                    except NotFound:  # deleted since the index saw it
+                        continue
                     texts = [str(t.get("subject") or "")] + [
-                        str(c.get("plain_body") or c.get("body") or "")
-                        for c in comments_of(self.client, int(t["id"]))]
+                        str(c.get("plain_body") or c.get("body") or "") for c in comments]
                     if any(text_mentions(x, ident.value) for x in texts):
                         seen.add((s.key, ref))
                         out.append(Finding(system=self.system, subject=s.key, ref=ref,

@@ -374,9 +374,10 @@ class FakeZendesk:
 
     def _results(self, c: _Call, hits: list[tuple[str, int]]) -> list[dict[str, Any]]:
         out = []
+        index = self.store.searched()
         for kind, ident in hits:
-            item = (self.store.user_json(ident, c.base) if kind == "user"
-                    else self.store.ticket_json(ident, c.base))
+            item = (index.user_json(ident, c.base) if kind == "user"
+                    else index.ticket_json(ident, c.base))
             out.append(item | {"result_type": kind})
         return out
 
@@ -397,7 +398,7 @@ class FakeZendesk:
         if page < 1 or page * per_page > SEARCH_CAP:
             raise ApiError(422, "invalid", "Invalid search: Requested response size was "
                                            "greater than Search Response Limits")
-        hits = self.store.search(q)
+        hits = self.store.searched().search(q)
         chunk = hits[(page - 1) * per_page:page * per_page]
         query = quote(c.param("query") or "")
         nxt = None
@@ -415,7 +416,8 @@ class FakeZendesk:
             raise ApiError(400, "InvalidPaginationParameter",
                            "filter[type] is required for the export search")
         q.type = kind
-        body = _page(c, "results", self._results(c, self.store.search(q)), limit=1000)
+        body = _page(c, "results", self._results(c, self.store.searched().search(q)),
+                     limit=1000)
         body["facets"] = None
         return 200, body
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .query import Query
+from .searching import Searching
 
 __all__ = ["ApiError", "Store"]
 
@@ -50,17 +50,6 @@ def not_found() -> ApiError:
     return ApiError(404, "RecordNotFound", "Not found")
 
 
-def _digits(value: str) -> str:
-    return re.sub(r"\D", "", value)
-
-
-def _equal(wanted: str, have: set[str]) -> bool:
-    """A query value against an item's values: exact, or a prefix with a trailing ``*``."""
-    if wanted.endswith("*"):
-        return any(h.startswith(wanted[:-1]) for h in have)
-    return wanted in have
-
-
 @dataclass
 class Job:
     """A background job: runs when it has been polled ``polls`` times."""
@@ -82,7 +71,7 @@ class Job:
 
 
 @dataclass
-class Store:
+class Store(Searching):
     """Everything in the fake account; every method is one API operation's effect."""
 
     users: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -102,10 +91,33 @@ class Store:
     #: ``completed`` job status
     failing_tickets: dict[int, str] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    #: the search index as of the last :meth:`reindex` (``lag_search``), else None: search
+    #: sees every write at once
+    index: Store | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1001))
 
     def next_id(self) -> int:
         return next(self._ids)
+
+    def lag_search(self) -> None:
+        """From now on search answers from a copy of the data taken now and at every
+        :meth:`reindex`, as Zendesk's index lags behind writes."""
+        self.reindex()
+
+    def reindex(self) -> None:
+        """The search index catches up with every write so far."""
+        import copy
+
+        with self.lock:
+            users, identities, tickets, comments, by_user, by_email = copy.deepcopy((
+                self.users, self.identities, self.tickets, self.comments, self.by_user,
+                self.by_email))
+            self.index = Store(users=users, identities=identities, tickets=tickets,
+                               comments=comments, by_user=by_user, by_email=by_email)
+
+    def searched(self) -> Store:
+        """The data search answers from: the lagging index, or the store itself."""
+        return self.index if self.index is not None else self
 
     # seeding (what agents and customers did before the test) -------------------------
 
@@ -257,78 +269,6 @@ class Store:
             if (uid in value) if isinstance(value, list) else value == uid:
                 out.append(tid)
         return out
-
-    # search -----------------------------------------------------------------------------
-
-    def search(self, query: Query) -> list[tuple[str, int]]:
-        """(result type, id) of everything the query matches, in id order."""
-        out: list[tuple[str, int]] = []
-        if query.type in (None, "user"):
-            out += [("user", uid) for uid in self._user_candidates(query)
-                    if self.users[uid]["state"] == "live" and self._user_matches(uid, query)]
-        if query.type in (None, "ticket"):
-            out += [("ticket", tid) for tid, t in sorted(self.tickets.items())
-                    if t["state"] == "live" and self._ticket_matches(tid, query)]
-        return out
-
-    def _user_candidates(self, q: Query) -> list[int]:
-        """Users an email query can match, through the email index (exact values only);
-        every user otherwise."""
-        emails = q.terms.get("email")
-        if emails and not any(v.endswith("*") for v in emails):
-            hits = (self.by_email.get(v.lower()) for v in emails)
-            return sorted({self.identities[i]["user_id"] for i in hits if i is not None})
-        return sorted(self.users)
-
-    def _user_values(self, uid: int, key: str) -> set[str] | None:
-        user = self.users[uid]
-        idents = self.idents(uid)
-        if key == "email":
-            return {i["value"].lower() for i in idents if i["type"] == "email"}
-        if key == "phone":
-            return {_digits(i["value"]) for i in idents if i["type"] == "phone_number"}
-        if key == "name":
-            return {user["name"].lower()}
-        if key in ("tags", "role"):
-            return set(user["tags"]) if key == "tags" else {user["role"]}
-        value = user["user_fields"].get(key)  # a custom user field, by its key
-        return None if value is None else {str(value).lower()}
-
-    def _user_matches(self, uid: int, q: Query) -> bool:
-        for key, wanted in q.terms.items():
-            have = self._user_values(uid, key)
-            norm = (lambda v: _digits(v)) if key == "phone" else (lambda v: v.lower())
-            if have is None or not any(_equal(norm(w), have) for w in wanted):
-                return False
-        if not q.text:
-            return True
-        user = self.users[uid]
-        return q.matches_text(" ".join([user["name"], user["notes"],
-                                        *[i["value"] for i in self.idents(uid)]]))
-
-    def _ticket_values(self, tid: int, key: str) -> set[str] | None:
-        t = self.tickets[tid]
-        single = {"requester": "requester_id", "assignee": "assignee_id",
-                  "submitter": "submitter_id", "status": "status"}
-        listed = {"cc": "email_cc_ids", "follower": "follower_ids", "tags": "tags"}
-        if key in single:
-            return {str(t[single[key]]).lower()}
-        if key in listed:
-            return {str(v).lower() for v in t[listed[key]]}
-        if key == "commenter":
-            return {str(c["author_id"]) for c in self.comments[tid]}
-        return None
-
-    def _ticket_matches(self, tid: int, q: Query) -> bool:
-        for key, wanted in q.terms.items():
-            have = self._ticket_values(tid, key)
-            if have is None or not any(_equal(w.lower(), have) for w in wanted):
-                return False
-        if not q.text:
-            return True
-        t = self.tickets[tid]
-        return q.matches_text(" ".join([t["subject"],
-                                        *(c["plain_body"] for c in self.comments[tid])]))
 
     # writes -----------------------------------------------------------------------------
 
