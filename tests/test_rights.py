@@ -16,7 +16,7 @@ from clihelpers import (
     write_config,
 )
 
-from erasure import ItemOutcome, ItemStatus, RequestType, hookimpl
+from erasure import IdentifierType, ItemOutcome, ItemStatus, RequestType, hookimpl
 from erasure.orchestrator import RequestSpec
 from erasure.testing.memory import MemoryConnector, MemorySettings
 
@@ -191,3 +191,40 @@ def test_verification_catches_a_rectify_that_changed_nothing(make_orch):
     assert body["outcome"] == "partial"
     assert body["counts"]["residue"] == 1
     assert body["verification"] == {"performed": True, "ok": False}
+
+
+class FindsByEmailOnly(MemoryConnector):
+    """A system that can be searched by email only (its phone is a plain field to it)."""
+
+    name = "memory-email-only"
+    identifier_types = frozenset({IdentifierType.EMAIL})
+
+
+class FindsByEmailOnlyChangesNothing(FindsByEmailOnly):
+    name = "memory-email-only-lies"
+
+    def rectify(self, findings, corrections):
+        return iter([ItemOutcome(f, ItemStatus.DONE) for f in findings])
+
+
+class _EmailOnlyPlugin:
+    @hookimpl
+    def erasure_register_connectors(self, registry):
+        registry.add(FindsByEmailOnly)
+        registry.add(FindsByEmailOnlyChangesNothing)
+
+
+@pytest.mark.parametrize(("connector", "outcome"), [
+    ("memory-email-only", "completed"), ("memory-email-only-lies", "partial")])
+def test_a_type_the_system_cannot_search_is_verified_by_reading_back(make_orch, connector,
+                                                                     outcome):
+    orch = make_orch({"systems": {"crm": {"connector": connector, "store": connector}}},
+                     plugins=(_EmailOnlyPlugin(),))
+    orch.systems["crm"].connector().seed(
+        {"c/1": ("contact", {"email": BOB, "phone": "+4930111111"})})
+    rid = orch.submit(RequestSpec(RequestType.RECTIFICATION, (("email", BOB),),
+                                  verified=True, corrections=(("phone", "+4930999999"),)))
+    orch.run()
+    (body,) = [r["body"] for r in orch.ledger.receipts(rid)]
+    assert body["outcome"] == outcome
+    assert body["verification"] == {"performed": True, "ok": outcome == "completed"}

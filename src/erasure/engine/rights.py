@@ -225,6 +225,7 @@ def verify_rectified(ctx: StepContext, works: Sequence[Work], now: float) -> Non
             left = rectified_left(plan, t.data.findings, t.data.outcomes,
                                   (f for f in res.values if f.system == name), types)
             left |= _address_missing(plan, t.data.findings, t.data.outcomes, read.values)
+            left |= _readback_left(plan, t.data.findings, t.data.outcomes, read.values, types)
             t.data.residue = sorted(set(t.data.residue) | left)
             t.summary.verified = True
             t.move(Stage.DONE, "verified", outcome=outcome_of(t))
@@ -241,7 +242,7 @@ def _verify_system(ctx: StepContext, name: str, ws: list[Work]
     readable = system.cls is not None and system.cls.supports(Capability.EXPORT)
     groups = [(w.row.id, [t.data.findings[r] for r in sorted(t.data.actionable)
                           if t.data.outcomes.get(r) == ItemStatus.DONE.value])
-              for w in ws if any(c.type is CorrectionType.ADDRESS for c in plan_for(w).apply)
+              for w in ws if any(not _found_again(c, types) for c in plan_for(w).apply)
               for t in (w.tasks[name],)]
     if readable and any(g for _rid, g in groups):
         from .isolation import run_isolated
@@ -252,6 +253,36 @@ def _verify_system(ctx: StepContext, name: str, ws: list[Work]
         exported = run_isolated(call, [g for g in groups if g[1]], limit(ctx, name),
                                 lambda r: r.finding.subject)
     return found, exported
+
+
+def _found_again(c: Correction, searchable: frozenset[IdentifierType] | None) -> bool:
+    """Whether a correction is verified by finding again (else by reading items back)."""
+    itype = c.type.identifier_type
+    return itype is not None and (searchable is None or itype in searchable)
+
+
+def _readback_left(plan: CorrectionPlan, findings: dict[str, Finding],
+                   outcomes: dict[str, str], records: Sequence[Any],
+                   searchable: frozenset[IdentifierType] | None) -> set[str]:
+    """Refs of changed items, read back, that still hold an old value, or lack the new one,
+    of an identifier type the system cannot be searched by."""
+    fixes = [c for c in plan.apply if c.type.identifier_type is not None
+             and not _found_again(c, searchable)]
+    left = set()
+    for r in records:
+        f = findings.get(r.finding.ref)
+        if f is None or outcomes.get(f.ref) != ItemStatus.DONE.value:
+            continue
+        holds = set(_values(f))
+        values = [v for v in r.data.values() if isinstance(v, str)]
+        for c in fixes:
+            itype = c.type.identifier_type
+            if itype is None or not any(Identifier(itype, v) in holds for v in c.old):
+                continue
+            if (not any(c.matches(v) is True for v in values)
+                    or any(c.matches(v) is False for v in values)):
+                left.add(f.ref)
+    return left
 
 
 def _address_missing(plan: CorrectionPlan, findings: dict[str, Finding],
