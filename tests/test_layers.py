@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"shredding", "systems", "heads", "packages", "chain"},
     {"engine"},
     {"orchestrator", "sweep", "tables"},
-    {"cli", "cli_admin", "cli_common", "demo", "testing", "__init__"},
+    {"api", "cli", "cli_admin", "cli_api", "cli_common", "demo", "testing", "__init__"},
 ]
 
 

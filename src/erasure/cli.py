@@ -456,8 +456,9 @@ def sweep(
 # receipts ------------------------------------------------------------------------------
 
 
-# registers the receipts, systems, connectors, config, keys, discover and demo commands
-from . import cli_admin  # noqa: E402, F401
+# registers the receipts, systems, connectors, config, keys, discover and demo commands,
+# and serve, tokens (the HTTP API)
+from . import cli_admin, cli_api  # noqa: E402, F401
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ from .statement import (
 
 __all__ = [
     "CONFIG_ENV",
+    "ApiSettings",
     "Config",
     "HostSettings",
     "RetrySettings",
@@ -99,6 +100,23 @@ class KeySettings(_Strict):
     encryption_key: SecretStr | None = None
 
 
+class ApiSettings(_Strict):
+    """The ``[erasure.api]`` section: ``erasure serve`` (docs/api.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    #: a request body larger than this is refused (413) before it is read whole
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: run due work in the server's own runner (off: cron or workers run `erasure run`)
+    runner: bool = True
+    #: seconds between the runner's looks for due work when nothing woke it
+    poll_seconds: float = Field(5, gt=0, le=3600)
+    #: signs status callbacks (HMAC-SHA256); an env reference. Unset: no callbacks sent
+    callback_secret: SecretStr | None = None
+    #: attempts per callback before it is given up (backoff doubles from 1 s to 10 min)
+    callback_attempts: int = Field(12, ge=1, le=100)
+
+
 class HostSettings(_Strict):
     """The ``[erasure]`` section."""
 
@@ -127,6 +145,7 @@ class HostSettings(_Strict):
     ticket_pattern: str = DEFAULT_TICKET_PATTERN
     retry: RetrySettings = RetrySettings()
     keys: KeySettings = KeySettings()
+    api: ApiSettings = ApiSettings()
 
     @field_validator("ticket_pattern")
     @classmethod

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "api_requests_t", "api_tokens_t", "callbacks_t",
     "ledger_meta_t", "metadata", "outbox_t", "packages_t", "receipt_heads_t", "receipts_t",
     "request_keys_t", "requests_t", "sweeps_t", "task_events_t", "tasks_t",
 ]
@@ -176,4 +177,46 @@ sweeps_t = Table(
     Column("last_deleted", Integer),
     Column("oldest_at", DateTime),  # the oldest item left after the last sweep
     Column("receipt_seq", Integer),
+)
+
+# The HTTP API's bearer tokens (see erasure.api): only a hash of each secret is kept; the
+# token is shown once, when it is made.
+api_tokens_t = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(20), primary_key=True),  # public part of the token ("tk...")
+    Column("secret_hash", String(64), nullable=False),  # sha256 hex of the secret part
+    Column("scopes", String(100), nullable=False),  # space-separated
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime),
+    Column("revoked_at", DateTime),
+)
+
+# What a request submitted through the HTTP API brought besides the request itself: the
+# caller's own id for it (idempotency), where to send status callbacks, and whether the
+# caller cancelled it. No personal data (callback URLs are the caller's endpoints).
+api_requests_t = Table(
+    "api_requests",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("subject_request_id", String(100)),
+    Column("callback_urls", Text),  # JSON list
+    Column("cancelled_at", DateTime),
+)
+
+# Status callbacks to send (the outbox of the HTTP API): one row per event and URL, retried
+# with backoff until delivered or out of attempts. The body holds no personal data.
+callbacks_t = Table(
+    "callbacks",
+    metadata,
+    Column("id", String(80), primary_key=True),  # event id + url index: at most one row each
+    Column("event_id", String(36), nullable=False),
+    Column("request_id", String(40), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", Float, nullable=False, index=True),
+    Column("delivered_at", DateTime, index=True),
+    Column("failed_at", DateTime),
+    Column("last_error", String(200)),
 )

@@ -390,6 +390,19 @@ class Orchestrator:
         self.run(only=[request_id])
         return self.get_request(request_id).outcome or "failed"
 
+    def cancel(self, request_id: str) -> str:
+        """Withdraw an open request nothing was done for yet (its tasks fail as
+        "cancelled"; receipts are written and its identifiers purged); returns its outcome.
+        UsageError once a system acted on it."""
+        if self.get_request(request_id).status == "awaiting_approval":
+            # Found only, nothing acted on: the cancel ends it like any open request. The
+            # plan is let through the approval gate, which would otherwise stop the run
+            # that writes its receipts; every task is done (failed) by then, so nothing acts.
+            self.ledger.update_request(request_id, status="open", approved_at=utcnow())
+        self.commands().cancel(request_id, "cancelled by the requester before any action")
+        self.run(only=[request_id])
+        return self.get_request(request_id).outcome or "failed"
+
     def unsearched(self, request_id: str) -> list[tuple[str, str]]:
         """(system, reason) of each system an open request could not be searched in yet."""
         out = []

@@ -99,6 +99,29 @@ class TaskCommands:
                 t.move(Stage.DONE, "closed by an operator", outcome=outcome_of(t, failed=True))
             self._write(work)
 
+    def cancel(self, request_id: str, note: str) -> None:
+        """The requester withdraws a request before anything was done to their data: every
+        task fails with ``note`` (no personal data), as :meth:`close` would; refused once
+        any system has acted (exported, erased, restricted, told a processor)."""
+        row = self.ledger.get_request(request_id)
+        if row.status == "done":
+            raise UsageError(f"request {request_id} has ended ({row.outcome})")
+        with self._held(request_id) as work:
+            acted = sorted(name for name, t in work.tasks.items()
+                           if t.stage not in (Stage.PENDING, Stage.FOUND, Stage.DONE)
+                           or t.data.outcomes or t.data.records or t.data.handles)
+            if acted:
+                raise UsageError(f"request {request_id} cannot be cancelled: "
+                                 f"{', '.join(acted)} already acted on it")
+            for t in work.tasks.values():
+                if t.stage is Stage.DONE:
+                    continue
+                t.fail(note, "cancelled")
+                t.summary.failed_at = t.stage.value
+                t.move(Stage.DONE, "cancelled by the requester",
+                       outcome=outcome_of(t, failed=True))
+            self._write(work)
+
     def _write(self, work: Work) -> None:
         saved = self.writer.save([work], due_now=True)
         if saved.lost:

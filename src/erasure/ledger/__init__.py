@@ -13,6 +13,7 @@ One store per kind of record (a module each), behind the one :class:`Ledger`:
 - :mod:`.keys`: request keys and the key epoch
 - :mod:`.packages`: access and portability packages
 - :mod:`.sweeps`: retention sweeps
+- :mod:`.api`: the HTTP API's tokens, its requests' callback URLs and the callbacks to send
 
 :mod:`.db` holds what they share: the engine, transactions, the schema, the advisory locks.
 """
@@ -21,6 +22,9 @@ from __future__ import annotations
 
 from ..dates import add_months, days_left, utcnow
 from ..ledger_tables import (  # noqa: F401  (the schema, re-exported for tests and tools)
+    api_requests_t,
+    api_tokens_t,
+    callbacks_t,
     ledger_meta_t,
     metadata,
     outbox_t,
@@ -33,6 +37,7 @@ from ..ledger_tables import (  # noqa: F401  (the schema, re-exported for tests 
     task_events_t,
     tasks_t,
 )
+from .api import ApiStore
 from .db import Lock, executemany, ledger_exists
 from .keys import KeyStore
 from .outbox import OutboxStore
@@ -47,5 +52,5 @@ __all__ = ["Ledger", "Lock", "RequestRow", "TaskRow", "add_months", "days_left",
 
 
 class Ledger(RequestStore, TaskStore, OutboxStore, ReceiptStore, KeyStore, PackageStore,
-             SweepStore):
+             SweepStore, ApiStore):
     """Typed access to the ledger database: every store's methods on one object."""

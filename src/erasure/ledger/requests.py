@@ -96,6 +96,13 @@ class RequestStore(Database):
         with self.engine.connect() as conn:
             return [RequestRow(**r._mapping) for r in conn.execute(q)]
 
+    def request_ids_by_ticket(self, ticket: str, limit: int = 100) -> list[str]:
+        """Ids of the requests recorded with ``ticket`` (newest first)."""
+        q = (select(requests_t.c.id).where(requests_t.c.ticket == ticket)
+             .order_by(requests_t.c.created_at.desc(), requests_t.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            return list(conn.execute(q).scalars())
+
     def count_requests(self, status: str | None = None) -> int:
         q = select(func.count()).select_from(requests_t)
         if status is not None:

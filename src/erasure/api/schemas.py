@@ -1,0 +1,92 @@
+"""The HTTP API's bodies (pydantic): a request as a ticketing workflow submits it, after the
+OpenDSR specification, and what the API answers. These are also the OpenAPI document's
+schemas; no FastAPI here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Correction", "Identity", "RequestStatus", "SubmitRequest", "SystemState",
+           "TokenScope"]
+
+#: what a bearer token may do: submit requests, read them, fetch access packages, or all
+TokenScope = Literal["submit", "read", "package", "admin"]
+#: the engine's request types (``find`` is for the CLI's dry look, not for tickets)
+RequestTypeName = Literal["access", "portability", "erasure", "restriction", "rectification",
+                          "objection"]
+IdentityType = Literal["email", "phone", "customer_id", "user_id", "name", "ip"]
+
+
+class _Body(BaseModel):
+    # a field we do not know is a mistake worth a 422, not something to ignore silently
+    model_config = ConfigDict(extra="forbid")
+
+
+class Identity(_Body):
+    """One identifier of the subject (OpenDSR ``subject_identities`` item)."""
+
+    identity_type: IdentityType
+    identity_value: str = Field(min_length=1, max_length=320)
+    #: only raw values can be searched for; hashed ones (OpenDSR ``sha256``) cannot
+    identity_format: Literal["raw"] = "raw"
+
+
+class Correction(_Body):
+    """Rectification: one correct value."""
+
+    type: Literal["email", "phone", "name", "address"]
+    value: str = Field(min_length=1, max_length=500)
+
+
+class SubmitRequest(_Body):
+    """A data-subject request (OpenDSR fields plus ticket, verified flag and id space)."""
+
+    subject_request_id: str = Field(
+        min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$",
+        description="The caller's own id of this request (a UUID): the same id again "
+                    "returns the request recorded before.")
+    subject_request_type: RequestTypeName
+    subject_identities: list[Identity] = Field(min_length=1, max_length=50)
+    submitted_time: datetime | None = Field(
+        None, description="When the person asked (the one-month deadline runs from it).")
+    status_callback_urls: list[str] = Field(
+        default_factory=list, max_length=5,
+        description="http(s) URLs told of every state change (signed, see docs/api.md).")
+    ticket: str | None = Field(None, max_length=200,
+                               description="The ticket reference (no free text).")
+    verified: bool = Field(False, description="The subject's identity was checked.")
+    id_space: str | None = Field(None, max_length=63,
+                                 description="Id space of customer_id/user_id identities.")
+    corrections: list[Correction] = Field(default_factory=list, max_length=10,
+                                          description="Rectification only.")
+    scope: Literal["marketing", "profiling"] | None = Field(
+        None, description="Objection only (default marketing).")
+
+
+class SystemState(BaseModel):
+    """One system's part of a request: where its task is, and what it waits on."""
+
+    system: str
+    state: str
+    outcome: str | None = None
+    waits: str | None = Field(None, description="What the task waits on, and why.")
+    not_before: datetime | None = None
+
+
+class RequestStatus(BaseModel):
+    """A request as the API shows it (no identifiers: they are purged at its end)."""
+
+    id: str
+    subject_request_id: str | None = None
+    subject_request_type: str
+    ticket: str | None = None
+    status: Literal["pending", "in_progress", "completed", "cancelled", "failed"]
+    outcome: str | None = None
+    received_time: datetime
+    due_time: datetime
+    finished_time: datetime | None = None
+    systems: list[SystemState]
+    links: dict[str, str] = Field(default_factory=dict)

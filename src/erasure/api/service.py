@@ -1,0 +1,240 @@
+"""What each route of the HTTP API does, without HTTP: it turns bodies into the
+orchestrator's calls and the ledger's rows into answers. No engine logic here: requests are
+recorded with :meth:`Orchestrator.submit` and processed by the same runner as ``erasure
+run``; cancel and confirm are the engine's own commands.
+
+Errors are :class:`ApiError` (status code and a one-line message without personal data);
+the HTTP layer turns them into responses.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..engine.rules import OK_OUTCOMES
+from ..engine.tasks import Stage, TaskSummary
+from ..errors import ErasureError, UsageError
+from ..orchestrator import Orchestrator, RequestSpec
+from .schemas import RequestStatus, SubmitRequest, SystemState
+
+__all__ = ["ApiError", "ApiService"]
+
+
+class ApiError(Exception):
+    """An answer other than success: ``status`` and a one-line ``message``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _naive_utc(when: datetime | None) -> datetime | None:
+    if when is None or when.tzinfo is None:
+        return when
+    return when.astimezone(UTC).replace(tzinfo=None)
+
+
+def _usage(exc: ErasureError, *, missing: int = 404, refused: int = 409) -> ApiError:
+    """A UsageError of the orchestrator as an answer: no such request 404, else ``refused``."""
+    text = str(exc)
+    if text.startswith("no request "):
+        return ApiError(missing, "no such request")
+    return ApiError(refused, text)
+
+
+class ApiService:
+    """The routes' work over one orchestrator. ``wake`` tells the runner there is work;
+    ``run_lock`` serialises this process's runs (the runner thread's and those a command
+    starts), which share the orchestrator's systems."""
+
+    def __init__(self, orch: Orchestrator, *, wake: Callable[[], None] = lambda: None,
+                 run_lock: threading.Lock | None = None) -> None:
+        self.orch = orch
+        self.wake = wake
+        self.run_lock = run_lock or threading.Lock()
+
+    # intake -----------------------------------------------------------------------------
+
+    def submit(self, body: SubmitRequest, idempotency_key: str | None
+               ) -> tuple[RequestStatus, bool]:
+        """Record a request (or find the one recorded before under the same
+        subject_request_id or Idempotency-Key); (its status, whether it is new)."""
+        from ..models import RequestType
+
+        space = body.id_space
+        identifiers = tuple(
+            (i.identity_type, i.identity_value, space)
+            if space and i.identity_type in ("customer_id", "user_id")
+            else (i.identity_type, i.identity_value)
+            for i in body.subject_identities)
+        spec = RequestSpec(
+            type=RequestType(body.subject_request_type), identifiers=identifiers,
+            ticket=body.ticket, verified=body.verified,
+            received_at=_naive_utc(body.submitted_time),
+            request_key=f"api:{idempotency_key or body.subject_request_id}",
+            corrections=tuple((c.type, c.value) for c in body.corrections),
+            objection_scope=body.scope)
+        for url in body.status_callback_urls:
+            if not url.startswith(("http://", "https://")) or len(url) > 2000:
+                raise ApiError(422, "status_callback_urls: each must be an http(s) URL")
+        ledger = self.orch.ledger
+        try:
+            rid = self.orch.submit(spec)
+        except UsageError as exc:
+            raise ApiError(422, str(exc)) from None
+        new = ledger.api_request(rid) is None
+        if new:
+            ledger.add_api_request(rid, body.subject_request_id, body.status_callback_urls)
+            self.wake()
+        return self.status(rid), new
+
+    # reads ------------------------------------------------------------------------------
+
+    def status(self, request_id: str) -> RequestStatus:
+        """A request's status, its systems' states and what they wait on."""
+        try:
+            row = self.orch.get_request(request_id)
+        except UsageError as exc:
+            raise _usage(exc) from None
+        api = self.orch.ledger.api_request(request_id) or {}
+        tasks = sorted(self.orch.ledger.tasks_for([request_id]), key=lambda t: t.system)
+        systems = [_system_state(t.system, t.stage, t.outcome, t.summary, t.not_before,
+                                 row.status) for t in tasks]
+        if api.get("cancelled_at") is not None:
+            status = "cancelled"
+        elif row.status == "done":
+            status = "completed" if row.outcome in OK_OUTCOMES else "failed"
+        elif row.status == "open" and all(t.stage == Stage.PENDING.value and not t.summary
+                                          for t in tasks):
+            status = "pending"
+        else:
+            status = "in_progress"
+        base = f"/v1/requests/{request_id}"
+        links = {"self": base, "receipts": f"{base}/receipts"}
+        if row.type in ("access", "portability"):
+            links["package"] = f"{base}/package"
+        return RequestStatus(
+            id=row.id, subject_request_id=api.get("subject_request_id"),
+            subject_request_type=row.type, ticket=row.ticket, status=status,
+            outcome=row.outcome, received_time=row.received_at, due_time=row.due_at,
+            finished_time=row.finished_at, systems=systems, links=links)
+
+    def by_ticket(self, ticket: str) -> list[RequestStatus]:
+        return [self.status(rid) for rid in self.orch.ledger.request_ids_by_ticket(ticket)]
+
+    def receipts(self, request_id: str) -> dict[str, Any]:
+        """The request's signed receipts with the chain's signed head and the public key,
+        as ``erasure receipts export --request`` writes them (verify with --subset)."""
+        from ..heads import export
+
+        self.status(request_id)  # 404 for an unknown id
+        return export(self.orch.ledger, self.orch.keys, request_id)
+
+    def package(self, request_id: str) -> Path:
+        """The file of an access or portability request's package, while it exists."""
+        row = self.status(request_id)
+        if row.subject_request_type not in ("access", "portability"):
+            raise ApiError(404, "only access and portability requests have a package")
+        for p in self.orch.ledger.packages([request_id]):
+            path = self.orch.config.host.exports() / p["file"]
+            if p["deleted_at"] is None and path.is_file():
+                return path
+        raise ApiError(404, "no package (not made yet, expired or deleted)")
+
+    def public_key(self) -> dict[str, str]:
+        return {"public_key": self.orch.keys.public_text, "key_id": self.orch.keys.key_id}
+
+    def chain_head(self) -> dict[str, Any]:
+        """The receipt chain's end with its signed head (publish it; verify against it)."""
+        from ..heads import ensure_head, ledger_export
+
+        count, last = ensure_head(self.orch.ledger, self.orch.keys)
+        head = ledger_export(self.orch.ledger, "")["head"]
+        return {"count": count, "last": last, "head": head}
+
+    def ready(self) -> None:
+        """Raise ApiError 503 unless the ledger answers."""
+        from sqlalchemy import text
+
+        try:
+            with self.orch.ledger.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:
+            raise ApiError(503, "the ledger database is unavailable") from None
+
+    # commands ---------------------------------------------------------------------------
+
+    def cancel(self, request_id: str) -> RequestStatus:
+        """Withdraw a request nothing was done for yet (409 once a system acted)."""
+        self.status(request_id)
+        with self.run_lock:
+            try:
+                self.orch.cancel(request_id)
+            except UsageError as exc:
+                raise _usage(exc) from None
+        self.orch.ledger.mark_cancelled(request_id)
+        return self.status(request_id)
+
+    def confirm(self, system: str, headers: Mapping[str, str], body: bytes) -> list[str]:
+        """A processor's signed confirmation: verified by the system's connector, then
+        recorded for each request it names that awaits it (as ``erasure confirm`` does);
+        returns the requests confirmed now (a repeat confirms none)."""
+        s = self.orch.systems.get(system)
+        verify = getattr(s.connector(), "confirmation", None) if s and not s.uncovered \
+            else None
+        if verify is None:
+            raise ApiError(404, f"no system {system!r} that takes signed confirmations")
+        try:
+            conf = verify(headers, body)
+        except ErasureError as exc:
+            raise ApiError(400, f"confirmation refused: {exc}") from None
+        except Exception as exc:
+            # the connector's own "invalid signature" (its message names no value)
+            raise ApiError(401, f"confirmation refused: {exc}") from None
+        done = []
+        for request_id in conf.requests:
+            try:
+                row = self.orch.get_request(request_id)
+            except UsageError:
+                continue
+            stages = {t.system: t.stage for t in self.orch.ledger.tasks_for([request_id])}
+            if row.status == "done" or stages.get(system) != Stage.AWAITING_CONFIRMATION.value:
+                continue  # confirmed before, or ended: a processor may post twice
+            with self.run_lock:
+                try:
+                    self.orch.confirm(request_id, system, conf.reference)
+                except UsageError as exc:
+                    raise ApiError(409, str(exc)) from None
+            done.append(request_id)
+        return done
+
+
+def _system_state(system: str, stage: str, outcome: str | None, summary_text: str | None,
+                  not_before: float | None, request_status: str) -> SystemState:
+    """One task as the API shows it; ``waits`` says what it waits on, without personal
+    data (errors are classified messages)."""
+    summary = TaskSummary.from_text(summary_text)
+    waits = None
+    now = datetime.now(UTC).timestamp()
+    if stage != Stage.DONE.value:
+        if summary.blocked:
+            waits = f"blocked until an operator retries: {summary.blocked}"
+        elif stage == Stage.AWAITING_CONFIRMATION.value:
+            waits = "the processor's confirmation"
+        elif stage == Stage.WAITING.value:
+            waits = "the system to finish its job"
+        elif request_status == "awaiting_approval":
+            waits = "approval (`erasure approve`)"
+        elif not_before and not_before > now:
+            waits = "a later attempt" + (f" after: {summary.last_error}"
+                                         if summary.last_error else "")
+        else:
+            waits = "the runner"
+    due = (datetime.fromtimestamp(not_before, UTC).replace(tzinfo=None)
+           if not_before and stage != Stage.DONE.value else None)
+    return SystemState(system=system, state=stage, outcome=outcome, waits=waits,
+                       not_before=due)

@@ -1,0 +1,151 @@
+"""What the HTTP API keeps in the ledger: its bearer tokens (hashes only), what a request
+submitted through it brought (the caller's id, callback URLs, a cancellation), and the
+status callbacks still to send."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..ledger_tables import api_requests_t, api_tokens_t, callbacks_t
+from .db import Database, utcnow
+
+__all__ = ["ApiStore", "CallbackRow", "TokenRow"]
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """A bearer token as stored: never its secret, only the secret's hash."""
+
+    id: str
+    secret_hash: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CallbackRow:
+    """One status callback to send to one URL."""
+
+    id: str
+    event_id: str
+    request_id: str
+    url: str
+    body: str
+    attempts: int
+
+
+def _token(row: Any) -> TokenRow:
+    return TokenRow(id=row.id, secret_hash=row.secret_hash, scopes=tuple(row.scopes.split()),
+                    created_at=row.created_at, expires_at=row.expires_at,
+                    revoked_at=row.revoked_at)
+
+
+class ApiStore(Database):
+    """The ``api_tokens``, ``api_requests`` and ``callbacks`` tables."""
+
+    # tokens -----------------------------------------------------------------------------
+
+    def add_token(self, token_id: str, secret_hash: str, scopes: Sequence[str],
+                  expires_at: datetime | None) -> None:
+        with self.tx() as conn:
+            conn.execute(insert(api_tokens_t).values(
+                id=token_id, secret_hash=secret_hash, scopes=" ".join(scopes),
+                created_at=utcnow(), expires_at=expires_at))
+
+    def token(self, token_id: str) -> TokenRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(api_tokens_t).where(api_tokens_t.c.id == token_id)).first()
+        return None if row is None else _token(row)
+
+    def tokens(self) -> list[TokenRow]:
+        with self.engine.connect() as conn:
+            return [_token(r) for r in conn.execute(
+                select(api_tokens_t).order_by(api_tokens_t.c.created_at))]
+
+    def revoke_token(self, token_id: str) -> bool:
+        """Revoke a token; False when there is no such token (or it was revoked before)."""
+        with self.tx() as conn:
+            res = conn.execute(update(api_tokens_t).where(
+                api_tokens_t.c.id == token_id, api_tokens_t.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow()))
+        return res.rowcount > 0
+
+    # requests submitted through the API -------------------------------------------------
+
+    def add_api_request(self, request_id: str, subject_request_id: str | None,
+                        callback_urls: Sequence[str]) -> None:
+        """Record what the API call brought with the request (once: a repeat is a no-op)."""
+        try:
+            with self.tx() as conn:
+                conn.execute(insert(api_requests_t).values(
+                    request_id=request_id, subject_request_id=subject_request_id,
+                    callback_urls=json.dumps(list(callback_urls))))
+        except IntegrityError:
+            pass  # the same submission again: the first one's record stands
+
+    def api_request(self, request_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(api_requests_t).where(
+                api_requests_t.c.request_id == request_id)).first()
+        if row is None:
+            return None
+        return {"subject_request_id": row.subject_request_id,
+                "callback_urls": json.loads(row.callback_urls or "[]"),
+                "cancelled_at": row.cancelled_at}
+
+    def mark_cancelled(self, request_id: str) -> None:
+        with self.tx() as conn:
+            res = conn.execute(update(api_requests_t).where(
+                api_requests_t.c.request_id == request_id).values(cancelled_at=utcnow()))
+            if res.rowcount == 0:
+                conn.execute(insert(api_requests_t).values(
+                    request_id=request_id, callback_urls="[]", cancelled_at=utcnow()))
+
+    # status callbacks -------------------------------------------------------------------
+
+    def add_callbacks(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Queue callbacks (dicts of ``callbacks`` columns); one already queued (same id:
+        the event delivered again) is left as it is."""
+        for row in rows:
+            try:
+                with self.tx() as conn:
+                    conn.execute(insert(callbacks_t).values(attempts=0, **row))
+            except IntegrityError:
+                continue
+
+    def due_callbacks(self, now: float, limit: int = 100) -> list[CallbackRow]:
+        q = (select(callbacks_t).where(callbacks_t.c.delivered_at.is_(None),
+                                       callbacks_t.c.failed_at.is_(None),
+                                       callbacks_t.c.next_at <= now)
+             .order_by(callbacks_t.c.next_at, callbacks_t.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [CallbackRow(id=r.id, event_id=r.event_id, request_id=r.request_id,
+                                url=r.url, body=r.body, attempts=r.attempts)
+                    for r in conn.execute(q)]
+
+    def callback_sent(self, callback_id: str) -> None:
+        with self.tx() as conn:
+            conn.execute(update(callbacks_t).where(callbacks_t.c.id == callback_id)
+                         .values(delivered_at=utcnow(),
+                                 attempts=callbacks_t.c.attempts + 1))
+
+    def callback_failed(self, callback_id: str, error: str, next_at: float | None) -> None:
+        """An attempt failed: try again at ``next_at``, or never (None: out of attempts)."""
+        values: dict[str, Any] = {"attempts": callbacks_t.c.attempts + 1,
+                                  "last_error": error[:200]}
+        if next_at is None:
+            values["failed_at"] = utcnow()
+        else:
+            values["next_at"] = next_at
+        with self.tx() as conn:
+            conn.execute(update(callbacks_t).where(callbacks_t.c.id == callback_id)
+                         .values(**values))
