@@ -132,7 +132,10 @@ class ApiService:
         from ..heads import export
 
         self.status(request_id)  # 404 for an unknown id
-        return export(self.orch.ledger, self.orch.keys, request_id)
+        try:
+            return export(self.orch.chain, request_id)
+        except ErasureError as exc:  # the ledger was cut back behind a signed head
+            raise ApiError(500, str(exc)) from None
 
     def package(self, request_id: str) -> Path:
         """The file of an access or portability request's package, while it exists."""
@@ -150,9 +153,12 @@ class ApiService:
 
     def chain_head(self) -> dict[str, Any]:
         """The receipt chain's end with its signed head (publish it; verify against it)."""
-        from ..heads import ensure_head, ledger_export
+        from ..heads import ledger_export
 
-        count, last = ensure_head(self.orch.ledger, self.orch.keys)
+        try:
+            count, last = self.orch.chain.ensure_head()
+        except ErasureError as exc:  # the ledger was cut back behind a signed head
+            raise ApiError(500, str(exc)) from None
         head = ledger_export(self.orch.ledger, "")["head"]
         return {"count": count, "last": last, "head": head}
 
