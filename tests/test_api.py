@@ -345,3 +345,15 @@ def test_cancel_before_anything_was_done_and_not_after(tmp_path: Path) -> None:
     assert "contact/1" in stored_items(crm) and "contact/2" not in stored_items(crm)
     (receipt,) = receipt_bodies(config, rid)
     assert receipt["outcome"] == "failed" and receipt["errors"]
+
+
+def test_other_commands_do_not_load_the_web_stack() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys, erasure.cli; "
+             "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'httpx') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=60, env=cli_env())
+    assert out.stdout.strip() == "[]", out.stderr
