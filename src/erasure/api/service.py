@@ -83,9 +83,10 @@ class ApiService:
                 raise ApiError(422, "status_callback_urls: each must be an http(s) URL")
         ledger = self.orch.ledger
         try:
-            rid, new = self.orch.record(spec)
+            rid = self.orch.submit(spec)
         except UsageError as exc:
             raise ApiError(422, str(exc)) from None
+        new = ledger.api_request(rid) is None
         if new:
             ledger.add_api_request(rid, body.subject_request_id, body.status_callback_urls)
             self.wake()
