@@ -265,7 +265,8 @@ def read_package(path: Path) -> dict[str, list[tuple[str, dict[str, Any]]]] | No
     out: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     with zipfile.ZipFile(path) as zf:
         for name in zf.namelist():
-            if "/" in name or not name.endswith(".json"):
+            # package.json is the package's index and Art. 15 statement, not a system's
+            if "/" in name or not name.endswith(".json") or name == "package.json":
                 continue
             doc = json.loads(zf.read(name))
             out[doc["system"]] = [(kind, data) for kind, rows in doc["records"].items()
