@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from erasure import ConfigError, IdentifierType, PluginHost
+from erasure import Capability, ConfigError, IdentifierType, PluginHost
 from erasure.config import load_config, parse_config
 
 
@@ -107,6 +107,15 @@ def test_the_example_config_is_valid_and_declares_its_id_spaces() -> None:
     assert spaces.space_for(IdentifierType.CUSTOMER_ID, "helpdesk") == "helpdesk"
     assert spaces.space_for(IdentifierType.USER_ID, "crm") == "system:crm"
     assert spaces.space_for(IdentifierType.EMAIL, "crm") is None
+    # The Art. 15 statement is complete for every system an access package can show, and
+    # names the privacy policy's recipients.
+    classes = known()
+    exporting = [n for n, sc in cfg.systems.items()
+                 if classes[sc.connector].supports(Capability.EXPORT)]
+    assert cfg.statement_warnings(exporting) == []
+    recipients = " ".join(r for sc in cfg.systems.values() for r in sc.statement.recipients)
+    for name in ("Zendesk", "Salesforce", "AWS", "M3ST", "AQL", "Nexbridge", "UKFast"):
+        assert name in recipients, name
 
 
 @pytest.mark.parametrize(("section", "needle"), [

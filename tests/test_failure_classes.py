@@ -8,10 +8,13 @@ A system that could not be searched never reads as "found 0".
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from clihelpers import (
+    cli_env,
     describe,
     error_lines,
     journal,
@@ -160,3 +163,82 @@ def test_a_transient_outage_defers_into_the_future_and_a_dry_run_exits_1(tmp_pat
     assert task["state"].startswith("pending (deferred 1x)"), task
     assert datetime.strptime(task["next try (UTC)"], "%Y-%m-%d %H:%M") >= started, task
     assert set(stored_items(crm)) == {"contact/1"}
+
+
+# bounded time: a frozen or closing endpoint --------------------------------------------
+
+class _Endpoint:
+    """A TCP endpoint on 127.0.0.1 that either never answers (``frozen``: connections
+    complete in the kernel's backlog and then hear nothing) or accepts and closes each
+    connection at once (``closing``)."""
+
+    def __init__(self, mode: str) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.mode = mode
+        self.stop = threading.Event()
+        if mode == "closing":
+            threading.Thread(target=self._close_each, daemon=True).start()
+
+    def _close_each(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+def _system(connector: str, port: int) -> dict[str, object]:
+    if connector == "mail":
+        return {"connector": "mail", "backend": "imap", "host": "127.0.0.1", "port": port,
+                "security": "plain", "username": "archive", "password": {"env": "PW"},
+                "timeout": 1}
+    return {"connector": "s3", "endpoint_url": f"http://127.0.0.1:{port}",
+            "access_key_id": {"env": "PW"}, "secret_access_key": {"env": "PW"},
+            "connect_timeout": 1, "read_timeout": 1, "rules": [{"bucket": "exports"}]}
+
+
+@pytest.mark.parametrize(("connector", "mode"), [("mail", "frozen"), ("s3", "frozen"),
+                                                 ("mail", "closing")])
+def test_a_frozen_or_closing_endpoint_returns_within_the_budget_and_waits(
+        tmp_path, connector, mode):
+    endpoint = _Endpoint(mode)
+    try:
+        config = write_config(tmp_path, {"archive": _system(connector, endpoint.port)},
+                              host={"retry": {"max_attempts": 5, "initial_wait": 0.5,
+                                              "system_budget_seconds": 2}})
+        env = cli_env({"PW": "not-a-real-secret"}, block=None)
+        started = time.monotonic()
+        proc = run_cli("erase", "--email", "alice@example.com", "--verified", config=config,
+                       env=env, timeout=60)
+        took = time.monotonic() - started
+        # a first attempt (1 s socket timeouts), retries within the 2 s budget, start-up
+        assert took < 15, f"{took:.0f} s\n{describe(proc)}"
+        assert proc.returncode == 0, describe(proc)  # a system that is down only waits
+        (rid,) = set(RID.findall(proc.stdout))
+        status = run_cli("status", config=config, env=env)
+        task = table_row(status.stdout, TASKS, rid)
+        assert task["state"].startswith("pending (deferred 1x)"), task
+        assert "TransientError" in task["last error"], task
+        next_try = datetime.strptime(task["next try (UTC)"], "%Y-%m-%d %H:%M")
+        assert next_try >= datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)
+        if mode == "closing":
+            return
+        # a dry run against it says it could not be searched, and returns as soon
+        proc = run_cli("find", "--dry-run", "--email", "alice@example.com", config=config,
+                       env=env, timeout=60)
+        assert proc.returncode == 1, describe(proc)
+        assert "archive: could not be searched: TransientError" in proc.stderr
+    finally:
+        endpoint.close()

@@ -80,9 +80,8 @@ def request_create(
                              corrections, scope),
                        request_key=request_key, allow_duplicate=allow_duplicate)
         orch.validate(spec)
-        before = orch.ledger.count_requests()
-        rid = orch.submit(spec)
-        if orch.ledger.count_requests() == before:
+        rid, new = orch.record(spec)
+        if not new:
             err.print(f"recorded before as {rid}; not recorded again (--allow-duplicate "
                       "if the person really asked twice)")
             if spec.verified and not orch.get_request(rid).verified:

@@ -91,6 +91,10 @@ class RetrySettings(_Strict):
     defer_max: float = Field(6 * 3600, ge=0)
     #: a task still failing this close to its request's due date fails for good
     give_up_before_due_hours: float = Field(48, ge=0)
+    #: how long one system may keep failing (transiently) within one run: from its first
+    #: failure, retries stop after this many seconds, and its other calls of the run are
+    #: deferred without being made, so a command against a dead system returns
+    system_budget_seconds: float = Field(60, gt=0)
 
 
 class KeySettings(_Strict):

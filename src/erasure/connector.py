@@ -206,14 +206,16 @@ class Connector(ABC):
         ``Correction.new``; nothing else changes (never another field, never another row).
 
         Yield one outcome per finding: DONE when a field changed, ALREADY_DONE when every
-        such field already held the new value or the item has none (idempotent: a repeat
-        changes nothing). Raise ``CapabilityNotSupported`` naming the type (never a value)
-        when the system maps no field at all for a correction's type (the host reports the
-        system ``not_covered``). Unique constraints and the like: a FAILED outcome or
+        such field already held the new value (idempotent: a repeat changes nothing). An
+        item with no such field of its own (an order, a task on the contact) is
+        ALREADY_DONE, or DONE when the call changed the item it reaches the person through.
+        Raise ``CapabilityNotSupported`` naming the type (never a value) when the system
+        maps no field at all for a correction's type (the host reports the system
+        ``not_covered``). Unique constraints and the like: a FAILED outcome or
         ``PermanentError`` without values in the message.
 
-        The host verifies by reading the items back (``export``): the new value present,
-        the old ones gone.
+        The host verifies by finding the items again: each item that held an old value is
+        found by the new one and by no old one (an address: read back with ``export``).
         """
         raise CapabilityNotSupported(f"{self.name} cannot rectify")
 

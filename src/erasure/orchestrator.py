@@ -17,21 +17,23 @@ from typing import Any, BinaryIO
 
 from .chain import ReceiptChain, head_file_for
 from .config import Config
-from .engine import rules, steps
+from .engine import rules
 from .engine.commands import TaskCommands
 from .engine.expansion import Scoped
+from .engine.plan import PlanLine
+from .engine.plan import plan as dry_run
 from .engine.runner import Runner, RunSummary
-from .engine.steps import StepContext, Work
-from .engine.tasks import Stage, TaskSummary, TaskWork
+from .engine.steps import StepContext
+from .engine.tasks import Stage, TaskSummary
 from .engine.writer import TaskWriter
 from .errors import UsageError
 from .freetext import check_reference, seal_reason
 from .keys import KeyRing
 from .ledger import Ledger, RequestRow, add_months, ledger_exists, utcnow
-from .models import Identifier, Outcome, RequestType
+from .models import Identifier, RequestType
 from .plugins import PluginHost
 from .shredding import Cipher, EpochKeys, RequestKeys
-from .state import KnownIdentifiers, RequestIntent, TaskData, request_blob
+from .state import KnownIdentifiers, RequestIntent, request_blob
 from .systems import System, build_systems, check_system
 
 __all__ = ["Orchestrator", "PlanLine", "RequestSpec", "RunSummary"]
@@ -65,25 +67,6 @@ class RequestSpec:
 
     def __repr__(self) -> str:
         return f"RequestSpec({self.type.value}, ticket={self.ticket!r})"
-
-
-@dataclass(frozen=True)
-class PlanLine:
-    """One system's part of a plan (``--dry-run``): what would happen, without doing it."""
-
-    system: str
-    connector: str
-    policy: str
-    action: str
-    found: int
-    actionable: int
-    review: int
-    note: str = ""
-    #: keyed hashes of the items it would act on: the receipt's ``items`` for the same data
-    items: tuple[str, ...] = ()
-    id_spaces: tuple[str, ...] = ()
-    #: why the system could not be searched (its counts then mean nothing); "" if it was
-    unsearched: str = ""
 
 
 def _dedupe_key(keys: KeyRing, spec: RequestSpec, subject: str) -> str | None:
@@ -245,13 +228,22 @@ class Orchestrator:
         """Validate and record one request; returns its id."""
         return self.submit_many([spec])[0]
 
+    def record(self, spec: RequestSpec) -> tuple[str, bool]:
+        """Validate and record one request: its id, and whether it is new (False: the
+        same request was recorded before, and this is its id)."""
+        new: set[str] = set()
+        rid = self.submit_many([spec], new=new)[0]
+        return rid, rid in new
+
     def submit_many(self, specs: Sequence[RequestSpec],
-                    labels: Sequence[str] | None = None) -> list[str]:
+                    labels: Sequence[str] | None = None, *,
+                    new: set[str] | None = None) -> list[str]:
         """Validate every spec first, then record all in one transaction (all or nothing).
 
         A bad spec raises UsageError prefixed with its label (``file.csv:7``) if given. A
         spec with a ticket whose request (same type, ticket and identifiers) was recorded
-        before is not recorded again: its id is the earlier request's.
+        before is not recorded again: its id is the earlier request's. ``new`` receives
+        the ids that were recorded now.
         """
         import uuid
 
@@ -289,8 +281,11 @@ class Orchestrator:
                 "dedupe_key": _dedupe_key(self.keys, spec, subject),
             })
         ciphers = self.ciphers
-        return self.ledger.add_requests(
+        ids = self.ledger.add_requests(
             rows, seal=lambda conn, ids: ciphers.seal(conn, {rid: raw[rid] for rid in ids}))
+        if new is not None:  # a row whose id came back was inserted, not found
+            new.update(rid for rid, row in zip(ids, rows, strict=True) if rid == row["id"])
+        return ids
 
     def get_request(self, request_id: str) -> RequestRow:
         """A request by id; UsageError naming it when there is none (creates no ledger)."""
@@ -418,48 +413,8 @@ class Orchestrator:
     def plan(self, spec: RequestSpec) -> list[PlanLine]:
         """Find across all systems and say what would happen. Writes nothing anywhere."""
         idents = self.validate(spec, dry_run=True)
-        known = KnownIdentifiers.from_request(idents, self.config.host.strong_identifiers)
-        now = utcnow()
-        row = RequestRow(
-            id="dry-run", ticket=spec.ticket, type=spec.type.value, status="open", outcome=None,
-            verified=spec.verified, override=None, received_at=now, due_at=add_months(now, 1),
-            extension_reason=None, created_at=now, finished_at=None, approved_at=None,
-            plan_hash=None,
-            identifiers=None, subject_digest=None, lease_owner=None, lease_until=None,
-        )
-        work = Work(row=row, type=spec.type, known=known, intent=_intent(spec), tasks={
-            s: TaskWork(request_id="dry-run", system=s, stage=Stage.PENDING, outcome=None,
-                        data=TaskData())
-            for s in self.systems
-        })
-        steps.find(self.context, [work], time.time())
-        # A search that failed (deferred or blocked) leaves its task pending: never "found 0".
-        unsearched = {name: t.summary.last_error or "the search failed"
-                      for name, t in work.tasks.items() if t.stage is Stage.PENDING}
-        lines = []
-        for name, system in self.systems.items():
-            t = work.tasks[name]
-            rule = work.rule(self.context, name)
-            action = rule.action
-            note = system.uncovered or t.summary.error or ""
-            if rule.action is None and rule.idle_outcome is Outcome.RETAINED:
-                note = f"retained: {system.config.reason}"
-            if name in unsearched:
-                note = f"could not be searched: {unsearched[name]}"
-            elif not known.complete and not unsearched:
-                note = "; ".join(filter(None, [note, "expansion stopped at expansion_rounds"]))
-            digest = self.keys.digest
-            lines.append(PlanLine(
-                system=name, connector=system.config.connector,
-                policy=system.config.policy.value,
-                action=action.value if action else "none",
-                found=len(t.data.findings), actionable=len(t.data.actionable),
-                review=len(t.data.findings) - len(t.data.actionable), note=note,
-                items=tuple(sorted(digest(name, ref) for ref in t.data.actionable)),
-                id_spaces=tuple(self.config.id_spaces.used(known.all(), name)),
-                unsearched=unsearched.get(name, ""),
-            ))
-        return lines
+        return dry_run(self.context, spec.type, idents, ticket=spec.ticket,
+                       verified=spec.verified, intent=_intent(spec))
 
     # inspection ----------------------------------------------------------------------
 

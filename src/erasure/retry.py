@@ -17,7 +17,7 @@ import tenacity
 from .config import RetrySettings
 from .errors import TransientError
 
-__all__ = ["Attempts", "RetryPolicy", "is_transient"]
+__all__ = ["Attempts", "RetryBudget", "RetryPolicy", "is_transient"]
 
 T = TypeVar("T")
 
@@ -40,6 +40,49 @@ class _WaitRetryAfter(tenacity.wait.wait_base):
         if after is not None:
             return float(max(0.0, after))
         return self.fallback(retry_state)
+
+
+@dataclass
+class RetryBudget:
+    """How long one system may keep failing within one run (``system_budget_seconds``),
+    counted from its first transient failure; a success starts it afresh."""
+
+    seconds: float
+    clock: Callable[[], float] = time.monotonic
+    #: monotonic time of the first failure since the last success; None: no failure
+    since: float | None = None
+
+    def failed(self) -> None:
+        if self.since is None:
+            self.since = self.clock()
+
+    def succeeded(self) -> None:
+        self.since = None
+
+    @property
+    def until(self) -> float | None:
+        """When retrying ends (monotonic), or None while nothing failed."""
+        return None if self.since is None else self.since + self.seconds
+
+    def left(self) -> float:
+        until = self.until
+        return float("inf") if until is None else until - self.clock()
+
+    @property
+    def spent(self) -> bool:
+        return self.left() <= 0
+
+
+class _PastBudget(tenacity.stop.stop_base):
+    """Stop when the system's budget ends before the next wait would ("before", like the
+    deadline: a wait that would end past it is not started)."""
+
+    def __init__(self, budget: RetryBudget | None) -> None:
+        self.budget = budget
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self.budget is not None and \
+            self.budget.left() <= (retry_state.upcoming_sleep or 0.0)
 
 
 @dataclass
@@ -72,20 +115,30 @@ class RetryPolicy:
             sleep=sleep,
         )
 
-    def call(self, fn: Callable[[], T], attempts: Attempts | None = None) -> T:
-        """Run ``fn`` until it succeeds, raises a non-transient error, or the budget runs out."""
+    def call(self, fn: Callable[[], T], attempts: Attempts | None = None,
+             budget: RetryBudget | None = None) -> T:
+        """Run ``fn`` until it succeeds, raises a non-transient error, or the budget runs
+        out: the attempt cap, the call's deadline, or the system's ``budget`` for the run."""
         counter = attempts if attempts is not None else Attempts()
         remaining = self.deadline_seconds
 
         def attempt() -> T:
             counter.count += 1
-            return fn()
+            try:
+                result = fn()
+            except TransientError:
+                if budget is not None:
+                    budget.failed()
+                raise
+            if budget is not None:
+                budget.succeeded()
+            return result
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(is_transient),
             stop=tenacity.stop_after_attempt(self.max_attempts)
             # "before": a wait that would end past the deadline is not started.
-            | tenacity.stop_before_delay(remaining),
+            | tenacity.stop_before_delay(remaining) | _PastBudget(budget),
             wait=_WaitRetryAfter(
                 tenacity.wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait)
             ),

@@ -24,7 +24,7 @@ from .errors import (
 )
 from .models import Finding, ItemOutcome, ItemStatus
 from .plugins import PluginHost
-from .retry import Attempts, RetryPolicy
+from .retry import Attempts, RetryBudget, RetryPolicy
 
 __all__ = ["CallResult", "System", "build_systems", "fan_out"]
 
@@ -62,6 +62,8 @@ class System:
     cls: type[Connector] | None
     uncovered: str | None
     retry: RetryPolicy
+    #: how long this system may keep failing within the run (``system_budget_seconds``)
+    budget: RetryBudget = field(default_factory=lambda: RetryBudget(60.0))
     #: the connector's own folder in the state folder (``Connector.state_dir``)
     state_dir: Path | None = None
     _connector: Connector | None = None
@@ -111,9 +113,11 @@ class System:
         subject's idempotency key (stable per request, system and ``key_action``, which is
         ``action`` unless given: a reminder's number goes there), and the requests' due
         dates."""
+        deadline = time.monotonic() + self.retry.deadline_seconds
+        if self.budget.until is not None:  # failing already: retries end with the budget
+            deadline = min(deadline, self.budget.until)
         return CallContext(
-            system=self.name, action=action,
-            deadline=time.monotonic() + self.retry.deadline_seconds,
+            system=self.name, action=action, deadline=deadline,
             idempotency_keys={s: idempotency_key(s, self.name, key_action or action)
                               for s in subjects},
             due=due or {})
@@ -123,9 +127,12 @@ class System:
         """Run a whole-batch call with retries; classify whatever error is left."""
         attempts = Attempts()
         result = CallResult()
+        if self._given_up(result):
+            return result
         token = _CURRENT.set(context)
         try:
-            result.values = self.retry.call(lambda: list(fn(self.connector())), attempts)
+            result.values = self.retry.call(lambda: list(fn(self.connector())), attempts,
+                                            self.budget)
         except Exception as exc:
             result.failed_with(exc)
         finally:
@@ -168,13 +175,25 @@ class System:
                 raise TransientError(f"{len(retry)} items failed transiently")
 
         result = CallResult()
+        if self._given_up(result):
+            return result
         try:
-            self.retry.call(attempt, attempts)
+            self.retry.call(attempt, attempts, self.budget)
         except Exception as exc:
             result.failed_with(exc)
         result.values = list(outcomes.values())
         result.attempts = attempts.count
         return result
+
+
+    def _given_up(self, result: CallResult) -> bool:
+        """The system kept failing for its whole budget in this run: the call is not made,
+        its work deferred (a command against a dead system returns)."""
+        if not self.budget.spent:
+            return False
+        result.failed_with(TransientError(
+            f"the system kept failing for {self.budget.seconds:g} s in this run"))
+        return True
 
 
 def classify(exc: BaseException) -> tuple[str, str]:
@@ -219,7 +238,8 @@ def build_systems(
             config.host.retry, max_attempts=sc.max_attempts, sleep=sleep
         )
         out[name] = System(config=sc, cls=cls, uncovered=uncovered, retry=retry,
-                           state_dir=config.host.state_dir / "systems" / name)
+                           state_dir=config.host.state_dir / "systems" / name,
+                           budget=RetryBudget(config.host.retry.system_budget_seconds))
     return out
 
 

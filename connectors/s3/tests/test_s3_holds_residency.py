@@ -111,4 +111,4 @@ def test_errors_are_classified(s3: S3Server, status: int, code: str, error: type
     with pytest.raises(error) as caught:
         list(conn.find([BOB]))
     assert code in str(caught.value) and "800123" not in str(caught.value)
-    assert isinstance(caught.value, PermanentError) == (error is not TransientError)
+    assert isinstance(caught.value, TransientError) == (error is TransientError)

@@ -18,10 +18,10 @@ from erasure_sql.queries import ArrayLookup, array_literal
 from sql_fixtures import Db, numbered_shop
 
 from erasure import (
+    BlockedError,
     Identifier,
     IdentifierType,
     ItemStatus,
-    PermanentError,
     Subject,
     TransientError,
 )
@@ -100,7 +100,7 @@ def test_a_lookup_error_is_classified_without_values(db: Db) -> None:
     c.mapping()  # reflected while the table exists
     with db.engine.begin() as conn:
         conn.execute(sa.text(f'DROP TABLE "{db.schema}".orders'))
-    with pytest.raises(PermanentError) as err:
+    with pytest.raises(BlockedError) as err:
         list(c.find([Subject("r1", (Identifier(E, "user1@example.org"),))]))
     assert "find" in str(err.value) and "42P01" in str(err.value)
     assert "example.org" not in str(err.value) and "{" not in str(err.value)

@@ -14,7 +14,7 @@ from erasure_sql import SqlConnector, SqlSettings
 from owned_shop import JANE, JANE_ROWS, JOHN, JOHN_ROWS, everyone_else, owned_shop
 from sql_fixtures import Db
 
-from erasure import Identifier, IdentifierType, ItemStatus, PermanentError, Subject
+from erasure import BlockedError, Identifier, IdentifierType, ItemStatus, Subject
 from erasure.connector import validating_for
 
 HAND = {
@@ -98,7 +98,7 @@ def test_several_parents_without_an_owner_are_refused(db: Db) -> None:
     owned_shop(db)
     tables = {**HAND, "customer": {"identifiers": {"customer_id": "id"}}}
     c = db.connector(tables)
-    with pytest.raises(PermanentError, match='table orders: linked from customer, '
+    with pytest.raises(BlockedError, match='table orders: linked from customer, '
                                               'payment_card; name the one whose rows these '
                                               'are: owner = "customer"'):
         c.mapping()

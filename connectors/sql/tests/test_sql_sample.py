@@ -13,7 +13,7 @@ from erasure_sql import SqlConnector, SqlSettings
 from sample_shop import EMPLOYEE, JANE, JANE_ROWS, JOHN, OLD_PETE, backup, sample_shop, snapshot
 from sql_fixtures import Db
 
-from erasure import Identifier, IdentifierType, ItemStatus, PermanentError, Subject
+from erasure import BlockedError, Identifier, IdentifierType, ItemStatus, Subject
 from erasure.connector import validating_for
 
 HOSTILE = ["o'brien\"--;@example.org", "x@example.org'); DROP TABLE visit;--",
@@ -174,7 +174,7 @@ def test_anonymise_needs_a_rule_per_personal_column(db: Db) -> None:
     tables = {**MINIMAL, "payment_card": {
         "action": "anonymise", "anonymise": {"customer_id": "null"},
         "relations": [{"parent": "customer", "columns": {"customer_id": "id"}}]}}
-    with pytest.raises(PermanentError, match="without a rule: name, ccn, code"):
+    with pytest.raises(BlockedError, match="without a rule: name, ccn, code"):
         db.connector(tables).check()
     tables["payment_card"]["anonymise"] = {"ccn": "null", "code": "null",
                                            "name": "keep:cardholder name kept by the bank"}

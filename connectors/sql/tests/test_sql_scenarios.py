@@ -14,6 +14,7 @@ from erasure_sql import SqlConnector, SqlSettings
 from sql_fixtures import Db
 
 from erasure import (
+    BlockedError,
     Identifier,
     IdentifierType,
     ItemStatus,
@@ -337,7 +338,7 @@ def test_mapping_names_are_checked(db: Db) -> None:
                                                                      "reason": "audit"}},
          "retained"),
     ]:
-        with pytest.raises(PermanentError, match=needle):
+        with pytest.raises(BlockedError, match=needle):
             db.connector(tables).check()
     with pytest.raises(ValueError, match="hash_key"):
         SqlSettings.model_validate({"url": db.url, "tables": {

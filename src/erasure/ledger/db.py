@@ -35,6 +35,8 @@ class Lock(enum.IntEnum):
     KEYS = 4242003
     #: creating or upgrading the schema
     SCHEMA = 4242004
+    #: recording requests: a request recorded twice at once (same dedupe key) is one
+    INTAKE = 4242005
 
 
 def ledger_exists(url: str) -> bool:

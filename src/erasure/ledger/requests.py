@@ -60,6 +60,9 @@ class RequestStore(Database):
             return []
         now = utcnow()
         with self.tx() as conn:
+            # Serialised, so that the same request recorded by two processes at once is
+            # found by the second instead of failing it on the unique dedupe key.
+            self.lock(conn, Lock.INTAKE)
             keys = sorted({r["dedupe_key"] for r in rows if r.get("dedupe_key")})
             known: dict[str, str] = {}
             for i in range(0, len(keys), 900):

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from erasure import AuthError, ItemStatus, PermanentError, TransientError
+from erasure import AuthError, ItemStatus, PermanentError, TransientError, current_call
 
 from .base import FolderStats, Outcomes, header_date
 from .settings import MailSettings
@@ -67,32 +68,53 @@ class ImapBackend:
     # connection ------------------------------------------------------------------------
 
     def client(self) -> Any:
-        """The logged-in client; connection errors are TransientError, login AuthError."""
+        """The logged-in client; connection errors are TransientError, login AuthError.
+
+        Every socket operation is bounded by the settings' ``timeout`` and by the time left
+        to the host's call (a frozen server never holds a call past its deadline)."""
         if self._client is not None:
+            self._bound(self._client)
             return self._client
         from imapclient import IMAPClient
-        from imapclient.exceptions import LoginError
+        from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
         s = self.s
         assert s.host is not None and s.username is not None and s.password is not None
         context = ssl.create_default_context()
         try:
             c = IMAPClient(s.host, port=s.imap_port, ssl=s.security == "tls",
-                           ssl_context=context, timeout=s.timeout)
+                           ssl_context=context, timeout=self._timeout())
             if s.security == "starttls":
                 c.starttls(context)
-        except (OSError, ssl.SSLError) as exc:
+        except (OSError, ssl.SSLError, IMAPClientError) as exc:
+            # IMAPClientError here: a greeting cut off or garbled (a server accepting and
+            # closing connections, a proxy in front of a dead one): it comes back or not.
             raise TransientError(f"cannot connect to the IMAP server ({type(exc).__name__})",
                                  retry_after=60) from None
         try:
             c.login(s.username, s.password.get_secret_value())
         except LoginError:
-            raise AuthError("IMAP login refused (check username and password)") from None
-        except (OSError, ssl.SSLError) as exc:
+            raise AuthError("IMAP login refused (check username and password)",
+                            system_wide=True) from None
+        except (OSError, ssl.SSLError, IMAPClientAbortError) as exc:
             raise TransientError(f"IMAP connection lost ({type(exc).__name__})") from None
         c.normalise_times = False  # INTERNALDATE with its zone, not naive local time
         self._client = c
         return c
+
+    def _timeout(self) -> float:
+        """Seconds a socket operation may take: the settings' ``timeout``, at most the time
+        left to the host's call (at least a tenth of a second)."""
+        try:
+            left = current_call().deadline - time.monotonic()
+        except RuntimeError:  # not inside a host's call (check, discover)
+            return self.s.timeout
+        return max(0.1, min(self.s.timeout, left))
+
+    def _bound(self, c: Any) -> None:
+        sock = c.socket()
+        if sock is not None:
+            sock.settimeout(self._timeout())
 
     def close(self) -> None:
         """Log out (never CLOSE: it would expunge other people's flagged mail)."""

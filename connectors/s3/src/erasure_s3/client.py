@@ -8,11 +8,13 @@ keys often hold personal data (``customers/800123/...``, ``exports/bob@x.org.csv
 from __future__ import annotations
 
 import logging
+import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from erasure import AuthError, PermanentError, TransientError
+from erasure import AuthError, BlockedError, PermanentError, TransientError, current_call
 
 from .settings import S3Settings
 
@@ -65,7 +67,20 @@ def make_client(settings: S3Settings) -> Any:
         # Path-style addressing for custom endpoints (MinIO, moto): bucket names need no DNS.
         s3={"addressing_style": "path"} if settings.endpoint_url else None,
     )
-    return session.client("s3", endpoint_url=settings.endpoint_url, config=config)
+    client = session.client("s3", endpoint_url=settings.endpoint_url, config=config)
+    client.meta.events.register("before-send.s3", _within_call_deadline)
+    return client
+
+
+def _within_call_deadline(**_: Any) -> None:
+    """No HTTP attempt, botocore's own retries included, starts after the host's call
+    deadline: the call gives up (transient) instead of running past it."""
+    try:
+        deadline = current_call().deadline
+    except RuntimeError:  # not inside a host's call (check, discover), or another thread
+        return
+    if time.monotonic() >= deadline:
+        raise TransientError("s3: the call's deadline passed")
 
 
 def client_error_code(exc: BaseException) -> str:
@@ -98,15 +113,21 @@ def s3_errors(what: str) -> Iterator[None]:
             raise TransientError(f"s3 {what}: {code or status}",
                                  retry_after=retry_after) from None
         if code in _AUTH_CODES:
-            raise AuthError(f"s3 {what}: {code} (check the credentials' permissions)") from None
+            raise AuthError(f"s3 {what}: {code} (check the credentials' permissions)",
+                            system_wide=True) from None
         raise PermanentError(f"s3 {what}: {code or status}") from None
-    except (bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.EndpointConnectionError,
-            bx.ConnectionClosedError, bx.ResponseStreamingError) as exc:
+    except (bx.HTTPClientError, bx.ResponseStreamingError, OSError) as exc:
+        # every connection failure (refused, reset, timed out, cut mid-body): it comes back
         raise TransientError(f"s3 {what}: {type(exc).__name__}") from None
+    except zlib.error:
+        # An object the reader cannot decode fails every search that reads it, whoever
+        # the subjects: an operator removes or excludes it.
+        raise BlockedError(f"s3 {what}: an object that cannot be decoded (corrupt gzip)",
+                           system_wide=True) from None
     except (bx.NoCredentialsError, bx.PartialCredentialsError) as exc:
-        raise AuthError(f"s3 {what}: {type(exc).__name__}") from None
+        raise AuthError(f"s3 {what}: {type(exc).__name__}", system_wide=True) from None
     except bx.BotoCoreError as exc:
-        raise PermanentError(f"s3 {what}: {type(exc).__name__}") from None
+        raise BlockedError(f"s3 {what}: {type(exc).__name__} (unclassified)") from None
 
 
 def _retry_after(exc: BaseException) -> float | None:

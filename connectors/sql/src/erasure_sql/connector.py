@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from erasure import (
+    BlockedError,
     Capability,
     CapabilityNotSupported,
     Connector,
@@ -79,7 +80,8 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, RightsMixin, Connector
             self._engine = sa.create_engine(url, hide_parameters=True,
                                             connect_args=_connect_args(url))
         except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError):
-            raise PermanentError(f"system {system}: invalid database URL or driver") from None
+            raise BlockedError(f"system {system}: invalid database URL or driver",
+                               system_wide=True) from None
         if self._engine.dialect.name == "sqlite":
             sa.event.listen(self._engine, "connect", _sqlite_setup)
         apply_call_deadlines(self._engine)
@@ -89,6 +91,7 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, RightsMixin, Connector
         )
         self._dialect = self._engine.dialect.name
         self._mapping: Mapping | None = None
+        self._mapping_error: BlockedError | None = None
         self._deep: DeepScan | None = None
         self._holders: dict[str, list[KeyHolder]] | None = None  # see _key_holders
         self._lock = threading.Lock()
@@ -109,6 +112,10 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, RightsMixin, Connector
     def mapping(self) -> Mapping:
         """The mapping validated against the reflected schema (reflected once, on first use)."""
         with self._lock:
+            if self._mapping_error is not None:
+                # Kept until the config changes (a new instance): the schema is not reflected
+                # again for every call of a batch that is split or retried.
+                raise self._mapping_error
             if self._mapping is None:
                 meta = sa.MetaData(schema=self.settings.db_schema)
                 with db_errors("reflect schema"), warnings.catch_warnings():
@@ -116,7 +123,11 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, RightsMixin, Connector
                     # erasure_sql.indexes reads itself)
                     warnings.simplefilter("ignore", sa_exc.SAWarning)
                     meta.reflect(self._engine, schema=self.settings.db_schema)
-                self._mapping = build_mapping(self.settings, meta)
+                try:
+                    self._mapping = build_mapping(self.settings, meta)
+                except BlockedError as exc:
+                    self._mapping_error = exc
+                    raise
             return self._mapping
 
     def check(self) -> None:

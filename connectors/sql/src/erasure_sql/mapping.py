@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from erasure import IdentifierType, PermanentError
+from erasure import BlockedError, IdentifierType
 
 from .classify import personal_columns
 from .settings import AnonymiseRule, SqlSettings, TableSettings
@@ -334,7 +334,7 @@ def build_mapping(settings: SqlSettings, meta: sa.MetaData) -> Mapping:
             if col not in table.c:
                 problems.append(f"table {name}: column {col} not found")
     if problems:
-        raise PermanentError("invalid sql mapping: " + "; ".join(problems))
+        raise BlockedError("invalid sql mapping: " + "; ".join(problems), system_wide=True)
 
     edges, shadowed = _shadow(_edges(settings, names))
     edges = _owners(settings, edges, problems)
@@ -389,7 +389,7 @@ def build_mapping(settings: SqlSettings, meta: sa.MetaData) -> Mapping:
             else:
                 child.unlink[col] = AnonymiseRule(kind="null")
     if problems:
-        raise PermanentError("invalid sql mapping: " + "; ".join(problems))
+        raise BlockedError("invalid sql mapping: " + "; ".join(problems), system_wide=True)
     blockers = _blockers(settings, names)
     export_only = {
         t for t in models
