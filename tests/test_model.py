@@ -271,6 +271,10 @@ def read_package(path: Path) -> dict[str, list[tuple[str, dict[str, Any]]]] | No
             doc = json.loads(zf.read(name))
             out[doc["system"]] = [(kind, data) for kind, rows in doc["records"].items()
                                   for data in rows]
+        # the whole package in one file (docs/package.md) says the same as the per-system files
+        whole = json.loads(zf.read("package.json"))["systems"]
+        assert {s: [(k, d) for k, rows in v["records"].items() for d in rows]
+                for s, v in whole.items() if v["records"]} == {s: v for s, v in out.items() if v}
     return out
 
 
