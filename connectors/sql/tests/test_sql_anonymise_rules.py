@@ -46,6 +46,10 @@ def test_the_proposal_anonymises_every_personal_column_and_nobody_elses(db: Db) 
 def test_anonymising_without_rules_for_personal_columns_is_refused(db: Db) -> None:
     owned_shop(db)
     c = db.connector(HAND, system="shop")
+    # systems check says so beforehand (a note: a deleting policy does not need the rules)
+    assert ("anonymising its rows would be refused: personal columns without a rule: "
+            "systems.shop.tables.payment_card.anonymise: card_number, cvv, holder_name"
+            ) in c.advice()
     found = list(c.find([subject("jane", JANE)]))
     before = everyone_else(db, {})
     with pytest.raises(PermanentError) as err:

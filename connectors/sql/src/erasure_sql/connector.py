@@ -273,11 +273,19 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, RightsMixin, Connector
 
     def advice(self) -> list[str]:
         """Lookups of find that no index serves, each with the CREATE INDEX that would
-        (see :mod:`erasure_sql.indexes`)."""
+        (see :mod:`erasure_sql.indexes`), and tables whose rows an anonymise request would
+        refuse to anonymise (personal columns without a rule)."""
         from .indexes import unserved
 
+        m = self.mapping()
         with db_errors("check indexes"):
-            return unserved(self._engine, self.mapping())
+            notes = unserved(self._engine, m)
+        # Not a failure under a policy that deletes; an anonymise request would be refused.
+        notes += [f"anonymising its rows would be refused: personal columns without a rule: "
+                  f"systems.{self.system}.tables.{t}.anonymise: {', '.join(tm.unruled)}"
+                  for t, tm in m.tables.items()
+                  if tm.unruled and tm.action != "retain" and t not in m.export_only]
+        return notes
 
     def discover(self) -> str:
         from .discover import discover
