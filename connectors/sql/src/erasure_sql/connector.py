@@ -396,8 +396,8 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, RightsMixin, Connector
                    for t, tm in m.tables.items()
                    if t in kinds and tm.unruled and tm.action != "retain"
                    and t not in m.export_only]
-        if missing:
-            raise PermanentError(
+        if missing:  # the configuration's to fix: the task waits for `erasure retry`
+            raise BlockedError(
                 "cannot anonymise: personal columns without a rule (name one, or "
                 '"keep:<reason>"; `erasure discover` proposes them): ' + "; ".join(missing))
 
