@@ -43,6 +43,7 @@ CRM = {
     "order/2": ("order", {"email": "ann@example.org"}),
     "contact/3": ("contact", {"email": "cat@example.org"}),
     "contact/4": ("contact", {"email": "dan@example.org"}),
+    "contact/5": ("contact", {"email": "eve@example.org", "customer_id": "C-5"}),
 }
 MAX_BODY = 4096
 
@@ -307,6 +308,64 @@ def test_a_forged_callback_signature_is_what_the_receiver_refuses(api: Api) -> N
     assert not receiver.verify({"X-Erasure-Timestamp": stale,
                                 "X-Erasure-Signature": sign(SECRET.encode(), stale, body)},
                                body)
+
+
+def test_an_access_package_is_given_out_once_asked_for_with_the_package_scope(api: Api
+                                                                              ) -> None:
+    import io
+    import zipfile
+
+    with api.client("submit") as http:
+        rid = http.post("/v1/requests", json={
+            "subject_request_id": "acc-1", "subject_request_type": "access",
+            "subject_identities": [{"identity_type": "email",
+                                    "identity_value": "eve@example.org"}],
+            "verified": True}).json()["id"]
+    with api.client("read") as http:
+        done = wait_for(http, rid, ("completed", "failed"))
+        assert done["status"] == "completed" and done["links"]["package"]
+        assert http.get(f"/v1/requests/{rid}/package").status_code == 403
+    with api.client("package") as http:
+        got = http.get(f"/v1/requests/{rid}/package")
+        erasure_id = http.get("/v1/requests", params={"ticket": "T-BOB"})
+    assert got.status_code == 200 and got.headers["content-type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(got.content)).namelist()
+    assert names and any("eve@example.org" in zipfile.ZipFile(io.BytesIO(got.content))
+                         .read(n).decode(errors="replace") for n in names)
+    assert erasure_id.status_code == 403  # the package scope reads nothing else
+    assert ledger_query(api.config, "SELECT delivered_at IS NOT NULL FROM packages "
+                        "WHERE request_id = ?", rid) == [(1,)]
+    # an erasure has no package
+    with api.client("admin") as http:
+        erasure = http.post("/v1/requests", json=_erasure("acc-2", "nobody@nowhere.example")
+                            ).json()["id"]
+        assert http.get(f"/v1/requests/{erasure}/package").status_code == 404
+
+
+def test_concurrent_clients_lose_no_request_and_duplicate_none(api: Api) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def client_work(n: int) -> list[tuple[str, str, int]]:
+        out = []
+        with api.client("submit") as http:
+            for k in range(5):
+                srid = f"conc-{n}-{k}"
+                for _ in range(2):  # every submission is retried once
+                    r = http.post("/v1/requests", json=_erasure(
+                        srid, f"p{n}-{k}@nowhere.example", ticket=f"T-C{n}"))
+                    assert r.status_code in (200, 201), r.text
+                    out.append((srid, r.json()["id"], r.status_code))
+        return out
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = [x for chunk in pool.map(client_work, range(10)) for x in chunk]
+    ids = {}
+    for srid, rid, _code in results:
+        assert ids.setdefault(srid, rid) == rid  # the retry answers the same request
+    assert len(ids) == 50 and len(set(ids.values())) == 50
+    assert sorted(code for *_x, code in results) == [200] * 50 + [201] * 50
+    stored = ledger_query(api.config, "SELECT count(*) FROM requests WHERE ticket LIKE 'T-C%'")
+    assert stored == [(50,)]
 
 
 # cancel ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -169,11 +169,20 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
         return service.receipts(request_id)
 
     @app.get("/v1/requests/{request_id}/package", dependencies=[package],
-             response_class=FileResponse)
+             response_class=StreamingResponse,
+             responses={200: {"content": {"application/zip": {}}}})
     def get_package(request_id: str) -> Any:
-        """The access or portability package (zip) while it exists."""
-        path = service.package(request_id)
-        return FileResponse(path, media_type="application/zip", filename=path.name)
+        """The access or portability package (zip) while it exists; recorded delivered,
+        as `erasure package get` records it."""
+        sink, name = service.package(request_id)
+
+        def chunks() -> Any:
+            with sink:
+                while block := sink.read(1 << 16):
+                    yield block
+
+        return StreamingResponse(chunks(), media_type="application/zip", headers={
+            "Content-Disposition": f'attachment; filename="{name}"'})
 
     @app.get("/v1/public-key")
     def public_key() -> dict[str, str]:

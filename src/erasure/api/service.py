@@ -137,16 +137,23 @@ class ApiService:
         except ErasureError as exc:  # the ledger was cut back behind a signed head
             raise ApiError(500, str(exc)) from None
 
-    def package(self, request_id: str) -> Path:
-        """The file of an access or portability request's package, while it exists."""
+    def package(self, request_id: str) -> tuple[Any, str]:
+        """An access or portability request's package (a zip), given out as ``erasure
+        package get`` gives it: recorded delivered (a package of a person erased since is
+        deleted once delivered). (a spooled file at its start, the file's name)."""
+        import tempfile
+
         row = self.status(request_id)
         if row.subject_request_type not in ("access", "portability"):
             raise ApiError(404, "only access and portability requests have a package")
-        for p in self.orch.ledger.packages([request_id]):
-            path = self.orch.config.host.exports() / p["file"]
-            if p["deleted_at"] is None and path.is_file():
-                return path
-        raise ApiError(404, "no package (not made yet, expired or deleted)")
+        sink = tempfile.SpooledTemporaryFile(max_size=8 << 20)
+        try:
+            got = self.orch.deliver_package(request_id, sink)  # type: ignore[arg-type]
+        except ErasureError as exc:
+            sink.close()
+            raise ApiError(404, str(exc)) from None
+        sink.seek(0)
+        return sink, Path(got["file"]).name
 
     def public_key(self) -> dict[str, str]:
         return {"public_key": self.orch.keys.public_text, "key_id": self.orch.keys.key_id}
