@@ -43,6 +43,9 @@ def test_a_signed_confirmation_posted_to_the_api_ends_the_task(world, webhook):
             status = http.get(f"/v1/requests/{rid}").json()
             waiting = {s["system"]: s["waits"] for s in status["systems"]}
             assert waiting["nexbridge"] == "the processor's confirmation"
+            # the processor was told: the request can no longer be withdrawn
+            refused = http.delete(f"/v1/requests/{rid}")
+            assert refused.status_code == 409 and "already acted" in refused.json()["detail"]
             (sent,) = webhook.received
             body = json.dumps({"type": "erasure.confirmation",
                                "message_id": sent["message_id"], "requests": [rid],
