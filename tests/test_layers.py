@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"hookspecs", "plugins", "keys", "state", "ledger"},
     {"shredding", "systems", "heads", "packages", "chain"},
     {"engine"},
-    {"orchestrator", "sweep", "tables"},
+    {"orchestrator", "sweep", "tables", "reports"},
     {"api", "cli", "cli_admin", "cli_api", "cli_common", "demo", "testing", "__init__"},
 ]
 

@@ -359,9 +359,16 @@ def object_(scope: ScopeOpt = None, email: Emails = None, phone: Phones = None,
 
 @app.command()
 def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")] = False,
+           json_: Annotated[bool, typer.Option(
+               "--json", help="One JSON object (docs/status.schema.json).")] = False,
            config: ConfigOpt = None) -> None:
     """Open requests with days left; overdue ones marked."""
     with _orchestrator(config) as orch, _errors():
+        if json_:
+            from .reports import status_report
+
+            _print_json(status_report(orch.ledger, finished_too=all))
+            return
         rows = orch.ledger.list_requests(open_only=not all)
         table = compact_table("Requests")
         for col in ("request", "ticket", "type", "status", "received", "due", "days left"):
@@ -406,6 +413,13 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
             for row in swept:
                 table.add_row(*row)
             out.print(table)
+
+
+def _print_json(value: object) -> None:
+    """One JSON document on stdout, never wrapped or coloured."""
+    import json
+
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, sort_keys=True) + "\n")
 
 
 def _package_wait(p: dict[str, object]) -> str:

@@ -40,20 +40,33 @@ if TYPE_CHECKING:
 @receipts_app.command("show")
 def receipts_show(request_id: Annotated[str, typer.Argument(
         help="A request id, or a retention sweep's id (printed by `erasure sweep`).")],
+                  json_: Annotated[bool, typer.Option(
+                      "--json", help="One JSON object (docs/receipts-show.schema.json).")
+                  ] = False,
                   config: ConfigOpt = None) -> None:
     """Print a request's (or a retention sweep's) receipts as a table."""
     from .ledger import ledger_exists
 
     with _orchestrator(config) as orch, _errors():
         if request_id.startswith("sweep-"):
-            swept = (orch.ledger.receipts(request_id)
-                     if ledger_exists(orch.config.host.ledger_url()) else [])
-            if not swept:
+            receipts = (orch.ledger.receipts(request_id)
+                        if ledger_exists(orch.config.host.ledger_url()) else [])
+            if not receipts:
                 _fail(f"no retention sweep {request_id!r} in the ledger")
-            out.print(receipts_table(swept, title=f"Retention sweep {request_id}"))
-            return
-        orch.get_request(request_id)  # names the id when there is no such request
-        out.print(receipts_table(orch.ledger.receipts(request_id), title=f"Request {request_id}"))
+            title = f"Retention sweep {request_id}"
+        else:
+            orch.get_request(request_id)  # names the id when there is no such request
+            receipts, title = orch.ledger.receipts(request_id), f"Request {request_id}"
+        if json_:
+            import json
+            import sys
+
+            from .reports import receipts_report
+
+            sys.stdout.write(json.dumps(receipts_report(request_id, receipts),
+                                        ensure_ascii=False, sort_keys=True) + "\n")
+        else:
+            out.print(receipts_table(receipts, title=title))
 
 
 @receipts_app.command("export")

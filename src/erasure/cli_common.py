@@ -3,6 +3,8 @@ handling and the orchestrator they open (the commands are in cli.py and cli_admi
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
@@ -26,7 +28,15 @@ if TYPE_CHECKING:
 # commands that need it: `erasure --help` and bad input answer without loading it.
 
 
-out = Console()
+def _stdout() -> Console:
+    """Rich's console for stdout: piped (a file, grep, cron mail) it would cut tables at 80
+    columns, so lines are as long as they need to be unless COLUMNS says otherwise."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return Console()
+    return Console(width=10_000)
+
+
+out = _stdout()
 err = Console(stderr=True)
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
 request_app = typer.Typer(no_args_is_help=True, help="Create and manage requests.")

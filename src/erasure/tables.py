@@ -12,7 +12,7 @@ from rich.table import Table
 
 from .engine.tasks import TaskSummary
 
-__all__ = ["compact_table", "receipts_table", "tasks_table"]
+__all__ = ["compact_table", "receipts_table", "tasks_table", "why_waiting"]
 
 
 def compact_table(title: str) -> Table:
@@ -89,7 +89,7 @@ def tasks_table(tasks: list[Any], due_dates: Mapping[str, datetime],
         elif summary.deferrals and t.outcome != "failed":
             state += f" (deferred {summary.deferrals}x)"
         if t.outcome != "failed" and not blocked:
-            why = _why_waiting(t, by_request[t.request_id],
+            why = why_waiting(t, by_request[t.request_id],
                                (requests or {}).get(t.request_id), now)
             if why:
                 state += f": {escape(why)}"
@@ -102,7 +102,7 @@ def tasks_table(tasks: list[Any], due_dates: Mapping[str, datetime],
     return table
 
 
-def _why_waiting(t: Any, siblings: list[Any], request: Any, now: datetime) -> str:
+def why_waiting(t: Any, siblings: list[Any], request: Any, now: datetime) -> str:
     """Why a task that is not failed waits, in words ("" when its stage says it)."""
     status = getattr(request, "status", None)
     if status == "awaiting_verification":

@@ -1,0 +1,68 @@
+"""Output for scripts (issue 26, item 5): `status --json` and `receipts show --json` print
+one JSON document each, in the shape their JSON Schema in docs/ documents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+from clihelpers import cli_env, memory_system, run_cli, seed, write_config
+
+DOCS = Path(__file__).parent.parent / "docs"
+
+
+def schema(name: str) -> dict:
+    doc = json.loads((DOCS / name).read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(doc)
+    return doc
+
+
+def test_status_and_receipts_as_json_match_their_schemas(tmp_path: Path) -> None:
+    crm, mail = tmp_path / "crm.json", tmp_path / "mail.json"
+    seed(crm, {"c/1": ("contact", {"email": "ann@example.org"}),
+               "c/2": ("contact", {"email": "bob@example.org"})})
+    seed(mail, {"m/1": ("message", {"email": "bob@example.org"})})
+    config = write_config(tmp_path, {
+        "crm": memory_system(crm),
+        "mail": memory_system(mail, fail_first_calls=1, fail_retry_after=3600)})
+    access = run_cli("export", "--email", "ann@example.org", "--verified", "--ticket", "T-1",
+                     config=config)  # mail's one outage: deferred, the request stays open
+    assert access.returncode == 0, access.stdout + access.stderr
+    quiet = write_config(tmp_path, {"crm": memory_system(crm)}, name="crm-only.toml")
+    erased = run_cli("erase", "--email", "bob@example.org", "--verified", config=quiet)
+    assert erased.returncode == 0, erased.stderr
+    shown = run_cli("status", "--all", "--json", config=config)
+    assert shown.returncode == 0, shown.stderr
+    status = json.loads(shown.stdout)
+    jsonschema.validate(status, schema("status.schema.json"))
+    by_type = {r["type"]: r for r in status["requests"]}
+    assert by_type["access"]["status"] == "open" and by_type["access"]["ticket"] == "T-1"
+    assert by_type["erasure"]["outcome"] == "completed"
+    tasks = {t["system"]: t for t in status["tasks"]}
+    assert tasks["crm"]["waits_for"] == "waits for mail (pending) to be searched"
+    assert tasks["mail"]["deferrals"] == 1 and tasks["mail"]["error"]
+    rid = by_type["erasure"]["request"]
+    receipts = run_cli("receipts", "show", rid, "--json", config=quiet)
+    assert receipts.returncode == 0, receipts.stderr
+    doc = json.loads(receipts.stdout)
+    jsonschema.validate(doc, schema("receipts-show.schema.json"))
+    (one,) = doc["receipts"]
+    assert one["body"]["counts"]["found"] == 1 and one["body"]["outcome"] == "completed"
+    assert "bob@example.org" not in shown.stdout + receipts.stdout
+
+
+def test_piped_status_is_not_cut_at_80_columns(tmp_path: Path) -> None:
+    crm = tmp_path / "crm.json"
+    seed(crm, {"c/1": ("contact", {"email": "ann@example.org"})})
+    config = write_config(tmp_path, {"crm": memory_system(crm)})
+    ticket = "jira:PRIVACY-DESK/2026/" + "7" * 30
+    created = run_cli("request", "create", "--type", "erasure", "--email", "ann@example.org",
+                      "--verified", "--ticket", ticket, config=config)
+    assert created.returncode == 0, created.stderr
+    rid = created.stdout.strip()
+    env = cli_env()
+    del env["COLUMNS"]  # as from cron or a pipe: no terminal, no width given
+    status = run_cli("status", config=config, env=env)
+    (line,) = [ln for ln in status.stdout.splitlines() if rid in ln]
+    assert ticket in line and "…" not in status.stdout and len(line) > 80, status.stdout
