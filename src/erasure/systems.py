@@ -22,7 +22,7 @@ from .errors import (
     PermanentError,
     TransientError,
 )
-from .models import Finding, ItemOutcome, ItemStatus
+from .models import Finding, IdentifierType, ItemOutcome, ItemStatus
 from .plugins import PluginHost
 from .retry import Attempts, RetryBudget, RetryPolicy
 
@@ -76,6 +76,18 @@ class System:
     @property
     def version(self) -> str:
         return getattr(self.cls, "version", "?") if self.cls else "?"
+
+    @property
+    def identifier_types(self) -> frozenset[IdentifierType] | None:
+        """The identifier types this system can search (None: any): the connector
+        instance's, which may narrow its class's per system (the mail connector without
+        ``search_body`` searches no phones)."""
+        if self.cls is None:
+            return None
+        try:
+            return self.connector().identifier_types
+        except Exception:  # the call fails and says why; the class's claim meanwhile
+            return self.cls.identifier_types
 
     def connector(self) -> Connector:
         """The connector instance, built on first use (settings validated again)."""

@@ -13,7 +13,7 @@ from .expansion import Evidence, Scoped, finding_evidence, scoped_to_json, stron
 from .tasks import Stage, TaskWork
 from .work import StepContext, Work, failed_call, find_call, limit
 
-__all__ = ["find"]
+__all__ = ["coverage_gap", "find"]
 
 _NOTICE = "notice"  # the one finding of a system that cannot be searched, only told
 
@@ -155,12 +155,29 @@ def _complete(ctx: StepContext, w: Work) -> bool:
             return False
         if t.stage is not Stage.FOUND:
             continue  # acting or done: the search it acted on was judged when it ended
-        types = system.cls.identifier_types if system.cls else None
+        types = system.identifier_types
         searched = set(t.data.searched)
         if any(s not in searched for s in w.known.all()
                if spaces.searchable_in(s, name) and (types is None or s.type in types)):
             return False
     return True
+
+
+def coverage_gap(ctx: StepContext, w: Work, name: str) -> str | None:
+    """Why a system that can be searched was searched with none of the request's
+    identifiers (its types, or its id spaces), or None when it was searched with some: a
+    system that searched nothing found nothing, and is not covered, never "found 0"."""
+    system = ctx.systems[name]
+    t = w.tasks[name]
+    if t.data.searched or not _searchable(system):
+        return None
+    kinds = sorted({s.type.value for s in w.known.all()})
+    types = system.identifier_types
+    if types is not None and not {k for k in kinds} & {x.value for x in types}:
+        return (f"searches only {', '.join(sorted(x.value for x in types))}; the request "
+                f"has {', '.join(kinds)}")
+    return (f"none of the request's identifiers ({', '.join(kinds)}) is of a type and id "
+            "space this system searches")
 
 
 def _notice(ctx: StepContext, w: Work, t: TaskWork) -> None:
@@ -202,7 +219,7 @@ def _unasked(ctx: StepContext, todo: dict[str, list[Work]],
     out: dict[str, list[Subject]] = {}
     for name, ws in todo.items():
         system = ctx.systems[name]
-        types = system.cls.identifier_types if system.cls else None
+        types = system.identifier_types
         subjects = []
         for w in ws:
             if (w.row.id, name) in failed:

@@ -95,6 +95,12 @@ def _body(ctx: StepContext, w: Work, t: TaskWork, now: datetime) -> dict[str, An
         # What the connector says of the system now (API usage), no personal data.
         "system_facts": system.receipt_facts() if system else {},
         "id_spaces": ctx.config.id_spaces.used(w.known.all(), t.system),
+        # Which identifier types the system was searched, and verified, with: a system
+        # that cannot search an email is not "found 0" for an email.
+        "identifier_types": {
+            "searched": sorted({s.type.value for s in t.data.searched}),
+            "verified": t.summary.verified_types,
+        },
         "expansion_complete": w.known.complete,
         "attempts": t.summary.attempts,
         "deferrals": t.summary.deferrals,

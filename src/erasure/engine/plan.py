@@ -11,7 +11,7 @@ from ..idspaces import Scoped
 from ..ledger import RequestRow
 from ..models import Outcome, RequestType
 from ..state import KnownIdentifiers, RequestIntent, TaskData
-from .find import find
+from .find import coverage_gap, find
 from .tasks import Stage, TaskWork
 from .work import StepContext, Work
 
@@ -68,8 +68,11 @@ def plan(ctx: StepContext, request_type: RequestType, idents: tuple[Scoped, ...]
         note = system.uncovered or t.summary.error or ""
         if rule.action is None and rule.idle_outcome is Outcome.RETAINED:
             note = f"retained: {system.config.reason}"
+        gap = coverage_gap(ctx, work, name) if t.stage is Stage.FOUND else None
         if name in unsearched:
             note = f"could not be searched: {unsearched[name]}"
+        elif gap is not None:
+            note = f"not covered: {gap}"
         elif not known.complete and not unsearched:
             note = "; ".join(filter(None, [note, "expansion stopped at expansion_rounds"]))
         digest = ctx.keys.digest

@@ -34,7 +34,7 @@ from ..models import (
 )
 from ..systems import CallResult, fan_out
 from .tasks import Stage, TaskWork
-from .work import StepContext, Work, failed_call, find_call, limit, outcome_of
+from .work import WAITS, StepContext, Work, failed_call, find_call, limit, outcome_of
 
 __all__ = [
     "CorrectionPlan", "call_arguments", "calls_apart", "plan_corrections", "plan_for",
@@ -212,7 +212,7 @@ def verify_rectified(ctx: StepContext, works: Sequence[Work], now: float) -> Non
             t.attempt("verify", res.attempts + read.attempts)
             error = res if res.error else read if read.error else None
             if error is not None:
-                if error.error_kind == "transient":
+                if error.error_kind in WAITS:
                     failed_call(ctx, w, t, error, now, step="verify")
                     continue
                 t.summary.verified = False
@@ -221,7 +221,7 @@ def verify_rectified(ctx: StepContext, works: Sequence[Work], now: float) -> Non
                 continue
             plan = plan_for(w)
             system = ctx.systems[name]
-            types = system.cls.identifier_types if system.cls else None
+            types = system.identifier_types
             left = rectified_left(plan, t.data.findings, t.data.outcomes,
                                   (f for f in res.values if f.system == name), types)
             left |= _address_missing(plan, t.data.findings, t.data.outcomes, read.values)
@@ -235,7 +235,7 @@ def _verify_system(ctx: StepContext, name: str, ws: list[Work]
                    ) -> tuple[dict[str, CallResult], dict[str, CallResult]]:
     """(find results, export results) per request of one system."""
     system = ctx.systems[name]
-    types = system.cls.identifier_types if system.cls else None
+    types = system.identifier_types
     subjects = [s for w in ws if (s := verification_subject(w.row.id, plan_for(w), types))]
     found = find_call(system, subjects, limit(ctx, name), "verify")() if subjects else {}
     exported: dict[str, CallResult] = {}

@@ -29,7 +29,7 @@ from ..models import (
 )
 from ..systems import CallResult, System, fan_out
 from . import rights
-from .find import find
+from .find import coverage_gap, find
 from .isolation import run_isolated
 from .rules import NOT_ACTED, capability_for
 from .tasks import Stage, TaskWork
@@ -64,7 +64,13 @@ def start_acting(ctx: StepContext, works: Sequence[Work], now: float) -> None:
             rule = w.rule(ctx, name)
             action = rule.action
             t.summary.action = action.value if action else None
-            if action is None:
+            gap = coverage_gap(ctx, w, name) if rule.idle_outcome is not Outcome.RETAINED \
+                else None
+            if gap is not None:
+                t.fail(f"not searched: {gap}", "unsupported")
+                t.move(Stage.DONE, "searched none of the request's identifiers",
+                       outcome=Outcome.NOT_COVERED.value)
+            elif action is None:
                 t.move(Stage.DONE, "nothing to do", outcome=rule.idle_outcome.value)
             elif not system.cls or not system.cls.supports(capability_for(action)):
                 t.fail(f"connector {system.config.connector!r} cannot {action.value}",
@@ -397,8 +403,11 @@ def verify(ctx: StepContext, works: Sequence[Work], now: float) -> None:
     calls = {}
     for name, ws in todo.items():
         subjects = []
+        types = ctx.systems[name].identifier_types
         for w in ws:
-            idents = tuple(s.ident for s in w.known.strong() if spaces.searchable_in(s, name))
+            idents = tuple(s.ident for s in w.known.strong() if spaces.searchable_in(s, name)
+                           and (types is None or s.type in types))
+            w.tasks[name].summary.verified_types = sorted({i.type.value for i in idents})
             if idents:
                 subjects.append(Subject(w.row.id, idents))
         calls[name] = partial(_verify_system, ctx, name, ws, subjects)

@@ -93,6 +93,8 @@ class TaskSummary:
     reminders: int = 0
     #: None: not verified (yet); else whether the verification itself ran through
     verified: bool | None = None
+    #: the identifier types verification searched with (the system's, of the strong ones)
+    verified_types: list[str] = field(default_factory=list)
     #: places outside the connector's mapping where residue was found (table.column)
     unmapped_residue: list[str] = field(default_factory=list)
     #: connector calls per action
