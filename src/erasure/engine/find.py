@@ -164,20 +164,20 @@ def _complete(ctx: StepContext, w: Work) -> bool:
 
 
 def coverage_gap(ctx: StepContext, w: Work, name: str) -> str | None:
-    """Why a system that can be searched was searched with none of the request's
-    identifiers (its types, or its id spaces), or None when it was searched with some: a
-    system that searched nothing found nothing, and is not covered, never "found 0"."""
+    """Why a system that can be searched was searched with nothing, because none of the
+    request's identifiers is of a type its connector instance searches; None otherwise. A
+    system that looked for nothing found nothing, and is not covered, never "found 0". (An
+    id of a space the system does not share is, as configured, no identifier of it.)"""
     system = ctx.systems[name]
     t = w.tasks[name]
-    if t.data.searched or not _searchable(system):
+    types = system.identifier_types
+    if t.data.searched or types is None or not _searchable(system):
         return None
     kinds = sorted({s.type.value for s in w.known.all()})
-    types = system.identifier_types
-    if types is not None and not {k for k in kinds} & {x.value for x in types}:
-        return (f"searches only {', '.join(sorted(x.value for x in types))}; the request "
-                f"has {', '.join(kinds)}")
-    return (f"none of the request's identifiers ({', '.join(kinds)}) is of a type and id "
-            "space this system searches")
+    if {x.value for x in types} & set(kinds):
+        return None
+    return (f"searches only {', '.join(sorted(x.value for x in types))}; the request has "
+            f"{', '.join(kinds)}")
 
 
 def _notice(ctx: StepContext, w: Work, t: TaskWork) -> None:
