@@ -23,7 +23,6 @@ from erasure import (
     IdentifierType,
     ItemOutcome,
     ItemStatus,
-    PermanentError,
     Record,
     Subject,
 )
