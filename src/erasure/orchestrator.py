@@ -64,6 +64,9 @@ class RequestSpec:
     corrections: tuple[tuple[str, str], ...] = ()
     #: objection only: the processing objected to (``marketing`` when not given)
     objection_scope: str | None = None
+    #: the id to record it under (``r-`` and 16 hex digits; default: a new one), so that
+    #: what an entry point keeps beside the request can be written before a run sees it
+    request_id: str | None = None
 
     def __repr__(self) -> str:
         return f"RequestSpec({self.type.value}, ticket={self.ticket!r})"
@@ -261,7 +264,7 @@ class Orchestrator:
         for spec, idents in validated:
             known = KnownIdentifiers.from_request(idents, strong_types)
             received = spec.received_at or utcnow()
-            rid = f"r-{uuid.uuid4().hex[:16]}"
+            rid = spec.request_id or f"r-{uuid.uuid4().hex[:16]}"
             raw[rid] = Cipher.new_key()
             cipher = Cipher(raw[rid])
             subject = self.keys.digest(

@@ -10,7 +10,9 @@ the HTTP layer turns them into responses.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -82,14 +84,20 @@ class ApiService:
             if not url.startswith(("http://", "https://")) or len(url) > 2000:
                 raise ApiError(422, "status_callback_urls: each must be an http(s) URL")
         ledger = self.orch.ledger
+        # The callback URLs are stored under the new request's id before the request is:
+        # the runner may pick it up at once, and its first events must find them.
+        fresh = f"r-{uuid.uuid4().hex[:16]}"
+        ledger.add_api_request(fresh, body.subject_request_id, body.status_callback_urls)
         try:
-            rid = self.orch.submit(spec)
+            rid = self.orch.submit(replace(spec, request_id=fresh))
         except UsageError as exc:
+            ledger.drop_api_request(fresh)
             raise ApiError(422, str(exc)) from None
-        new = ledger.api_request(rid) is None
+        new = rid == fresh
         if new:
-            ledger.add_api_request(rid, body.subject_request_id, body.status_callback_urls)
             self.wake()
+        else:  # recorded before: the first submission's URLs stand
+            ledger.drop_api_request(fresh)
         return self.status(rid), new
 
     # reads ------------------------------------------------------------------------------

@@ -92,6 +92,11 @@ class ApiStore(Database):
         except IntegrityError:
             pass  # the same submission again: the first one's record stands
 
+    def drop_api_request(self, request_id: str) -> None:
+        with self.tx() as conn:
+            conn.execute(api_requests_t.delete().where(
+                api_requests_t.c.request_id == request_id))
+
     def api_request(self, request_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(api_requests_t).where(
