@@ -25,9 +25,9 @@ _DURATION = re.compile(r"^(\d{1,5})([hdw])$")
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: "
-                                                  "[erasure.api] host, 127.0.0.1).")] = None,
+                                                  "\\[erasure.api] host, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port (default: "
-                                             "[erasure.api] port, 8000).")] = None,
+                                             "\\[erasure.api] port, 8000).")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Serve the HTTP API (docs/api.md), with a runner that processes due requests as
