@@ -428,3 +428,10 @@ def test_other_commands_do_not_load_the_web_stack() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=60, env=cli_env())
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_serve_refuses_a_runner_that_would_lose_package_passwords(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"crm": memory_system(tmp_path / "crm.json")},
+                          host={"package_password": True})
+    proc = run_cli("serve", "--port", "0", config=config, timeout=60)
+    assert proc.returncode == 2 and "runner = false" in proc.stderr, proc.stderr

@@ -89,6 +89,13 @@ def serve(config_path: Any, host: str | None, port: int | None) -> None:
     logging.getLogger("erasure.api").setLevel(logging.INFO)
     cfg, plugins = _load(config_path)
     settings = cfg.host.api
+    if cfg.host.package_password and settings.runner:
+        from ..errors import ConfigError
+
+        # The password is shown once, to whoever ran the request: a package made by this
+        # runner would have its password in no output, and could never be opened.
+        raise ConfigError("package_password = true needs access requests run by the CLI: "
+                          "set [erasure.api] runner = false and run `erasure run` from cron")
     holder: dict[str, Background] = {}
     secret = settings.callback_secret
     if secret is not None:
