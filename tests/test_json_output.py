@@ -66,3 +66,11 @@ def test_piped_status_is_not_cut_at_80_columns(tmp_path: Path) -> None:
     status = run_cli("status", config=config, env=env)
     (line,) = [ln for ln in status.stdout.splitlines() if rid in ln]
     assert ticket in line and "…" not in status.stdout and len(line) > 80, status.stdout
+    for _ in range(2):
+        assert run_cli("request", "create", "--type", "find", "--email", "ann@example.org",
+                       "--allow-duplicate", config=config).returncode == 0
+    cut = run_cli("status", "--limit", "1", config=config)
+    assert sum(ln.startswith("r-") for ln in cut.stdout.splitlines()) == 1, cut.stdout
+    assert "and 2 more (`erasure status --limit 3`)" in cut.stdout, cut.stdout
+    doc = json.loads(run_cli("status", "--limit", "2", "--json", config=config).stdout)
+    assert (len(doc["requests"]), doc["more"]) == (2, 1)

@@ -361,15 +361,17 @@ def object_(scope: ScopeOpt = None, email: Emails = None, phone: Phones = None,
 def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")] = False,
            json_: Annotated[bool, typer.Option(
                "--json", help="One JSON object (docs/status.schema.json).")] = False,
+           limit: Annotated[int, typer.Option(
+               min=1, help="At most this many requests (the rest are counted).")] = 1000,
            config: ConfigOpt = None) -> None:
     """Open requests with days left; overdue ones marked."""
     with _orchestrator(config) as orch, _errors():
         if json_:
             from .reports import status_report
 
-            _print_json(status_report(orch.ledger, finished_too=all))
+            _print_json(status_report(orch.ledger, finished_too=all, limit=limit))
             return
-        rows = orch.ledger.list_requests(open_only=not all)
+        rows = orch.ledger.list_requests(open_only=not all, limit=limit)
         table = compact_table("Requests")
         for col in ("request", "ticket", "type", "status", "received", "due", "days left"):
             table.add_column(col, no_wrap=col not in ("ticket", "status"))
@@ -385,6 +387,12 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
             table.add_row(r.id, r.ticket or "", r.type, state, f"{r.received_at:%Y-%m-%d}",
                           f"{r.due_at:%Y-%m-%d}", days)
         out.print(table)
+        from .reports import requests_beyond
+
+        more = requests_beyond(orch.ledger, len(rows), finished_too=all)
+        if more:
+            out.print(f"and {more} more (`erasure status --limit {len(rows) + more}`)",
+                      highlight=False, markup=False)
         tasks = orch.ledger.open_tasks()
         if tasks:
             due = {r.id: r.due_at for r in rows}

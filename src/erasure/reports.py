@@ -14,7 +14,7 @@ from .tables import why_waiting
 if TYPE_CHECKING:
     from .ledger import Ledger
 
-__all__ = ["FORMAT", "receipts_report", "status_report"]
+__all__ = ["FORMAT", "receipts_report", "requests_beyond", "status_report"]
 
 #: the shapes' version: a field removed or changed in meaning gives a new one
 FORMAT = 1
@@ -25,12 +25,21 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.replace(tzinfo=UTC).isoformat(timespec="seconds")
 
 
-def status_report(ledger: Ledger, *, finished_too: bool) -> dict[str, Any]:
-    """Requests (open, or all), the tasks that wait or failed, and the live packages."""
+def requests_beyond(ledger: Ledger, shown: int, *, finished_too: bool) -> int:
+    """How many requests (open, or all) a list of ``shown`` left out."""
+    total = ledger.count_requests()
+    if not finished_too:
+        total -= ledger.count_requests("done")
+    return max(total - shown, 0)
+
+
+def status_report(ledger: Ledger, *, finished_too: bool, limit: int = 1000) -> dict[str, Any]:
+    """Requests (open, or all; at most ``limit``, ``more`` counts the rest), the tasks that
+    wait or failed, and the live packages."""
     from .ledger import days_left, utcnow
 
     now = utcnow()
-    rows = ledger.list_requests(open_only=not finished_too)
+    rows = ledger.list_requests(open_only=not finished_too, limit=limit)
     tasks = ledger.open_tasks()
     requests = {r.id: r for r in rows}
     for t in tasks:
@@ -67,6 +76,7 @@ def status_report(ledger: Ledger, *, finished_too: bool) -> dict[str, Any]:
             "days_left": None if r.status == "done" else days_left(r.due_at, now),
             "extended": bool(r.extension_reason),
         } for r in rows],
+        "more": requests_beyond(ledger, len(rows), finished_too=finished_too),
         "tasks": task_list,
         "packages": packages,
     }
