@@ -124,6 +124,9 @@ def test_a_package_fetched_to_standard_output_is_the_file(tmp_path: Path) -> Non
     config = write_config(tmp_path, {"crm": memory_system(crm)})
     access = run_cli("export", "--email", "alice@example.com", "--verified", config=config)
     (rid,) = re.findall(r"Request (r-\w+)", access.stdout)
+    package = tmp_path / "state" / "exports" / f"{rid}.zip"
+    assert f"package of {rid}: {package} (deliver it with `erasure package get {rid}`)" \
+        in access.stdout, access.stdout
     cmd = [*CLI, "package", "get", rid, "-c", str(config)]
     proc = subprocess.run(cmd, capture_output=True, env=cli_env(), timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -230,6 +230,9 @@ def _summary_exit(summary: RunSummary, *, failed: bool = False) -> None:
     for rid, system, error in summary.blocked:
         err.print(f"{rid} {system}: blocked, needs an operator: {error} (fix it, then "
                   f"`erasure retry {rid}`)", soft_wrap=True, highlight=False, markup=False)
+    for rid, path in sorted(summary.packages.items()):
+        out.print(f"package of {rid}: {path} (deliver it with `erasure package get {rid}`)",
+                  highlight=False, markup=False, soft_wrap=True)
     for rid, password in sorted(summary.package_passwords.items()):
         # stdout, once: the password is stored nowhere, so it is given to the caller
         out.print(f"package of {rid}: password {password} (shown once; give it to the "

@@ -59,6 +59,8 @@ class RunSummary:
     lost: list[str] = field(default_factory=list)
     #: package passwords (``package_password``): shown once, stored nowhere
     package_passwords: dict[str, str] = field(default_factory=dict)
+    #: the packages written for requests that ended in this run: request -> file path
+    packages: dict[str, str] = field(default_factory=dict)
     #: the receipt chain's end after the run, (count, last hash): publish it (heads.py)
     head: tuple[int, str] | None = None
 
@@ -322,6 +324,8 @@ class Runner:
                       for h in finish.subject_hashes(self.ctx, w)}
             self.ledger.add_events(conn, outbox)
         self.chain.keep(head)  # after commit: the head kept outside the ledger too
+        summary.packages.update((p["request_id"], str(self.ctx.host.exports() / p["file"]))
+                                for p in made if p["request_id"] in ended)
         # After commit: a delivered package of a person just erased goes now, not in 30
         # days; one nobody has received yet goes once delivered (or when it expires).
         drop_for_subject(self.ledger, self.ctx.host.exports(), erased)
