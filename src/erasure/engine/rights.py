@@ -34,7 +34,14 @@ from ..models import (
 )
 from ..systems import CallResult, fan_out
 from .tasks import Stage, TaskWork
-from .work import WAITS, StepContext, Work, failed_call, find_call, limit, outcome_of
+from .work import (
+    StepContext,
+    Work,
+    find_call,
+    limit,
+    outcome_of,
+    verify_failed,
+)
 
 __all__ = [
     "CorrectionPlan", "call_arguments", "calls_apart", "plan_corrections", "plan_for",
@@ -209,15 +216,7 @@ def verify_rectified(ctx: StepContext, works: Sequence[Work], now: float) -> Non
             t = w.tasks[name]
             res = found.get(w.row.id, CallResult())
             read = exported.get(w.row.id, CallResult())
-            t.attempt("verify", res.attempts + read.attempts)
-            error = res if res.error else read if read.error else None
-            if error is not None:
-                if error.error_kind in WAITS:
-                    failed_call(ctx, w, t, error, now, step="verify")
-                    continue
-                t.summary.verified = False
-                t.fail(f"verification failed: {error.error}", error.error_kind or "permanent")
-                t.move(Stage.DONE, "verification failed", outcome=outcome_of(t))
+            if verify_failed(ctx, w, t, res, read, now):
                 continue
             plan = plan_for(w)
             system = ctx.systems[name]

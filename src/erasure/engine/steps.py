@@ -33,7 +33,16 @@ from .find import coverage_gap, find
 from .isolation import run_isolated
 from .rules import NOT_ACTED, capability_for
 from .tasks import Stage, TaskWork
-from .work import WAITS, StepContext, Work, failed_call, find_call, limit, outcome_of
+from .work import (
+    WAITS,
+    StepContext,
+    Work,
+    failed_call,
+    find_call,
+    limit,
+    outcome_of,
+    verify_failed,
+)
 
 __all__ = [
     "StepContext", "Work", "act", "find", "outcome_of", "poll", "start_acting", "verify",
@@ -417,15 +426,7 @@ def verify(ctx: StepContext, works: Sequence[Work], now: float) -> None:
             t = w.tasks[name]
             res = per_subject.get(w.row.id, CallResult())
             again = looked.get(w.row.id, CallResult())
-            t.attempt("verify", res.attempts + again.attempts)
-            error = res if res.error else again if again.error else None
-            if error is not None:
-                if error.error_kind in WAITS:
-                    failed_call(ctx, w, t, error, now, step="verify")
-                    continue
-                t.summary.verified = False
-                t.fail(f"verification failed: {error.error}", error.error_kind or "permanent")
-                t.move(Stage.DONE, "verification failed", outcome=outcome_of(t))
+            if verify_failed(ctx, w, t, res, again, now):
                 continue
             t.summary.verified = True
             left = {f.ref for f in again.values if f.system == name}

@@ -118,6 +118,23 @@ def failed_call(ctx: StepContext, w: Work, t: TaskWork, res: CallResult, now: fl
 WAITS = frozenset({"transient", "blocked"})
 
 
+def verify_failed(ctx: StepContext, w: Work, t: TaskWork, first: CallResult,
+                  second: CallResult, now: float) -> bool:
+    """Count a verification's two reads and settle a task one of them failed: it waits
+    (transient, blocked) or ends ``verification failed``. False when both reads worked."""
+    t.attempt("verify", first.attempts + second.attempts)
+    error = first if first.error else second if second.error else None
+    if error is None:
+        return False
+    if error.error_kind in WAITS:
+        failed_call(ctx, w, t, error, now, step="verify")
+        return True
+    t.summary.verified = False
+    t.fail(f"verification failed: {error.error}", error.error_kind or "permanent")
+    t.move(Stage.DONE, "verification failed", outcome=outcome_of(t))
+    return True
+
+
 def _epoch(row: RequestRow) -> float:
     """The request's due date as epoch seconds (stored as naive UTC)."""
     return float(calendar.timegm(row.due_at.timetuple()))
