@@ -54,16 +54,8 @@ class Rights:
         fixes: dict[str, list[Correction]] = {}
         for c in corrections:
             fixes.setdefault(c.subject, []).append(c)
-        users = _show_many(self.client, "users/show_many", "users",
-                           [ref_id(f) for f in findings if f.kind == USER])
         out: list[ItemOutcome] = []
-        for f in findings:
-            if f.kind != USER:
-                continue
-            user = users.get(ref_id(f))
-            if user is None or not user.get("active"):
-                out.append(ItemOutcome(f, S.FAILED, error="user not found or deleted"))
-                continue
+        for f, user in self._live_users(findings, out):
             try:
                 did = self._rectify_user(user, fixes.get(f.subject, []))
             except PermanentError as exc:
@@ -71,6 +63,23 @@ class Rights:
                 continue
             out.append(ItemOutcome(f, S.DONE if did else S.ALREADY_DONE))
         return out + [ItemOutcome(f, S.ALREADY_DONE) for f in findings if f.kind != USER]
+
+    def _live_users(self, findings: Sequence[Finding], out: list[ItemOutcome]
+                    ) -> list[tuple[Finding, dict[str, Any]]]:
+        """The user findings with their records, read in one show_many; a user that is gone
+        or deleted gets a FAILED outcome in ``out`` instead."""
+        users = _show_many(self.client, "users/show_many", "users",
+                           [ref_id(f) for f in findings if f.kind == USER])
+        live = []
+        for f in findings:
+            if f.kind != USER:
+                continue
+            user = users.get(ref_id(f))
+            if user is None or not user.get("active"):
+                out.append(ItemOutcome(f, S.FAILED, error="user not found or deleted"))
+            else:
+                live.append((f, user))
+        return live
 
     def _rectify_user(self, user: dict[str, Any], fixes: list[Correction]) -> bool:
         uid = int(user["id"])
@@ -127,16 +136,8 @@ class Rights:
         if tag is None:
             raise CapabilityNotSupported(
                 f"zendesk has no opt-out configured for {scope.value} (objection_tags)")
-        users = _show_many(self.client, "users/show_many", "users",
-                           [ref_id(f) for f in findings if f.kind == USER])
         out: list[ItemOutcome] = []
-        for f in findings:
-            if f.kind != USER:
-                continue
-            user = users.get(ref_id(f))
-            if user is None or not user.get("active"):
-                out.append(ItemOutcome(f, S.FAILED, error="user not found or deleted"))
-                continue
+        for f, user in self._live_users(findings, out):
             did = tag not in (user.get("tags") or [])
             if did:
                 self.client.put(f"users/{ref_id(f)}/tags", "record objection",
