@@ -3,6 +3,7 @@ hold or a per-key error in a 200 response is reported, never taken for success."
 
 from __future__ import annotations
 
+import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -62,6 +63,32 @@ def test_data_only_in_an_old_version_is_found(s3: S3Server) -> None:
     assert len(found) == 1 and found[0].fields == ("content:jsonl",)
     assert [o.status for o in conn.delete(found)] == [ItemStatus.DONE]
     assert all_versions(client, bucket) == []
+
+
+def test_every_version_holding_the_subject_is_exported(s3: S3Server) -> None:
+    client = s3.client()
+    bucket = make_bucket(client, versioned=True)
+    key = "customers/800123/profile.json"
+    ids = []
+    for street in ("Old Road 1", "Middle Lane 2", "New Street 3"):
+        ids.append(client.put_object(Bucket=bucket, Key=key, Body=json.dumps(
+            {"email": "bob@example.org", "address": street}).encode())["VersionId"])
+    # A shared log whose newer version no longer holds Bob: only the old one is his.
+    old = client.put_object(Bucket=bucket, Key="logs/a.jsonl",
+                            Body=b'{"email": "bob@example.org", "ip": "192.0.2.1"}\n')
+    client.put_object(Bucket=bucket, Key="logs/a.jsonl",
+                      Body=b'{"email": "carol@example.org"}\n')
+    conn = s3.connector([template_rule(bucket), {"bucket": bucket, "prefix": "logs/"}])
+    records = list(conn.export(list(conn.find([BOB]))))
+    profile = [r.data for r in records if r.data["key"] == key]
+    assert [r["version_id"] for r in profile] == ids[::-1], "three versions, newest first"
+    assert [r["content"]["address"] for r in profile] == [
+        "New Street 3", "Middle Lane 2", "Old Road 1"]
+    assert [r["latest"] for r in profile] == [True, False, False]
+    assert all(r["last_modified"].startswith("20") for r in profile)
+    (log,) = [r.data for r in records if r.data["key"] == "logs/a.jsonl"]
+    assert log["version_id"] == old["VersionId"], "Carol's version is not in Bob's package"
+    assert "carol" not in json.dumps(log)
 
 
 class Calls:

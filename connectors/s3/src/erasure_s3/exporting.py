@@ -1,4 +1,5 @@
-"""export: the subject's objects (content parsed where it is text), or only their rows."""
+"""export: the subject's objects, every version that holds the subject's data (content
+parsed where it is text), or only their rows, with every version each row is in."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from erasure import Finding, Record
+from erasure import Finding, Record, Subject
 
 from .client import s3_errors
 from .inventory import Version, key_versions
-from .matching import csv_header
+from .locate import scan_version
+from .matching import Matcher, csv_header
 from .refs import Ref, row_hash
-from .settings import S3Settings
+from .settings import Rule, S3Settings
 from .stream import content_format, decoded, lines_of, read_all
 
 __all__ = ["Exporter"]
@@ -42,40 +44,71 @@ class Exporter:
                 rows[(ref.bucket, ref.key)].append((ref.row, f))
         out: list[Record] = []
         for (bucket, key), group in objects.items():
-            data = self._object(bucket, key)
-            if data is not None:
-                out.extend(Record(f, data) for f in group)
+            out.extend(self._object(bucket, key, group))
         for (bucket, key), wanted in rows.items():
             found = self._rows(bucket, key, {h for h, _ in wanted})
             out.extend(Record(f, found[h]) for h, f in wanted if h in found)
         return iter(out)
 
-    def _rule_content(self, bucket: str, key: str) -> str:
+    def _rule(self, bucket: str, key: str) -> Rule | None:
         for rule in self.settings.rules:
             if rule.bucket == bucket and key.startswith(rule.prefix):
-                return rule.content
-        return "auto"
+                return rule
+        return None
 
-    def _object(self, bucket: str, key: str) -> dict[str, Any] | None:
-        versions = key_versions(self.client, bucket, key)
-        data = [v for v in versions if not v.marker]
+    def _rule_content(self, bucket: str, key: str) -> str:
+        rule = self._rule(bucket, key)
+        return rule.content if rule is not None else "auto"
+
+    def _object(self, bucket: str, key: str, group: list[Finding]) -> list[Record]:
+        """A record per version of the object that holds the finding's subject's data,
+        newest first, each marked with its version id and date: an older version (an
+        old address) is the person's data too, and goes when the object is erased."""
+        data = [v for v in key_versions(self.client, bucket, key) if not v.marker]
         if not data:
-            return None
-        latest = data[0]
+            return []
+        records = {v.version_id: self._version(bucket, key, v) for v in data}
+        held = self._holders(bucket, key, data, group)
+        return [Record(f, records[v.version_id]) for f in group for v in data
+                if v.version_id in held.get(f.subject, records)]
+
+    def _holders(self, bucket: str, key: str, data: list[Version],
+                 group: list[Finding]) -> dict[str, set[str]]:
+        """Per subject whose finding matched by content alone: the versions whose content
+        holds one of its identifiers (a key, tag or metadata match owns every version)."""
+        by_content = [f for f in group if f.fields and all(
+            x.startswith(("content:", "region:")) for x in f.fields)]
+        rule = self._rule(bucket, key)
+        fmt = content_format(key, None, rule.content) if rule is not None else None
+        if not by_content or rule is None or fmt is None:
+            return {}
+        subjects = [Subject(f.subject, f.matched) for f in by_content]
+        matcher = Matcher(subjects, rule.fields)
+        text = Matcher(subjects, {}, structured=False)
+        out: dict[str, set[str]] = {f.subject: set() for f in by_content}
+        for v in data:
+            found = scan_version(self.client, bucket, v, fmt, matcher, text,
+                                 self.settings.max_object_bytes).found
+            for f in by_content:
+                if found & set(f.matched):
+                    out[f.subject].add(v.version_id)
+        return out
+
+    def _version(self, bucket: str, key: str, v: Version) -> dict[str, Any]:
         with s3_errors("get object"):
-            resp = self.client.get_object(Bucket=bucket, Key=key, VersionId=latest.version_id)
+            resp = self.client.get_object(Bucket=bucket, Key=key, VersionId=v.version_id)
             body = resp["Body"]
             try:
                 raw = read_all(body, self.settings.max_object_bytes)
             finally:
                 body.close()
             tags = self.client.get_object_tagging(Bucket=bucket, Key=key,
-                                                  VersionId=latest.version_id)["TagSet"]
+                                                  VersionId=v.version_id)["TagSet"]
         record: dict[str, Any] = {
-            "bucket": bucket, "key": key, "version_id": latest.version_id,
-            "versions": len(data), "size": latest.size,
+            "bucket": bucket, "key": key, "version_id": v.version_id,
+            "last_modified": v.last_modified or str(resp.get("LastModified")),
+            "latest": v.latest, "size": v.size,
             "content_type": resp.get("ContentType"),
-            "last_modified": str(resp.get("LastModified")),
             "metadata": dict(resp.get("Metadata") or {}),
             "tags": {t["Key"]: t["Value"] for t in tags},
         }
@@ -92,14 +125,17 @@ class Exporter:
         return record
 
     def _rows(self, bucket: str, key: str, wanted: set[str]) -> dict[str, dict[str, Any]]:
-        """The wanted rows, parsed, from the newest version holding each."""
+        """The wanted rows, parsed, from the newest version holding each, with every
+        version (id and date) that holds the same line."""
         fmt = content_format(key, None, self._rule_content(bucket, key)) or "text"
         found: dict[str, dict[str, Any]] = {}
         for v in (v for v in key_versions(self.client, bucket, key) if not v.marker):
-            found.update({h: r for h, r in self._version_rows(bucket, v, fmt, wanted).items()
-                          if h not in found})
-            if len(found) == len(wanted):
-                break
+            for h, row in self._version_rows(bucket, v, fmt, wanted).items():
+                mark = {"version_id": v.version_id, "last_modified": v.last_modified,
+                        "latest": v.latest}
+                if h not in found:
+                    found[h] = {**row, "last_modified": v.last_modified, "in_versions": []}
+                found[h]["in_versions"].append(mark)
         return found
 
     def _version_rows(self, bucket: str, v: Version, fmt: str,

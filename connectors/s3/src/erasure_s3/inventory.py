@@ -22,6 +22,8 @@ class Version:
     latest: bool
     marker: bool = False
     size: int = 0
+    #: when the version was written (ISO 8601, UTC; "" where the listing gave none)
+    last_modified: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,19 @@ def _pages(client: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
 
 def _page_versions(page: dict[str, Any]) -> list[Version]:
     out = [Version(v["Key"], v.get("VersionId") or "null", bool(v.get("IsLatest")), False,
-                   int(v.get("Size", 0))) for v in page.get("Versions", [])]
-    out += [Version(m["Key"], m.get("VersionId") or "null", bool(m.get("IsLatest")), True)
+                   int(v.get("Size", 0)), _iso(v.get("LastModified")))
+           for v in page.get("Versions", [])]
+    out += [Version(m["Key"], m.get("VersionId") or "null", bool(m.get("IsLatest")), True,
+                    last_modified=_iso(m.get("LastModified")))
             for m in page.get("DeleteMarkers", [])]
     # Versions and markers come in two lists; a key's history is both, newest first.
     out.sort(key=lambda v: (v.key, not v.latest))
     return out
+
+
+def _iso(when: Any) -> str:
+    """A listing's LastModified (a datetime from botocore) as ISO 8601."""
+    return when.isoformat() if hasattr(when, "isoformat") else str(when or "")
 
 
 @dataclass
