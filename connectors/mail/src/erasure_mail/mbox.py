@@ -23,7 +23,8 @@ from typing import BinaryIO
 from erasure import ItemStatus, PermanentError, TransientError
 
 from .base import FolderStats, Outcomes, header_date
-from .scan import Needles, mbox_messages, mbox_spans, split_from_line
+from .quoting import detect, quote
+from .scan import Needles, mbox_messages, mbox_preamble, mbox_spans, split_from_line
 
 __all__ = ["MboxBackend", "fingerprint"]
 
@@ -207,7 +208,9 @@ class MboxBackend:
                          os.stat(path).st_mode & 0o777)
             try:
                 with os.fdopen(fd, "wb") as out:
-                    for line, msg in self._messages(fh):
+                    out.write(mbox_preamble(fh))
+                    for raw in mbox_messages(fh):
+                        line, msg = split_from_line(raw)
                         fp = fingerprint(msg)
                         if fp in change and change[fp] == "drop":
                             hit.add(fp)
@@ -216,8 +219,9 @@ class MboxBackend:
                             continue
                         if fp in change and not _has_keyword(msg, keyword):
                             hit.add(fp)
-                            msg = _add_keyword(msg, keyword)
-                        out.write(line + _escape(msg) + b"\n")
+                            # a header added: the stored body (its quoting) stays as it is
+                            raw = line + _add_keyword(raw[len(line):], keyword)
+                        out.write(raw)
                     out.flush()
                     os.fsync(out.fileno())
                 if not hit:  # nothing to change: the original stays as it is
@@ -279,11 +283,14 @@ class MboxBackend:
             already = self._present(target, fps - present)
             moving = self.fetch(self.ref(folder, fp) for fp in present)
             with self._locked(tpath, exclusive=True) as fh:  # copy first: never lost
+                # quoted the way the messages already in the folder are
+                convention = detect(mbox_messages(fh))
                 fh.seek(0, os.SEEK_END)
                 for ref in sorted(moving):
                     msg = moving[ref][1]
                     stamp = datetime.now(UTC).strftime(_ASCTIME)
-                    fh.write(f"From MAILER-DAEMON {stamp}\n".encode() + _escape(msg) + b"\n")
+                    fh.write(f"From MAILER-DAEMON {stamp}\n".encode() + quote(msg, convention)
+                             + b"\n")
                 fh.flush()
                 os.fsync(fh.fileno())
             self._rewrite(folder, dict.fromkeys(present, "drop"))
@@ -331,13 +338,6 @@ class MboxBackend:
 
     def close(self) -> None:
         """Nothing to release."""
-
-
-def _escape(msg: bytes) -> bytes:
-    """mboxrd quoting: a body line starting with (>*)From gets one more '>'."""
-    if b"From " not in msg:
-        return msg
-    return re.sub(rb"(?m)^(>*From )", rb">\1", msg)
 
 
 def _has_keyword(msg: bytes, keyword: str) -> bool:
