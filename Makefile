@@ -45,8 +45,12 @@ chromium:
 		|| echo "warning: could not install chromium; the package page test will skip"; \
 	fi
 
+# The suite runs on as many pytest-xdist workers as the machine has cores (2 here, where it
+# takes about half the serial time); PYTEST_WORKERS=0 runs it in one process. Every test
+# makes its own databases, schemas, ports and folders, so workers never share state.
+PYTEST_WORKERS ?= auto
 test: lint typecheck dovecot chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 # The model-based tests (tests/test_model.py, tests/test_model_engine.py) explore 5000
 # random worlds each instead of the few fixed ones `make test` runs; a failure prints the
