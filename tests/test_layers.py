@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"models", "receipts"},
     {"idspaces", "connector", "config", "retry", "export"},
     {"hookspecs", "plugins", "keys", "state", "ledger"},
-    {"shredding", "systems", "heads", "packages", "chain"},
+    {"shredding", "systems", "heads", "packages", "chain", "callbacks"},
     {"engine"},
     {"orchestrator", "sweep", "tables", "reports"},
     {"api", "cli", "cli_admin", "cli_api", "cli_common", "demo", "testing", "__init__"},

@@ -255,6 +255,8 @@ def run(
             for rid in request:
                 orch.get_request(rid)
         summary = orch.run(only=request, limit=limit)
+        # after the work, bounded: a receiver that is down never holds up a request
+        orch.send_callbacks(orch.config.host.api.run_callback_seconds)
     _summary_exit(summary)
 
 

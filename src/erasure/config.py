@@ -115,10 +115,14 @@ class ApiSettings(_Strict):
     runner: bool = True
     #: seconds between the runner's looks for due work when nothing woke it
     poll_seconds: float = Field(5, gt=0, le=3600)
-    #: signs status callbacks (HMAC-SHA256); an env reference. Unset: no callbacks sent
+    #: signs status callbacks (HMAC-SHA256) of requests without a secret of their own or
+    #: of their token; an env reference. Unset: such requests may not ask for callbacks
     callback_secret: SecretStr | None = None
     #: attempts per callback before it is given up (backoff doubles from 1 s to 10 min)
     callback_attempts: int = Field(12, ge=1, le=100)
+    #: seconds `erasure run` spends sending due callbacks at its end (0: leave them to
+    #: `erasure serve`'s sender)
+    run_callback_seconds: float = Field(10, ge=0, le=600)
 
 
 class HostSettings(_Strict):

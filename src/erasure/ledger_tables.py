@@ -190,6 +190,9 @@ api_tokens_t = Table(
     Column("created_at", DateTime, nullable=False),
     Column("expires_at", DateTime),
     Column("revoked_at", DateTime),
+    # what signs the status callbacks of requests submitted with this token: "env:NAME"
+    # (read when sending) or "enc:<Fernet token>" (made by `tokens create`, shown once)
+    Column("callback_secret", Text),
 )
 
 # What a request submitted through the HTTP API brought besides the request itself: the
@@ -202,10 +205,16 @@ api_requests_t = Table(
     Column("subject_request_id", String(100)),
     Column("callback_urls", Text),  # JSON list
     Column("cancelled_at", DateTime),
+    # what signs its callbacks (as api_tokens.callback_secret); none: [erasure.api]'s
+    Column("callback_secret", Text),
+    # the Zendesk ticket it came from ("ticket id"): the outcome is posted back there
+    Column("zendesk_ticket", String(40)),
 )
 
-# Status callbacks to send (the outbox of the HTTP API): one row per event and URL, retried
-# with backoff until delivered or out of attempts. The body holds no personal data.
+# Status callbacks to send (the outbox of the HTTP API): one row per event and URL, queued
+# by the engine in the transaction of the change it tells of, whichever process ran it, and
+# retried with backoff until delivered or out of attempts. The body holds no personal data.
+# A ``zendesk:<ticket>`` URL is the outcome note posted back on a Zendesk ticket.
 callbacks_t = Table(
     "callbacks",
     metadata,
@@ -219,4 +228,5 @@ callbacks_t = Table(
     Column("delivered_at", DateTime, index=True),
     Column("failed_at", DateTime),
     Column("last_error", String(200)),
+    Column("secret_ref", Text),  # api_requests.callback_secret when it was queued
 )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
 
+from .callbacks import CallbackSender, Secrets
 from .chain import ReceiptChain, head_file_for
 from .config import Config
 from .engine import rules
@@ -345,6 +346,25 @@ class Orchestrator:
     def run(self, *, only: Sequence[str] | None = None, limit: int | None = None) -> RunSummary:
         """Process every due request (or ``only`` these) in batches until none is left."""
         return self.runner().run(only=only, limit=limit)
+
+    def callback_secrets(self) -> Secrets:
+        """What signs status callbacks (a request's or token's secret, or the config's)."""
+        default = self.config.host.api.callback_secret
+        return Secrets(None if default is None else default.get_secret_value().encode(),
+                       self.keys)
+
+    def callback_sender(self) -> CallbackSender:
+        """The sender of queued status callbacks (and of outcome notes on Zendesk tickets
+        when ``[erasure.api.zendesk]`` is set)."""
+        return CallbackSender(self.ledger, self.callback_secrets(),
+                              attempts=self.config.host.api.callback_attempts)
+
+    def send_callbacks(self, seconds: float) -> int:
+        """Send the due status callbacks for at most about ``seconds`` (``erasure run``'s
+        end: after its work, never before); returns how many were delivered."""
+        if seconds <= 0:
+            return 0
+        return self.callback_sender().send_for(seconds)
 
     def deliver_package(self, request_id: str, sink: BinaryIO) -> dict[str, Any]:
         """Give out the package of ``request_id`` into ``sink`` and record it delivered

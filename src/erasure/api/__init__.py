@@ -3,7 +3,6 @@
 - :mod:`.schemas`: the bodies (OpenDSR-shaped requests, statuses)
 - :mod:`.tokens`: bearer tokens, stored as hashes
 - :mod:`.service`: what each route does, over the orchestrator (no HTTP)
-- :mod:`.callbacks`: signed status callbacks from the ledger
 - :mod:`.app`: the FastAPI routes; :mod:`.server`: uvicorn with the runner threads
 
 Only ``erasure serve`` imports :mod:`.app` and :mod:`.server` (FastAPI, uvicorn).

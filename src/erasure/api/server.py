@@ -1,5 +1,6 @@
 """``erasure serve``: uvicorn serving the API, with the in-process runner and the callback
-sender as background threads of the same process.
+sender (status callbacks and Zendesk notes queued in the ledger by whichever runner ran the
+request) as background threads of the same process.
 
 The runner thread runs due work exactly as ``erasure run`` does (the orchestrator's
 runner), woken at once when a request is recorded and otherwise every ``poll_seconds``;
@@ -83,7 +84,6 @@ def serve(config_path: Any, host: str | None, port: int | None) -> None:
 
     from ..cli_common import _load
     from .app import create_app
-    from .callbacks import CallbackHooks, CallbackSender
 
     # the access log (method, path, status: never a body) at INFO, besides the warnings
     logging.getLogger("erasure.api").setLevel(logging.INFO)
@@ -96,16 +96,11 @@ def serve(config_path: Any, host: str | None, port: int | None) -> None:
         # runner would have its password in no output, and could never be opened.
         raise ConfigError("package_password = true needs access requests run by the CLI: "
                           "set [erasure.api] runner = false and run `erasure run` from cron")
-    holder: dict[str, Background] = {}
-    secret = settings.callback_secret
-    if secret is not None:
-        hooks = CallbackHooks(lambda: orch.ledger, lambda: holder["bg"].wake_callbacks())
-        plugins.pm.register(hooks, name="erasure-api-callbacks")
     orch = Orchestrator(cfg, plugins)
-    sender = None if secret is None else CallbackSender(
-        orch.ledger, secret.get_secret_value().encode(), attempts=settings.callback_attempts)
-    bg = holder["bg"] = Background(orch, runner=settings.runner,
-                                   poll_seconds=settings.poll_seconds, sender=sender)
+    # Callbacks are queued by the engine, whoever runs the request; this thread sends them.
+    sender = orch.callback_sender()
+    bg = Background(orch, runner=settings.runner, poll_seconds=settings.poll_seconds,
+                    sender=sender)
     service = ApiService(orch, wake=bg.wake, run_lock=bg.run_lock)
     app = create_app(service, max_body_bytes=settings.max_body_bytes)
     server = uvicorn.Server(uvicorn.Config(

@@ -83,6 +83,9 @@ class ApiService:
         for url in body.status_callback_urls:
             if not url.startswith(("http://", "https://")) or len(url) > 2000:
                 raise ApiError(422, "status_callback_urls: each must be an http(s) URL")
+        if body.status_callback_urls and self.orch.config.host.api.callback_secret is None:
+            raise ApiError(422, "status_callback_urls need a signing secret: none is "
+                                "configured ([erasure.api] callback_secret)")
         ledger = self.orch.ledger
         # The callback URLs are stored under the new request's id before the request is:
         # the runner may pick it up at once, and its first events must find them.
@@ -192,12 +195,17 @@ class ApiService:
     def cancel(self, request_id: str) -> RequestStatus:
         """Withdraw a request nothing was done for yet (409 once a system acted)."""
         self.status(request_id)
+        ledger = self.orch.ledger
+        before = (ledger.api_request(request_id) or {}).get("cancelled_at")
+        # recorded first: the request's last status callback, written as it ends, says so
+        ledger.mark_cancelled(request_id)
         with self.run_lock:
             try:
                 self.orch.cancel(request_id)
             except UsageError as exc:
+                if before is None:
+                    ledger.mark_cancelled(request_id, False)
                 raise _usage(exc) from None
-        self.orch.ledger.mark_cancelled(request_id)
         return self.status(request_id)
 
     def confirm(self, system: str, headers: Mapping[str, str], body: bytes) -> list[str]:

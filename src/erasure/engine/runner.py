@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import callbacks
 from ..chain import ReceiptChain, head_file_for
 from ..leases import Heartbeat
 from ..ledger import Ledger, RequestRow, utcnow
@@ -315,6 +316,12 @@ class Runner:
                 outbox.extend((str(uuid.uuid4()), "erasure_receipt_written", r.to_json())
                               for r in receipts)
             summary.failed.extend(self.writer.write(conn, ending, purge=True))
+            callbacks.queue(self.ledger, conn, [
+                {"request_id": w.row.id, "event": "request_finished",
+                 "outcome": finish.request_outcome(w),
+                 "ok": finish.request_outcome(w) in OK_OUTCOMES,
+                 "systems": [{"system": name, "outcome": w.tasks[name].outcome}
+                             for name in sorted(w.tasks)]} for w in ending])
             self.ledger.set_requests(conn, ends)
             ended = {w.row.id for w in ending}
             self.ledger.add_packages(conn, [p for p in made if p["request_id"] in ended])

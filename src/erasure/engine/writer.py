@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import callbacks
 from ..ledger import Ledger, RequestRow
 from ..models import RequestType
 from ..plugins import PluginHost
@@ -138,6 +139,10 @@ class TaskWriter:
         self.ledger.save_tasks(conn, task_rows, events)
         self.ledger.set_requests(conn, request_rows)  # one shape: the same keys in each row
         self.ledger.add_events(conn, outbox)
+        # status callbacks of the requests that asked for them, whichever runner this is
+        callbacks.queue(self.ledger, conn, [
+            {"request_id": e["request_id"], "event": "task_changed", "system": e["system"],
+             "state": e["new"]} for e in events if e["old"] != e["new"]])
         return failed
 
 

@@ -1,6 +1,6 @@
 """What the HTTP API keeps in the ledger: its bearer tokens (hashes only), what a request
-submitted through it brought (the caller's id, callback URLs, a cancellation), and the
-status callbacks still to send."""
+submitted through it brought (the caller's id, callback URLs and what signs them, a
+Zendesk ticket, a cancellation), and the status callbacks still to send."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from ..ledger_tables import api_requests_t, api_tokens_t, callbacks_t
 from .db import Database, utcnow
 
-__all__ = ["ApiStore", "CallbackRow", "TokenRow"]
+__all__ = ["ApiStore", "CallbackRow", "CallbackTarget", "TokenRow"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class TokenRow:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    #: what signs callbacks of its requests ("env:NAME", "enc:..."); None: the config's
+    callback_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,12 +44,28 @@ class CallbackRow:
     url: str
     body: str
     attempts: int
+    secret_ref: str | None = None
+    #: the ``next_at`` it was claimed at (a claim moves it on)
+    next_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class CallbackTarget:
+    """Where the events of one request go: its callback URLs (signed with
+    ``secret_ref``) and the Zendesk ticket it came from."""
+
+    request_id: str
+    subject_request_id: str | None
+    urls: tuple[str, ...]
+    secret_ref: str | None
+    zendesk_ticket: str | None
+    cancelled: bool
 
 
 def _token(row: Any) -> TokenRow:
     return TokenRow(id=row.id, secret_hash=row.secret_hash, scopes=tuple(row.scopes.split()),
                     created_at=row.created_at, expires_at=row.expires_at,
-                    revoked_at=row.revoked_at)
+                    revoked_at=row.revoked_at, callback_secret=row.callback_secret)
 
 
 class ApiStore(Database):
@@ -55,11 +74,11 @@ class ApiStore(Database):
     # tokens -----------------------------------------------------------------------------
 
     def add_token(self, token_id: str, secret_hash: str, scopes: Sequence[str],
-                  expires_at: datetime | None) -> None:
+                  expires_at: datetime | None, callback_secret: str | None = None) -> None:
         with self.tx() as conn:
             conn.execute(insert(api_tokens_t).values(
                 id=token_id, secret_hash=secret_hash, scopes=" ".join(scopes),
-                created_at=utcnow(), expires_at=expires_at))
+                created_at=utcnow(), expires_at=expires_at, callback_secret=callback_secret))
 
     def token(self, token_id: str) -> TokenRow | None:
         with self.engine.connect() as conn:
@@ -82,13 +101,15 @@ class ApiStore(Database):
     # requests submitted through the API -------------------------------------------------
 
     def add_api_request(self, request_id: str, subject_request_id: str | None,
-                        callback_urls: Sequence[str]) -> None:
+                        callback_urls: Sequence[str], *, callback_secret: str | None = None,
+                        zendesk_ticket: str | None = None) -> None:
         """Record what the API call brought with the request (once: a repeat is a no-op)."""
         try:
             with self.tx() as conn:
                 conn.execute(insert(api_requests_t).values(
                     request_id=request_id, subject_request_id=subject_request_id,
-                    callback_urls=json.dumps(list(callback_urls))))
+                    callback_urls=json.dumps(list(callback_urls)),
+                    callback_secret=callback_secret, zendesk_ticket=zendesk_ticket))
         except IntegrityError:
             pass  # the same submission again: the first one's record stands
 
@@ -105,37 +126,76 @@ class ApiStore(Database):
             return None
         return {"subject_request_id": row.subject_request_id,
                 "callback_urls": json.loads(row.callback_urls or "[]"),
-                "cancelled_at": row.cancelled_at}
+                "cancelled_at": row.cancelled_at, "zendesk_ticket": row.zendesk_ticket}
 
-    def mark_cancelled(self, request_id: str) -> None:
+    def mark_cancelled(self, request_id: str, cancelled: bool = True) -> None:
+        """Record the caller's cancellation (before the engine ends the request, so that
+        its last callback says cancelled); ``cancelled=False`` takes it back (refused)."""
+        when = utcnow() if cancelled else None
         with self.tx() as conn:
             res = conn.execute(update(api_requests_t).where(
-                api_requests_t.c.request_id == request_id).values(cancelled_at=utcnow()))
-            if res.rowcount == 0:
+                api_requests_t.c.request_id == request_id).values(cancelled_at=when))
+            if res.rowcount == 0 and cancelled:
                 conn.execute(insert(api_requests_t).values(
-                    request_id=request_id, callback_urls="[]", cancelled_at=utcnow()))
+                    request_id=request_id, callback_urls="[]", cancelled_at=when))
+
+    def callback_targets(self, conn: Connection, request_ids: Sequence[str]
+                         ) -> dict[str, CallbackTarget]:
+        """The requests of ``request_ids`` that have somewhere to tell of their events
+        (callback URLs or a Zendesk ticket), read in the caller's transaction."""
+        out: dict[str, CallbackTarget] = {}
+        ids = list(dict.fromkeys(request_ids))
+        for i in range(0, len(ids), 900):
+            for r in conn.execute(select(api_requests_t).where(
+                    api_requests_t.c.request_id.in_(ids[i : i + 900]))):
+                urls = tuple(json.loads(r.callback_urls or "[]"))
+                if urls or r.zendesk_ticket:
+                    out[r.request_id] = CallbackTarget(
+                        r.request_id, r.subject_request_id, urls, r.callback_secret,
+                        r.zendesk_ticket, r.cancelled_at is not None)
+        return out
 
     # status callbacks -------------------------------------------------------------------
 
-    def add_callbacks(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Queue callbacks (dicts of ``callbacks`` columns); one already queued (same id:
-        the event delivered again) is left as it is."""
-        for row in rows:
-            try:
-                with self.tx() as conn:
-                    conn.execute(insert(callbacks_t).values(attempts=0, **row))
-            except IntegrityError:
-                continue
+    def queue_callbacks(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Queue callbacks (dicts of ``callbacks`` columns: id, event_id, request_id, url,
+        body, next_at, secret_ref) in the caller's transaction: with the change they tell
+        of, so none is lost and none is told of a change that was rolled back."""
+        if rows:
+            conn.execute(insert(callbacks_t), [{"attempts": 0, **r} for r in rows])
 
-    def due_callbacks(self, now: float, limit: int = 100) -> list[CallbackRow]:
+    def claim_callbacks(self, now: float, hold: float, limit: int = 100
+                        ) -> list[CallbackRow]:
+        """The due callbacks, each claimed for ``hold`` seconds (its ``next_at`` moved on,
+        only if no other sender moved it first): ``serve``'s sender and an ``erasure run``
+        at once do not both post one."""
         q = (select(callbacks_t).where(callbacks_t.c.delivered_at.is_(None),
                                        callbacks_t.c.failed_at.is_(None),
                                        callbacks_t.c.next_at <= now)
              .order_by(callbacks_t.c.next_at, callbacks_t.c.id).limit(limit))
         with self.engine.connect() as conn:
-            return [CallbackRow(id=r.id, event_id=r.event_id, request_id=r.request_id,
-                                url=r.url, body=r.body, attempts=r.attempts)
-                    for r in conn.execute(q)]
+            due = [CallbackRow(id=r.id, event_id=r.event_id, request_id=r.request_id,
+                               url=r.url, body=r.body, attempts=r.attempts,
+                               secret_ref=r.secret_ref, next_at=r.next_at)
+                   for r in conn.execute(q)]
+        if not due:
+            return []
+        claimed = []
+        with self.tx() as conn:
+            for cb in due:
+                res = conn.execute(update(callbacks_t).where(
+                    callbacks_t.c.id == cb.id, callbacks_t.c.next_at == cb.next_at,
+                    callbacks_t.c.delivered_at.is_(None)).values(next_at=now + hold))
+                if res.rowcount:
+                    claimed.append(cb)
+        return claimed
+
+    def release_callbacks(self, ids: Sequence[str], next_at: float) -> None:
+        """Give claimed callbacks back unsent (a sender out of time): due at ``next_at``."""
+        if ids:
+            with self.tx() as conn:
+                conn.execute(update(callbacks_t).where(callbacks_t.c.id.in_(list(ids)))
+                             .values(next_at=next_at))
 
     def callback_sent(self, callback_id: str) -> None:
         with self.tx() as conn:
