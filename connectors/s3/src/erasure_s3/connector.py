@@ -22,6 +22,7 @@ from .holds import Restrictor
 from .inventory import Buckets
 from .locate import Locator
 from .settings import S3Settings
+from .uploads import stale
 
 __all__ = ["S3Connector"]
 
@@ -58,6 +59,8 @@ class S3Connector(Connector):
             facts = self.buckets.facts(bucket)
             with s3_errors("list object versions"):
                 self.client.list_object_versions(Bucket=bucket, MaxKeys=1)
+            with s3_errors("list multipart uploads"):
+                self.client.list_multipart_uploads(Bucket=bucket, MaxUploads=1)
             if not facts.allowed:
                 problems.append(f"bucket {bucket} is in {facts.region}, outside the allowed "
                                 "regions (residency)")
@@ -65,6 +68,12 @@ class S3Connector(Connector):
                 problems.append(f"bucket {bucket} has no object lock (restrict_with)")
         if problems:
             raise PermanentError("; ".join(problems))
+
+    def advice(self) -> list[str]:
+        """Unfinished multipart uploads under the rules' prefixes older than
+        ``stale_upload_days``, per bucket (counts and a date, never a key)."""
+        return stale(self.client, [(r.bucket, r.prefix) for r in self.settings.rules],
+                     self.settings.stale_upload_days)
 
     def find(self, subjects: Sequence[Subject]) -> Iterator[Finding]:
         if not subjects:

@@ -4,7 +4,8 @@ Whole objects: list the key's versions and markers, refuse (and say so) where a 
 or a retention date protects one, delete them all with DeleteObjects in chunks of at most
 1,000 keys, read the per-key Errors of the 200 response, and list again to see that
 nothing remains. Rows: write the object back without the rows, then delete every older
-version that still holds one of them.
+version that still holds one of them. Unfinished multipart uploads: aborted, then listed
+again (uploads.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .client import _TRANSIENT_CODES, s3_errors
 from .inventory import Buckets, Version, key_versions, versions_of
 from .refs import Ref, row_hash
 from .stream import decoded, lines_of
+from .uploads import abort
 
 __all__ = ["DELETE_CHUNK", "Eraser"]
 
@@ -57,13 +59,16 @@ class Eraser:
         objects: dict[tuple[str, str], list[Finding]] = defaultdict(list)
         rows: dict[tuple[str, str], list[tuple[str, Finding]]] = defaultdict(list)
         out: list[ItemOutcome] = []
+        uploads: list[tuple[Ref, Finding]] = []
         for f in findings:
             try:
                 ref = Ref.parse(f.ref)
             except PermanentError:
                 out.append(ItemOutcome(f, ItemStatus.FAILED, error="not an s3 reference"))
                 continue
-            if ref.row is None:
+            if ref.upload is not None:
+                uploads.append((ref, f))
+            elif ref.row is None:
                 objects[(ref.bucket, ref.key)].append(f)
             else:
                 rows[(ref.bucket, ref.key)].append((ref.row, f))
@@ -89,6 +94,8 @@ class Eraser:
             for rhash, f in rows.get((plan.bucket, plan.key), ()):
                 status = ItemStatus.DONE if rhash in plan.touched else ItemStatus.ALREADY_DONE
                 out.append(_outcome(f, plan, status))
+        if uploads:
+            out.extend(abort(self.client, uploads))
         return out
 
     # rows -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from .matching import Matcher, csv_header
 from .refs import Ref, row_hash
 from .settings import Rule, S3Settings
 from .stream import content_format, decoded, lines_of, read_all
+from .uploads import describe
 
 __all__ = ["Exporter"]
 
@@ -36,13 +37,17 @@ class Exporter:
     def export(self, findings: Sequence[Finding]) -> Iterator[Record]:
         objects: dict[tuple[str, str], list[Finding]] = defaultdict(list)
         rows: dict[tuple[str, str], list[tuple[str, Finding]]] = defaultdict(list)
+        out: list[Record] = []
         for f in findings:
             ref = Ref.parse(f.ref)
-            if ref.row is None:
+            if ref.upload is not None:
+                upload = describe(self.client, ref.bucket, ref)
+                if upload is not None:
+                    out.append(Record(f, upload))
+            elif ref.row is None:
                 objects[(ref.bucket, ref.key)].append(f)
             else:
                 rows[(ref.bucket, ref.key)].append((ref.row, f))
-        out: list[Record] = []
         for (bucket, key), group in objects.items():
             out.extend(self._object(bucket, key, group))
         for (bucket, key), wanted in rows.items():

@@ -38,6 +38,11 @@ class Restrictor:
             except PermanentError:
                 out.append(ItemOutcome(f, ItemStatus.FAILED, error="not an s3 reference"))
                 continue
+            if ref.upload is not None:
+                # Neither a legal hold nor a tag can be put on an upload; erasure aborts it.
+                out.append(ItemOutcome(f, ItemStatus.NOT_SUPPORTED, error=(
+                    "an unfinished multipart upload cannot be held or tagged")))
+                continue
             # A row is restricted with its whole object: S3 marks objects, not lines.
             by_key[(ref.bucket, ref.key)].append(f)
         for (bucket, key), group in by_key.items():

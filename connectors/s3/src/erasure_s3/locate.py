@@ -2,7 +2,8 @@
 
 One listing of every version under each rule's prefix, then per version at most one read
 of its content for the whole batch, plus a tag or metadata read where a rule asks for one.
-Old versions count: in a versioned bucket they still hold the data after a "delete".
+Old versions count: in a versioned bucket they still hold the data after a "delete". So do
+unfinished multipart uploads under a key template (one listing per such rule).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .matching import SELF_IDENTIFYING, Matcher, csv_header, leaves, line_values
 from .refs import Ref, row_hash
 from .settings import Rule, S3Settings
 from .stream import blocks, content_format, decoded, read_all
+from .uploads import uploads_under
 
 __all__ = ["Located", "Locator", "same_value", "scan_version", "template_regex"]
 
@@ -259,6 +261,16 @@ class Locator:
                     if rule.tags:
                         self._pairs(rule.tags, tags, owners, "tag",
                                     lambda s, i, src, r=ref: hit(s, r, "object", i, src))
+        if template is not None and ttype is not None:
+            # Unfinished multipart uploads hold parts of an object being written under
+            # the subject's key; listing versions never shows them.
+            for up in uploads_under(self.client, rule.bucket, rule.prefix):
+                m = template.match(up.key)
+                if not m:
+                    continue
+                for ident, subject in owners.get(ttype, {}).get(_norm(ttype, m["v"]), ()):
+                    hit(subject, Ref(rule.bucket, up.key, upload=up.upload_id), "upload",
+                        ident, "key")
 
     @staticmethod
     def _content(rule: Rule, ref: Ref, fmt: str, scan: VersionScan, matcher: Any,

@@ -2,7 +2,8 @@
 
 An object is ``["bucket", "key"]`` (every version of the key); a row of a shared file is
 ``["bucket", "key", "row", "<hash>"]``, the hash being of the row's bytes, so it stays the
-same when the file is written back without other rows.
+same when the file is written back without other rows. An unfinished multipart upload is
+``["bucket", "key", "upload", "<upload id>"]``.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ class Ref(NamedTuple):
     bucket: str
     key: str
     row: str | None = None
+    upload: str | None = None
 
     def text(self) -> str:
-        parts = [self.bucket, self.key] + (["row", self.row] if self.row else [])
+        parts = [self.bucket, self.key] + (["row", self.row] if self.row else []) + (
+            ["upload", self.upload] if self.upload else [])
         return json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -35,6 +38,8 @@ class Ref(NamedTuple):
                 return cls(str(parts[0]), str(parts[1]))
             if len(parts) == 4 and parts[2] == "row":
                 return cls(str(parts[0]), str(parts[1]), str(parts[3]))
+            if len(parts) == 4 and parts[2] == "upload":
+                return cls(str(parts[0]), str(parts[1]), upload=str(parts[3]))
         except (ValueError, TypeError):
             pass
         raise PermanentError("not a reference of the s3 connector")

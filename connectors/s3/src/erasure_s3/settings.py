@@ -134,6 +134,9 @@ class S3Settings(ConnectorSettings):
     #: objects larger than this are reported (a failed item on delete) rather than rewritten
     #: in ``rows`` mode, or exported as metadata only.
     max_object_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    #: ``erasure systems check`` notes unfinished multipart uploads under the rules'
+    #: prefixes started more than this many days ago (their parts hold data until aborted).
+    stale_upload_days: float = Field(default=7.0, ge=0)
 
     @field_validator("region")
     @classmethod
