@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent / "src" / "erasure"
 
 #: lowest first; a module may import its own layer and those below it
 LAYERS: list[set[str]] = [
-    {"errors", "dates", "files", "runtime", "freetext", "ledger_tables", "leases", "statement"},
+    {"errors", "dates", "files", "runtime", "freetext", "ledger_tables", "leases", "statement",
+     "phonetext"},
     {"models", "receipts"},
     {"idspaces", "connector", "config", "retry", "export"},
     {"hookspecs", "plugins", "keys", "state", "ledger"},

@@ -29,6 +29,7 @@ from .errors import ConfigError
 from .freetext import DEFAULT_TICKET_PATTERN
 from .idspaces import GLOBAL_TYPES, IdSpace, IdSpaces
 from .models import IdentifierType, Policy
+from .phonetext import PhoneRegion
 from .statement import (
     ControllerStatement,
     SystemStatement,
@@ -151,6 +152,10 @@ class HostSettings(_Strict):
     #: what a --ticket (and a processor's --reference) must match, whole: a reference,
     #: never free text that could carry personal data into the receipts
     ticket_pattern: str = DEFAULT_TICKET_PATTERN
+    #: the region of phone numbers written in national form in free text (``0113 000
+    #: 0001`` read as +44 113 000 0001 with "GB"); a system's ``phone_region`` wins.
+    #: Unset: only international forms (+44..., 0044...) are found in free text.
+    default_phone_region: PhoneRegion | None = None
     retry: RetrySettings = RetrySettings()
     keys: KeySettings = KeySettings()
     api: ApiSettings = ApiSettings()

@@ -66,6 +66,9 @@ class System:
     budget: RetryBudget = field(default_factory=lambda: RetryBudget(60.0))
     #: the connector's own folder in the state folder (``Connector.state_dir``)
     state_dir: Path | None = None
+    #: ``[erasure] default_phone_region``: given to connectors with a ``phone_region``
+    #: setting that their system leaves unset
+    phone_region: str | None = None
     _connector: Connector | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,7 +97,11 @@ class System:
         with self._lock:
             if self._connector is None:
                 assert self.cls is not None
-                settings = self.cls.Settings.model_validate(dict(self.config.settings))
+                raw = dict(self.config.settings)
+                if (self.phone_region and "phone_region" in self.cls.Settings.model_fields
+                        and raw.get("phone_region") is None):
+                    raw["phone_region"] = self.phone_region
+                settings = self.cls.Settings.model_validate(raw)
                 self._connector = self.cls(self.name, settings)
                 self._connector.state_dir = self.state_dir
             return self._connector
@@ -251,6 +258,7 @@ def build_systems(
         )
         out[name] = System(config=sc, cls=cls, uncovered=uncovered, retry=retry,
                            state_dir=config.host.state_dir / "systems" / name,
+                           phone_region=config.host.default_phone_region,
                            budget=RetryBudget(config.host.retry.system_budget_seconds))
     return out
 

@@ -106,6 +106,30 @@ def test_body_search_phones_and_addresses(archive: Archive) -> None:
     assert list(archive.connector().find([subject()])) == [], "body searched without opt-in"
 
 
+def test_body_phones_as_people_write_them(archive: Archive) -> None:
+    archive.add(message("a@company.test", "c@company.test", "spaced",
+                        "Call Bob on +44 113 000 0001 after six."))
+    archive.add(message("a@company.test", "c@company.test", "national",
+                        "Bob's desk:\n0113 000 0001 (ext. 2)."))
+    archive.add(message("a@company.test", "c@company.test", "Ring 0113-000-0001 today"))
+    archive.add(message("a@company.test", "c@company.test", "longer",
+                        "Not Bob: +44 113 000 00012, 0113 000 00012 or +44 113 000 0001 2."))
+    bob = Subject("req-bob", (Identifier.parse(IdentifierType.PHONE, "+44 113 000 0001"),))
+    international = archive.connector(search_body=True)
+    found = list(international.find([bob]))
+    assert sorted(r.data["subject"] for r in international.export(found)) == ["spaced"]
+    conn = archive.connector(search_body=True, phone_region="GB")
+    found = list(conn.find([bob]))
+    assert sorted(r.data["subject"] for r in conn.export(found)) == [
+        "Ring 0113-000-0001 today", "national", "spaced"]
+    assert {f.fields for f in found} == {("body",), ("subject",)}
+    before = set(everything(conn))  # (folder, hash of the message)
+    assert {o.status for o in conn.delete(found)} == {ItemStatus.DONE}
+    assert list(conn.find([bob])) == [], "a written form of the number is still there"
+    left = set(everything(conn))
+    assert len(left) == 1 and left <= before, "the message with a longer number went"
+
+
 def test_hostile_and_non_ascii_values(archive: Archive) -> None:
     odd = 'o"d\\d)(x@example.org'
     archive.add(message(BOB, "a@company.test", "plain"))

@@ -77,13 +77,15 @@ class MailConnector(erasure.Connector):
                  for key in (b"FROM", b"TO", b"CC", b"BCC")]
         if self.settings.search_body:
             terms += [[b"BODY", quote(addr)] for addr in matcher.emails]
-            terms += [[b"BODY", quote(form)] for phone in matcher.phones
-                      for form in phone_forms(phone)]
+            # TEXT: headers too (a number in the Subject line)
+            terms += [[b"TEXT", quote(form)] for phone in matcher.phones
+                      for form in phone_forms(phone, self.settings.phone_region)]
         return terms
 
     def find(self, subjects: Sequence[Subject]) -> Iterator[Finding]:
         """Every message from, to or about the subjects, in every folder not excluded."""
-        matcher = Matcher(subjects, search_body=self.settings.search_body)
+        matcher = Matcher(subjects, search_body=self.settings.search_body,
+                          region=self.settings.phone_region)
         if not matcher:
             return
         if isinstance(self.backend, ImapBackend):
@@ -91,7 +93,8 @@ class MailConnector(erasure.Connector):
                                             body=self.settings.search_body)
         else:
             found = self.backend.candidates(
-                Needles(matcher.needles(), encoded_parts=self.settings.search_body))
+                Needles(matcher.needles(), encoded_parts=self.settings.search_body,
+                        phones=matcher.finder or None))
         for ref, _folder, raw in found:
             for m in matcher.matches(raw):
                 yield Finding(self.system, m.subject, ref, "message", m.matched, m.fields)

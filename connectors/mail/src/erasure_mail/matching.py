@@ -3,7 +3,9 @@
 Searches (IMAP SEARCH, the byte scan of an mbox) match substrings: ``bob@x.org`` is inside
 ``jimbob@x.org``. They only nominate candidates; this module decides, from the parsed
 message: addresses in From/To/Cc/Bcc compared whole after RFC 2047 decoding, and (when body
-search is on) addresses and phone numbers in the text parts as whole tokens.
+search is on) addresses as whole tokens in the text parts, and phone numbers in the text
+parts and header values in any written form (:mod:`erasure.phonetext`: ``0113 000 0001``,
+``+44 (0)113-000-0001``), each compared whole with the subject's number.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 
 from erasure import Identifier, IdentifierType, Subject
+from erasure.phonetext import PhoneFinder, written_forms
 
 __all__ = ["ADDRESS_HEADERS", "Match", "Matcher", "addresses_of", "parse_message"]
 
@@ -97,15 +100,24 @@ def _body_text(msg: EmailMessage) -> str:
     return "\n".join(parts)
 
 
-def phone_forms(e164: str) -> tuple[str, str]:
-    """The literal forms a phone is searched as: ``+4930123456`` and ``004930123456``."""
-    return e164, "00" + e164[1:]
+def phone_forms(e164: str, region: str | None = None) -> list[str]:
+    """The literal forms a phone is searched as where only substrings can be (IMAP SEARCH):
+    ``+4930123456``, ``004930123456``, the international and national formats with
+    spaces, dashes or dots (see :func:`erasure.phonetext.written_forms`)."""
+    return written_forms(e164, region)
+
+
+def _header_text(msg: Message) -> Iterator[tuple[str, str]]:
+    """(lower-cased name, decoded value) of every header of ``msg``."""
+    for name, value in msg.raw_items():
+        yield name.lower(), _decoded(str(value))
 
 
 class Matcher:
     """The identifiers of a batch of subjects, ready to check messages against."""
 
-    def __init__(self, subjects: Sequence[Subject], *, search_body: bool) -> None:
+    def __init__(self, subjects: Sequence[Subject], *, search_body: bool,
+                 region: str | None = None) -> None:
         self.search_body = search_body
         self.emails: dict[str, list[tuple[str, Identifier]]] = {}
         self.phones: dict[str, list[tuple[str, Identifier]]] = {}
@@ -118,6 +130,8 @@ class Matcher:
                 elif ident.type is IdentifierType.PHONE and search_body:
                     self.phones.setdefault(ident.value, []).append((s.key, ident))
         self._body_re = self._compile_body()
+        #: the batch's phones in every written form (body and headers)
+        self.finder = PhoneFinder(self.phones, region)
 
     def __bool__(self) -> bool:
         return bool(self.emails or self.phones)
@@ -139,7 +153,7 @@ class Matcher:
         """Lower-case literals a message must contain to be a candidate."""
         out = list(self.emails)
         for phone in self.phones:
-            out.extend(phone_forms(phone))
+            out.extend(phone_forms(phone)[:2])  # other forms: the finder's digits test
         return out
 
     def match(self, msg: EmailMessage) -> list[Match]:
@@ -155,11 +169,20 @@ class Matcher:
                 if addr in self.emails:
                     add(self.emails[addr], header)
         if self._body_re is not None:
-            for m in self._body_re.finditer(_body_text(msg)):
+            body = _body_text(msg)
+            for m in self._body_re.finditer(body):
                 if m.group("e") if "e" in m.re.groupindex else None:
                     add(self.emails.get(m.group("e").lower(), ()), "body")
                 elif "p" in m.re.groupindex and m.group("p"):
                     add(self.phones.get("+" + m.group("p"), ()), "body")
+            if self.finder:
+                # The matcher runs only on the lines whose digits hold a number's.
+                for line in self.finder.windows(body):
+                    for number in self.finder.find(line):
+                        add(self.phones[number], "body")
+                for name, value in _header_text(msg):
+                    for number in self.finder.find(value):
+                        add(self.phones[number], name)
         return [Match(key, tuple(idents), tuple(sorted(set().union(*idents.values()))))
                 for key, idents in hits.items()]
 

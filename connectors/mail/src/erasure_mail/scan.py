@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
+from erasure.phonetext import PhoneFinder
+
 __all__ = ["CHUNK", "FROM_LINE", "Needles", "mbox_messages", "mbox_preamble", "mbox_spans",
            "split_from_line"]
 
@@ -36,12 +38,15 @@ _ENCODED = re.compile(rb"content-transfer-encoding:[ \t]*(?:base64|quoted-printa
 class Needles:
     """A set of lower-case needles searched for at once in byte strings."""
 
-    def __init__(self, needles: Iterable[str], *, encoded_parts: bool = False) -> None:
+    def __init__(self, needles: Iterable[str], *, encoded_parts: bool = False,
+                 phones: PhoneFinder | None = None) -> None:
         # Bytes are searched as latin-1 text: one character per byte, so a UTF-8 needle is
         # its bytes read as latin-1.
         self.words = sorted({n.lower().encode("utf-8").decode("latin-1") for n in needles if n})
         #: also nominate messages with base64 / quoted-printable parts (body search)
         self.encoded_parts = encoded_parts
+        #: phones in any written form: lines whose digits hold one (body search)
+        self.phones = phones if phones else None
         self._rs = None
         self._auto = None
         self._regex: re.Pattern[bytes] | None = None
@@ -67,7 +72,7 @@ class Needles:
         self._auto = auto
 
     def __bool__(self) -> bool:
-        return bool(self.words)
+        return bool(self.words) or self.phones is not None
 
     def hits(self, data: bytes) -> Iterator[int]:
         """End offsets (exclusive) of needle occurrences in ``data``, ASCII case ignored."""
@@ -84,6 +89,9 @@ class Needles:
         if self.encoded_parts:
             for m in _ENCODED.finditer(data):
                 yield m.end()
+        if self.phones is not None:
+            for _start, end in self.phones.lines(data):
+                yield end
 
     def found_in(self, data: bytes) -> bool:
         """Whether any needle occurs in ``data``."""

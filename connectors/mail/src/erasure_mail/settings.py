@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 
 import erasure
+from erasure.phonetext import PhoneRegion
 
 __all__ = ["MailSettings"]
 
@@ -40,6 +41,9 @@ class MailSettings(erasure.ConnectorSettings):
     exclude_folders: tuple[str, ...] = ()
     #: also search message bodies for addresses and phone numbers (slower on IMAP)
     search_body: bool = False
+    #: the region of phones written in national form in bodies (``0113 000 0001`` with
+    #: "GB"); unset: ``[erasure] default_phone_region``, or international forms only
+    phone_region: PhoneRegion | None = None
     #: restrict by moving messages to this folder (created if missing); unset: by keyword
     restricted_folder: str | None = None
     #: the IMAP keyword (Maildir: Dovecot keyword letter; mbox: X-Keywords) of restriction
