@@ -191,7 +191,7 @@ def _international(raw: str, region: str | None) -> bool:
     meta = phonenumbers.PhoneMetadata.metadata_for_region(region or "", None)
     prefix = getattr(meta, "international_prefix", None)
     digits = "".join(c for c in head if c.isdigit())
-    return bool(prefix) and re.match(prefix, digits) is not None
+    return bool(prefix) and re.match(str(prefix), digits) is not None
 
 
 def _line_end(data: bytes, start: int) -> int:
