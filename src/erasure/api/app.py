@@ -15,11 +15,12 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .schemas import RequestStatus, SubmitRequest
+from .schemas import FieldErrors, Problem, RequestStatus, SubmitRequest
 from .service import ApiError, ApiService
 from .tokens import TokenCheck, check_token
 
@@ -78,8 +79,28 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # FastAPI's default answer echoes the value sent ("input"): an identifier must not
     # come back in an error body (proxies log those).
-    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in exc.errors()]
+    return [{"loc": list(e.get("loc", ())), "type": e.get("type", ""),
+             "msg": e.get("msg", "").removeprefix("Value error, ")} for e in exc.errors()]
+
+
+#: what each error answer means, for the OpenAPI document (every route declares the codes it
+#: can answer, so a client generated from the document knows each body's shape)
+_WHY = {
+    400: "The confirmation could not be read.",
+    401: "No valid bearer token (missing, unknown, expired or revoked).",
+    403: "The token lacks the scope this route needs.",
+    404: "No such request (or nothing of that kind for it).",
+    409: "Refused in the request's present state.",
+    413: "The body is larger than the configured limit.",
+    422: "Malformed body or parameters: the field errors.",
+    500: "The ledger disagrees with its signed head (see docs/receipts.md).",
+    503: "The ledger database is unavailable.",
+}
+
+
+def _answers(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: {"model": FieldErrors if c == 422 else Problem, "description": _WHY[c]}
+            for c in codes}
 
 
 def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastAPI:
@@ -101,15 +122,25 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
     @app.exception_handler(ApiError)
     async def _api_error(_r: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
+        detail: Any = exc.message
+        if exc.status == 422:  # every 422 has one shape: field errors
+            detail = [{"loc": ["body"], "msg": exc.message, "type": "value_error"}]
+        return JSONResponse({"detail": detail}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _field_errors(exc)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_r: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # every method the path takes (Starlette names only its first route's)
+            headers["Allow"] = ", ".join(sorted(
+                m for r in app.routes if isinstance(r, APIRoute)
+                and r.path_regex.match(request.url.path) for m in r.methods or ()))
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code,
+                            headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -135,9 +166,20 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
 
     submit, read, package = scope("submit"), scope("read"), scope("package")
 
+    by_token = (401, 403, 422)
+    with_id = (*by_token, 404)
+
+    # OpenAPI links: a client (and schemathesis' stateful tests) follows a submission to
+    # the routes of the request it made
+    links = {name: {"operationId": name, "parameters": {"request_id": "$response.body#/id"}}
+             for name in ("get_request", "cancel_request", "get_receipts", "get_package")}
+
     @app.post("/v1/requests", response_model=RequestStatus, status_code=201,
-              dependencies=[submit], responses={200: {"model": RequestStatus,
-                                                      "description": "recorded before"}})
+              dependencies=[submit], operation_id="submit_request", responses={
+                  200: {"model": RequestStatus, "description": "recorded before",
+                        "links": links},
+                  201: {"description": "recorded", "links": links},
+                  **_answers(*by_token, 413)})
     def create_request(body: SubmitRequest,
                        idempotency_key: Annotated[str | None, Header(
                            max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")] = None) -> Any:
@@ -146,31 +188,36 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
         status, new = service.submit(body, idempotency_key)
         return JSONResponse(status.model_dump(mode="json"), status_code=201 if new else 200)
 
-    @app.get("/v1/requests", response_model=list[RequestStatus], dependencies=[read])
+    @app.get("/v1/requests", response_model=list[RequestStatus], dependencies=[read],
+             operation_id="list_requests", responses=_answers(*by_token))
     def list_requests(ticket: Annotated[str, Query(min_length=1, max_length=200)]) -> Any:
         """The requests recorded with a ticket reference."""
         return service.by_ticket(ticket)
 
-    @app.get("/v1/requests/{request_id}", response_model=RequestStatus, dependencies=[read])
+    @app.get("/v1/requests/{request_id}", response_model=RequestStatus, dependencies=[read],
+             operation_id="get_request", responses=_answers(*with_id))
     def get_request(request_id: str) -> Any:
         """A request's status, its systems' states, its due date and what waits and why."""
         return service.status(request_id)
 
     @app.delete("/v1/requests/{request_id}", response_model=RequestStatus,
-                dependencies=[submit])
+                dependencies=[submit], operation_id="cancel_request",
+                responses=_answers(*with_id, 409))
     def cancel_request(request_id: str) -> Any:
         """Cancel a request while no system has acted on it (409 after)."""
         return service.cancel(request_id)
 
-    @app.get("/v1/requests/{request_id}/receipts", dependencies=[read])
+    @app.get("/v1/requests/{request_id}/receipts", dependencies=[read],
+             operation_id="get_receipts", responses=_answers(*with_id, 500))
     def receipts(request_id: str) -> dict[str, Any]:
         """Signed receipts, the chain's signed head and the public key (docs/receipts.md;
         `erasure receipts verify --file F --subset --public-key KEY`)."""
         return service.receipts(request_id)
 
     @app.get("/v1/requests/{request_id}/package", dependencies=[package],
+             operation_id="get_package",
              response_class=StreamingResponse,
-             responses={200: {"content": {"application/zip": {}}}})
+             responses={200: {"content": {"application/zip": {}}}, **_answers(*with_id)})
     def get_package(request_id: str) -> Any:
         """The access or portability package (zip) while it exists; recorded delivered,
         as `erasure package get` records it."""
@@ -189,12 +236,12 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
         """The Ed25519 key that verifies receipts (public: no token needed)."""
         return service.public_key()
 
-    @app.get("/v1/chain-head", dependencies=[read])
+    @app.get("/v1/chain-head", dependencies=[read], responses=_answers(401, 403, 500))
     def chain_head() -> dict[str, Any]:
         """The receipt chain's end and its signed head."""
         return service.chain_head()
 
-    @app.post("/v1/confirmations")
+    @app.post("/v1/confirmations", responses=_answers(400, 401, 404, 409, 413, 422))
     async def confirmation(request: Request,
                            system: Annotated[str, Query(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
                            ) -> dict[str, Any]:
@@ -211,7 +258,7 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
         """The server answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses=_answers(503))
     def readyz() -> dict[str, str]:
         """The ledger answers (503 when not)."""
         service.ready()

@@ -4,19 +4,23 @@ schemas; no FastAPI here."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Correction", "Identity", "RequestStatus", "SubmitRequest", "SystemState",
-           "TokenScope"]
+__all__ = ["Correction", "FieldError", "FieldErrors", "Identity", "Problem", "RequestStatus",
+           "SubmitRequest", "SystemState", "TokenScope"]
 
 #: what a bearer token may do: submit requests, read them, fetch access packages, or all
 TokenScope = Literal["submit", "read", "package", "admin"]
 #: the engine's request types (``find`` is for the CLI's dry look, not for tickets)
 RequestTypeName = Literal["access", "portability", "erasure", "restriction", "rectification",
                           "objection"]
+#: a time as the API answers it: UTC with its offset (RFC 3339 ``date-time`` needs one; the
+#: ledger stores naive UTC)
+UtcDatetime = Annotated[datetime, AfterValidator(
+    lambda d: d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC))]
 IdentityType = Literal["email", "phone", "customer_id", "user_id", "name", "ip"]
 
 
@@ -33,6 +37,20 @@ class Identity(_Body):
     #: only raw values can be searched for; hashed ones (OpenDSR ``sha256``) cannot
     identity_format: Literal["raw"] = "raw"
 
+    @model_validator(mode="after")
+    def _well_formed(self) -> Identity:
+        # The engine's own check (an email's shape, a phone number in international form,
+        # an IP address): a bad value is a field error of this item, not a 422 without one.
+        # Its message names the problem, never the value.
+        from ..errors import UsageError
+        from ..models import Identifier
+
+        try:
+            Identifier.parse(self.identity_type, self.identity_value)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
 
 class Correction(_Body):
     """Rectification: one correct value."""
@@ -43,6 +61,15 @@ class Correction(_Body):
 
 class SubmitRequest(_Body):
     """A data-subject request (OpenDSR fields plus ticket, verified flag and id space)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "subject_request_id": "3f1c2a9e-7d4b-4c1e-9a55-0b6f2e8d1c44",
+        "subject_request_type": "erasure",
+        "subject_identities": [{"identity_type": "email",
+                                "identity_value": "jane@example.org",
+                                "identity_format": "raw"}],
+        "submitted_time": "2026-12-01T09:30:00Z",
+        "ticket": "ZD-4711", "verified": True}]})
 
     subject_request_id: str = Field(
         min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$",
@@ -73,7 +100,7 @@ class SystemState(BaseModel):
     state: str
     outcome: str | None = None
     waits: str | None = Field(None, description="What the task waits on, and why.")
-    not_before: datetime | None = None
+    not_before: UtcDatetime | None = None
 
 
 class RequestStatus(BaseModel):
@@ -85,8 +112,29 @@ class RequestStatus(BaseModel):
     ticket: str | None = None
     status: Literal["pending", "in_progress", "completed", "cancelled", "failed"]
     outcome: str | None = None
-    received_time: datetime
-    due_time: datetime
-    finished_time: datetime | None = None
+    received_time: UtcDatetime
+    due_time: UtcDatetime
+    finished_time: UtcDatetime | None = None
     systems: list[SystemState]
     links: dict[str, str] = Field(default_factory=dict)
+
+
+class Problem(BaseModel):
+    """Every answer but success and a malformed request: a one-line message."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    """One thing wrong with a request: where (``["body", "subject_identities", 0]``) and
+    what; never the value sent."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class FieldErrors(BaseModel):
+    """A malformed request (422): what is wrong, field by field."""
+
+    detail: list[FieldError]
