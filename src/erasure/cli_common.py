@@ -227,6 +227,9 @@ def _summary_exit(summary: RunSummary, *, failed: bool = False) -> None:
         err.print(f"{rid} {system}: failed: {error} (`erasure receipts show {rid}`; "
                   f"`erasure retry {rid}` while it is open)", soft_wrap=True,
                   highlight=False, markup=False)
+    for rid, system, reasons in summary.held:
+        err.print(f"{rid} {system}: {reasons}; checked again by later runs while the request "
+                  "is open (`erasure status`)", soft_wrap=True, highlight=False, markup=False)
     for rid, system, error in summary.blocked:
         err.print(f"{rid} {system}: blocked, needs an operator: {error} (fix it, then "
                   f"`erasure retry {rid}`)", soft_wrap=True, highlight=False, markup=False)

@@ -144,6 +144,9 @@ class HostSettings(_Strict):
     lease_seconds: float = Field(300, ge=1)
     #: days after which a processor that was told and has not confirmed is reminded
     confirmation_reminder_days: float = Field(7, gt=0)
+    #: hours between two checks of an item kept by a hold that may be lifted (an S3 legal
+    #: hold): the task waits and acts on it again until the request's give-up time
+    hold_recheck_hours: float = Field(24, gt=0)
     #: days an access or portability package is kept (an erasure of the same person
     #: deletes it at once)
     package_days: float = Field(30, gt=0)

@@ -382,7 +382,11 @@ class ItemOutcome:
 
     ``transient`` marks a failure the host may retry for this item alone. ``error`` is a short
     message without personal data. ``handle`` (with PENDING or AWAITING_CONFIRMATION) is an
-    opaque reference the ledger keeps and gives back to ``Connector.poll``.
+    opaque reference the ledger keeps and gives back to ``Connector.poll``. ``held`` (with
+    RETAINED) says the item is kept by a hold that may be lifted (an S3 legal hold, a
+    retention date), ``error`` naming it: while the request is open the host acts on the
+    item again every ``hold_recheck_hours`` until the request's give-up time, and only then
+    ends the task ``retained``.
     """
 
     finding: Finding
@@ -390,6 +394,7 @@ class ItemOutcome:
     error: str | None = None
     transient: bool = False
     handle: str | None = None
+    held: bool = False
 
     @property
     def ok(self) -> bool:

@@ -60,6 +60,7 @@ def status_report(ledger: Ledger, *, finished_too: bool, limit: int = 1000) -> d
             "next_try": None if t.not_before is None or t.outcome == "failed" else
             datetime.fromtimestamp(t.not_before, UTC).isoformat(timespec="seconds"),
             "waits_for": waits or None,
+            "held": s.held,
             "error": s.blocked or s.error or s.last_error,
         })
     packages = [{

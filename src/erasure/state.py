@@ -156,6 +156,9 @@ class TaskData:
     handles: dict[str, str] = field(default_factory=dict)
     #: identifiers this system was searched with (a later search asks only new ones)
     searched: list[Scoped] = field(default_factory=list)
+    #: refs of items kept by a hold that may be lifted (ItemOutcome.held): acted on again
+    #: while the request is open
+    held: list[str] = field(default_factory=list)
 
     def merge(self, f: Finding) -> None:
         old = self.findings.get(f.ref)
@@ -178,6 +181,7 @@ class TaskData:
             "records": self.records,
             "handles": self.handles,
             "searched": [scoped_to_json(i) for i in self.searched],
+            "held": self.held,
         }, separators=(",", ":")).encode()
 
     @classmethod
@@ -195,5 +199,6 @@ class TaskData:
         st.records = [(k, data) for k, data in d.get("records", [])]
         st.handles = dict(d.get("handles", {}))
         st.searched = [scoped_from_json(i) for i in d.get("searched", [])]
+        st.held = list(d.get("held", []))
         return st
 

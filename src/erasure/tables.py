@@ -109,6 +109,11 @@ def why_waiting(t: Any, siblings: list[Any], request: Any, now: datetime) -> str
         return f"waits for an identity check (`erasure request verify {t.request_id}`)"
     if status == "awaiting_approval":
         return f"waits for approval (`erasure approve {t.request_id}`)"
+    if t.stage == "acting" and t.not_before is not None:
+        kept = TaskSummary.from_text(t.summary).held
+        if kept:  # a hold that may be lifted: asked again at the next try
+            return (f"{'; '.join(kept)}; checked again then, until the request's give-up "
+                    "time (then it ends retained)")
     lease = getattr(request, "lease_until", None)
     held = lease is not None and lease > now.replace(tzinfo=UTC).timestamp()
     if t.stage in ("acting", "verifying") and not held and t.not_before is None:

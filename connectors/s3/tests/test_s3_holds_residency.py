@@ -3,6 +3,7 @@ deletion, buckets outside the allowed regions, and how S3 errors are classified.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -32,9 +33,9 @@ def test_legal_hold_restricts_and_blocks_deletion(s3: S3Server) -> None:
     carol = client.head_object(Bucket=bucket, Key="customers/800456/a.json")
     assert carol.get("ObjectLockLegalHoldStatus") != "ON"
 
-    (blocked,) = conn.delete(found)
-    assert blocked.status is ItemStatus.FAILED and not blocked.transient
-    assert blocked.error == "blocked: legal hold on 2 version(s)"
+    (kept,) = conn.delete(found)
+    assert kept.status is ItemStatus.RETAINED and kept.held, "a hold that may be lifted"
+    assert kept.error == "legal hold on 2 version(s) until released"
     assert all_versions(client, bucket, "customers/800123/") == versions, "nothing changed"
 
     for key, vid, _ in versions:  # the hold is lifted: the erasure can go on
@@ -43,6 +44,19 @@ def test_legal_hold_restricts_and_blocks_deletion(s3: S3Server) -> None:
     assert [o.status for o in conn.delete(found)] == [ItemStatus.DONE]
     assert all_versions(client, bucket, "customers/800123/") == []
     assert len(all_versions(client, bucket, "customers/800456/")) == 1
+
+
+def test_retention_date_keeps_the_object_and_is_named(s3: S3Server) -> None:
+    client = s3.client()
+    bucket = make_bucket(client, lock=True)
+    client.put_object(Bucket=bucket, Key="customers/800123/a.json", Body=b"{}",
+                      ObjectLockMode="GOVERNANCE",
+                      ObjectLockRetainUntilDate=dt.datetime(2031, 3, 1, tzinfo=dt.UTC))
+    conn = s3.connector([{"bucket": bucket, **RULE}])
+    (kept,) = conn.delete(list(conn.find([BOB])))
+    assert (kept.status, kept.held) == (ItemStatus.RETAINED, True)
+    assert kept.error == "object lock retention on 1 version(s) until 2031-03-01"
+    assert len(all_versions(client, bucket)) == 1
 
 
 def test_tag_restricts_where_there_is_no_object_lock(s3: S3Server) -> None:

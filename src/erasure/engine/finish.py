@@ -106,7 +106,8 @@ def _body(ctx: StepContext, w: Work, t: TaskWork, now: datetime) -> dict[str, An
         "deferrals": t.summary.deferrals,
         "errors": t.summary.errors,
         # why items were left as they were (not supported, retained): the connector's words
-        "not_acted": t.summary.not_acted,
+        "not_acted": t.summary.not_acted + [h for h in t.summary.held
+                                            if h not in t.summary.not_acted],
         "verification": {
             "performed": t.summary.verified is not None,
             "ok": bool(t.summary.verified) and not t.data.residue,

@@ -56,6 +56,8 @@ class RunSummary:
     failed: list[tuple[str, str, str]] = field(default_factory=list)
     #: (request, system, error) of tasks that wait for an operator (`erasure retry`)
     blocked: list[tuple[str, str, str]] = field(default_factory=list)
+    #: (request, system, reasons) of tasks whose items a hold keeps: checked again later
+    held: list[tuple[str, str, str]] = field(default_factory=list)
     #: requests dropped because another runner took their lease
     lost: list[str] = field(default_factory=list)
     #: package passwords (``package_password``): shown once, stored nowhere
@@ -185,6 +187,8 @@ class Runner:
                     summary.blocked.append((w.row.id, t.system, t.blocked))
                 elif t.stage is not Stage.DONE:
                     summary.waiting[t.stage.value] += 1
+                    if t.summary.held and t.stage is Stage.ACTING:
+                        summary.held.append((w.row.id, t.system, "; ".join(t.summary.held)))
 
     # loading and saving ----------------------------------------------------------------
 

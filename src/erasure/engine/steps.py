@@ -39,6 +39,7 @@ from .work import (
     Work,
     failed_call,
     find_call,
+    give_up_at,
     limit,
     outcome_of,
     verify_failed,
@@ -134,7 +135,10 @@ def _act_pairs(ctx: StepContext, name: str, action: Action,
     for w, t in pairs:
         if action is Action.EXPORT:
             t.data.records = []  # a resumed export starts over: no record twice
-        todo = sorted(ref for ref in t.data.actionable if ref not in t.data.handles)
+        # Items kept by a hold that may be lifted are all that is left to ask about when
+        # the task comes back to check them (the rest was acted on already).
+        todo = sorted(t.data.held) if t.data.held and action is not Action.EXPORT else sorted(
+            ref for ref in t.data.actionable if ref not in t.data.handles)
         if todo:
             groups.append((w.row.id, [t.data.findings[ref] for ref in todo]))
     due = {rid: w.row.due_at for rid, (w, _t) in by_req.items()}
@@ -144,6 +148,8 @@ def _act_pairs(ctx: StepContext, name: str, action: Action,
     for rid, (w, t) in by_req.items():
         res = results.get(rid, CallResult())
         t.attempt(action.value, res.attempts)
+        if res.values and t.data.held:
+            t.summary.held = []  # named again below for the items still held
         _record(t, res.values)
         if action is Action.EXPORT and t.summary.exported_at is None:
             t.summary.exported_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
@@ -192,6 +198,16 @@ def _record(t: TaskWork, values: Sequence[Any]) -> None:
             t.data.outcomes[ref] = "exported"
             continue
         t.data.outcomes[ref] = v.status.value
+        if ref in t.data.held:
+            t.data.held.remove(ref)
+        if v.status is ItemStatus.RETAINED and v.held:
+            # Kept by a hold that may be lifted: asked again later (see _after_action).
+            t.data.held.append(ref)
+            reason = f"retained: {v.error or 'held'}"
+            if reason not in t.summary.held and len(t.summary.held) < _MAX_ITEM_ERRORS:
+                t.summary.held.append(reason)
+            t.data.handles.pop(ref, None)
+            continue
         if v.status in (ItemStatus.PENDING, ItemStatus.AWAITING_CONFIRMATION):
             t.data.handles[ref] = v.handle or ""
         else:
@@ -269,6 +285,12 @@ def _after_action(ctx: StepContext, w: Work, t: TaskWork, now: float) -> None:
         t.move(Stage.AWAITING_CONFIRMATION, "told; awaiting confirmation")
         t.defer(now + ctx.host.confirmation_reminder_days * 86400, "awaiting confirmation",
                 retrying=False)
+    elif t.data.held and t.stage is Stage.ACTING and now < give_up_at(ctx, w):
+        # A hold may be lifted while the request is open: the task waits (in acting, its
+        # other items acted on) and asks again, daily by default, until the give-up time;
+        # then it is verified and ends ``retained``, the hold named on the receipt.
+        t.defer(min(now + ctx.host.hold_recheck_hours * 3600, give_up_at(ctx, w)),
+                "kept under a hold: checked again later", retrying=False)
     elif w.rule(ctx, t.system).verify and system.cls is not None \
             and system.cls.supports(Capability.FIND):
         t.move(Stage.VERIFYING, "acted")  # a system that is only told cannot be searched

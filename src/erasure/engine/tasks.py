@@ -104,6 +104,10 @@ class TaskSummary:
     #: why items were not acted on ("not_supported: table orders has no restrict_column"),
     #: the connector's words, no personal data
     not_acted: list[str] = field(default_factory=list)
+    #: why items are kept by a hold that may be lifted ("retained: legal hold on 1
+    #: version(s) until released"), as of the last call that asked; the receipt lists them
+    #: with ``not_acted``, ``erasure status`` while the task waits to check them again
+    held: list[str] = field(default_factory=list)
     #: every error recorded, the last one and its class
     errors: list[str] = field(default_factory=list)
     error: str | None = None

@@ -20,7 +20,8 @@ from .isolation import run_isolated
 from .rules import NOT_ACTED, Rule, rule_for, worst
 from .tasks import Stage, TaskWork
 
-__all__ = ["WAITS", "StepContext", "Work", "failed_call", "find_call", "limit", "outcome_of"]
+__all__ = ["WAITS", "StepContext", "Work", "failed_call", "find_call", "give_up_at", "limit",
+           "outcome_of"]
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def failed_call(ctx: StepContext, w: Work, t: TaskWork, res: CallResult, now: fl
     retry = ctx.host.retry
     # The call may have taken long: a next try counts from its end, never from the past.
     now = max(now, ctx.clock())
-    give_up = _epoch(w.row) - retry.give_up_before_due_hours * 3600
+    give_up = give_up_at(ctx, w)
     t.summary.last_error = res.error  # for `erasure status`; errors hold failures only
     if res.error_kind == "transient":
         n = t.summary.deferrals
@@ -133,6 +134,12 @@ def verify_failed(ctx: StepContext, w: Work, t: TaskWork, first: CallResult,
     t.fail(f"verification failed: {error.error}", error.error_kind or "permanent")
     t.move(Stage.DONE, "verification failed", outcome=outcome_of(t))
     return True
+
+
+def give_up_at(ctx: StepContext, w: Work) -> float:
+    """Epoch seconds from which the request's tasks stop waiting (its due date less
+    ``give_up_before_due_hours``): what still fails then fails, what is held stays held."""
+    return _epoch(w.row) - ctx.host.retry.give_up_before_due_hours * 3600
 
 
 def _epoch(row: RequestRow) -> float:

@@ -1,7 +1,7 @@
 """delete: whole objects with every version and delete marker, and rows of shared objects.
 
-Whole objects: list the key's versions and markers, refuse (and say so) where a legal hold
-or a retention date protects one, delete them all with DeleteObjects in chunks of at most
+Whole objects: list the key's versions and markers, keep (RETAINED, naming it) what a legal
+hold or a retention date protects, delete them all with DeleteObjects in chunks of at most
 1,000 keys, read the per-key Errors of the 200 response, and list again to see that
 nothing remains. Rows: write the object back without the rows, then delete every older
 version that still holds one of them. Unfinished multipart uploads: aborted, then listed
@@ -41,6 +41,8 @@ class _KeyPlan:
     key: str
     delete: list[Version] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: what keeps the key as it is (a legal hold, a retention date): nothing of it changes
+    held: list[str] = field(default_factory=list)
     transient: bool = False
     touched: set[str] = field(default_factory=set)  # row hashes held by a changed version
     #: rows mode: the latest version and the put_object arguments that replace it
@@ -84,7 +86,7 @@ class Eraser:
             plans.append(self._row_plan(bucket, key, {h for h, _ in wanted}))
         for plan in plans:
             self._check_holds(plan)
-        self._execute([p for p in plans if not p.errors])
+        self._execute([p for p in plans if not p.errors and not p.held])
         for plan in plans:
             for_key = objects.get((plan.bucket, plan.key))
             if for_key is not None:
@@ -187,14 +189,16 @@ class Eraser:
     # holds ----------------------------------------------------------------------------
 
     def _check_holds(self, plan: _KeyPlan) -> None:
-        """A legal hold or an unexpired retention on any version blocks the whole item:
-        nothing of it is changed, and the outcome names the hold."""
+        """A legal hold or an unexpired retention on any version keeps the whole item:
+        nothing of it is changed, and the outcome is RETAINED naming the hold (``held``:
+        the host asks again while the request is open, and it goes once released)."""
         if not self.buckets.facts(plan.bucket).object_lock:
             return
         rewrite = plan.rewrite
         versions = [v for v in plan.delete if not v.marker] + ([rewrite[0]] if rewrite else [])
         now = dt.datetime.now(dt.UTC)
-        holds = retained = 0
+        holds = 0
+        retained: list[dt.datetime] = []
         for v in versions:
             with s3_errors("head object"):
                 head = self.client.head_object(Bucket=plan.bucket, Key=v.key,
@@ -203,11 +207,12 @@ class Eraser:
                 holds += 1
             until = head.get("ObjectLockRetainUntilDate")
             if until is not None and until > now:
-                retained += 1
+                retained.append(until)
         if holds:
-            plan.errors.append(f"blocked: legal hold on {holds} version(s)")
+            plan.held.append(f"legal hold on {holds} version(s) until released")
         if retained:
-            plan.errors.append(f"blocked: object lock retention on {retained} version(s)")
+            plan.held.append(f"object lock retention on {len(retained)} version(s) until "
+                             f"{max(retained):%Y-%m-%d}")
 
     # deleting -------------------------------------------------------------------------
 
@@ -260,6 +265,8 @@ def _outcome(f: Finding, plan: _KeyPlan, status: ItemStatus) -> ItemOutcome:
     if plan.errors:
         return ItemOutcome(f, ItemStatus.FAILED, error="; ".join(sorted(set(plan.errors))),
                            transient=plan.transient)
+    if plan.held:
+        return ItemOutcome(f, ItemStatus.RETAINED, error="; ".join(plan.held), held=True)
     return ItemOutcome(f, status)
 
 
