@@ -54,11 +54,12 @@ test: lint typecheck dovecot chromium
 
 # The model-based tests (tests/test_model.py, tests/test_model_engine.py) explore 5000
 # random worlds each instead of the few fixed ones `make test` runs; a failure prints the
-# shrunk world. schemathesis tries 200 examples per API operation instead of a few.
+# shrunk world. schemathesis tries 200 examples per API operation instead of a few; 100
+# clients submit 1,000 requests to one serve (10 submit 100 in `make test`).
 test-long: install dovecot
 	ERASURE_MODEL_EXAMPLES=5000 ERASURE_SHRED_SUBJECTS=1000 $(BIN)/python -m pytest tests/test_model.py tests/test_model_engine.py tests/test_shredding.py
 	ERASURE_MAIL_LONG=1 $(BIN)/python -m pytest connectors/mail/tests/test_mail_big.py connectors/mail/tests/test_mail_imap.py
-	ERASURE_API_FUZZ_EXAMPLES=200 $(BIN)/python -m pytest tests/test_api_schema.py
+	ERASURE_API_FUZZ_EXAMPLES=200 ERASURE_API_LOAD=1 $(BIN)/python -m pytest tests/test_api_schema.py tests/test_api_load.py
 
 bench: install
 	$(BIN)/python bench/run_all.py

@@ -342,32 +342,6 @@ def test_an_access_package_is_given_out_once_asked_for_with_the_package_scope(ap
         assert http.get(f"/v1/requests/{erasure}/package").status_code == 404
 
 
-def test_concurrent_clients_lose_no_request_and_duplicate_none(api: Api) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    def client_work(n: int) -> list[tuple[str, str, int]]:
-        out = []
-        with api.client("submit") as http:
-            for k in range(5):
-                srid = f"conc-{n}-{k}"
-                for _ in range(2):  # every submission is retried once
-                    r = http.post("/v1/requests", json=_erasure(
-                        srid, f"p{n}-{k}@nowhere.example", ticket=f"T-C{n}"))
-                    assert r.status_code in (200, 201), r.text
-                    out.append((srid, r.json()["id"], r.status_code))
-        return out
-
-    with ThreadPoolExecutor(max_workers=10) as pool:
-        results = [x for chunk in pool.map(client_work, range(10)) for x in chunk]
-    ids = {}
-    for srid, rid, _code in results:
-        assert ids.setdefault(srid, rid) == rid  # the retry answers the same request
-    assert len(ids) == 50 and len(set(ids.values())) == 50
-    assert sorted(code for *_x, code in results) == [200] * 50 + [201] * 50
-    stored = ledger_query(api.config, "SELECT count(*) FROM requests WHERE ticket LIKE 'T-C%'")
-    assert stored == [(50,)]
-
-
 # cancel ----------------------------------------------------------------------------------
 
 
