@@ -24,8 +24,9 @@ LAYERS: list[set[str]] = [
     {"hookspecs", "plugins", "keys", "state", "ledger"},
     {"shredding", "systems", "heads", "packages", "chain", "callbacks"},
     {"engine"},
-    {"orchestrator", "sweep", "tables", "reports"},
-    {"api", "cli", "cli_admin", "cli_api", "cli_common", "demo", "testing", "__init__"},
+    {"orchestrator", "sweep", "tables", "reports", "review_report"},
+    {"api", "cli", "cli_admin", "cli_api", "cli_common", "cli_review", "demo", "testing",
+     "__init__"},
 ]
 
 

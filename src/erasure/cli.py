@@ -195,14 +195,6 @@ def package_get(
 
 
 @app.command()
-def approve(request_id: str, config: ConfigOpt = None) -> None:
-    """Let a request that stopped after find (require_approval) go on."""
-    with _orchestrator(config) as orch, _errors():
-        orch.approve(request_id)
-        out.print(f"{request_id} approved; `erasure run` carries it out")
-
-
-@app.command()
 def confirm(
     request_id: str, system: str,
     reference: Annotated[str, typer.Option(help="The processor's confirmation reference "
@@ -480,8 +472,8 @@ def sweep(
 
 
 # registers the receipts, systems, connectors, config, keys, discover and demo commands,
-# and serve, tokens (the HTTP API)
-from . import cli_admin, cli_api  # noqa: E402, F401
+# and serve, tokens (the HTTP API); review, plan and approve
+from . import cli_admin, cli_api, cli_review  # noqa: E402, F401
 
 
 def main() -> None:

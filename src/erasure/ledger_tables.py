@@ -23,7 +23,8 @@ from sqlalchemy import (
 __all__ = [
     "api_requests_t", "api_tokens_t", "callbacks_t",
     "ledger_meta_t", "metadata", "outbox_t", "packages_t", "receipt_heads_t", "receipts_t",
-    "request_keys_t", "requests_t", "sweeps_t", "task_events_t", "tasks_t",
+    "request_keys_t", "requests_t", "review_decisions_t", "sweeps_t", "task_events_t",
+    "tasks_t",
 ]
 
 metadata = MetaData()
@@ -108,6 +109,22 @@ request_keys_t = Table(
     Column("request_id", String(40), primary_key=True),
     Column("epoch", Integer, nullable=False, index=True),
     Column("wrapped", LargeBinary, nullable=False),
+)
+
+# An operator's decisions on items left for review (`erasure review R --include/--exclude`):
+# the item as its keyed hash (the receipt's, never its reference), who decided (a
+# reference) and when; a reason is sealed with the request (freetext.seal_reason). The
+# engine acts on included items like strong ones and leaves excluded ones untouched.
+review_decisions_t = Table(
+    "review_decisions",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("system", String(63), primary_key=True),
+    Column("item", String(64), primary_key=True),  # keys.digest(system, ref)
+    Column("decision", String(10), nullable=False),  # include | exclude
+    Column("decided_by", String(200), nullable=False),
+    Column("decided_at", DateTime, nullable=False),
+    Column("reason", Text),  # sealed: keyed hash + text under the request's key
 )
 
 # Access and portability packages while they exist: when each goes, and keyed hashes of

@@ -20,6 +20,7 @@ from .chain import ReceiptChain, head_file_for
 from .config import Config
 from .engine import rules
 from .engine.commands import TaskCommands
+from .engine.desk import Desk, PlanView, ReviewView
 from .engine.expansion import Scoped
 from .engine.plan import PlanLine
 from .engine.plan import plan as dry_run
@@ -317,11 +318,34 @@ class Orchestrator:
         self.ledger.update_request(request_id, verified=True, verified_how=how,
                                    status=status)
 
-    def approve(self, request_id: str) -> None:
-        row = self.get_request(request_id)
-        if row.status != "awaiting_approval":
-            raise UsageError(f"request {request_id} is not awaiting approval (it is {row.status})")
-        self.ledger.update_request(request_id, status="open", approved_at=utcnow())
+    def desk(self) -> Desk:
+        """Review items, plans, decisions and approval, from what the ledger holds."""
+        writer = TaskWriter(self.ledger, self.ciphers, self.plugins, list(self.systems))
+        return Desk(self.context, self.ledger, writer, self.ciphers)
+
+    def approve(self, request_id: str, plan_hash: str | None = None) -> str:
+        """Approve the plan of a request awaiting approval (refused unless its hash is
+        ``plan_hash`` when given); the hash of the plan approved."""
+        self.get_request(request_id)
+        return self.desk().approve(request_id, plan_hash)
+
+    def review(self, request_id: str) -> ReviewView:
+        """The request's review items, with why each is weak (values while it is open)."""
+        self.get_request(request_id)
+        return self.desk().review(request_id)
+
+    def decide(self, request_id: str, *, include: Sequence[str] = (),
+               exclude: Sequence[str] = (), by: str, reason: str | None = None
+               ) -> ReviewView:
+        """Record an operator's decisions on review items (see :meth:`Desk.decide`)."""
+        self.get_request(request_id)
+        return self.desk().decide(request_id, include=include, exclude=exclude, by=by,
+                                  reason=reason)
+
+    def plan_of(self, request_id: str) -> PlanView:
+        """The plan an approval of the request covers, with its hash."""
+        self.get_request(request_id)
+        return self.desk().plan(request_id)
 
     def extend(self, request_id: str, months: int, reason: str) -> datetime:
         """Extend the deadline (Art. 12(3): by up to two further months, with a reason)."""

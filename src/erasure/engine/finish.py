@@ -18,6 +18,7 @@ from ..freetext import reason_hash
 from ..ledger import utcnow
 from ..models import Action, RequestType
 from ..packages import new_password, sha256_of
+from .review import receipt_decisions
 from .rules import worst
 from .steps import StepContext, Work
 from .tasks import TaskWork
@@ -108,6 +109,8 @@ def _body(ctx: StepContext, w: Work, t: TaskWork, now: datetime) -> dict[str, An
         # why items were left as they were (not supported, retained): the connector's words
         "not_acted": t.summary.not_acted + [h for h in t.summary.held
                                             if h not in t.summary.not_acted],
+        # the operator's decisions on review items: item hashes, no values
+        "review_decisions": receipt_decisions(ctx, w, t),
         "verification": {
             "performed": t.summary.verified is not None,
             "ok": bool(t.summary.verified) and not t.data.residue,

@@ -26,7 +26,7 @@ from ..packages import drop_for_subject, expire
 from ..plugins import PluginHost
 from ..shredding import RequestKeys
 from ..state import KnownIdentifiers, TaskData
-from . import finish, steps
+from . import finish, review, steps
 from .rules import OK_OUTCOMES, for_request
 from .steps import StepContext, Work
 from .tasks import Stage, TaskSummary
@@ -159,6 +159,9 @@ class Runner:
         now = self.clock()
         self._find_again_if_approved(works)
         steps.find(self.ctx, works, now)
+        # An operator's review decisions, before the gate: the plan approved is the plan
+        # acted on (included items act like strong ones).
+        review.apply_decisions(self.ctx, works)
         gated = self._gate(works, summary)
         going = [w for w in works if w.row.id not in gated]
         steps.start_acting(self.ctx, going, now)
@@ -271,12 +274,8 @@ class Runner:
                                             attempts=t.summary.attempts)
 
     def plan_hash(self, w: Work) -> str:
-        """A keyed hash of what the request would act on: (system, action, item) triples."""
-        parts = sorted(
-            f"{name}\x1f{w.rule(self.ctx, name).action}\x1f{ref}"
-            for name, t in w.tasks.items() if name in self.ctx.systems
-            for ref in t.data.actionable)
-        return self.ctx.keys.digest("plan", *parts)
+        """A keyed hash of what the request would act on (:func:`.review.plan_hash`)."""
+        return review.plan_hash(self.ctx, w)
 
     # the end of a request --------------------------------------------------------------
 

@@ -80,6 +80,8 @@ class TaskSummary:
     #: findings, and findings not matched strongly (left for review), at the last find
     found: int | None = None
     review: int | None = None
+    #: review items no operator decided on (``erasure review``): the system ends partial
+    undecided: int = 0
     #: the action the rule chose (None: find only, or nothing to do)
     action: str | None = None
     #: when the first export call ran (the package's date)

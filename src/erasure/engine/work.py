@@ -20,7 +20,8 @@ from .isolation import run_isolated
 from .rules import NOT_ACTED, Rule, rule_for, worst
 from .tasks import Stage, TaskWork
 
-__all__ = ["WAITS", "StepContext", "Work", "failed_call", "find_call", "give_up_at", "limit",
+__all__ = ["WAITS", "Decision", "StepContext", "Work", "failed_call", "find_call", "give_up_at",
+           "limit",
            "outcome_of"]
 
 
@@ -39,6 +40,17 @@ class StepContext:
         return self.config.host
 
 
+@dataclass(frozen=True)
+class Decision:
+    """An operator's decision on a review item (``erasure review --include/--exclude``):
+    who (a reference), when (ISO), the reason as stored (sealed; None: none given)."""
+
+    decision: str  # include | exclude
+    by: str
+    at: str
+    reason: str | None = None
+
+
 @dataclass(eq=False)  # identity: works are kept in sets during a batch
 class Work:
     """One request during a run."""
@@ -49,6 +61,8 @@ class Work:
     tasks: dict[str, TaskWork]
     #: a rectification's corrections, an objection's scope
     intent: RequestIntent = field(default_factory=RequestIntent)
+    #: an operator's decisions on review items: system -> item hash -> decision
+    decisions: dict[str, dict[str, Decision]] = field(default_factory=dict)
 
     def rule(self, ctx: StepContext, system: str) -> Rule:
         return rule_for(self.type, ctx.systems[system].config.policy)

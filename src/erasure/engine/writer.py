@@ -21,6 +21,7 @@ from ..plugins import PluginHost
 from ..receipts import Receipt
 from ..shredding import RequestKeys
 from ..state import TaskData, read_request_blob, request_blob
+from .review import decided_on
 from .tasks import TRANSITIONS, Stage, TaskSummary, TaskWork
 from .work import Work
 
@@ -71,12 +72,15 @@ class TaskWriter:
                 outcome=t.outcome, data=TaskData.from_bytes(t.system, t.request_id, state),
                 summary=TaskSummary.from_text(t.summary), not_before=t.not_before)
             task.saved = (task.stage, t.outcome, t.not_before, t.summary, state)
+        decisions: dict[str, list[dict[str, Any]]] = {}
+        for d in self.ledger.decisions_for([r.id for r in rows]):
+            decisions.setdefault(d["request_id"], []).append(d)
         works = []
         for r in rows:
             known, intent = read_request_blob(
                 None if r.identifiers is None else ciphers.decrypt(r.id, r.identifiers))
             works.append(Work(row=r, type=RequestType(r.type), known=known, tasks=tasks[r.id],
-                              intent=intent))
+                              intent=intent, decisions=decided_on(decisions.get(r.id, ()))))
         return works
 
     def save(self, works: Sequence[Work], *, identifiers: bool = False,

@@ -13,6 +13,7 @@ One store per kind of record (a module each), behind the one :class:`Ledger`:
 - :mod:`.keys`: request keys and the key epoch
 - :mod:`.packages`: access and portability packages
 - :mod:`.sweeps`: retention sweeps
+- :mod:`.reviews`: an operator's decisions on review items
 - :mod:`.api`: the HTTP API's tokens, its requests' callback URLs and the callbacks to send
 
 :mod:`.db` holds what they share: the engine, transactions, the schema, the advisory locks.
@@ -33,6 +34,7 @@ from ..ledger_tables import (  # noqa: F401  (the schema, re-exported for tests 
     receipts_t,
     request_keys_t,
     requests_t,
+    review_decisions_t,
     sweeps_t,
     task_events_t,
     tasks_t,
@@ -44,6 +46,7 @@ from .outbox import OutboxStore
 from .packages import PackageStore
 from .receipts import ReceiptStore
 from .requests import RequestRow, RequestStore
+from .reviews import ReviewStore
 from .sweeps import SweepStore
 from .tasks import TaskRow, TaskStore
 
@@ -52,5 +55,5 @@ __all__ = ["Ledger", "Lock", "RequestRow", "TaskRow", "add_months", "days_left",
 
 
 class Ledger(RequestStore, TaskStore, OutboxStore, ReceiptStore, KeyStore, PackageStore,
-             SweepStore, ApiStore):
+             SweepStore, ApiStore, ReviewStore):
     """Typed access to the ledger database: every store's methods on one object."""
