@@ -21,8 +21,7 @@ from .rules import NOT_ACTED, Rule, rule_for, worst
 from .tasks import Stage, TaskWork
 
 __all__ = ["WAITS", "Decision", "StepContext", "Work", "failed_call", "find_call", "give_up_at",
-           "limit",
-           "outcome_of"]
+           "limit", "outcome_of"]
 
 
 @dataclass(frozen=True)
