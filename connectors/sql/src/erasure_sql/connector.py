@@ -33,6 +33,7 @@ from .erase import EraseMixin, NotWhereFound, Tx
 from .finding import SHARED_FIELD, FindMixin
 from .forms import python_lower
 from .grouping import Group, group_findings, int_ref_heads
+from .legalhold import held_subjects, split_held
 from .mapping import Mapping, TableModel, build_mapping
 from .overlap import Overlapped
 from .queries import ArrayLookup, param_limit, pk_filter
@@ -372,6 +373,12 @@ class SqlConnector(FindMixin, EraseMixin, RetentionMixin, RightsMixin, Connector
         places_only = (not anonymise_only and self._dialect == "postgresql"
                        and sum(len(g.pks) for g in grouped.values()) <= self._limit)
         with db_errors("delete"), self._engine.connect() as conn:
+            on_hold = held_subjects(conn, m, grouped, self._dialect, self._chunk_size)
+            if on_hold:
+                grouped, kept = split_held(grouped, on_hold)
+                out.extend(kept)
+                if not grouped:
+                    return out
             db = Overlapped(conn, self._worker())
             held = still_used(conn, m, grouped, self._dialect, self._limit, not anonymise_only)
             if not anonymise_only:  # rows kept as shared are not deleted: not checked

@@ -323,6 +323,7 @@ def build_mapping(settings: SqlSettings, meta: sa.MetaData) -> Mapping:
             problems.append(f"table {name}: has no primary key (needed to reference rows)")
         wanted = [c for _t, c in cfg.identifier_columns()] + list(cfg.anonymise)
         wanted += [cfg.restrict_column] if cfg.restrict_column else []
+        wanted += [cfg.hold_column] if cfg.hold_column else []
         wanted += cfg.address_columns() + [c for cols in cfg.opt_out.values() for c in cols]
         for rel in cfg.relations:
             wanted += list(rel.columns)

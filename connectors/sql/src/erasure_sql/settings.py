@@ -113,6 +113,10 @@ class TableSettings(_Strict):
     reason: str | None = None
     #: boolean column set to true by ``restrict``.
     restrict_column: str | None = None
+    #: boolean column that is true on rows under a legal hold: nothing of a person with
+    #: such a row is erased in this system until it is false (RETAINED, named; the host
+    #: checks again every ``hold_recheck_hours`` while the request is open).
+    hold_column: str | None = None
     #: column(s) holding the postal address, which a rectification corrects (Art. 16);
     #: email, phone and name are corrected in their ``identifiers`` columns.
     address: str | list[str] | None = None
