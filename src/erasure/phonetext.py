@@ -19,7 +19,8 @@ different people in different countries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
@@ -83,26 +84,24 @@ class PhoneFinder:
     """The phone numbers (E.164) of a batch, found in text in any written form."""
 
     def __init__(self, numbers: Iterable[str], region: str | None = None) -> None:
-        import phonenumbers
-
         self.region = region
         self.numbers = frozenset(numbers)
         self._own: dict[str, str | None] = {}
         by_key: dict[bytes, set[str]] = {}
         for number in self.numbers:
-            try:
-                parsed = _parse(number)
-            except phonenumbers.NumberParseException:
+            split = _split_e164(number)
+            if split is None:
                 continue  # not a number: nothing can be written of it
-            key = phonenumbers.national_significant_number(parsed).encode("ascii")
-            by_key.setdefault(key, set()).add(number)
-            self._own[number] = phonenumbers.region_code_for_number(parsed)
+            key, self._own[number] = split
+            by_key.setdefault(key.encode("ascii"), set()).add(number)
         self._numbers = list(by_key.values())
         self._ac: Any = None
         if by_key:
             import ahocorasick_rs
 
-            self._ac = ahocorasick_rs.BytesAhoCorasick(list(by_key))
+            # the DFA form: about twice the NFA's speed (streams of every object)
+            self._ac = ahocorasick_rs.BytesAhoCorasick(
+                list(by_key), implementation=ahocorasick_rs.Implementation.DFA)
 
     def __bool__(self) -> bool:
         return self._ac is not None
@@ -112,9 +111,15 @@ class PhoneFinder:
             return []
         return list(self._ac.find_matches_as_indexes(squeezed, overlapping=True))
 
-    def lines(self, block: bytes) -> dict[tuple[int, int], set[str]]:
+    def lines(self, block: bytes, literal: Mapping[str, int] | None = None
+              ) -> dict[tuple[int, int], set[str]]:
         """(start, end) of each line of ``block`` (end excludes the newline) that may hold
-        a number of the batch, with the numbers it may hold."""
+        a number of the batch, with the numbers it may hold.
+
+        ``literal``: how often each number occurs in ``block`` as written in E.164, lines
+        the caller has found already. When the digits hold each number no more often than
+        that, every occurrence is one of those and nothing is located (the common case:
+        locating lines costs more than finding them)."""
         out: dict[tuple[int, int], set[str]] = {}
         if self._ac is None:
             return out
@@ -122,6 +127,11 @@ class PhoneFinder:
         hits = self._hits(squeezed)
         if not hits:
             return out
+        if literal is not None:
+            per_key = Counter(index for index, _s, _e in hits)
+            if all(count <= sum(literal.get(n, 0) for n in self._numbers[index])
+                   for index, count in per_key.items()):
+                return out
         hits.sort(key=lambda h: h[1])
         t_line, o_line = 0, 0  # the start of one line, in the squeezed and the whole block
         t_end = _line_end(squeezed, 0)
@@ -158,6 +168,21 @@ class PhoneFinder:
         data = text.encode("utf-8", "surrogateescape")
         for start, end in sorted(self.lines(data)):
             yield data[start:end].decode("utf-8", "surrogateescape")
+
+
+def _split_e164(number: str) -> tuple[str, str] | None:
+    """(national significant number, main region of its country code) of an E.164
+    number, read from the prefix-free country codes (a parse costs 100x more: a batch
+    holds a thousand numbers)."""
+    import phonenumbers
+
+    if not number.startswith("+") or not number[1:].isdigit():
+        return None
+    for size in (1, 2, 3):
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(number[1:1 + size]))
+        if regions:
+            return number[1 + size:], regions[0]
+    return None
 
 
 def _matched(text: str, wanted: set[str], region: str | None,

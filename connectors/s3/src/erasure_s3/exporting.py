@@ -88,8 +88,9 @@ class Exporter:
         if not by_content or rule is None or fmt is None:
             return {}
         subjects = [Subject(f.subject, f.matched) for f in by_content]
-        matcher = Matcher(subjects, rule.fields)
-        text = Matcher(subjects, {}, structured=False)
+        region = self.settings.phone_region
+        matcher = Matcher(subjects, rule.fields, region=region)
+        text = Matcher(subjects, {}, structured=False, region=region)
         out: dict[str, set[str]] = {f.subject: set() for f in by_content}
         for v in data:
             found = scan_version(self.client, bucket, v, fmt, matcher, text,

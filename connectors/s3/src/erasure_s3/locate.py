@@ -210,8 +210,10 @@ class Locator:
         facts = self.buckets.facts(rule.bucket)
         suffix = "" if facts.allowed else OUTSIDE
         region_field = {f"region:{facts.region}"} if not facts.allowed else set()
-        matcher = Matcher(subjects, rule.fields) if rule.content != "none" else None
-        text_matcher = Matcher(subjects, {}, structured=False)
+        region = self.settings.phone_region
+        matcher = (Matcher(subjects, rule.fields, region=region) if rule.content != "none"
+                   else None)
+        text_matcher = Matcher(subjects, {}, structured=False, region=region)
         owners = _owners(subjects)
         template = template_regex(rule.key_template) if rule.key_template else None
         ttype = rule.template_type

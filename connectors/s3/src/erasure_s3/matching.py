@@ -6,7 +6,9 @@ occur; then each candidate line or record is re-checked field by field, so that
 ``bob@x.org`` never matches inside ``jimbob@x.org`` and ``+4930123456`` never inside
 ``+49301234567``. Emails, phones and IP addresses identify a person wherever they appear
 (a field of their own or inside a message text); customer ids, user ids and names only in
-the fields a rule maps to their type, and only as the whole value.
+the fields a rule maps to their type, and only as the whole value. Phones are also found in
+the forms people write (``+44 113 000 0001``, ``0113-000-0001`` with a region): lines whose
+digits hold the number's are candidates too, re-checked by :mod:`erasure.phonetext`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from erasure import Identifier, IdentifierType, Subject
+from erasure.phonetext import PhoneFinder
 
 __all__ = ["SELF_IDENTIFYING", "Matcher", "leaves"]
 
@@ -38,7 +41,7 @@ class Matcher:
     """
 
     def __init__(self, subjects: Sequence[Subject], fields: Mapping[str, IdentifierType],
-                 *, structured: bool = True) -> None:
+                 *, structured: bool = True, region: str | None = None) -> None:
         self.fields = dict(fields)
         mapped = set(self.fields.values()) if structured else set()
         self.owners: dict[Identifier, list[str]] = {}
@@ -52,6 +55,10 @@ class Matcher:
                 if ident not in by_pattern.setdefault(pattern, []):
                     by_pattern[pattern].append(ident)
         self._patterns = list(by_pattern.values())
+        phones = [i for i in self.owners if i.type is IdentifierType.PHONE]
+        #: phones in any written form (``region``: national forms too)
+        self.phones = PhoneFinder((i.value for i in phones), region)
+        self._phone_idents = {i.value: i for i in phones}
         self._ac: Any = None
         if by_pattern:
             import ahocorasick_rs
@@ -74,12 +81,19 @@ class Matcher:
         # every offset), re-check against the original text.
         hits = self._ac.find_matches_as_indexes(block.lower(), overlapping=True)
         last: tuple[int, int] | None = None
+        literal: dict[str, int] = {}  # phones as written in E.164: their lines are here
         for index, start, end in hits:
+            for ident in self._patterns[index]:
+                if ident.type is IdentifierType.PHONE:
+                    literal[ident.value] = literal.get(ident.value, 0) + 1
             if last is None or not last[0] <= start < last[1]:
                 line_start = block.rfind(b"\n", 0, start) + 1
                 line_end = block.find(b"\n", end)
                 last = (line_start, len(block) if line_end < 0 else line_end)
             out.setdefault(last, set()).update(self._patterns[index])
+        if self.phones:
+            for line, numbers in self.phones.lines(block, literal).items():
+                out.setdefault(line, set()).update(self._phone_idents[n] for n in numbers)
         return out
 
     def recheck(self, values: Iterable[tuple[str, str]],
@@ -99,6 +113,9 @@ class Matcher:
 
     def _holds(self, name: str, text: str, lowered: str, ident: Identifier) -> bool:
         itype = ident.type
+        if itype is IdentifierType.PHONE:
+            return (_token_in(lowered, ident.value, itype)
+                    or bool(self.phones.find(text, (ident.value,))))
         if itype in SELF_IDENTIFYING:
             return _token_in(lowered, ident.value.lower(), itype)
         if self.fields.get(name) is not itype:

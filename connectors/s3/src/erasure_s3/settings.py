@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from erasure import ConnectorSettings, IdentifierType
+from erasure.phonetext import PhoneRegion
 
 __all__ = ["EEA_REGIONS", "Rule", "S3Settings"]
 
@@ -137,6 +138,9 @@ class S3Settings(ConnectorSettings):
     #: ``erasure systems check`` notes unfinished multipart uploads under the rules'
     #: prefixes started more than this many days ago (their parts hold data until aborted).
     stale_upload_days: float = Field(default=7.0, ge=0)
+    #: phones written in national form in content (``0113 000 0001`` with "GB"); unset:
+    #: ``[erasure] default_phone_region``, or international forms only
+    phone_region: PhoneRegion | None = None
 
     @field_validator("region")
     @classmethod
