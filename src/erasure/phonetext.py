@@ -25,7 +25,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
-__all__ = ["PhoneFinder", "PhoneRegion", "check_region", "squeeze", "written_forms"]
+__all__ = ["PhoneFinder", "PhoneRegion", "check_region", "national_number", "squeeze",
+           "written_forms"]
 
 #: Bytes taken out before the digits are compared: separators people write between digit
 #: groups, and every non-ASCII byte (no-break and thin spaces, dashes in UTF-8). Taking
@@ -168,6 +169,13 @@ class PhoneFinder:
         data = text.encode("utf-8", "surrogateescape")
         for start, end in sorted(self.lines(data)):
             yield data[start:end].decode("utf-8", "surrogateescape")
+
+
+def national_number(e164: str) -> str | None:
+    """The national significant number of an E.164 number (``1130000001`` of
+    ``+441130000001``): the digits every written form of it holds. None if not E.164."""
+    split = _split_e164(e164)
+    return split[0] if split else None
 
 
 def _split_e164(number: str) -> tuple[str, str] | None:

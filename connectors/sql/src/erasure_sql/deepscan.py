@@ -6,8 +6,12 @@ customer table in a backup schema) is *unmapped residue*: reported by place
 (``schema.table.column``), never by value. Values are always bound parameters (one array on
 PostgreSQL, ``IN`` lists elsewhere); names come from the reflected schema only.
 
-What it cannot see: an identifier inside longer text ("call bob@example.org") — matching is
-whole-value equality (emails case-insensitively), like ``find``.
+What it cannot see: an email inside longer text ("call bob@example.org") — matching is
+whole-value equality (emails case-insensitively), like ``find``. Phones are also found in
+the forms people write: a value whose digits, with separators (`` -.()/``) taken out, end
+with a batch number's national significant number (``0113 000 0001``, ``+44 (0)113-000-
+0001``, "call me on 0113 000 0001.") is read by :mod:`erasure.phonetext` and counts when
+its number is the subject's (with ``phone_region``, national forms too).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from erasure import Finding, Identifier, IdentifierType, Subject
+from erasure.phonetext import PhoneFinder, national_number
 
 from .classify import is_text
 from .forms import db_forms, too_many_forms
@@ -36,6 +41,8 @@ __all__ = ["RESIDUE_KIND", "DeepScan", "ScanTarget", "residue_findings"]
 RESIDUE_KIND = "unmapped residue"
 _STRONG = (IdentifierType.EMAIL, IdentifierType.PHONE)
 _MIN_LENGTH = 6  # shorter columns cannot hold an email or a phone number
+#: taken out of a value before its digits are compared with a number's (portable REPLACE)
+_SEPARATORS = (" ", "-", ".", "(", ")", "/")
 # json_each is built into SQLite from 3.38: the whole batch then goes as one parameter.
 _SQLITE_JSON = sqlite3.sqlite_version_info >= (3, 38)
 
@@ -133,22 +140,67 @@ class DeepScan:
         if not wanted:
             return out
         lookup = set(wanted)
+        phones = PhoneFinder((v for v in wanted if _is_e164(v)), self._settings.phone_region)
         with self._engine.connect() as conn:
             own = f"{self.own_schema()}."
             for target in self.targets():
                 if unmapped_only and target.place.startswith(own) and (
                         target.table.name in self._mapping.tables):
                     continue
-                for row_cols, row in self._rows(conn, target, wanted):
+                for row_cols, row in self._rows(conn, target, wanted, phones):
                     for name, value in zip(row_cols, row, strict=True):
-                        if isinstance(value, str) and (key := value.strip().lower()) in lookup:
+                        if not isinstance(value, str):
+                            continue
+                        if (key := value.strip().lower()) in lookup:
+                            keys: Iterable[str] = (key,)
+                        elif phones:  # a number written another way, checked whole
+                            keys = phones.find(value)
+                        else:
+                            continue
+                        for key in keys:
                             place = out.setdefault(f"{target.place}.{name}", {})
                             place[key] = place.get(key, 0) + 1
         return out
 
-    def _rows(self, conn: sa.Connection, target: ScanTarget, wanted: list[str]
-              ) -> Iterable[tuple[tuple[str, ...], Sequence[Any]]]:
+    def _written_phones(self, cols: Sequence[sa.ColumnElement[Any]], phones: PhoneFinder
+                        ) -> sa.ColumnElement[bool] | None:
+        """Values whose digits, separators taken out, end with a number of the batch (its
+        national significant number): one comparison per length, hashed on PostgreSQL;
+        each candidate is then read by the phone matcher."""
+        by_length: dict[int, list[str]] = {}
+        for number in phones.numbers:
+            key = national_number(number)
+            if key:
+                by_length.setdefault(len(key), []).append(key)
+        if not by_length:
+            return None
+        terms = []
+        for n, (length, keys) in enumerate(sorted(by_length.items())):
+            for c in cols:
+                # nested REPLACE: on every engine, and on PostgreSQL faster than one
+                # translate() or regexp_replace() (measured)
+                squeezed: sa.ColumnElement[Any] = c
+                for sep in _SEPARATORS:
+                    squeezed = sa.func.replace(squeezed, sep, "")
+                tail = (sa.func.substr(squeezed, -length) if self._dialect == "sqlite"
+                        else sa.func.right(squeezed, length))
+                if self._dialect == "postgresql":
+                    array = sa.cast(sa.bindparam(f"phone_keys_{n}", array_literal(sorted(keys)),
+                                                 type_=Untyped()), postgresql.ARRAY(sa.Text))
+                    terms.append(tail == sa.any_(array))
+                elif self._dialect == "sqlite" and _SQLITE_JSON:  # one parameter a length
+                    keys_json: sa.BindParameter[str] = sa.bindparam(
+                        f"phone_keys_{n}", json.dumps(sorted(keys)))
+                    terms.append(tail.in_(sa.select(sa.literal_column("value")).select_from(
+                        sa.func.json_each(keys_json))))
+                else:
+                    terms.append(tail.in_(sorted(keys)))
+        return sa.or_(*terms)
+
+    def _rows(self, conn: sa.Connection, target: ScanTarget, wanted: list[str],
+              phones: PhoneFinder) -> Iterable[tuple[tuple[str, ...], Sequence[Any]]]:
         cols = [target.table.c[c] for c in target.columns]
+        written = self._written_phones(cols, phones) if phones else None
         if self._dialect == "postgresql":
             # One array parameter, hashed by the server (PostgreSQL 14+): one pass. Columns
             # are lowered in the C collation (ASCII only, see c_lower_forms).
@@ -167,6 +219,8 @@ class DeepScan:
                 else sa.and_(sa.func.octet_length(c) == sa.any_(lengths),
                              sa.func.lower(sa.collate(c, "C")) == sa.any_(array))
                 for c in cols))
+            if written is not None:
+                where = sa.or_(where, written)
             self.statements += 1
             for row in conn.execute(sa.select(*cols).where(where)):
                 yield target.columns, row
@@ -181,15 +235,23 @@ class DeepScan:
             # Values with too many case forms to send: lowered by Python's rules instead.
             lower = sa.func.erasure_lower if too_many_forms(wanted) else sa.func.lower
             where = sa.or_(*(lower(c).in_(batch) for c in cols))
+            if written is not None:
+                where = sa.or_(where, written)
             for row in conn.execute(sa.select(*cols).where(where)):
                 yield target.columns, row
             return
         size = max(1, self._limit // len(cols))
         for part in chunks(forms, size):
             where = sa.or_(*(sa.func.lower(c).in_(list(part)) for c in cols))
+            if written is not None:  # with the first part only: a row is read once
+                where, written = sa.or_(where, written), None
             self.statements += 1
             for row in conn.execute(sa.select(*cols).where(where)):
                 yield target.columns, row
+
+
+def _is_e164(value: str) -> bool:
+    return value.startswith("+") and value[1:].isdigit()
 
 
 def strong_values(subjects: Sequence[Subject]) -> dict[str, list[tuple[str, Identifier]]]:

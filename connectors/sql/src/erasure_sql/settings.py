@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from erasure import ConnectorSettings, IdentifierType, ObjectionScope
+from erasure.phonetext import PhoneRegion
 
 __all__ = [
     "AnonymiseRule", "DeepScanSettings", "Exclusion", "Relation", "SqlSettings", "TableSettings",
@@ -214,6 +215,9 @@ class SqlSettings(ConnectorSettings):
     scan_schemas: list[str] | None = None
     #: the deep scan (verification beyond the mapping).
     deep_scan: DeepScanSettings = DeepScanSettings()
+    #: the deep scan reads phones written in national form (``0113 000 0001``) as this
+    #: region's; unset: ``[erasure] default_phone_region``, or international forms only
+    phone_region: PhoneRegion | None = None
     #: bound parameters per statement; default per driver (SQLite 999, others 30000).
     max_params: int | None = Field(default=None, ge=10, le=65535)
     #: months rows of tables with a ``retention_column`` are kept (``erasure sweep``);
