@@ -94,3 +94,64 @@ def test_a_request_run_by_cron_calls_back_every_change_after_the_receiver_was_do
     assert finished["status"] == "completed" and finished["subject_request_id"] == "cron-1"
     assert finished["systems"] == [{"system": "crm", "outcome": "completed"}]
     assert not any("@" in json.dumps(c) for c in events)
+
+
+def _wait_finished(receiver: CallbackReceiver, timeout: float = 20) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [c for c in receiver.received if c["event"] == "request_finished"]
+        if done:
+            return done[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no request_finished (refused {receiver.refused})")
+
+
+def test_callbacks_are_signed_with_the_request_s_or_the_token_s_own_secret(
+        tmp_path: Path) -> None:
+    crm = tmp_path / "crm.json"
+    seed(crm, CRM)
+    # no server-wide secret: each request's callbacks are signed by its own or its token's
+    config = write_config(tmp_path, {"crm": memory_system(crm)},
+                          host={"api": {"poll_seconds": 0.5}})
+    env = cli_env({"HELPDESK_SECRET": "helpdesk-secret-0123456789"})
+    made = run_cli("tokens", "create", "--scope", "submit", "--callback-secret",
+                   config=config, env=env)
+    assert made.returncode == 0, made.stderr
+    *_, note, made_secret, _token_line, token_made = made.stdout.strip().splitlines()
+    assert "shown once" in note and made_secret.startswith("cbs_")
+    assert made_secret not in ledger_query(config, "SELECT callback_secret FROM api_tokens")[0][0]
+    token_env = _token(config, "submit", callback_secret="env:HELPDESK_SECRET")
+    plain = _token(config, "submit")
+    listed = run_cli("tokens", "list", config=config, env=env)
+    assert "env HELPDESK_SECRET" in listed.stdout and "its own secret" in listed.stdout
+    assert made_secret not in listed.stdout
+    own = "per-request-secret-0123456789"
+    receivers = {name: CallbackReceiver(secret.encode()).start() for name, secret in
+                 [("made", made_secret), ("env", "helpdesk-secret-0123456789"),
+                  ("own", own)]}
+    server = start_server(config, env=env)
+    try:
+        cases = [("made", token_made, {}), ("env", token_env, {}),
+                 ("own", plain, {"status_callback_secret": own})]
+        for n, (name, token, extra) in enumerate(cases):
+            with server.client(token) as http:
+                r = http.post("/v1/requests", json=_erasure(
+                    f"sec-{n}", "ann@example.org" if n == 0 else f"x{n}@example.org",
+                    status_callback_urls=[receivers[name].url], **extra))
+                assert r.status_code == 201, r.text
+        for name, receiver in receivers.items():
+            assert _wait_finished(receiver)["status"] == "completed", name
+        # a request with callback URLs and no secret anywhere is refused, not left unsigned
+        with server.client(plain) as http:
+            r = http.post("/v1/requests", json=_erasure(
+                "sec-9", "ann@example.org", status_callback_urls=[receivers["own"].url]))
+        assert r.status_code == 422 and "signing secret" in r.json()["detail"], r.text
+    finally:
+        log = server.stop()
+        for receiver in receivers.values():
+            receiver.stop()
+    # each receiver verified everything it got with its own secret: none signed otherwise
+    assert [r.refused for r in receivers.values()] == [0, 0, 0]
+    assert own not in log and "helpdesk-secret" not in log
+    assert not ledger_query(config, "SELECT 1 FROM api_requests WHERE callback_secret "
+                            "LIKE ?", f"%{own}%")

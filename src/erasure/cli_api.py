@@ -6,6 +6,7 @@ FastAPI and uvicorn are imported by ``serve`` only, so no other command pays for
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import timedelta
 from typing import Annotated
 
@@ -20,6 +21,7 @@ tokens_app = typer.Typer(no_args_is_help=True, help="Bearer tokens of the HTTP A
 app.add_typer(tokens_app, name="tokens")
 
 _DURATION = re.compile(r"^(\d{1,5})([hdw])$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 @app.command()
@@ -44,6 +46,12 @@ def tokens_create(
         "--scope", help="submit, read, package or admin (repeatable).")],
     expires: Annotated[str | None, typer.Option(
         help="Lifetime: N followed by h, d or w (e.g. 90d). Default: no expiry.")] = None,
+    callback_secret_env: Annotated[str | None, typer.Option(
+        help="Sign the status callbacks of requests submitted with this token with the "
+             "secret in this environment variable (read when sending).")] = None,
+    callback_secret: Annotated[bool, typer.Option(
+        "--callback-secret", help="Make a secret that signs the status callbacks of "
+        "requests submitted with this token; printed once (kept encrypted).")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Make a token; it is printed once, alone on the last line (only its hash is kept)."""
@@ -61,8 +69,22 @@ def tokens_create(
             return
         unit = {"h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
         expires_at = utcnow() + timedelta(**{unit: int(m.group(1))})
+    if callback_secret and callback_secret_env:
+        _fail("--callback-secret makes a secret; --callback-secret-env names one: not both")
+    if callback_secret_env is not None and not _ENV_NAME.match(callback_secret_env):
+        _fail("--callback-secret-env takes an environment variable's name (A-Z, 0-9, _)")
     with _orchestrator(config) as orch, _errors():
-        token_id, token = create_token(orch.ledger, scope, expires_at)
+        ref, made = None, None
+        if callback_secret_env is not None:
+            ref = f"env:{callback_secret_env}"
+        elif callback_secret:
+            made = "cbs_" + secrets.token_urlsafe(32)
+            ref = orch.callback_secrets().seal(made)
+        token_id, token = create_token(orch.ledger, scope, expires_at, ref)
+        if made is not None:
+            out.print(f"callback signing secret of token {token_id}; shown once, give it "
+                      "to the receiver:", highlight=False)
+            out.print(made, highlight=False, soft_wrap=True)
         out.print(f"token {token_id} ({' '.join(dict.fromkeys(scope))}"
                   + (f", expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "")
                   + "); shown once, keep it secret:", highlight=False)
@@ -74,12 +96,17 @@ def tokens_list(config: ConfigOpt = None) -> None:
     """Tokens with their scopes, expiry and whether they were revoked (never the token)."""
     with _orchestrator(config) as orch, _errors():
         table = compact_table("API tokens")
-        for col in ("id", "scopes", "created (UTC)", "expires (UTC)", "revoked (UTC)"):
+        for col in ("id", "scopes", "created (UTC)", "expires (UTC)", "revoked (UTC)",
+                    "callbacks signed with"):
             table.add_column(col, no_wrap=True)
         for t in orch.ledger.tokens():
+            ref = t.callback_secret or ""
+            signer = (f"env {ref[4:]}" if ref.startswith("env:")
+                      else "its own secret" if ref else "config callback_secret")
             table.add_row(t.id, " ".join(t.scopes), f"{t.created_at:%Y-%m-%d %H:%M}",
                           f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "-",
-                          f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "-")
+                          f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "-",
+                          signer)
         out.print(table)
 
 

@@ -111,12 +111,13 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
     ledger = service.orch.ledger
 
     def scope(name: str) -> Any:
-        def check(request: Request, _: Any = Depends(_bearer)) -> None:
-            _row, why = check_token(ledger, request.headers.get("authorization"), name)
+        def check(request: Request, _: Any = Depends(_bearer)) -> Any:
+            row, why = check_token(ledger, request.headers.get("authorization"), name)
             if why == TokenCheck.SCOPE:
                 raise ApiError(403, f"{why} {name!r}")
             if why is not None:
                 raise ApiError(401, why)
+            return row
         return Depends(check)
 
     @app.exception_handler(ApiError)
@@ -175,17 +176,18 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
              for name in ("get_request", "cancel_request", "get_receipts", "get_package")}
 
     @app.post("/v1/requests", response_model=RequestStatus, status_code=201,
-              dependencies=[submit], operation_id="submit_request", responses={
+              operation_id="submit_request", responses={
                   200: {"model": RequestStatus, "description": "recorded before",
                         "links": links},
                   201: {"description": "recorded", "links": links},
                   **_answers(*by_token, 413)})
     def create_request(body: SubmitRequest,
                        idempotency_key: Annotated[str | None, Header(
-                           max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")] = None) -> Any:
+                           max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")] = None,
+                       token: Any = submit) -> Any:
         """Record a request; the runner processes it. The same subject_request_id (or
         Idempotency-Key) again returns the request recorded before (200)."""
-        status, new = service.submit(body, idempotency_key)
+        status, new = service.submit(body, idempotency_key, token)
         return JSONResponse(status.model_dump(mode="json"), status_code=201 if new else 200)
 
     @app.get("/v1/requests", response_model=list[RequestStatus], dependencies=[read],

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 __all__ = ["Correction", "FieldError", "FieldErrors", "Identity", "Problem", "RequestStatus",
            "SubmitRequest", "SystemState", "TokenScope"]
@@ -82,6 +82,10 @@ class SubmitRequest(_Body):
     status_callback_urls: list[str] = Field(
         default_factory=list, max_length=5,
         description="http(s) URLs told of every state change (signed, see docs/api.md).")
+    status_callback_secret: SecretStr | None = Field(
+        None, min_length=16, max_length=200,
+        description="Signs this request's callbacks (else its token's secret, else the "
+                    "server's); kept encrypted, never shown again.")
     ticket: str | None = Field(None, max_length=200,
                                description="The ticket reference (no free text).")
     verified: bool = Field(False, description="The subject's identity was checked.")

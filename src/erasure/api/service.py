@@ -20,6 +20,7 @@ from typing import Any
 from ..engine.rules import OK_OUTCOMES
 from ..engine.tasks import Stage, TaskSummary
 from ..errors import ErasureError, UsageError
+from ..ledger.api import TokenRow
 from ..orchestrator import Orchestrator, RequestSpec
 from .schemas import RequestStatus, SubmitRequest, SystemState
 
@@ -61,10 +62,11 @@ class ApiService:
 
     # intake -----------------------------------------------------------------------------
 
-    def submit(self, body: SubmitRequest, idempotency_key: str | None
-               ) -> tuple[RequestStatus, bool]:
+    def submit(self, body: SubmitRequest, idempotency_key: str | None,
+               token: TokenRow | None = None) -> tuple[RequestStatus, bool]:
         """Record a request (or find the one recorded before under the same
-        subject_request_id or Idempotency-Key); (its status, whether it is new)."""
+        subject_request_id or Idempotency-Key); (its status, whether it is new).
+        ``token`` (the caller's) may bring the secret that signs its callbacks."""
         from ..models import RequestType
 
         space = body.id_space
@@ -83,14 +85,13 @@ class ApiService:
         for url in body.status_callback_urls:
             if not url.startswith(("http://", "https://")) or len(url) > 2000:
                 raise ApiError(422, "status_callback_urls: each must be an http(s) URL")
-        if body.status_callback_urls and self.orch.config.host.api.callback_secret is None:
-            raise ApiError(422, "status_callback_urls need a signing secret: none is "
-                                "configured ([erasure.api] callback_secret)")
+        secret_ref = self._callback_secret(body, token)
         ledger = self.orch.ledger
         # The callback URLs are stored under the new request's id before the request is:
         # the runner may pick it up at once, and its first events must find them.
         fresh = f"r-{uuid.uuid4().hex[:16]}"
-        ledger.add_api_request(fresh, body.subject_request_id, body.status_callback_urls)
+        ledger.add_api_request(fresh, body.subject_request_id, body.status_callback_urls,
+                               callback_secret=secret_ref)
         try:
             rid = self.orch.submit(replace(spec, request_id=fresh))
         except UsageError as exc:
@@ -102,6 +103,20 @@ class ApiService:
         else:  # recorded before: the first submission's URLs stand
             ledger.drop_api_request(fresh)
         return self.status(rid), new
+
+    def _callback_secret(self, body: SubmitRequest, token: TokenRow | None) -> str | None:
+        """What signs the request's callbacks: its own secret, its token's, or (None) the
+        config's; 422 when it names callback URLs and there is none."""
+        if body.status_callback_secret is not None:
+            return self.orch.callback_secrets().seal(
+                body.status_callback_secret.get_secret_value())
+        if token is not None and token.callback_secret:
+            return token.callback_secret
+        if body.status_callback_urls and self.orch.config.host.api.callback_secret is None:
+            raise ApiError(422, "status_callback_urls need a signing secret: give "
+                                "status_callback_secret, a token made with one, or set "
+                                "[erasure.api] callback_secret")
+        return None
 
     # reads ------------------------------------------------------------------------------
 

@@ -29,9 +29,12 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
 
 
-def create_token(ledger: Ledger, scopes: Iterable[str], expires_at: datetime | None
-                 ) -> tuple[str, str]:
-    """Make and store a token; returns (its id, the token). The token is never stored."""
+def create_token(ledger: Ledger, scopes: Iterable[str], expires_at: datetime | None,
+                 callback_secret: str | None = None) -> tuple[str, str]:
+    """Make and store a token; returns (its id, the token). The token is never stored.
+    ``callback_secret`` is the reference (``env:NAME`` or ``enc:...``, see
+    :class:`erasure.callbacks.Secrets`) that signs the callbacks of requests submitted
+    with it."""
     scopes = tuple(dict.fromkeys(scopes))
     unknown = [s for s in scopes if s not in SCOPES]
     if not scopes or unknown:
@@ -39,7 +42,7 @@ def create_token(ledger: Ledger, scopes: Iterable[str], expires_at: datetime | N
         raise UsageError(f"--scope must be one of {', '.join(SCOPES)}")
     token_id = "tk" + secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
-    ledger.add_token(token_id, _hash(secret), scopes, expires_at)
+    ledger.add_token(token_id, _hash(secret), scopes, expires_at, callback_secret)
     return token_id, f"ert_{token_id}_{secret}"
 
 
