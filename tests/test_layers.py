@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"models", "receipts"},
     {"idspaces", "connector", "config", "retry", "export"},
     {"hookspecs", "plugins", "keys", "state", "ledger"},
-    {"shredding", "systems", "heads", "packages", "chain", "callbacks"},
+    {"shredding", "systems", "heads", "packages", "chain", "callbacks", "zendesk_notes"},
     {"engine"},
     {"orchestrator", "sweep", "tables", "reports", "review_report"},
     {"api", "cli", "cli_admin", "cli_api", "cli_common", "cli_review", "demo", "testing",

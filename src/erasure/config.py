@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from pydantic import (
@@ -105,6 +105,44 @@ class KeySettings(_Strict):
     encryption_key: SecretStr | None = None
 
 
+class ZendeskApiSettings(_Strict):
+    """``[erasure.api.zendesk]``: tickets tagged in Zendesk become requests through the
+    webhook ``POST /v1/webhooks/zendesk``, and each request's outcome is posted back on its
+    ticket (docs/api.md)."""
+
+    #: the webhook's signing secret (Zendesk shows it on the webhook); an env reference
+    signing_secret: SecretStr
+    #: the account, to post outcomes back: ``acme`` (acme.zendesk.com) or a ``url``
+    subdomain: str | None = Field(None, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+    url: str | None = Field(None, pattern=r"^https?://[^/?#@\s]+(/[^?#@\s]*)?$")
+    #: an agent's email with an API token, or an OAuth token (env references)
+    email: str | None = None
+    token: SecretStr | None = None
+    oauth_token: SecretStr | None = None
+    #: ticket tag -> the request type it asks for (exactly one on a ticket)
+    type_tags: dict[str, Literal["access", "portability", "erasure", "restriction",
+                                 "objection"]] = Field(min_length=1)
+    #: the tag an agent sets once the requester's identity was checked
+    verified_tag: str = "identity_verified"
+    #: the ticket's requester email is one of the subject's identifiers
+    requester_email: bool = True
+    #: custom ticket field id -> the identifier type its value holds
+    identifier_fields: dict[str, Literal["email", "phone", "customer_id", "user_id"]] = {}
+    #: the tag set with the final status: ``erasure_completed``, ``erasure_failed`` ...
+    status_tag_prefix: str = Field("erasure_", pattern=r"^[a-z0-9_-]{0,40}$")
+    #: a webhook signed longer ago than this (or ahead of it) is refused
+    max_age_seconds: int = Field(300, ge=30, le=3600)
+    timeout: float = Field(30, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _account(self) -> ZendeskApiSettings:
+        if (self.subdomain is None) == (self.url is None):
+            raise ValueError("give subdomain or url (where to post outcomes back)")
+        if self.oauth_token is None and (self.email is None or self.token is None):
+            raise ValueError("give email with token, or oauth_token")
+        return self
+
+
 class ApiSettings(_Strict):
     """The ``[erasure.api]`` section: ``erasure serve`` (docs/api.md)."""
 
@@ -124,6 +162,8 @@ class ApiSettings(_Strict):
     #: seconds `erasure run` spends sending due callbacks at its end (0: leave them to
     #: `erasure serve`'s sender)
     run_callback_seconds: float = Field(10, ge=0, le=600)
+    #: the Zendesk ticket trigger (unset: POST /v1/webhooks/zendesk answers 404)
+    zendesk: ZendeskApiSettings | None = None
 
 
 class HostSettings(_Strict):

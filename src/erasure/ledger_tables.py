@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
-    "api_requests_t", "api_tokens_t", "callbacks_t",
+    "api_requests_t", "api_tokens_t", "callbacks_t", "webhook_signatures_t",
     "ledger_meta_t", "metadata", "outbox_t", "packages_t", "receipt_heads_t", "receipts_t",
     "request_keys_t", "requests_t", "review_decisions_t", "sweeps_t", "task_events_t",
     "tasks_t",
@@ -246,4 +246,13 @@ callbacks_t = Table(
     Column("failed_at", DateTime),
     Column("last_error", String(200)),
     Column("secret_ref", Text),  # api_requests.callback_secret when it was queued
+)
+
+# Signatures of webhooks received (Zendesk's), kept while their timestamp could still pass
+# the freshness check: the same signed call again is a replay and refused.
+webhook_signatures_t = Table(
+    "webhook_signatures",
+    metadata,
+    Column("signature", String(100), primary_key=True),
+    Column("seen_at", Float, nullable=False, index=True),
 )

@@ -28,7 +28,7 @@ from .engine.runner import Runner, RunSummary
 from .engine.steps import StepContext
 from .engine.tasks import Stage, TaskSummary
 from .engine.writer import TaskWriter
-from .errors import UsageError
+from .errors import ConfigError, UsageError
 from .freetext import check_reference, seal_reason
 from .keys import KeyRing
 from .ledger import Ledger, RequestRow, add_months, ledger_exists, utcnow
@@ -380,8 +380,22 @@ class Orchestrator:
     def callback_sender(self) -> CallbackSender:
         """The sender of queued status callbacks (and of outcome notes on Zendesk tickets
         when ``[erasure.api.zendesk]`` is set)."""
+        deliverers = {}
+        zendesk = self.config.host.api.zendesk
+        if zendesk is not None:
+            import importlib.util
+
+            from .heads import export
+
+            if importlib.util.find_spec("zenpy") is None:
+                raise ConfigError("[erasure.api.zendesk] posts outcomes with zenpy: "
+                                  "pip install 'erasure-orchestrator[zendesk]'")
+            from .zendesk_notes import ZendeskNotes
+
+            deliverers["zendesk"] = ZendeskNotes(zendesk, lambda rid: export(self.chain, rid))
         return CallbackSender(self.ledger, self.callback_secrets(),
-                              attempts=self.config.host.api.callback_attempts)
+                              attempts=self.config.host.api.callback_attempts,
+                              deliverers=deliverers)
 
     def send_callbacks(self, seconds: float) -> int:
         """Send the due status callbacks for at most about ``seconds`` (``erasure run``'s

@@ -255,6 +255,18 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
         done = await run_in_threadpool(service.confirm, system, dict(request.headers), body)
         return {"confirmed": done}
 
+    @app.post("/v1/webhooks/zendesk", response_model=RequestStatus, status_code=201,
+              responses={200: {"model": RequestStatus, "description": "recorded before"}})
+    async def zendesk_webhook(request: Request) -> Any:
+        """A Zendesk trigger's webhook (its signature is its authentication): the tagged
+        ticket becomes a request, once per ticket; its outcome is posted back on the
+        ticket as an internal note with the receipts (docs/api.md)."""
+        from starlette.concurrency import run_in_threadpool
+
+        body = await request.body()
+        status, new = await run_in_threadpool(service.zendesk, request.headers, body)
+        return JSONResponse(status.model_dump(mode="json"), status_code=201 if new else 200)
+
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         """The server answers."""

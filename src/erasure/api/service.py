@@ -63,7 +63,8 @@ class ApiService:
     # intake -----------------------------------------------------------------------------
 
     def submit(self, body: SubmitRequest, idempotency_key: str | None,
-               token: TokenRow | None = None) -> tuple[RequestStatus, bool]:
+               token: TokenRow | None = None, *, zendesk_ticket: int | None = None
+               ) -> tuple[RequestStatus, bool]:
         """Record a request (or find the one recorded before under the same
         subject_request_id or Idempotency-Key); (its status, whether it is new).
         ``token`` (the caller's) may bring the secret that signs its callbacks."""
@@ -91,7 +92,9 @@ class ApiService:
         # the runner may pick it up at once, and its first events must find them.
         fresh = f"r-{uuid.uuid4().hex[:16]}"
         ledger.add_api_request(fresh, body.subject_request_id, body.status_callback_urls,
-                               callback_secret=secret_ref)
+                               callback_secret=secret_ref,
+                               zendesk_ticket=None if zendesk_ticket is None
+                               else str(zendesk_ticket))
         try:
             rid = self.orch.submit(replace(spec, request_id=fresh))
         except UsageError as exc:
@@ -103,6 +106,23 @@ class ApiService:
         else:  # recorded before: the first submission's URLs stand
             ledger.drop_api_request(fresh)
         return self.status(rid), new
+
+    def zendesk(self, headers: Mapping[str, str], body: bytes) -> tuple[RequestStatus, bool]:
+        """A Zendesk webhook: verified (signature, freshness, no replay), its ticket turned
+        into a request as POST /v1/requests records one, once per ticket; its outcome is
+        posted back on the ticket when it ends (queued by the engine)."""
+        from .zendesk import WebhookRefused, parse, to_request, verify
+
+        settings = self.orch.config.host.api.zendesk
+        if settings is None:
+            raise ApiError(404, "no Zendesk trigger configured ([erasure.api.zendesk])")
+        try:
+            verify(settings, self.orch.ledger, headers, body)
+            ticket = parse(body)
+            request = to_request(settings, ticket)
+        except WebhookRefused as exc:
+            raise ApiError(exc.status, exc.message) from None
+        return self.submit(request, None, zendesk_ticket=ticket.id)
 
     def _callback_secret(self, body: SubmitRequest, token: TokenRow | None) -> str | None:
         """What signs the request's callbacks: its own secret, its token's, or (None) the

@@ -14,7 +14,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from ..ledger_tables import api_requests_t, api_tokens_t, callbacks_t
+from ..ledger_tables import api_requests_t, api_tokens_t, callbacks_t, webhook_signatures_t
 from .db import Database, utcnow
 
 __all__ = ["ApiStore", "CallbackRow", "CallbackTarget", "TokenRow"]
@@ -214,3 +214,22 @@ class ApiStore(Database):
         with self.tx() as conn:
             conn.execute(update(callbacks_t).where(callbacks_t.c.id == callback_id)
                          .values(**values))
+
+    # webhooks ---------------------------------------------------------------------------
+
+    def remember_signature(self, signature: str, now: float, keep: float) -> bool:
+        """Record a webhook's signature; False when it was seen before (a replay). Those
+        older than ``keep`` seconds (their timestamps now refused as stale) are dropped."""
+        try:
+            with self.tx() as conn:
+                conn.execute(webhook_signatures_t.delete().where(
+                    webhook_signatures_t.c.seen_at < now - keep))
+                seen = conn.execute(select(webhook_signatures_t.c.signature).where(
+                    webhook_signatures_t.c.signature == signature)).first()
+                if seen is not None:
+                    return False
+                conn.execute(insert(webhook_signatures_t).values(signature=signature,
+                                                                 seen_at=now))
+        except IntegrityError:  # the same call arrived twice at once
+            return False
+        return True

@@ -57,6 +57,9 @@ class _Call:
     body: Any
     base: str
     route_path: str = ""
+    #: the body as sent (uploads are files, not JSON)
+    raw: bytes = b""
+    content_type: str = ""
 
     def param(self, name: str, default: str | None = None) -> str | None:
         values = self.params.get(name)
@@ -217,11 +220,12 @@ class FakeZendesk:
                 self.faults_answered[str(fault[0])] += 1
                 return fault
             try:
-                body = json.loads(raw) if raw else None
+                body = json.loads(raw) if raw and name != "POST /uploads" else None
             except ValueError:
                 return 400, {"error": "InvalidJSON"}, {}
+            kind = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
             call = _Call(method, name, list(m.groups()), parse_qs(parts.query), body,
-                         f"http://{host}/api/v2", path + ".json")
+                         f"http://{host}/api/v2", path + ".json", raw, kind)
             try:
                 status, out = fn(call)
             except ApiError as exc:
@@ -278,6 +282,7 @@ class FakeZendesk:
         r("DELETE", "deleted_users/{id}", self._purge_user)
         r("GET", "search/export", self._export_search)
         r("GET", "search", self._search)
+        r("POST", "uploads", self._upload)
         r("GET", "tickets/show_many", self._tickets_show_many)
         r("DELETE", "tickets/destroy_many", self._destroy_many)
         r("GET", "tickets/{id}/comments", self._comments)
@@ -433,6 +438,14 @@ class FakeZendesk:
             raise ApiError(400, "InvalidValue", "ticket object expected")
         self.store.update_ticket(tid, changes)
         return 200, {"ticket": self.store.ticket_json(tid, c.base)}
+
+    def _upload(self, c: _Call) -> tuple[int, Any]:
+        name = c.param("filename")
+        if not name:
+            raise ApiError(400, "InvalidValue", "filename is required")
+        upload = self.store.upload(name, c.content_type or "application/binary", c.raw,
+                                   c.param("token"))
+        return 201, {"upload": upload}
 
     def _tickets_show_many(self, c: _Call) -> tuple[int, Any]:
         tickets = [self.store.ticket_json(t, c.base) for t in c.ids()

@@ -11,7 +11,9 @@
   tickets inside a ``completed`` status. Archived tickets are in search and readable by id,
   never in a user's ticket lists, and cannot be updated.
 - Comments: redacted with ``comment_redactions`` (closed and archived tickets too: the
-  older per-comment ``redact`` refuses closed ones); attachments removed with it.
+  older per-comment ``redact`` refuses closed ones); attachments removed with it. A ticket
+  update with a ``comment`` adds one (``public`` true unless false), its files given by
+  the tokens of ``POST /uploads`` (a token is used once; an unknown one is refused).
 """
 
 from __future__ import annotations
@@ -90,6 +92,10 @@ class Store(Searching):
     #: ticket id -> job action ("delete" or "purge") that fails for it, once, inside a
     #: ``completed`` job status
     failing_tickets: dict[int, str] = field(default_factory=dict)
+    #: upload token -> the attachments uploaded under it, not yet used by a comment
+    uploads: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: attachment id -> the uploaded file's bytes
+    files: dict[int, bytes] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     #: the search index as of the last :meth:`reindex` (``lag_search``), else None: search
     #: sees every write at once
@@ -312,15 +318,60 @@ class Store(Searching):
         if ticket["archived"] or ticket["status"] == "closed":
             raise ApiError(422, "RecordInvalid", "Closed tickets cannot be updated")
         for key, value in changes.items():
+            if key == "id" and value == tid:
+                continue  # zenpy sends the ticket's own id with every update
             if key == "additional_tags":
                 ticket["tags"] = sorted(set(ticket["tags"]) | {str(v).lower() for v in value})
             elif key == "tags":
                 ticket["tags"] = sorted({str(v).lower() for v in value})
             elif key == "status" and value in ("new", "open", "pending", "solved", "closed"):
                 ticket["status"] = value
+            elif key == "comment" and isinstance(value, dict):
+                self._add_comment(tid, value)
             else:
                 raise ApiError(422, "RecordInvalid", f"unknown or read-only field {key}")
         return ticket
+
+    def upload(self, name: str, content_type: str, data: bytes,
+               token: str | None = None) -> dict[str, Any]:
+        """``POST /uploads?filename=``: keep a file under a new token (or add it to
+        ``token``'s); the ``upload`` object Zendesk answers."""
+        if token is not None and token not in self.uploads:
+            raise ApiError(422, "RecordInvalid", "invalid upload token")
+        token = token or secrets.token_hex(12)
+        aid = self.next_id()
+        attachment = {"id": aid, "file_name": name, "content_type": content_type,
+                      "content_url": f"https://fake.zendesk.invalid/attachments/token/{aid}/"
+                                     f"?name={name}", "size": len(data), "inline": False}
+        self.files[aid] = data
+        self.uploads.setdefault(token, []).append(attachment)
+        return {"token": token, "expires_at": _STAMP, "attachment": attachment,
+                "attachments": list(self.uploads[token])}
+
+    def _add_comment(self, tid: int, comment: dict[str, Any]) -> None:
+        """A comment of a ticket update: ``body`` or ``html_body``, ``public`` (default
+        true), ``uploads`` (tokens, each used once)."""
+        given_html = comment.get("html_body")
+        text = comment.get("body")
+        if isinstance(given_html, str) and given_html.strip():
+            markup, text = given_html, _TAGS.sub(" ", given_html)
+        elif isinstance(text, str) and text.strip():
+            markup = f"<div class=\"zd-comment\"><p>{text}</p></div>"
+        else:
+            raise ApiError(422, "RecordInvalid", "Comment: body cannot be blank")
+        tokens = comment.get("uploads") or []
+        if not isinstance(tokens, list) or any(t not in self.uploads for t in tokens):
+            raise ApiError(422, "RecordInvalid", "invalid upload token")
+        files = [a for t in tokens for a in self.uploads.pop(t)]
+        public = comment.get("public", True)
+        self.comments[tid].append({
+            "id": self.next_id(), "type": "Comment",
+            "author_id": comment.get("author_id") or 1, "body": text,
+            "html_body": markup, "plain_body": text, "public": public is not False,
+            "created_at": _STAMP,
+            "attachments": files})
+        if public is not False:
+            self.tickets[tid]["is_public"] = True
 
     def add_tags(self, uid: int, tags: Iterable[str]) -> list[str]:
         user = self.live_user(uid)
