@@ -145,7 +145,8 @@ def test_callbacks_are_signed_with_the_request_s_or_the_token_s_own_secret(
         with server.client(plain) as http:
             r = http.post("/v1/requests", json=_erasure(
                 "sec-9", "ann@example.org", status_callback_urls=[receivers["own"].url]))
-        assert r.status_code == 422 and "signing secret" in r.json()["detail"], r.text
+        assert r.status_code == 422 and "signing secret" in r.json()["detail"][0]["msg"], \
+            r.text
     finally:
         log = server.stop()
         for receiver in receivers.values():

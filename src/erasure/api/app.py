@@ -256,7 +256,15 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
         return {"confirmed": done}
 
     @app.post("/v1/webhooks/zendesk", response_model=RequestStatus, status_code=201,
-              responses={200: {"model": RequestStatus, "description": "recorded before"}})
+              operation_id="zendesk_webhook", responses={
+                  200: {"model": RequestStatus, "description": "recorded before",
+                        "links": links},
+                  201: {"description": "recorded", "links": links},
+                  401: {"model": Problem, "description": "Zendesk's signature is missing "
+                        "or does not verify, or its timestamp is stale."},
+                  403: {"model": Problem,
+                        "description": "A replay: the signature was seen before."},
+                  **_answers(404, 413, 422)})
     async def zendesk_webhook(request: Request) -> Any:
         """A Zendesk trigger's webhook (its signature is its authentication): the tagged
         ticket becomes a request, once per ticket; its outcome is posted back on the
