@@ -82,10 +82,10 @@ class ReceiptChain:
         """The chain's end (count, last hash), after signing a head over it if it has none
         (receipts from before heads existed, an empty chain); the newest head is kept in
         the state folder too. Raises :class:`ChainCutBack` on a cut-back ledger."""
-        with self.ledger.engine.connect() as conn:  # the usual case, without the write lock
+        with self.ledger.read() as conn:  # the usual case, without the write lock
             end, head = self.ledger.chain_end(conn), self.ledger.newest_head(conn)
             if head is not None and _covers(head) == end:
-                self._guard(conn, end[0])
+                self._guard(conn, end[0], ledger_head=head)
                 self.keep(head)
                 return end
         with self.ledger.tx() as conn:
@@ -132,7 +132,7 @@ class ReceiptChain:
 
     def check(self) -> None:
         """Raise :class:`ChainCutBack` if the ledger was cut back (read only)."""
-        with self.ledger.engine.connect() as conn:
+        with self.ledger.read() as conn:
             self._guard(conn, self.ledger.chain_end(conn)[0])
 
     def problems(self) -> list[str]:
@@ -148,7 +148,7 @@ class ReceiptChain:
         kept = self._kept()
         if kept is not None:
             problems.extend(check_signed(kept, public, f"the head kept in {self.head_file}"))
-        with self.ledger.engine.connect() as conn:
+        with self.ledger.read() as conn:
             heads = self.ledger.heads(conn)
         before = None
         for h in heads:
@@ -160,18 +160,28 @@ class ReceiptChain:
             before = h
         return problems
 
-    def _guard(self, conn: Connection, count: int) -> str:
+    def _guard(self, conn: Connection, count: int, *,
+               ledger_head: dict[str, Any] | None = None) -> str:
         """Refuse a chain of ``count`` receipts that lacks, or changed, receipts a head
-        covers; the hash of the newest head known (the next head's ``prev``)."""
+        covers; the hash of the newest head known (the next head's ``prev``).
+        ``ledger_head``: the ledger's newest head, when the caller has just read it."""
         newest: dict[str, Any] | None = None
-        for where, head in (("the ledger's newest signed head", self.ledger.newest_head(conn)),
+        hashes: dict[int, str | None] = {}  # both heads usually cover the same receipt
+
+        def stored(seq: int) -> str | None:
+            if seq not in hashes:
+                hashes[seq] = self.ledger.receipt_hash(conn, seq)
+            return hashes[seq]
+
+        if ledger_head is None:
+            ledger_head = self.ledger.newest_head(conn)
+        for where, head in (("the ledger's newest signed head", ledger_head),
                             (f"the last signed head (kept in {self.head_file})",
                              self._kept())):
             if head is None:
                 continue
             covered, last = _covers(head)
-            if count < covered or (
-                    covered and self.ledger.receipt_hash(conn, covered) != last):
+            if count < covered or (covered and stored(covered) != last):
                 what = (f"holds {count} receipts" if count < covered
                         else f"no longer ends receipt {covered} with the hash it had")
                 raise ChainCutBack(

@@ -142,12 +142,11 @@ class ApiService:
 
     def status(self, request_id: str) -> RequestStatus:
         """A request's status, its systems' states and what they wait on."""
-        try:
-            row = self.orch.get_request(request_id)
+        try:  # one statement: a client polls this
+            row, api, tasks = self.orch.ledger.request_view(request_id)
         except UsageError as exc:
             raise _usage(exc) from None
-        api = self.orch.ledger.api_request(request_id) or {}
-        tasks = sorted(self.orch.ledger.tasks_for([request_id]), key=lambda t: t.system)
+        tasks = sorted(tasks, key=lambda t: t.system)
         systems = [_system_state(t.system, t.stage, t.outcome, t.summary, t.not_before,
                                  row.status) for t in tasks]
         if api.get("cancelled_at") is not None:

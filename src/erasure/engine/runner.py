@@ -114,7 +114,9 @@ class Runner:
         summary = RunSummary()
         host = self.ctx.host
         started = self.clock()
-        total = self.ledger.count_requests("open") if only is None else len(only)
+        # counted only for the progress display (a statement every run otherwise)
+        total = (len(only) if only is not None else
+                 self.ledger.count_requests("open") if self.progress else 0)
         done = 0
         seen: set[str] = set()
         self.chain.check()  # a cut-back ledger is refused before anything is done
@@ -139,12 +141,18 @@ class Runner:
                     raise
                 raise RunInterrupted(ids, summary) from None
             finally:
-                self.ledger.release(ids)
+                # a finished request's lease was cleared in the transaction that ended it
+                ended = set(summary.finished)
+                self.ledger.release([i for i in ids if i not in ended])
                 self.ciphers.drop(ids)
             self.deliver()
             done += len(rows)
             if self.progress:
                 self.progress("requests", done, max(total, done))
+            if len(rows) < size:
+                # the claim took every request due when it ran: asking again would find
+                # none (one due later is the next run's, as above)
+                break
         # Once per run, not per batch: rewrapping every open request's key is the cost.
         self.ciphers.rotate()
         # Signs the end of a chain that has no head yet (receipts from before heads).

@@ -47,7 +47,7 @@ class KeyStore(Database):
     def request_keys(self, ids: Sequence[str]) -> dict[str, tuple[int, bytes]]:
         """{request id: (epoch, wrapped key)} of those of ``ids`` that have a key."""
         out: dict[str, tuple[int, bytes]] = {}
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             for i in range(0, len(ids), 900):
                 out.update((r.request_id, (r.epoch, r.wrapped)) for r in conn.execute(
                     select(request_keys_t).where(

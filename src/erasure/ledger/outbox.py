@@ -30,7 +30,7 @@ class OutboxStore(Database):
     def undelivered(self, limit: int = 1000) -> list[tuple[str, str, dict[str, Any]]]:
         q = (select(outbox_t).where(outbox_t.c.delivered_at.is_(None))
              .order_by(outbox_t.c.created_at, outbox_t.c.id).limit(limit))
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             return [(r.id, r.hook, json.loads(r.payload)) for r in conn.execute(q)]
 
     def mark_delivered(self, ids: Sequence[str]) -> None:

@@ -28,7 +28,7 @@ class PackageStore(Database):
 
     def live_packages(self) -> list[dict[str, Any]]:
         """Packages not deleted yet, oldest first (file, expiry, subjects' hashes)."""
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             return [dict(r._mapping) for r in conn.execute(
                 select(packages_t).where(packages_t.c.deleted_at.is_(None))
                 .order_by(packages_t.c.made_at))]
@@ -38,7 +38,7 @@ class PackageStore(Database):
         q = select(packages_t).order_by(packages_t.c.made_at)
         if request_ids is not None:
             q = q.where(packages_t.c.request_id.in_(list(request_ids)))
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def package_delivered(self, request_id: str) -> dict[str, Any] | None:

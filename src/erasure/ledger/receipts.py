@@ -77,5 +77,5 @@ class ReceiptStore(Database):
     def receipts(self, request_id: str | None = None) -> list[dict[str, Any]]:
         """Receipts (all, or one request's or sweep's) as ``{"seq", "body", "hash",
         "signature"}``, in chain order."""
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             return self.receipts_in(conn, request_id)

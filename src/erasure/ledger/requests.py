@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from ..errors import UsageError
 from ..leases import owner_alive
-from ..ledger_tables import requests_t
+from ..ledger_tables import api_requests_t, requests_t, tasks_t
 from .db import Database, Lock, executemany, utcnow
 
 __all__ = ["RequestRow", "RequestStore"]
@@ -86,31 +86,58 @@ class RequestStore(Database):
         return ids
 
     def get_request(self, request_id: str) -> RequestRow:
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             row = conn.execute(select(requests_t).where(requests_t.c.id == request_id)).first()
         if row is None:
             raise UsageError(f"no request {request_id!r} in the ledger")
         return RequestRow(**row._mapping)
 
+    def request_view(self, request_id: str) -> tuple[RequestRow, dict[str, Any], list[Any]]:
+        """A request as the API shows it, in one statement: its row, what the API recorded
+        of it (``subject_request_id``, ``cancelled_at``; empty if it came another way) and
+        its tasks (:class:`~.tasks.TaskRow`). UsageError naming it when there is none."""
+        from .tasks import TaskRow
+
+        q = (select(*requests_t.c,
+                    api_requests_t.c.subject_request_id.label("a_subject_request_id"),
+                    api_requests_t.c.cancelled_at.label("a_cancelled_at"),
+                    *(c.label(f"t_{c.name}") for c in tasks_t.c))
+             .select_from(requests_t
+                          .outerjoin(api_requests_t,
+                                     api_requests_t.c.request_id == requests_t.c.id)
+                          .outerjoin(tasks_t, tasks_t.c.request_id == requests_t.c.id))
+             .where(requests_t.c.id == request_id))
+        with self.read() as conn:
+            rows = [r._mapping for r in conn.execute(q)]
+        if not rows:
+            raise UsageError(f"no request {request_id!r} in the ledger")
+        first = rows[0]
+        row = RequestRow(**{c.name: first[c.name] for c in requests_t.c})
+        api = {k: first[f"a_{k}"] for k in ("subject_request_id", "cancelled_at")
+               if first[f"a_{k}"] is not None}
+        tasks = [TaskRow(**{c.name: m[f"t_{c.name}"] for c in tasks_t.c})
+                 for m in rows if m["t_system"] is not None]
+        return row, api, tasks
+
     def list_requests(self, *, open_only: bool = False, limit: int = 1000) -> list[RequestRow]:
         q = select(requests_t).order_by(requests_t.c.due_at).limit(limit)
         if open_only:
             q = q.where(requests_t.c.status != "done")
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             return [RequestRow(**r._mapping) for r in conn.execute(q)]
 
     def request_ids_by_ticket(self, ticket: str, limit: int = 100) -> list[str]:
         """Ids of the requests recorded with ``ticket`` (newest first)."""
         q = (select(requests_t.c.id).where(requests_t.c.ticket == ticket)
              .order_by(requests_t.c.created_at.desc(), requests_t.c.id).limit(limit))
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             return list(conn.execute(q).scalars())
 
     def count_requests(self, status: str | None = None) -> int:
         q = select(func.count()).select_from(requests_t)
         if status is not None:
             q = q.where(requests_t.c.status == status)
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             return int(conn.execute(q).scalar_one())
 
     def update_request(self, request_id: str, **values: Any) -> None:
@@ -167,6 +194,8 @@ class RequestStore(Database):
     def _own_leases(self, ids: Sequence[str], **values: Any) -> None:
         # Only leases this process still holds: one that expired and was taken over by
         # another run must not be touched.
+        if not ids:
+            return
         with self.tx() as conn:
             for i in range(0, len(ids), 900):
                 conn.execute(

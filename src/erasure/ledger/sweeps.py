@@ -57,6 +57,6 @@ class SweepStore(Database):
 
     def sweeps(self) -> list[dict[str, Any]]:
         """Every system's last sweep (for ``erasure status``)."""
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             return [dict(r._mapping) for r in conn.execute(select(sweeps_t)
                                                            .order_by(sweeps_t.c.system))]

@@ -35,7 +35,7 @@ class TaskStore(Database):
 
     def tasks_for(self, request_ids: Sequence[str]) -> list[TaskRow]:
         out: list[TaskRow] = []
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             for i in range(0, len(request_ids), 900):
                 q = select(tasks_t).where(tasks_t.c.request_id.in_(request_ids[i : i + 900]))
                 out.extend(TaskRow(**r._mapping) for r in conn.execute(q))
@@ -96,7 +96,7 @@ class TaskStore(Database):
         """Every recorded transition of a request's tasks, oldest first."""
         q = (select(task_events_t).where(task_events_t.c.request_id == request_id)
              .order_by(task_events_t.c.id))
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def open_tasks(self, limit: int = 1000) -> list[TaskRow]:
@@ -107,6 +107,6 @@ class TaskStore(Database):
         failed = (select(tasks_t).join(requests_t, requests_t.c.id == tasks_t.c.request_id)
                   .where(requests_t.c.status != "done", tasks_t.c.outcome == "failed")
                   .limit(limit))
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             rows = {(r.request_id, r.system): r for q_ in (q, failed) for r in conn.execute(q_)}
         return [TaskRow(**r._mapping) for _k, r in sorted(rows.items())]
