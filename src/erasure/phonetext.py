@@ -7,10 +7,11 @@ subject's number in any of them. Finding them is the phonenumbers library's
 longer number that contains it (``+44 113 000 00012``) never matches.
 
 The matcher is slow (a few hundred microseconds a line), so it runs only where a cheap test
-says a number may be: the text with its separators (spaces, ``-.()/[]`` and every
-non-ASCII byte) taken out must hold the number's national significant number
-(``1130000001``), looked for in one Aho-Corasick pass for a whole batch. Every written form
-of the number holds it, so the test never loses a match.
+says a number may be: the line's digits alone (every other byte taken out) must hold the
+number's national significant number (``1130000001``), looked for in one Aho-Corasick pass
+for a whole batch. Every written form of the number holds it, so the test never loses a
+match; keeping only digits (not only separators) is a third faster and leaves the automaton
+an eighth of the bytes.
 
 Without a default region (``[erasure] default_phone_region``, or a system's
 ``phone_region``) only international forms count (``+`` or ``00``): ``030 123456`` names
@@ -28,16 +29,16 @@ from pydantic import AfterValidator
 __all__ = ["PhoneFinder", "PhoneRegion", "check_region", "national_number", "squeeze",
            "written_forms"]
 
-#: Bytes taken out before the digits are compared: separators people write between digit
-#: groups, and every non-ASCII byte (no-break and thin spaces, dashes in UTF-8). Taking
-#: out more can only join digits, never split them: the test stays a superset. Newlines
-#: stay, so lines keep their numbers.
-_SEPARATORS = b" \t-.()/[]" + bytes(range(0x80, 0x100))
+#: Bytes taken out before the digits are compared: all but digits and newlines (separators
+#: people write between digit groups, no-break spaces, words). Taking out more can only
+#: join digits, never split them: the test stays a superset. Newlines stay, so lines keep
+#: their numbers.
+_NOT_DIGITS = bytes(c for c in range(256) if not 0x30 <= c <= 0x39 and c != 0x0A)
 
 
 def squeeze(data: bytes) -> bytes:
-    """``data`` without separators (see :data:`_SEPARATORS`): digits of a number meet."""
-    return data.translate(None, _SEPARATORS)
+    """The digits of ``data`` and its newlines: the digits of a written number meet."""
+    return data.translate(None, _NOT_DIGITS)
 
 
 def check_region(value: str) -> str:
