@@ -55,6 +55,27 @@ def test_upload_under_the_subjects_key_is_found_exported_aborted(s3: S3Server) -
     assert [o.status for o in conn.delete([found])] == [ItemStatus.ALREADY_DONE]
 
 
+def test_an_upload_writing_a_new_version_of_the_subjects_object_is_found(s3: S3Server) -> None:
+    client = s3.client()
+    bucket = make_bucket(client)
+    client.put_object(Bucket=bucket, Key="tickets/t1.json", Body=b'{"from": "bob@example.org"}')
+    client.put_object(Bucket=bucket, Key="tickets/t2.json", Body=b'{"from": "carol@x.org"}')
+    mine = start_upload(client, bucket, "tickets/t1.json", b"new version")
+    start_upload(client, bucket, "tickets/t2.json", b"carol's")
+    # In rows mode an upload is of a shared file, everyone's: never the subject's finding.
+    client.put_object(Bucket=bucket, Key="exports/all.csv", Body=b"email\nbob@example.org\n")
+    start_upload(client, bucket, "exports/all.csv", b"everyone")
+    conn = s3.connector([{"bucket": bucket, "prefix": "tickets/"},
+                         {"bucket": bucket, "prefix": "exports/", "mode": "rows"}])
+    bob = Subject("req-bob", (Identifier.parse("email", "bob@example.org"),))
+    found = {f.ref: f for f in conn.find([bob])}
+    upload = f'["{bucket}","tickets/t1.json","upload","{mine}"]'
+    assert sorted(f.kind for f in found.values()) == ["object", "row", "upload"]
+    assert found[upload].fields == ("object",)
+    assert [o.status for o in conn.delete([found[upload]])] == [ItemStatus.DONE]
+    assert [k for k, _ in uploads(client, bucket)] == ["exports/all.csv", "tickets/t2.json"]
+
+
 def test_stale_uploads_are_named_by_check(s3: S3Server) -> None:
     client = s3.client()
     bucket = make_bucket(client)

@@ -3,7 +3,7 @@
 One listing of every version under each rule's prefix, then per version at most one read
 of its content for the whole batch, plus a tag or metadata read where a rule asks for one.
 Old versions count: in a versioned bucket they still hold the data after a "delete". So do
-unfinished multipart uploads under a key template (one listing per such rule).
+unfinished multipart uploads of the subject's keys (one listing per object-mode rule).
 """
 
 from __future__ import annotations
@@ -263,16 +263,29 @@ class Locator:
                     if rule.tags:
                         self._pairs(rule.tags, tags, owners, "tag",
                                     lambda s, i, src, r=ref: hit(s, r, "object", i, src))
-        if template is not None and ttype is not None:
-            # Unfinished multipart uploads hold parts of an object being written under
-            # the subject's key; listing versions never shows them.
-            for up in uploads_under(self.client, rule.bucket, rule.prefix):
-                m = template.match(up.key)
-                if not m:
-                    continue
+        if rule.mode == "object":
+            self._uploads(rule, subjects, found, hit)
+
+    def _uploads(self, rule: Rule, subjects: Sequence[Subject],
+                 found: dict[tuple[str, str], Located], hit: Any) -> None:
+        """Unfinished multipart uploads (listing versions never shows them) of the subject:
+        under a key the template gives them, or writing a new version of an object found
+        as theirs. Never in rows mode: an upload of a shared file is everyone's."""
+        template = template_regex(rule.key_template) if rule.key_template else None
+        ttype = rule.template_type
+        owners = _owners(subjects) if ttype is not None else {}
+        for up in uploads_under(self.client, rule.bucket, rule.prefix):
+            uref = Ref(rule.bucket, up.key, upload=up.upload_id)
+            m = template.match(up.key) if template is not None else None
+            if m and ttype is not None:
                 for ident, subject in owners.get(ttype, {}).get(_norm(ttype, m["v"]), ()):
-                    hit(subject, Ref(rule.bucket, up.key, upload=up.upload_id), "upload",
-                        ident, "key")
+                    hit(subject, uref, "upload", ident, "key")
+            key = Ref(rule.bucket, up.key).text()
+            for s in subjects:
+                loc = found.get((s.key, key))
+                if loc is not None:
+                    for ident in sorted(loc.matched, key=lambda i: (i.type, i.value)):
+                        hit(s.key, uref, "upload", ident, "object")
 
     @staticmethod
     def _content(rule: Rule, ref: Ref, fmt: str, scan: VersionScan, matcher: Any,
