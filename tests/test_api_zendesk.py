@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from clihelpers import cli_env, ledger_query, memory_system, seed, stored_items,
 
 pytest.importorskip("erasure_zendesk")
 
-from erasure_zendesk.testing.server import FakeZendesk  # noqa: E402
+from erasure_zendesk.testing.server import FakeZendesk, Faults  # noqa: E402
 
 WEBHOOK_SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="
 ENV = cli_env({"ZD_WEBHOOK_SECRET": WEBHOOK_SECRET, "ZD_API_TOKEN": "fake-api-token"})
@@ -50,7 +51,11 @@ def _signed(body: bytes, secret: str = WEBHOOK_SECRET, stamp: str | None = None
 
 @pytest.fixture()
 def zendesk() -> Iterator[FakeZendesk]:
-    with FakeZendesk(email="agent@example.com", token="fake-api-token") as fake:
+    # the first ticket update commits and then answers 503, as a Zendesk outage can: the
+    # note is retried from the ledger and must not be posted twice
+    faults = Faults(after_commit=Counter({"PUT /tickets/{id}": 1}))
+    with FakeZendesk(email="agent@example.com", token="fake-api-token",
+                     faults=faults) as fake:
         yield fake
 
 
@@ -107,7 +112,8 @@ def test_a_tagged_ticket_becomes_a_request_and_gets_its_outcome_note(
             again = post(_signed(body, stamp=_stamp(later)))
             assert (again.status_code, again.json()["id"]) == (200, rid), again.text
             deadline = time.monotonic() + 20
-            while "erasure_completed" not in store.tickets[ticket]["tags"]:
+            while not ledger_query(config, "SELECT 1 FROM callbacks WHERE url = ? AND "
+                                   "delivered_at IS NOT NULL", f"zendesk:{ticket}"):
                 assert time.monotonic() < deadline, "no outcome on the ticket"
                 time.sleep(0.1)
     finally:
@@ -132,9 +138,11 @@ def test_a_tagged_ticket_becomes_a_request_and_gets_its_outcome_note(
                          subset=True).ok
     assert {"gdpr_erasure", "identity_verified", "erasure_completed"} <= set(
         store.tickets[ticket]["tags"])
-    delivered = ledger_query(config, "SELECT delivered_at FROM callbacks WHERE url = ?",
-                             f"zendesk:{ticket}")
-    assert len(delivered) == 1 and delivered[0][0] is not None
+    # posted once although the update that carried it answered 503 and was retried
+    delivered = ledger_query(config, "SELECT attempts, delivered_at FROM callbacks "
+                             "WHERE url = ?", f"zendesk:{ticket}")
+    assert len(delivered) == 1 and delivered[0][1] is not None
+    assert delivered[0][0] == 2 and zendesk.faults_answered["503"] == 1
 
 
 def test_a_ticket_that_does_not_say_what_to_do_is_refused(tmp_path: Path) -> None:
