@@ -30,7 +30,7 @@ from . import finish, review, steps
 from .rules import OK_OUTCOMES, for_request
 from .steps import StepContext, Work
 from .tasks import Stage, TaskSummary
-from .writer import TaskWriter, deliver
+from .writer import TASK_CHANGED, TaskWriter, deliver
 
 __all__ = ["RunInterrupted", "RunSummary", "Runner"]
 
@@ -102,6 +102,8 @@ class Runner:
         self.writer = TaskWriter(ledger, ciphers, plugins, list(ctx.systems))
         self.chain = ReceiptChain(ledger, ctx.keys,
                                   head_file_for(ctx.host.state_dir, ledger))
+        #: the end (count, last hash) of the last head this runner signed in its run
+        self._signed: tuple[int, str] | None = None
 
     # the loop --------------------------------------------------------------------------
 
@@ -112,6 +114,7 @@ class Runner:
         the next run, so one run always ends.
         """
         summary = RunSummary()
+        self._signed = None
         host = self.ctx.host
         started = self.clock()
         # counted only for the progress display (a statement every run otherwise)
@@ -145,7 +148,8 @@ class Runner:
                 ended = set(summary.finished)
                 self.ledger.release([i for i in ids if i not in ended])
                 self.ciphers.drop(ids)
-            self.deliver()
+            if self._tells():  # else this batch wrote no events (others deliver theirs)
+                self.deliver()
             done += len(rows)
             if self.progress:
                 self.progress("requests", done, max(total, done))
@@ -155,8 +159,10 @@ class Runner:
                 break
         # Once per run, not per batch: rewrapping every open request's key is the cost.
         self.ciphers.rotate()
-        # Signs the end of a chain that has no head yet (receipts from before heads).
-        summary.head = self.chain.ensure_head()
+        # Signs the end of a chain that has no head yet (receipts from before heads); a
+        # run that appended signed a head over the end it appended to (read again, it is
+        # the same unless another run appended and signed since).
+        summary.head = self._signed if self._signed is not None else self.chain.ensure_head()
         return summary
 
     def _renew(self, ids: Sequence[str]) -> None:
@@ -218,6 +224,11 @@ class Runner:
 
     def _watched(self, hook: str) -> bool:
         return self.writer.watched(hook)
+
+    def _tells(self) -> bool:
+        """Whether a plugin listens to an event a batch writes to the outbox."""
+        return any(self._watched(h) for h in (TASK_CHANGED, "erasure_receipt_written",
+                                                "erasure_request_finished"))
 
     # identity and approval -------------------------------------------------------------
 
@@ -342,6 +353,8 @@ class Runner:
                       for h in finish.subject_hashes(self.ctx, w)}
             self.ledger.add_events(conn, outbox)
         self.chain.keep(head)  # after commit: the head kept outside the ledger too
+        if head is not None:
+            self._signed = (int(head["body"]["count"]), str(head["body"]["last"]))
         summary.packages.update((p["request_id"], str(self.ctx.host.exports() / p["file"]))
                                 for p in made if p["request_id"] in ended)
         # After commit: a delivered package of a person just erased goes now, not in 30
