@@ -30,11 +30,18 @@ class MemorySeeding(ConnectorContract):
 
     connector_class: ClassVar[type[MemoryConnector]] = MemoryConnector
     seed_types = frozenset(IdentifierType)  # items take a field for every identifier type
+    #: delete, anonymise and restrict answer PENDING until polled this many times (0: never)
+    pending_polls: ClassVar[int] = 0
+    #: the system's page size: the suite's large scenario (population) turns two pages
+    page_size: ClassVar[int] = 1000
 
     @pytest.fixture
     def connector(self, request: pytest.FixtureRequest) -> Iterator[MemoryConnector]:
         MemoryStore.reset()
-        yield self.connector_class("crm", MemorySettings(store=request.node.name))
+        # pages of 1,000: the suite's large scenario (2,500 items) turns two of them
+        yield self.connector_class("crm", MemorySettings(
+            store=request.node.name, page_size=self.page_size, pending_polls=self.pending_polls,
+            password=SecretStr("memory-secret-do-not-print")))
         MemoryStore.reset()
 
     def seed(self, connector: MemoryConnector, subject: Subject, *,
@@ -52,6 +59,15 @@ class MemorySeeding(ConnectorContract):
         markers = {*fields.values(), *(notes[kind] for kind, _ in items.values())}
         return Seeded(items=len(items), markers=markers)
 
+    def seed_many(self, connector: MemoryConnector, subject: Subject, count: int) -> Seeded:
+        # one write for all of them (the file-backed store rewrites its file per call)
+        fields = {i.type.value: i.value for i in subject.identifiers}
+        connector.seed({f"bulk/{subject.key}/{n}": ("contact", fields) for n in range(count)})
+        return Seeded(items=count, markers=set(fields.values()))
+
+    def hold(self, connector: MemoryConnector, finding: Finding) -> None:
+        connector.hold(finding.ref)
+
     def restricted(self, connector: MemoryConnector, findings: Sequence[Finding]) -> set[str]:
         return {f.ref for f in findings if connector.is_restricted(f.ref)}
 
@@ -64,12 +80,22 @@ class TestMemoryContract(MemorySeeding):
     pass
 
 
+class TestDeferredMemoryContract(MemorySeeding):
+    """Every action a job the system finishes on the second poll (as Salesforce's Bulk API
+    or Zendesk's job statuses): the whole suite polls, and the deferred-job tests run."""
+
+    pending_polls = 2
+
+
 class TestFileBackedMemoryContract(MemorySeeding):
+    population = 25  # pages of 10: a file rewritten per call stays small
+
     @pytest.fixture
     def connector(self, tmp_path: Path) -> MemoryConnector:
         return self.connector_class(
             "files",
-            MemorySettings(path=str(tmp_path / "store.json"), password=SecretStr("hunter2-secret")),
+            MemorySettings(path=str(tmp_path / "store.json"), page_size=10,
+                           password=SecretStr("hunter2-secret")),
         )
 
 

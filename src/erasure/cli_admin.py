@@ -239,7 +239,7 @@ def _deep_check(orch: Orchestrator, emails: list[str], phones: list[str],
 
 @connectors_app.command("list")
 def connectors_list() -> None:
-    """Installed connectors and the plugins that failed to load."""
+    """Installed connectors and the plugins that failed to load (exit 1 if one did)."""
     from .plugins import PluginHost
     plugins = PluginHost.load()
     table = Table(title="Connectors")
@@ -252,18 +252,27 @@ def connectors_list() -> None:
                       plugins.registry.origin(n))
     out.print(table)
     for f in plugins.failures:
-        out.print(f"[red]plugin {f.plugin} failed to load:[/] {f.error}")
+        err.print(f"[bold red]error:[/] plugin {escape(f.plugin)} failed to load: "
+                  f"{escape(f.error)}", highlight=False, soft_wrap=True)
+    if plugins.failures:
+        # an installed plugin that does not load leaves its systems uncovered: scripts
+        # checking an installation must see it fail
+        raise typer.Exit(1)
 
 
 @config_app.command("check")
 def config_check(config: ConfigOpt = None) -> None:
-    """Validate the configuration and report every problem at once."""
+    """Validate the configuration and report every problem at once (exit 1 when a
+    system's plugin is blocked or failed to load: the config is valid, the system would not
+    be covered)."""
     with _errors():
         cfg, plugins = _load(config)
     out.print(f"[green]OK[/]: {len(cfg.systems)} systems in {cfg.path}")
-    for name, s in cfg.systems.items():
-        if s.connector not in plugins.registry:
-            out.print(f"[yellow]{name}: not covered: {plugins.failure_for(s.connector)}[/]")
+    uncovered = {name: plugins.failure_for(s.connector) for name, s in cfg.systems.items()
+                 if s.connector not in plugins.registry}
+    for name, why in uncovered.items():
+        err.print(f"[bold red]error:[/] {escape(name)}: not covered: {escape(why)}",
+                  highlight=False, soft_wrap=True)
     # What an access package must tell the person (Art. 15) but config does not say.
     from .models import Capability
 
@@ -272,6 +281,8 @@ def config_check(config: ConfigOpt = None) -> None:
                  or cls.supports(Capability.EXPORT)]
     for line in cfg.statement_warnings(exporting):
         err.print(f"warning: {line}", highlight=False)
+    if uncovered:
+        raise typer.Exit(1)
 
 
 @keys_app.command("show-public")

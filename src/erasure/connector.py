@@ -28,7 +28,7 @@ from .models import (
 
 __all__ = [
     "RETENTION_SUBJECT", "UNMAPPED_RESIDUE", "CallContext", "Connector", "ConnectorSettings",
-    "current_call", "months_before", "settings_purpose", "validating_for",
+    "current_call", "in_call", "months_before", "settings_purpose", "validating_for",
 ]
 
 #: ``Finding.subject`` of the findings of a retention sweep (:meth:`Connector.expired`):
@@ -76,6 +76,18 @@ def current_call() -> CallContext:
     if ctx is None:
         raise RuntimeError("current_call() is only available while the host calls a connector")
     return ctx
+
+
+@contextmanager
+def in_call(context: CallContext) -> Iterator[None]:
+    """Run a block as the host runs a connector call: :func:`current_call` returns
+    ``context`` inside it. For harnesses that call connectors outside a host (the contract
+    suite, a connector's own tests)."""
+    token = _CURRENT.set(context)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
 
 
 _PURPOSE: ContextVar[str] = ContextVar("erasure_settings_purpose", default="run")

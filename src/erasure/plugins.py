@@ -110,7 +110,8 @@ class PluginHost:
                     pm.register(plugin, name=ep.name)
                 except Exception as exc:  # a broken plugin must not take the host down
                     failures.append(PluginFailure(ep.name, _one_line(exc)))
-                    log.warning("plugin %s failed to load: %s", ep.name, _one_line(exc))
+                    # info, not warning: the commands report ``failures`` themselves, once
+                    log.info("plugin %s failed to load: %s", ep.name, _one_line(exc))
         for plugin in extra_plugins:
             pm.register(plugin)
         try:
@@ -124,7 +125,7 @@ class PluginHost:
                 impl.function(registry=registry)
             except Exception as exc:
                 failures.append(PluginFailure(impl.plugin_name, _one_line(exc)))
-                log.warning("plugin %s failed to register: %s", impl.plugin_name, _one_line(exc))
+                log.info("plugin %s failed to register: %s", impl.plugin_name, _one_line(exc))
         registry.current_plugin = "<direct>"
         return cls(pm=pm, registry=registry, failures=failures, blocked=blocked)
 

@@ -16,6 +16,9 @@ T = IdentifierType
 
 class TestMailContract(ConnectorContract):
     seed_types = frozenset({T.EMAIL, T.PHONE})
+    # a message is a file (or an IMAP APPEND): a small large scenario in the default run;
+    # ERASURE_CONTRACT_POPULATION (make test-long) runs past two 1,000-UID chunks
+    population = 30
 
     @pytest.fixture
     def connector(self, archive: Archive) -> MailConnector:

@@ -31,6 +31,9 @@ def contract_rules(bucket: str) -> list[dict[str, object]]:
 
 class TestS3Contract(ConnectorContract):
     seed_types = frozenset({T.EMAIL, T.PHONE, T.CUSTOMER_ID, T.USER_ID})
+    # moto takes ~0.1 s an object: a small large scenario here; ERASURE_CONTRACT_POPULATION
+    # (make test-long) runs past S3's 1,000-key list pages
+    population = 10
 
     @pytest.fixture
     def connector(self, s3: S3Server) -> S3Connector:
@@ -55,6 +58,15 @@ class TestS3Contract(ConnectorContract):
                                Body=gz(text), Metadata={"user-id": uid},
                                Tagging=f"owner={email}")
         return Seeded(items=2, markers=markers | {f"upload of {subject.key}"})
+
+    def seed_many(self, connector: S3Connector, subject: Subject, count: int) -> Seeded:
+        # count uploads of the subject, each under its own key (a profile's key is one)
+        (email,), (uid,) = subject.of_type(T.EMAIL), subject.of_type(T.USER_ID)
+        for n in range(count):
+            self.client.put_object(Bucket=self.bucket, Key=f"uploads/{subject.key}-{n}.txt",
+                                   Body=f"upload {n}\n".encode(), Metadata={"user-id": uid},
+                                   Tagging=f"owner={email}")
+        return Seeded(items=count, markers={email, uid})
 
     def restricted(self, connector: S3Connector, findings: Sequence[Finding]) -> set[str]:
         # The tag on the newest version, as an operator would read it.

@@ -20,6 +20,8 @@ T = IdentifierType
 
 class TestZendeskContract(ConnectorContract):
     seed_types = frozenset({T.EMAIL, T.PHONE})
+    # Zendesk's search and list pages hold 100: 250 items are three of them
+    population = 250
 
     @pytest.fixture
     def connector(self, fake: FakeZendesk) -> ZendeskConnector:
@@ -37,6 +39,16 @@ class TestZendeskContract(ConnectorContract):
         for n, text in enumerate(texts):
             store.add_ticket(uid, f"question {n}", [(uid, text)])
         return Seeded(items=3, markers={email, phone, *texts})
+
+    def seed_many(self, connector: ZendeskConnector, subject: Subject,
+                  count: int) -> Seeded:
+        # One user (an email is one user's) and count - 1 tickets they requested.
+        (email,), (phone,) = subject.of_type(T.EMAIL), subject.of_type(T.PHONE)
+        store = self.fake.store
+        uid = store.add_user(f"Person {subject.key}", email, phone)
+        for n in range(count - 1):
+            store.add_ticket(uid, f"question {n}", [(uid, f"text {n}")])
+        return Seeded(items=count, markers={email, phone})
 
     def restricted(self, connector: ZendeskConnector, findings: Sequence[Finding]) -> set[str]:
         # the tag, as an agent sees it on the user and on the ticket

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import threading
@@ -52,6 +53,13 @@ __all__ = [
 ]
 
 _TYPES = {t.value: t for t in IdentifierType}
+_HELD = "the system refused the item (on hold)"
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalised(itype: str, value: str) -> str:
+    # seeding thousands of items of one person parses the same few values
+    return Identifier.parse(itype, value).value
 
 
 class MemoryStore:
@@ -90,7 +98,7 @@ class MemoryStore:
             clean = dict(fields)
             for key, value in fields.items():
                 if key in _TYPES and isinstance(value, str):
-                    clean[key] = Identifier.parse(key, value).value
+                    clean[key] = _normalised(key, value)
             self.items[ref] = {"kind": kind, "fields": clean, "restricted": False}
             self._index(ref, clean)
 
@@ -137,6 +145,9 @@ class MemorySettings(ConnectorSettings):
     #: > 0: delete, anonymise and restrict are jobs the "system" finishes after this many
     #: polls (as Salesforce Bulk API or Zendesk job statuses); the items answer PENDING
     pending_polls: int = 0
+    #: > 0: find reads each identifier's matches in pages of this many, as a paged API is
+    #: read (the contract suite's large scenario must make it turn pages)
+    page_size: int = 0
     #: the objections (Art. 21) the system can honour: an item's ``opt_out`` lists them
     objection_scopes: tuple[ObjectionScope, ...] = (ObjectionScope.MARKETING,
                                                     ObjectionScope.PROFILING)
@@ -201,13 +212,17 @@ class MemoryConnector(Connector):
                             for ref in job["refs"]}
                         job["done"] = True
                 if job["done"]:
-                    out.append(ItemOutcome(o.finding, ItemStatus(job["results"][o.finding.ref])))
+                    status = ItemStatus(job["results"][o.finding.ref])
+                    error = _HELD if status is ItemStatus.FAILED else None
+                    out.append(ItemOutcome(o.finding, status, error=error))
                 else:
                     out.append(ItemOutcome(o.finding, ItemStatus.PENDING, handle=o.handle))
         yield from out
 
     def _apply(self, store: MemoryStore, action: str, ref: str) -> str:
         """What a finished job did to one item (an ItemStatus value)."""
+        if store.items.get(ref, {}).get("held"):
+            return ItemStatus.FAILED.value
         if action == "delete":
             return (ItemStatus.DONE if store.remove(ref) else ItemStatus.ALREADY_DONE).value
         item = store.items.get(ref)
@@ -297,7 +312,7 @@ class MemoryConnector(Connector):
                 hits: dict[str, list[Identifier]] = {}
                 for ident in subject.identifiers:
                     for form in ident.forms():  # an email's domain in Unicode or punycode
-                        for ref in store.index.get((ident.type.value, form), ()):
+                        for ref in self._search(store, ident.type.value, form):
                             hits.setdefault(ref, []).append(ident)
                 for ref, matched in sorted(hits.items()):
                     item = store.items[ref]
@@ -318,6 +333,19 @@ class MemoryConnector(Connector):
                         )
                     )
         yield from out
+
+    def _search(self, store: MemoryStore, itype: str, value: str) -> Iterator[str]:
+        """The refs of the items holding ``value`` as ``itype``, read page by page (with
+        ``page_size``) until a page comes back short, as a paged API is read."""
+        refs = sorted(store.index.get((itype, value), ()))
+        size = self.settings.page_size or max(len(refs), 1)
+        offset = 0
+        while True:
+            page = refs[offset:offset + size]
+            yield from page
+            if len(page) < size:
+                return
+            offset += size
 
     def export(self, findings: Sequence[Finding]) -> Iterator[Record]:
         self._simulate()
@@ -340,6 +368,9 @@ class MemoryConnector(Connector):
             outcomes = []
             journal = []
             for f in findings:
+                if store.items.get(f.ref, {}).get("held"):
+                    outcomes.append(ItemOutcome(f, ItemStatus.FAILED, error=_HELD))
+                    continue
                 removed = store.remove(f.ref)
                 status = ItemStatus.DONE if removed else ItemStatus.ALREADY_DONE
                 journal.append(f"delete {f.ref} {status.value}")
@@ -358,6 +389,9 @@ class MemoryConnector(Connector):
             outcomes = []
             for f in findings:
                 item = store.items.get(f.ref)
+                if item is not None and item.get("held"):
+                    outcomes.append(ItemOutcome(f, ItemStatus.FAILED, error=_HELD))
+                    continue
                 if item is None or not any(k in _TYPES for k in item["fields"]):
                     outcomes.append(ItemOutcome(f, ItemStatus.ALREADY_DONE))
                     continue
@@ -379,6 +413,8 @@ class MemoryConnector(Connector):
                 item = store.items.get(f.ref)
                 if item is None:
                     outcomes.append(ItemOutcome(f, ItemStatus.FAILED, error="item not found"))
+                elif item.get("held"):
+                    outcomes.append(ItemOutcome(f, ItemStatus.FAILED, error=_HELD))
                 elif item["restricted"]:
                     outcomes.append(ItemOutcome(f, ItemStatus.ALREADY_DONE))
                 else:
@@ -438,6 +474,12 @@ class MemoryConnector(Connector):
         """The scopes an item is opted out of (for tests and the demo)."""
         with self._open(write=False) as store:
             return set(store.items.get(ref, {}).get("opt_out", []))
+
+    def hold(self, ref: str) -> None:
+        """Put an item on hold: the system refuses to delete, anonymise or restrict it (a
+        legal hold); the action's outcome for it is FAILED."""
+        with self._open(write=True) as store:
+            store.items[ref]["held"] = True
 
     def is_restricted(self, ref: str) -> bool:
         """Whether an item is marked restricted (for tests)."""
