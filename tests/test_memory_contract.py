@@ -65,8 +65,8 @@ class MemorySeeding(ConnectorContract):
         connector.seed({f"bulk/{subject.key}/{n}": ("contact", fields) for n in range(count)})
         return Seeded(items=count, markers=set(fields.values()))
 
-    def hold(self, connector: MemoryConnector, finding: Finding) -> None:
-        connector.hold(finding.ref)
+    def refuse_item(self, connector: MemoryConnector, finding: Finding) -> None:
+        connector.lock(finding.ref)
 
     def restricted(self, connector: MemoryConnector, findings: Sequence[Finding]) -> set[str]:
         return {f.ref for f in findings if connector.is_restricted(f.ref)}

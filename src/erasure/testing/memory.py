@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 _TYPES = {t.value: t for t in IdentifierType}
-_HELD = "the system refused the item (on hold)"
+_LOCKED = "the system refused the item (locked)"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -213,7 +213,7 @@ class MemoryConnector(Connector):
                         job["done"] = True
                 if job["done"]:
                     status = ItemStatus(job["results"][o.finding.ref])
-                    error = _HELD if status is ItemStatus.FAILED else None
+                    error = _LOCKED if status is ItemStatus.FAILED else None
                     out.append(ItemOutcome(o.finding, status, error=error))
                 else:
                     out.append(ItemOutcome(o.finding, ItemStatus.PENDING, handle=o.handle))
@@ -221,7 +221,7 @@ class MemoryConnector(Connector):
 
     def _apply(self, store: MemoryStore, action: str, ref: str) -> str:
         """What a finished job did to one item (an ItemStatus value)."""
-        if store.items.get(ref, {}).get("held"):
+        if store.items.get(ref, {}).get("locked"):
             return ItemStatus.FAILED.value
         if action == "delete":
             return (ItemStatus.DONE if store.remove(ref) else ItemStatus.ALREADY_DONE).value
@@ -368,8 +368,8 @@ class MemoryConnector(Connector):
             outcomes = []
             journal = []
             for f in findings:
-                if store.items.get(f.ref, {}).get("held"):
-                    outcomes.append(ItemOutcome(f, ItemStatus.FAILED, error=_HELD))
+                if store.items.get(f.ref, {}).get("locked"):
+                    outcomes.append(ItemOutcome(f, ItemStatus.FAILED, error=_LOCKED))
                     continue
                 removed = store.remove(f.ref)
                 status = ItemStatus.DONE if removed else ItemStatus.ALREADY_DONE
@@ -389,8 +389,8 @@ class MemoryConnector(Connector):
             outcomes = []
             for f in findings:
                 item = store.items.get(f.ref)
-                if item is not None and item.get("held"):
-                    outcomes.append(ItemOutcome(f, ItemStatus.FAILED, error=_HELD))
+                if item is not None and item.get("locked"):
+                    outcomes.append(ItemOutcome(f, ItemStatus.FAILED, error=_LOCKED))
                     continue
                 if item is None or not any(k in _TYPES for k in item["fields"]):
                     outcomes.append(ItemOutcome(f, ItemStatus.ALREADY_DONE))
@@ -413,8 +413,8 @@ class MemoryConnector(Connector):
                 item = store.items.get(f.ref)
                 if item is None:
                     outcomes.append(ItemOutcome(f, ItemStatus.FAILED, error="item not found"))
-                elif item.get("held"):
-                    outcomes.append(ItemOutcome(f, ItemStatus.FAILED, error=_HELD))
+                elif item.get("locked"):
+                    outcomes.append(ItemOutcome(f, ItemStatus.FAILED, error=_LOCKED))
                 elif item["restricted"]:
                     outcomes.append(ItemOutcome(f, ItemStatus.ALREADY_DONE))
                 else:
@@ -475,11 +475,11 @@ class MemoryConnector(Connector):
         with self._open(write=False) as store:
             return set(store.items.get(ref, {}).get("opt_out", []))
 
-    def hold(self, ref: str) -> None:
-        """Put an item on hold: the system refuses to delete, anonymise or restrict it (a
-        legal hold); the action's outcome for it is FAILED."""
+    def lock(self, ref: str) -> None:
+        """Lock an item: the system refuses to delete, anonymise or restrict it (a record
+        another process holds open, a validation rule); the action's outcome is FAILED."""
         with self._open(write=True) as store:
-            store.items[ref]["held"] = True
+            store.items[ref]["locked"] = True
 
     def is_restricted(self, ref: str) -> bool:
         """Whether an item is marked restricted (for tests)."""

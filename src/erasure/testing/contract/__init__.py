@@ -20,7 +20,7 @@ and, as a class attribute, ``seed_types``: the identifier types ``seed`` can sto
 Optional hooks: ``seed_many(connector, subject, count) -> Seeded`` (``count`` items of one
 subject, for the large scenario; the default calls ``seed(single=True)`` ``count`` times,
 which a system with unique keys refuses: override it with one bulk insert) and
-``hold(connector, finding)`` (make the system refuse one item: needed by the deferred-job
+``refuse_item(connector, finding)`` (make the system refuse one item: needed by the deferred-job
 test of a connector that answers PENDING). The class attribute ``population`` (default
 2,500, env ``ERASURE_CONTRACT_POPULATION``) is how many items that subject gets: more than
 two pages of 1,000; a fixture that sets a small page size may lower it.
@@ -105,7 +105,7 @@ What is checked, against the real system:
   and deleted whole (one call for one subject, as the host sends it), nobody else changed;
 - deferred jobs (a connector answering PENDING): polled until DONE with the effect in the
   system; a repeated poll answers DONE or ALREADY_DONE and changes nothing; a job refused
-  for one item (``hold``) fails exactly that item, with a reason;
+  for one item (``refuse_item``) fails exactly that item, with a reason;
 - no identifier in log lines or reprs, no secret in the settings' or connector's repr or in
   log lines.
 

@@ -219,13 +219,13 @@ class ContractBase:
             markers |= self._seed(connector, subject, True).markers
         return Seeded(items=count, markers=markers)
 
-    def hold(self, connector: Connector, finding: Finding) -> None:
-        """Make the system refuse to act on the item of ``finding`` (a legal hold, a lock),
+    def refuse_item(self, connector: Connector, finding: Finding) -> None:
+        """Make the system refuse to act on the item of ``finding`` (a lock, a rule),
         so that the deferred-job test can check a job that fails for one item: its outcome
         must be FAILED and the other items still done. Required when the connector answers
         PENDING; raise ``NotImplementedError`` if the system has no such refusal."""
         raise NotImplementedError(
-            "implement hold(connector, finding): make the system refuse one item")
+            "implement refuse_item(connector, finding): make the system refuse one item")
 
     def hostile(self) -> Subject:
         """A subject whose identifiers carry query metacharacters; must match nothing."""
