@@ -18,14 +18,15 @@ ROOT = Path(__file__).resolve().parent.parent / "src" / "erasure"
 #: lowest first; a module may import its own layer and those below it
 LAYERS: list[set[str]] = [
     {"errors", "dates", "files", "runtime", "freetext", "ledger_tables", "leases", "statement",
-     "phonetext"},
+     "phonetext", "scaffold"},
     {"models", "receipts"},
     {"idspaces", "connector", "config", "retry", "export"},
     {"hookspecs", "plugins", "keys", "state", "ledger"},
     {"shredding", "systems", "heads", "packages", "chain", "callbacks", "zendesk_notes"},
     {"engine"},
     {"orchestrator", "sweep", "tables", "reports", "review_report"},
-    {"api", "cli", "cli_admin", "cli_api", "cli_common", "cli_review", "demo", "testing",
+    {"api", "cli", "cli_admin", "cli_api", "cli_common", "cli_review", "cli_scaffold", "demo",
+     "testing",
      "__init__"},
 ]
 

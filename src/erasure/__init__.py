@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         Connector,
         ConnectorSettings,
         current_call,
+        in_call,
         months_before,
     )
     from .hookspecs import hookimpl, hookspec
@@ -54,7 +55,8 @@ if TYPE_CHECKING:
 # loading pydantic, pluggy and the entry-point machinery.
 _LAZY = {
     "CallContext": "connector", "Connector": "connector", "ConnectorSettings": "connector",
-    "current_call": "connector", "hookimpl": "hookspecs", "hookspec": "hookspecs",
+    "current_call": "connector", "in_call": "connector", "hookimpl": "hookspecs",
+    "hookspec": "hookspecs",
     "RETENTION_SUBJECT": "connector", "months_before": "connector",
     "ConnectorRegistry": "plugins", "PluginHost": "plugins",
 }
@@ -112,6 +114,7 @@ __all__ = [
     "__version__",
     "current_call",
     "hookimpl",
+    "in_call",
     "hookspec",
     "months_before",
 ]

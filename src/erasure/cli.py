@@ -472,8 +472,8 @@ def sweep(
 
 
 # registers the receipts, systems, connectors, config, keys, discover and demo commands,
-# and serve, tokens (the HTTP API); review, plan and approve
-from . import cli_admin, cli_api, cli_review  # noqa: E402, F401
+# and serve, tokens (the HTTP API); review, plan and approve; new-connector
+from . import cli_admin, cli_api, cli_review, cli_scaffold  # noqa: E402, F401
 
 
 def main() -> None:
