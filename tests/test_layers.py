@@ -26,8 +26,7 @@ LAYERS: list[set[str]] = [
     {"engine"},
     {"orchestrator", "sweep", "tables", "reports", "review_report"},
     {"api", "cli", "cli_admin", "cli_api", "cli_common", "cli_review", "cli_scaffold", "demo",
-     "testing",
-     "__init__"},
+     "testing", "__init__"},
 ]
 
 
