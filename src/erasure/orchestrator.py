@@ -377,19 +377,25 @@ class Orchestrator:
         return Secrets(None if default is None else default.get_secret_value().encode(),
                        self.keys)
 
-    def callback_sender(self) -> CallbackSender:
+    def callback_sender(self, *, strict: bool = True) -> CallbackSender:
         """The sender of queued status callbacks (and of outcome notes on Zendesk tickets
-        when ``[erasure.api.zendesk]`` is set)."""
+        when ``[erasure.api.zendesk]`` is set). Without zenpy installed that is a
+        ConfigError (``strict``, ``serve``'s start) or a warning: the notes are left to a
+        process that can post them (the end of ``erasure run``)."""
         deliverers = {}
         zendesk = self.config.host.api.zendesk
         if zendesk is not None:
             import importlib.util
 
-            from .heads import export
-
             if importlib.util.find_spec("zenpy") is None:
-                raise ConfigError("[erasure.api.zendesk] posts outcomes with zenpy: "
-                                  "pip install 'erasure-orchestrator[zendesk]'")
+                why = ("[erasure.api.zendesk] posts outcomes with zenpy: "
+                       "pip install 'erasure-orchestrator[zendesk]'")
+                if strict:
+                    raise ConfigError(why)
+                log.warning("%s (Zendesk notes left for `erasure serve`)", why)
+                zendesk = None
+        if zendesk is not None:
+            from .heads import export
             from .zendesk_notes import ZendeskNotes
 
             deliverers["zendesk"] = ZendeskNotes(zendesk, lambda rid: export(self.chain, rid))
@@ -402,7 +408,7 @@ class Orchestrator:
         end: after its work, never before); returns how many were delivered."""
         if seconds <= 0:
             return 0
-        return self.callback_sender().send_for(seconds)
+        return self.callback_sender(strict=False).send_for(seconds)
 
     def deliver_package(self, request_id: str, sink: BinaryIO) -> dict[str, Any]:
         """Give out the package of ``request_id`` into ``sink`` and record it delivered
