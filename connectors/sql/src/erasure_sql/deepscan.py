@@ -242,7 +242,9 @@ class DeepScan:
             for row in conn.execute(sa.select(*cols).where(where)):
                 yield target.columns, row
             return
-        size = max(1, self._limit // len(cols))
+        # the numbers' keys go with the first part: leave room for their parameters
+        keys = len(phones.numbers) * len(cols) if written is not None else 0
+        size = max(1, (self._limit - keys) // len(cols))
         for part in chunks(forms, size):
             where = sa.or_(*(sa.func.lower(c).in_(list(part)) for c in cols))
             if written is not None:  # with the first part only: a row is read once
