@@ -554,6 +554,11 @@ def check_unaffected_requests_complete(run: Run, model: Model) -> None:
         wanted = "retained" if req.type == "erasure" and spec.policy == "retain" else "completed"
         if body["outcome"] == wanted:
             continue
+        if (body["outcome"] == "partial" and body["counts"]["review"] > 0
+                and not body["errors"] and not body["counts"]["residue"]
+                and body["not_acted"] == [f"{body['counts']['review']} review items "
+                                          "undecided"]):
+            continue  # items found weakly (a shared phone) nobody decided on: partial
         f = w.faults_of(system)
         mine = {k for k in model.unbounded(n) if w.item(k).system == system}
         excused = (

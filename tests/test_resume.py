@@ -92,16 +92,19 @@ def make_world(tmp_path: Path, *, latency_ms: float = 30, batch_size: int = 10,
 
 
 def assert_all_done_once(config: Path, ids: list[str], paths: dict[str, Path]) -> None:
-    # every request done, completed in every system
+    # every request done, completed in every system but where its neighbour's items, found
+    # through the phone they share, were left for review and nobody decided on them
     rows = ledger_query(config, "SELECT id, status, outcome FROM requests")
     assert {r[0] for r in rows} == set(ids)
-    assert {(r[1], r[2]) for r in rows} == {("done", "completed")}, Counter(r[1:] for r in rows)
+    assert {(r[1], r[2]) for r in rows} == {("done", "partial")}, Counter(r[1:] for r in rows)
     # exactly one receipt per (request, system)
     bodies = receipt_bodies(config)
     per = Counter((b["request"], b["system"]) for b in bodies)
     assert set(per) == {(r, s) for r in ids for s in SYSTEMS}
     assert [k for k, n in per.items() if n != 1] == []
-    assert {b["outcome"] for b in bodies} == {"completed"}
+    assert {(b["system"], b["outcome"], tuple(b["not_acted"])) for b in bodies} == {
+        ("crm", "partial", ("1 review items undecided",)), ("helpdesk", "completed", ()),
+        ("mail", "partial", ("1 review items undecided",))}
     # the chain and signatures verify
     proc = run_cli("receipts", "verify", config=config)
     assert proc.returncode == 0, describe(proc)
@@ -142,7 +145,7 @@ def test_kill_9_then_resume(tmp_path, delay):
     assert killed, "the run ended before the kill: nothing was resumed"
     assert_killed_mid_run(config)
     rerun = run_cli("run", config=config, timeout=120)
-    assert rerun.returncode == 0, describe(rerun)
+    assert rerun.returncode == 1 and "partial" in rerun.stderr, describe(rerun)
     assert_all_done_once(config, ids, paths)
 
 
@@ -156,7 +159,7 @@ def test_kill_9_twice_then_resume(tmp_path):
         proc.communicate(timeout=30)
     assert_killed_mid_run(config)
     rerun = run_cli("run", config=config, timeout=120)
-    assert rerun.returncode == 0, describe(rerun)
+    assert rerun.returncode == 1 and "partial" in rerun.stderr, describe(rerun)
     assert_all_done_once(config, ids, paths)
 
 
@@ -165,7 +168,8 @@ def test_two_runs_at_once_share_the_work(tmp_path):
     procs = [start_cli("run", config=config) for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     for p, (out, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, f"{out}\n{err}"
+        # partial (the neighbours' items undecided) when it finished any, else 0
+        assert p.returncode in (0, 1) and "failed" not in err, f"{out}\n{err}"
     assert_all_done_once(config, ids, paths)
 
 
@@ -201,5 +205,5 @@ def test_kill_9_at_a_given_moment_then_resume(tmp_path, moment):
     proc.communicate(timeout=30)
     assert caught, f"the run ended before {moment}"
     rerun = run_cli("run", config=config, timeout=120)
-    assert rerun.returncode == 0, describe(rerun)
+    assert rerun.returncode == 1 and "partial" in rerun.stderr, describe(rerun)
     assert_all_done_once(config, ids, paths)

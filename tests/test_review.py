@@ -155,3 +155,18 @@ def test_exclude_leaves_the_item_untouched_and_says_so_on_the_receipt(world) -> 
     assert body["review_decisions"][0]["decision"] == "exclude"
     assert body["review_items"] == [doc["items"][0]["item"]]
     assert doc["items"][0]["item"] not in body["items"]
+
+
+def test_review_items_left_undecided_leave_their_system_partial(tmp_path: Path) -> None:
+    """Without an approval step the request acts and ends in one run: Bob's contact was
+    never decided on, so crm is partial (it may have been Alice's), never completed."""
+    crm = tmp_path / "crm.json"
+    seed(crm, CRM)
+    config = write_config(tmp_path, {"crm": memory_system(crm)})
+    proc = run_cli("erase", "--email", "alice@example.com", "--verified", config=config)
+    assert proc.returncode == 1, describe(proc)  # partial is not a success
+    assert set(stored_items(crm)) == {"contact/3"}
+    (body,) = receipt_bodies(config)
+    assert body["outcome"] == "partial", body
+    assert "1 review items undecided" in body["not_acted"]
+    assert "1 review items undecided" in proc.stdout, describe(proc)

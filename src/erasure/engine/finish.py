@@ -19,7 +19,7 @@ from ..ledger import utcnow
 from ..models import Action, RequestType
 from ..packages import new_password, sha256_of
 from .review import receipt_decisions
-from .rules import worst
+from .rules import undecided, worst
 from .steps import StepContext, Work
 from .tasks import TaskWork
 
@@ -107,8 +107,11 @@ def _body(ctx: StepContext, w: Work, t: TaskWork, now: datetime) -> dict[str, An
         "deferrals": t.summary.deferrals,
         "errors": t.summary.errors,
         # why items were left as they were (not supported, retained): the connector's words
+        # and review items nobody decided on (`erasure review`)
         "not_acted": t.summary.not_acted + [h for h in t.summary.held
-                                            if h not in t.summary.not_acted],
+                                            if h not in t.summary.not_acted] + (
+            [f"{n} review items undecided"]
+            if (n := undecided(t.summary.action, t.summary.undecided)) else []),
         # the operator's decisions on review items: item hashes, no values
         "review_decisions": receipt_decisions(ctx, w, t),
         "verification": {

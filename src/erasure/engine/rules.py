@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from ..models import Action, Capability, ItemStatus, Outcome, Policy, RequestType
 
 __all__ = [
-    "NOT_ACTED", "OK_OUTCOMES", "OUTCOME_ORDER", "Rule", "capability_for", "for_request",
-    "rule_for", "worst",
+    "NOT_ACTED", "OK_OUTCOMES", "OUTCOME_ORDER", "UNDECIDED_PARTIAL", "Rule", "capability_for",
+    "for_request", "rule_for", "undecided", "worst",
 ]
 
 
@@ -119,6 +119,13 @@ NOT_ACTED: dict[str, Outcome] = {
     ItemStatus.RETAINED.value: Outcome.RETAINED,
 }
 
+#: Actions whose review items left undecided make their system ``partial`` ("N review
+#: items undecided"): an item that may be the person's was neither erased, restricted nor
+#: exported. A rectification refuses a correction whose old value a review item holds
+#: (``corrections_refused``), and an objection changes no data: their own rules.
+UNDECIDED_PARTIAL = frozenset({Action.DELETE.value, Action.ANONYMISE.value,
+                               Action.RESTRICT.value, Action.EXPORT.value})
+
 OUTCOME_ORDER = [
     Outcome.FAILED, Outcome.PARTIAL, Outcome.NOT_COVERED, Outcome.AWAITING_CONFIRMATION,
     Outcome.RETAINED, Outcome.COMPLETED,
@@ -131,3 +138,8 @@ def worst(outcomes: Iterable[str]) -> str:
     present = set(outcomes)
     ranked = [o for o in OUTCOME_ORDER if o.value in present]
     return ranked[0].value if ranked else Outcome.COMPLETED.value
+
+
+def undecided(action: str | None, count: int) -> int:
+    """How many review items left undecided count against a task of ``action``."""
+    return count if action in UNDECIDED_PARTIAL else 0

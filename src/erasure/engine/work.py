@@ -17,7 +17,7 @@ from ..models import ItemStatus, Outcome, RequestType, Subject
 from ..state import KnownIdentifiers, RequestIntent
 from ..systems import CallResult, System
 from .isolation import run_isolated
-from .rules import NOT_ACTED, Rule, rule_for, worst
+from .rules import NOT_ACTED, Rule, rule_for, undecided, worst
 from .tasks import Stage, TaskWork
 
 __all__ = ["WAITS", "Decision", "StepContext", "Work", "failed_call", "find_call", "give_up_at",
@@ -164,7 +164,9 @@ def _epoch(row: RequestRow) -> float:
 
 def outcome_of(t: TaskWork, *, failed: bool = False) -> str:
     """The receipt's outcome of a task that is done: an item not acted on (failed, not
-    supported, retained: :data:`.rules.NOT_ACTED`) makes it ``partial`` or ``retained``."""
+    supported, retained: :data:`.rules.NOT_ACTED`) makes it ``partial`` or ``retained``,
+    and so does a review item nobody decided on (``partial``: it may be the person's, and
+    it was left as it was: ``erasure review``; :data:`.rules.UNDECIDED_PARTIAL`)."""
     statuses = list(t.data.outcomes.values())
     not_done = len(t.data.actionable) - len(statuses)
     if (failed or t.summary.error) and not any(
@@ -172,6 +174,7 @@ def outcome_of(t: TaskWork, *, failed: bool = False) -> str:
         return Outcome.FAILED.value
     if t.summary.action is None:  # find only: nothing was to be acted on
         return Outcome.COMPLETED.value
-    if t.data.residue or t.summary.error or not_done > 0:
+    if t.data.residue or t.summary.error or not_done > 0 \
+            or undecided(t.summary.action, t.summary.undecided):
         return Outcome.PARTIAL.value
     return worst(NOT_ACTED[s].value for s in statuses if s in NOT_ACTED)
