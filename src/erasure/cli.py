@@ -29,6 +29,7 @@ from .cli_common import (
     Emails,
     IdSpaceOpt,
     Ips,
+    JsonOpt,
     Names,
     Override,
     Phones,
@@ -239,9 +240,14 @@ def close_request(
 def run(
     request: Annotated[list[str] | None, typer.Option(help="Only these request ids.")] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many requests.")] = None,
+    json_: Annotated[bool, typer.Option(
+        "--json", help="One JSON object on stdout (docs/run.schema.json).")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Say so when nothing was due (with the chain head).")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Process every open request. Safe to run from cron, and two at once."""
+    """Process every due request: a line per request on stdout, what needs an operator on
+    stderr. Safe to run from cron, and two at once; with nothing due it prints nothing."""
     with _orchestrator(config) as orch, _errors(), _interruptible():
         if request:
             for rid in request:
@@ -249,7 +255,12 @@ def run(
         summary = orch.run(only=request, limit=limit)
         # after the work, bounded: a receiver that is down never holds up a request
         orch.send_callbacks(orch.config.host.api.run_callback_seconds)
-    _summary_exit(summary)
+    doc = None
+    if json_:
+        from .reports import run_report
+
+        doc = run_report(summary)
+    _summary_exit(summary, verbose=verbose, json_doc=doc)
 
 
 def _one_shot(rtype: RequestType, email: list[str] | None, phone: list[str] | None,
@@ -257,11 +268,19 @@ def _one_shot(rtype: RequestType, email: list[str] | None, phone: list[str] | No
               name: list[str] | None, ip: list[str] | None, ticket: str | None,
               verified: bool, override: str | None, dry_run: bool, config: Path | None,
               id_space: str | None = None, corrections: list[str] | None = None,
-              scope: str | None = None) -> None:
+              scope: str | None = None, json_: bool = False) -> None:
     incomplete: list[tuple[str, str]] = []
+    doc: dict[str, object] | None = None
     with _orchestrator(config) as orch, _errors():
         spec = _spec(rtype, email, phone, customer_id, user_id, name, ip, ticket, verified,
                      override, id_space=id_space, corrections=corrections, scope=scope)
+        if dry_run and json_:
+            from .reports import plan_report
+
+            lines = orch.plan(spec)
+            _print_json(plan_report(rtype.value, lines))
+            _unsearched([(line.system, line.unsearched) for line in lines
+                         if line.unsearched])
         if dry_run:
             table = Table(title=f"Plan ({rtype.value}, dry run: nothing changed)")
             for col in ("system", "connector", "policy", "action", "found", "would act on",
@@ -281,18 +300,25 @@ def _one_shot(rtype: RequestType, email: list[str] | None, phone: list[str] | No
         rid = orch.submit(spec)
         with _interruptible():
             summary = orch.run(only=[rid])
-        if summary.awaiting_approval:
+        if rtype is RequestType.FIND and rid not in summary.finished:
+            # A find whose systems could not all be searched has no answer yet.
+            incomplete = orch.unsearched(rid)
+        if json_:
+            from .reports import request_result
+
+            doc = request_result(rid, rtype.value, summary, orch.ledger.receipts(rid),
+                                 incomplete)
+            _unsearched(incomplete, after="; the next `erasure run` searches again",
+                        exit=False)
+        elif summary.awaiting_approval:
             out.print(f"{rid}: found; awaiting approval (`erasure approve {rid}`)")
         elif rid not in summary.finished:
             out.print(f"{rid}: open; some systems finish later (`erasure status`)")
-            if rtype is RequestType.FIND:
-                # A find whose systems could not all be searched has no answer yet.
-                incomplete = orch.unsearched(rid)
-                _unsearched(incomplete, after="; the next `erasure run` searches again",
-                            exit=False)
+            _unsearched(incomplete, after="; the next `erasure run` searches again",
+                        exit=False)
         else:
             out.print(receipts_table(orch.ledger.receipts(rid), title=f"Request {rid}"))
-    _summary_exit(summary, failed=bool(incomplete))
+    _summary_exit(summary, failed=bool(incomplete), per_request=False, json_doc=doc)
 
 
 def _unsearched(systems: list[tuple[str, str]], after: str = "", *, exit: bool = True
@@ -311,18 +337,28 @@ def _shortcut(rtype: RequestType, doc: str) -> Callable[..., None]:
                 user_id: Users = None, name: Names = None, ip: Ips = None,
                 ticket: Ticket = None, verified: Verified = False,
                 override_unverified: Override = None, dry_run: DryRun = False,
-                id_space: IdSpaceOpt = None, config: ConfigOpt = None) -> None:
+                id_space: IdSpaceOpt = None, json_: JsonOpt = False,
+                config: ConfigOpt = None) -> None:
         _one_shot(rtype, email, phone, customer_id, user_id, name, ip, ticket, verified,
-                  override_unverified, dry_run, config, id_space)
+                  override_unverified, dry_run, config, id_space, json_=json_)
     command.__doc__ = doc
     return command
 
 
-app.command("find")(_shortcut(RequestType.FIND, "Find a subject's data in every system."))
-app.command("export")(_shortcut(RequestType.ACCESS, "Access request: find and export (zip)."))
-app.command("portability")(_shortcut(RequestType.PORTABILITY, "Portability export (zip)."))
-app.command("erase")(_shortcut(RequestType.ERASURE, "Erasure request: find, erase, verify."))
-app.command("restrict")(_shortcut(RequestType.RESTRICTION, "Restrict processing (Art. 18)."))
+app.command("find")(_shortcut(
+    RequestType.FIND, "Find a subject's data in every system and count it; changes nothing."))
+app.command("export")(_shortcut(
+    RequestType.ACCESS, "Access (Art. 15): find the subject's data and write it as a package "
+                        "(zip) to deliver with `erasure package get`."))
+app.command("portability")(_shortcut(
+    RequestType.PORTABILITY, "Portability (Art. 20): the data the subject gave, as a "
+                             "machine-readable package (zip)."))
+app.command("erase")(_shortcut(
+    RequestType.ERASURE, "Erasure (Art. 17): find the subject's data in every system, erase "
+                         "it and check that it is gone."))
+app.command("restrict")(_shortcut(
+    RequestType.RESTRICTION, "Restriction (Art. 18): find the subject's data and mark it "
+                             "restricted in every system; deletes nothing."))
 
 
 @app.command()
@@ -330,13 +366,14 @@ def rectify(corrections: Corrections = None, email: Emails = None, phone: Phones
             customer_id: Customers = None, user_id: Users = None, name: Names = None,
             ip: Ips = None, ticket: Ticket = None, verified: Verified = False,
             override_unverified: Override = None, dry_run: DryRun = False,
-            id_space: IdSpaceOpt = None, config: ConfigOpt = None) -> None:
+            id_space: IdSpaceOpt = None, json_: JsonOpt = False,
+            config: ConfigOpt = None) -> None:
     """Rectification (Art. 16): correct the person's email, phone, name or postal address
     in every system (--set email=new@example.org). The identifiers find the person; a
     correction of a value another person shares is refused, for review."""
     _one_shot(RequestType.RECTIFICATION, email, phone, customer_id, user_id, name, ip,
               ticket, verified, override_unverified, dry_run, config, id_space,
-              corrections=corrections)
+              corrections=corrections, json_=json_)
 
 
 @app.command("object")
@@ -344,11 +381,13 @@ def object_(scope: ScopeOpt = None, email: Emails = None, phone: Phones = None,
             customer_id: Customers = None, user_id: Users = None, name: Names = None,
             ip: Ips = None, ticket: Ticket = None, verified: Verified = False,
             override_unverified: Override = None, dry_run: DryRun = False,
-            id_space: IdSpaceOpt = None, config: ConfigOpt = None) -> None:
+            id_space: IdSpaceOpt = None, json_: JsonOpt = False,
+            config: ConfigOpt = None) -> None:
     """Objection (Art. 21): stop processing for direct marketing (--scope marketing, the
     default) or profiling in every system. Deletes nothing."""
     _one_shot(RequestType.OBJECTION, email, phone, customer_id, user_id, name, ip, ticket,
-              verified, override_unverified, dry_run, config, id_space, scope=scope)
+              verified, override_unverified, dry_run, config, id_space, scope=scope,
+              json_=json_)
 
 
 @app.command()
@@ -483,7 +522,32 @@ def main() -> None:
                         stream=sys.stderr)
     from .runtime import tune_gc_for_batches
     tune_gc_for_batches()
-    app()
+    sys.exit(run_app(sys.argv[1:]))
+
+
+def run_app(args: list[str]) -> int:
+    """Run the command line on ``args``; its exit code. A usage error (an unknown option, a
+    value of the wrong type) is one line on stderr naming the problem, exit 2, like every
+    other error of bad input (not typer's framed box)."""
+    import typer
+
+    # typer's own click (vendored or not) raises these; their common base, found by name
+    usage: type[Exception] = next(c for c in typer.BadParameter.__mro__
+                                  if c.__name__ == "ClickException")
+    try:
+        code = app(args=args, prog_name="erasure", standalone_mode=False)
+    except usage as exc:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            out.print(ctx.get_help(), highlight=False, markup=False)
+            return 0
+        message = " ".join(getattr(exc, "format_message", exc.__str__)().split())
+        hint = f" (`{ctx.command_path} --help`)" if ctx is not None else ""
+        err.print(f"error: {message}{hint}", soft_wrap=True, highlight=False, markup=False)
+        return int(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        return 1
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ handling and the orchestrator they open (the commands are in cli.py and cli_admi
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -38,7 +39,33 @@ def _stdout() -> Console:
 
 out = _stdout()
 err = Console(stderr=True)
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False,
+    # a crash prints a plain traceback: typer's pretty one shows local variables, which
+    # may hold identifiers (personal data)
+    pretty_exceptions_enable=False,
+    help="GDPR data-subject requests (access, portability, erasure, restriction, "
+         "rectification, objection) carried out in every configured system, with signed "
+         "receipts. Exit codes: 0 done, 1 some system failed or is not done, 2 bad input "
+         "or configuration (nothing was done).")
+
+
+def _version(value: bool) -> None:
+    if value:
+        import erasure
+
+        sys.stdout.write(f"erasure {erasure.__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
+    # The app's help is set above; a callback's docstring would replace it.
+    pass
+
+
 request_app = typer.Typer(no_args_is_help=True, help="Create and manage requests.")
 receipts_app = typer.Typer(no_args_is_help=True, help="Show, verify and export receipts.")
 systems_app = typer.Typer(no_args_is_help=True, help="Configured systems.")
@@ -79,6 +106,8 @@ Override = Annotated[
                                               "hash)."),
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", help="One JSON object on stdout (docs/request-result.schema.json).")]
 Corrections = Annotated[list[str] | None, typer.Option(
     "--set", help="Rectification: a correct value, TYPE=VALUE with TYPE one of email, phone, "
                   "name, address (repeatable).")]
@@ -203,22 +232,32 @@ def _interruptible() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def _summary_exit(summary: RunSummary, *, failed: bool = False) -> None:
-    """Say what a run did on stderr and exit: 0 if it all ended well, else 1 (``failed``:
-    the caller found a reason of its own)."""
+def _summary_exit(summary: RunSummary, *, failed: bool = False, verbose: bool = False,
+                  per_request: bool = True, json_doc: dict[str, Any] | None = None) -> None:
+    """Say what a run did and exit: 0 if it all ended well, else 1 (``failed``: the caller
+    found a reason of its own).
+
+    stdout has the results, one line per request naming it (``per_request``), or only
+    ``json_doc``; stderr has what needs an operator and, as text, the counts and the chain
+    head to publish. A run that had nothing due prints nothing at all (cron mails any
+    output), unless ``verbose``."""
+    if not summary.claimed and not verbose and json_doc is None:
+        raise typer.Exit(0 if summary.ok and not failed else 1)
     if summary.replanned:
         err.print(f"{len(summary.replanned)} approved request(s) now find a different set of "
-                  "items than was approved; nothing was done to them: review and approve again")
+                  "items than was approved; nothing was done to them: review and approve "
+                  f"again ({', '.join(summary.replanned)})", soft_wrap=True, highlight=False)
     for rid in summary.awaiting_verification:
         err.print(f"{rid}: waits for an identity check; nothing was done (`erasure request "
                   f"verify {rid} --method METHOD`)", soft_wrap=True, highlight=False)
-    if summary.awaiting_approval:
+    text = json_doc is None
+    if text and summary.awaiting_approval:
         err.print(f"{len(summary.awaiting_approval)} request(s) await approval: "
                   f"`erasure approve REQUEST`")
-    if summary.outcomes:
+    if text and summary.outcomes:
         parts = ", ".join(f"{n} {o}" for o, n in sorted(summary.outcomes.items()))
         err.print(f"finished {len(summary.finished)} request(s): {parts}")
-    if summary.waiting:
+    if text and summary.waiting:
         parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(summary.waiting.items()))
         err.print(f"tasks left for a later run: {parts} (`erasure status`)")
     for rid, system, error in summary.failed:
@@ -233,6 +272,13 @@ def _summary_exit(summary: RunSummary, *, failed: bool = False) -> None:
     for rid, system, error in summary.blocked:
         err.print(f"{rid} {system}: blocked, needs an operator: {error} (fix it, then "
                   f"`erasure retry {rid}`)", soft_wrap=True, highlight=False, markup=False)
+    if json_doc is not None:
+        sys.stdout.write(json.dumps(json_doc, ensure_ascii=False, sort_keys=True) + "\n")
+        raise typer.Exit(0 if summary.ok and not failed else 1)
+    if per_request:
+        for rid, rtype in summary.claimed.items():
+            out.print(f"{rid} {rtype}: {_result(summary, rid)}", highlight=False,
+                      markup=False, soft_wrap=True)
     for rid, path in sorted(summary.packages.items()):
         out.print(f"package of {rid}: {path} (deliver it with `erasure package get {rid}`)",
                   highlight=False, markup=False, soft_wrap=True)
@@ -244,8 +290,32 @@ def _summary_exit(summary: RunSummary, *, failed: bool = False) -> None:
         # One line to publish: `erasure receipts verify --expect-head HASH` checks against it.
         from .heads import head_line
 
-        err.print(head_line(*summary.head), soft_wrap=True, highlight=False)
+        err.print(("nothing due; " if not summary.claimed else "")
+                  + head_line(*summary.head), soft_wrap=True, highlight=False)
     raise typer.Exit(0 if summary.ok and not failed else 1)
+
+
+def _result(summary: RunSummary, rid: str) -> str:
+    """A request's state after a run, in words (its line on stdout)."""
+    if rid in summary.outcome_of:
+        return f"finished, {summary.outcome_of[rid]}"
+    if rid in summary.awaiting_verification:
+        return f"waits for an identity check (`erasure request verify {rid}`)"
+    if rid in summary.awaiting_approval:
+        return f"found; awaits approval (`erasure approve {rid}`)"
+    if rid in summary.lost:
+        return "taken over by another runner"
+    blocked = [system for r, system, _ in summary.blocked if r == rid]
+    if blocked:
+        return f"open; blocked in {', '.join(blocked)} (`erasure retry {rid}` once fixed)"
+    stages = summary.left.get(rid)
+    if stages:
+        counts: dict[str, int] = {}
+        for stage in stages:
+            counts[stage] = counts.get(stage, 0) + 1
+        return "open; tasks left: " + ", ".join(f"{n} {s.replace('_', ' ')}"
+                                               for s, n in sorted(counts.items()))
+    return "open (`erasure status`)"
 
 
 # requests ------------------------------------------------------------------------------

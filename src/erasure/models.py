@@ -187,15 +187,28 @@ def _normalise_email(value: str) -> str:
     common = _common_email(value)
     if common is not None:
         return common
-    from email_validator import EmailNotValidError, validate_email
+    from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
+    # Only the syntax is checked: the address is one a system holds, not one to send to.
+    # email-validator refuses special-use domains (user@shop.test, x@host.local,
+    # erased@invalid) whatever its options; its list is global, so instead of emptying
+    # it, such a domain is validated with a neutral reserved label appended, removed after.
+    domain = value.rpartition("@")[2].lower()
+    # (a domain without a dot stays invalid, as "a@b" is)
+    special = any(domain.endswith("." + d) for d in SPECIAL_USE_DOMAIN_NAMES)
     try:
-        info = validate_email(value, check_deliverability=False)
+        info = validate_email(value + _NEUTRAL if special else value,
+                              check_deliverability=False, test_environment=True)
     except EmailNotValidError:
         raise UsageError("invalid email address") from None
+    normalized = info.normalized[:-len(_NEUTRAL)] if special else info.normalized
     # Domains are case-insensitive; local parts are in practice too, and a case-sensitive
     # match would leave "Bob@x.org" behind when erasing "bob@x.org".
-    return info.normalized.lower()
+    return normalized.lower()
+
+
+#: a label reserved for examples (RFC 2606), never special to email-validator
+_NEUTRAL = ".example"
 
 
 def _normalise_phone(value: str) -> str:

@@ -1,6 +1,8 @@
-"""What ``erasure status --json`` and ``erasure receipts show --json`` print: one shape
-each, documented as a JSON Schema (docs/status.schema.json, docs/receipts-show.schema.json)
-for scripts. No personal data: the same fields the tables show."""
+"""What the ``--json`` options print: one shape each, documented as a JSON Schema for
+scripts: ``status`` (docs/status.schema.json), ``receipts show``
+(docs/receipts-show.schema.json), ``run`` (docs/run.schema.json) and the one-shot request
+commands, find, export, erase... (docs/request-result.schema.json). No personal data: the
+same fields the tables and lines show."""
 
 from __future__ import annotations
 
@@ -12,9 +14,12 @@ from .engine.tasks import TaskSummary
 from .tables import why_waiting
 
 if TYPE_CHECKING:
+    from .engine.plan import PlanLine
+    from .engine.runner import RunSummary
     from .ledger import Ledger
 
-__all__ = ["FORMAT", "receipts_report", "requests_beyond", "status_report"]
+__all__ = ["FORMAT", "plan_report", "receipts_report", "request_result", "requests_beyond",
+           "run_report", "status_report"]
 
 #: the shapes' version: a field removed or changed in meaning gives a new one
 FORMAT = 1
@@ -90,4 +95,68 @@ def receipts_report(request_id: str, receipts: Sequence[dict[str, Any]]) -> dict
         "request": request_id,
         "receipts": [{"seq": r["seq"], "hash": r["hash"], "body": r["body"]}
                      for r in receipts],
+    }
+
+
+def _state(summary: RunSummary, rid: str) -> str:
+    """Where a request the run worked on stands after it, in one word."""
+    if rid in summary.outcome_of:
+        return "finished"
+    if rid in summary.awaiting_verification:
+        return "awaiting_verification"
+    if rid in summary.awaiting_approval:
+        return "awaiting_approval"
+    return "open"
+
+
+def run_report(summary: RunSummary) -> dict[str, Any]:
+    """What one ``erasure run`` did: each request it worked on and where it stands, the
+    tasks that failed or wait for an operator, and the receipt chain's head."""
+    problems = {"failed": summary.failed, "blocked": summary.blocked}
+    return {
+        "format": FORMAT,
+        "requests": [{
+            "request": rid, "type": rtype, "state": _state(summary, rid),
+            "outcome": summary.outcome_of.get(rid),
+            "waiting": sorted(summary.left.get(rid, [])),
+            "package": summary.packages.get(rid),
+            "package_password": summary.package_passwords.get(rid),
+        } for rid, rtype in summary.claimed.items()],
+        **{kind: [{"request": rid, "system": system, "error": error}
+                  for rid, system, error in rows] for kind, rows in problems.items()},
+        "replanned": list(summary.replanned),
+        "head": None if summary.head is None else {
+            "count": summary.head[0], "hash": summary.head[1] or None},
+        "ok": summary.ok,
+    }
+
+
+def plan_report(rtype: str, lines: Sequence[PlanLine]) -> dict[str, Any]:
+    """A dry run (``--dry-run --json``): per system what would be done; nothing was."""
+    return {
+        "format": FORMAT, "request": None, "type": rtype, "dry_run": True,
+        "plan": [{
+            "system": line.system, "connector": line.connector, "policy": line.policy,
+            "action": line.action, "searched": not line.unsearched,
+            "found": None if line.unsearched else line.found,
+            "actionable": None if line.unsearched else line.actionable,
+            "review": None if line.unsearched else line.review,
+            "note": line.note or None, "id_spaces": list(line.id_spaces),
+        } for line in lines],
+        "run": None, "receipts": [], "unsearched": [
+            {"system": line.system, "reason": line.unsearched}
+            for line in lines if line.unsearched],
+    }
+
+
+def request_result(rid: str, rtype: str, summary: RunSummary,
+                   receipts: Sequence[dict[str, Any]],
+                   unsearched: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """A one-shot command's request (``erasure erase --json``...): the run that carried it
+    out, its receipts when it ended, and the systems that could not be searched yet."""
+    return {
+        "format": FORMAT, "request": rid, "type": rtype, "dry_run": False, "plan": [],
+        "run": run_report(summary),
+        "receipts": receipts_report(rid, receipts)["receipts"],
+        "unsearched": [{"system": s, "reason": r} for s, r in unsearched],
     }

@@ -41,7 +41,13 @@ log = logging.getLogger(__name__)
 class RunSummary:
     """What ``run`` did."""
 
+    #: every request this run worked on, with its type (none: the run had nothing due)
+    claimed: dict[str, str] = field(default_factory=dict)
     finished: list[str] = field(default_factory=list)
+    #: the outcome of each request that ended in this run
+    outcome_of: dict[str, str] = field(default_factory=dict)
+    #: per request still open after this run, the states of its tasks left waiting
+    left: dict[str, list[str]] = field(default_factory=dict)
     awaiting_approval: list[str] = field(default_factory=list)
     #: requests that need a verified identity and have none (recorded by an earlier
     #: version): nothing is done until `erasure request verify`
@@ -136,6 +142,7 @@ class Runner:
                 break
             ids = [r.id for r in rows]
             seen.update(ids)
+            summary.claimed.update((r.id, r.type) for r in rows)
             try:
                 with Heartbeat(self._renew, ids, host.lease_seconds / 3):
                     self._process(rows, summary)
@@ -204,6 +211,7 @@ class Runner:
                     summary.blocked.append((w.row.id, t.system, t.blocked))
                 elif t.stage is not Stage.DONE:
                     summary.waiting[t.stage.value] += 1
+                    summary.left.setdefault(w.row.id, []).append(t.stage.value)
                     if t.summary.held and t.stage is Stage.ACTING:
                         summary.held.append((w.row.id, t.system, "; ".join(t.summary.held)))
 
@@ -332,6 +340,7 @@ class Runner:
                              "lease_until": None, "not_before": None})
                 summary.finished.append(w.row.id)
                 summary.outcomes[outcome] += 1
+                summary.outcome_of[w.row.id] = outcome
             # sealed, stored and signed (the batch's head) in the batch's transaction
             receipts, head = self.chain.append(conn, entries)
             if tell_receipts:

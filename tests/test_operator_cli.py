@@ -1,0 +1,187 @@
+"""The operator's command line (issue 26, items 5, 7 and 8), driven as a subprocess: output
+a script can parse (`--json` on run and the one-shot commands, each line naming its
+request), a quiet idle run for cron, errors on one line, help and version, identifiers
+checked for their syntax only, secrets resolved only for the systems a command contacts,
+and a start-up that imports only what the command uses."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import referencing
+from clihelpers import (
+    cli_env,
+    describe,
+    error_lines,
+    memory_system,
+    run_cli,
+    seed,
+    stored_items,
+    write_config,
+)
+
+DOCS = Path(__file__).parent.parent / "docs"
+RID = re.compile(r"\br-[0-9a-f]{16}\b")
+
+
+def _registry() -> referencing.Registry:
+    """Every schema in docs/, so that one may refer to another by its file name."""
+    resources = []
+    for name in ("run", "request-result", "receipts-show"):
+        doc = json.loads((DOCS / f"{name}.schema.json").read_text(encoding="utf-8"))
+        jsonschema.Draft202012Validator.check_schema(doc)
+        resources.append((doc["$id"], referencing.Resource.from_contents(doc)))
+    return referencing.Registry().with_resources(resources)
+
+
+def _valid(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    registry = _registry()
+    schema = registry.contents(
+        json.loads((DOCS / name).read_text(encoding="utf-8"))["$id"])
+    jsonschema.Draft202012Validator(schema, registry=registry).validate(doc)
+    return doc
+
+
+def _json(proc: Any) -> dict[str, Any]:
+    assert proc.stdout.count("\n") == 1, describe(proc)  # one document, one line
+    return json.loads(proc.stdout)
+
+
+def test_run_and_one_shot_commands_print_json_in_their_documented_shapes(
+        tmp_path: Path) -> None:
+    crm, mail = tmp_path / "crm.json", tmp_path / "mail.json"
+    seed(crm, {"c/1": ("contact", {"email": "ann@example.org"}),
+               "c/2": ("contact", {"email": "bob@example.org"}),
+               "c/3": ("contact", {"email": "cy@example.org"})})
+    seed(mail, {"m/1": ("message", {"email": "ann@example.org"})})
+    config = write_config(tmp_path, {"crm": memory_system(crm), "mail": memory_system(mail)})
+
+    plan = _valid(_json(run_cli("erase", "--email", "ann@example.org", "--dry-run", "--json",
+                                config=config)), "request-result.schema.json")
+    assert plan["dry_run"] and plan["request"] is None
+    assert {p["system"]: p["actionable"] for p in plan["plan"]} == {"crm": 1, "mail": 1}
+    assert set(stored_items(crm)) == {"c/1", "c/2", "c/3"}  # a dry run changes nothing
+
+    erased = run_cli("erase", "--email", "ann@example.org", "--verified", "--json",
+                     config=config)
+    assert erased.returncode == 0, describe(erased)
+    doc = _valid(_json(erased), "request-result.schema.json")
+    assert doc["type"] == "erasure" and RID.fullmatch(doc["request"])
+    assert {r["body"]["system"]: r["body"]["outcome"] for r in doc["receipts"]} == {
+        "crm": "completed", "mail": "completed"}
+    (req,) = doc["run"]["requests"]
+    assert (req["request"], req["state"], req["outcome"]) == (
+        doc["request"], "finished", "completed")
+    assert "c/1" not in stored_items(crm)
+
+    access = _valid(_json(run_cli("export", "--email", "bob@example.org", "--verified",
+                                  "--json", config=config)), "request-result.schema.json")
+    (req,) = access["run"]["requests"]
+    assert req["package"] and Path(req["package"]).is_file()
+
+    restricted = run_cli("restrict", "--email", "cy@example.org", "--verified", "--json",
+                         config=config)
+    _valid(_json(restricted), "request-result.schema.json")
+
+    created = [run_cli("request", "create", "--type", t, "--email", "cy@example.org",
+                       "--verified", config=config).stdout.strip()
+               for t in ("access", "erasure")]
+    ran = run_cli("run", "--json", config=config)
+    assert ran.returncode == 0, describe(ran)
+    report = _valid(_json(ran), "run.schema.json")
+    assert {r["request"]: r["state"] for r in report["requests"]} == {
+        rid: "finished" for rid in created}
+    assert report["ok"] and report["head"]["count"] == 10  # 5 requests x 2 systems
+    # JSON holds no identifier
+    assert "example.org" not in erased.stdout + access["run"].__repr__() + ran.stdout
+
+
+def test_an_idle_run_prints_nothing_and_a_busy_one_names_each_request(
+        tmp_path: Path) -> None:
+    crm = tmp_path / "crm.json"
+    seed(crm, {"c/1": ("contact", {"email": "ann@example.org"})})
+    config = write_config(tmp_path, {"crm": memory_system(crm)})
+    rids = [run_cli("request", "create", "--type", t, "--email", "ann@example.org",
+                    "--verified", config=config).stdout.strip() for t in ("find", "access")]
+    busy = run_cli("run", config=config)
+    assert busy.returncode == 0, describe(busy)
+    lines = busy.stdout.splitlines()
+    assert f"{rids[0]} find: finished, completed" in lines, describe(busy)
+    assert f"{rids[1]} access: finished, completed" in lines, describe(busy)
+    assert all(RID.search(line) for line in lines), describe(busy)  # every line names one
+    # from cron, every few minutes: nothing due, nothing said, on either stream
+    idle = run_cli("run", config=config)
+    assert (idle.returncode, idle.stdout, idle.stderr) == (0, "", ""), describe(idle)
+    told = run_cli("run", "-v", config=config)
+    assert told.returncode == 0 and re.search(r"nothing due; chain head: 2 [0-9a-f]{64}",
+                                              told.stderr), describe(told)
+    idle_json = _valid(_json(run_cli("run", "--json", config=config)), "run.schema.json")
+    assert idle_json["requests"] == [] and idle_json["head"]["count"] == 2
+
+
+def test_errors_are_one_line_on_stderr(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"crm": memory_system(tmp_path / "crm.json")})
+    cases = {
+        ("erase", "--bogus"): "error: No such option: --bogus (`erasure erase --help`)",
+        ("status", "--limit", "many"): "error: Invalid value for '--limit'",
+        ("erase", "--email", "not-an-address", "--verified", "--json"):
+            "error: email: invalid email address",
+    }
+    for args, line in cases.items():
+        proc = run_cli(*args, config=config)
+        assert proc.returncode == 2 and proc.stdout == "", describe(proc)
+        (only,) = error_lines(proc)
+        assert only.startswith(line) and "╭" not in proc.stderr, describe(proc)
+
+
+def test_help_texts_and_version(tmp_path: Path) -> None:
+    import typer
+
+    from erasure.cli import app
+
+    top = run_cli("--help")
+    assert top.returncode == 0 and "GDPR data-subject requests" in top.stdout, top.stdout
+    version = run_cli("--version")
+    assert version.returncode == 0 and re.fullmatch(r"erasure \d+\.\d+\S*\n", version.stdout)
+    # every command's help is written for an operator: no code docstring, no reST
+    commands: list[tuple[str, Any]] = []
+    todo = [("erasure", typer.main.get_command(app))]
+    while todo:
+        path, group = todo.pop()
+        for name, cmd in getattr(group, "commands", {}).items():
+            todo.append((f"{path} {name}", cmd))
+            commands.append((f"{path} {name}", cmd))
+    assert len(commands) > 30
+    for path, cmd in commands:
+        text = cmd.help or ""
+        assert text.strip(), path
+        assert "``" not in text and "What the" not in text and ":param" not in text, path
+    helps = {path: cmd.help for path, cmd in commands}
+    assert "Art. 18" in helps["erasure restrict"] and "rase" not in helps["erasure restrict"]
+    assert "Art. 17" in helps["erasure erase"]
+
+
+def test_an_address_in_a_special_use_domain_is_an_identifier_like_any_other(
+        tmp_path: Path) -> None:
+    crm = tmp_path / "crm.json"
+    seed(crm, {"c/1": ("contact", {"email": "ann@shop.test"}),
+               "c/2": ("contact", {"email": "bob@intranet.local"}),
+               "c/3": ("contact", {"email": "keep@shop.example"})})
+    config = write_config(tmp_path, {"crm": memory_system(crm)})
+    proc = run_cli("erase", "--email", "Ann@Shop.TEST", "--email", "bob@intranet.local",
+                   "--verified", config=config)
+    assert proc.returncode == 0, describe(proc)
+    assert set(stored_items(crm)) == {"c/3"}
+    bad = run_cli("erase", "--email", "ann@shop..test", "--verified", config=config)
+    assert bad.returncode == 2 and "invalid email address" in bad.stderr, describe(bad)
+
+
+def _env_without(*names: str) -> dict[str, str]:
+    env = cli_env()
+    for name in names:
+        env.pop(name, None)
+    return env
