@@ -112,7 +112,7 @@ def _state(summary: RunSummary, rid: str) -> str:
 def run_report(summary: RunSummary) -> dict[str, Any]:
     """What one ``erasure run`` did: each request it worked on and where it stands, the
     tasks that failed or wait for an operator, and the receipt chain's head."""
-    problems = {"failed": summary.failed, "blocked": summary.blocked}
+    problems = {"failed": summary.failed, "blocked": summary.blocked, "held": summary.held}
     return {
         "format": FORMAT,
         "requests": [{
