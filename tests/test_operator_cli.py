@@ -185,3 +185,76 @@ def _env_without(*names: str) -> dict[str, str]:
     for name in names:
         env.pop(name, None)
     return env
+
+
+def test_commands_resolve_only_the_secrets_of_the_systems_they_contact(tmp_path: Path) -> None:
+    crm, vault = tmp_path / "crm.json", tmp_path / "vault.json"
+    seed(crm, {"c/1": ("contact", {"email": "ann@example.org"})})
+    seed(vault, {"v/1": ("doc", {"email": "ann@example.org"})})
+    config = write_config(tmp_path, {
+        "crm": memory_system(crm),
+        "vault": memory_system(vault, password={"env": "OPCLI_VAULT_PASSWORD"})})
+    with_secret = cli_env({"OPCLI_VAULT_PASSWORD": "s3cret"})
+    done = run_cli("erase", "--email", "ann@example.org", "--verified", config=config,
+                   env=with_secret)
+    assert done.returncode == 0, describe(done)
+    # After the run, without the secret: what touches no system works
+    without = _env_without("OPCLI_VAULT_PASSWORD")
+    for args in (("status",), ("receipts", "verify"),
+                 ("request", "create", "--type", "erasure", "--email", "bob@example.org",
+                  "--verified")):
+        proc = run_cli(*args, config=config, env=without)
+        assert proc.returncode == 0, describe(proc)
+    # what contacts the system says, in one line, which variable it needs; nothing is done
+    ran = run_cli("run", config=config, env=without)
+    assert ran.returncode == 2 and ran.stdout == "", describe(ran)
+    (line,) = error_lines(ran)
+    assert "systems.vault.password: environment variable OPCLI_VAULT_PASSWORD is not set" \
+        in line, describe(ran)
+    assert "s3cret" not in ran.stderr + ran.stdout
+    check = run_cli("config", "check", config=config, env=without)
+    assert check.returncode == 2 and "OPCLI_VAULT_PASSWORD" in check.stderr, describe(check)
+
+
+# what a command imports: a subprocess runs it and reports sys.modules
+_IMPORTS = """
+import json, sys
+from erasure.cli import run_app
+code = run_app(sys.argv[2:])
+with open(sys.argv[1], "w") as fh:
+    json.dump(sorted({m.split(".")[0] for m in sys.modules}), fh)
+sys.exit(code)
+"""
+_HEAVY = {"boto3", "botocore", "zenpy", "simple_salesforce", "fastapi", "uvicorn"}
+_CONNECTORS = {"erasure_s3", "erasure_sql", "erasure_mail", "erasure_zendesk",
+               "erasure_salesforce", "erasure_notify"}
+
+
+def _imported(tmp_path: Path, *args: str) -> set[str]:
+    import subprocess
+    import sys
+
+    out = tmp_path / "modules.json"
+    proc = subprocess.run([sys.executable, "-c", _IMPORTS, str(out), *args],
+                          capture_output=True, text=True, timeout=60,
+                          env=cli_env(block=None))  # every installed plugin may load
+    assert proc.returncode == 0, describe(proc)
+    return set(json.loads(out.read_text(encoding="utf-8")))
+
+
+def test_start_up_imports_only_what_the_command_uses(tmp_path: Path) -> None:
+    crm = tmp_path / "crm.json"
+    seed(crm, {"c/1": ("contact", {"email": "ann@example.org"})})
+    config = write_config(tmp_path, {"crm": memory_system(crm)})
+    assert run_cli("find", "--email", "ann@example.org", config=config).returncode == 0
+    c = ("-c", str(config))
+    for args in (("--version",), ("--help",)):
+        mods = _imported(tmp_path, *args)
+        assert not mods & (_HEAVY | _CONNECTORS | {"sqlalchemy", "pydantic"}), (args, mods)
+    for args in (("receipts", "verify", *c),
+                 ("request", "create", "--type", "find", "--email", "b@example.org", *c)):
+        mods = _imported(tmp_path, *args)
+        assert not mods & (_HEAVY | _CONNECTORS), (args, mods & (_HEAVY | _CONNECTORS))
+    # status reads which systems keep a retention (the connectors say): never their clients
+    mods = _imported(tmp_path, "status", *c)
+    assert not mods & _HEAVY, mods & _HEAVY

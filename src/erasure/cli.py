@@ -75,7 +75,7 @@ def request_create(
     --request-key, or same ticket, type and identifiers) is the one recorded before."""
     from dataclasses import replace
 
-    with _orchestrator(config) as orch, _errors():
+    with _orchestrator(config, connectors=False) as orch, _errors():
         spec = replace(_spec(type, email, phone, customer_id, user_id, name, ip, ticket,
                              verified, override_unverified, received, id_space,
                              corrections, scope),
@@ -108,7 +108,7 @@ def request_import(
             _fail(f"cannot read {file}: {exc.strerror or exc}")
     from .orchestrator import RequestSpec
 
-    with _orchestrator(config) as orch, _errors():
+    with _orchestrator(config, connectors=False) as orch, _errors():
         specs = []
         for n, row in enumerate(rows, start=2):
             try:
@@ -149,7 +149,7 @@ def request_verify(
     that waited for it goes on at the next `erasure run`."""
     import getpass
 
-    with _orchestrator(config) as orch, _errors():
+    with _orchestrator(config, connectors=False) as orch, _errors():
         orch.verify(request_id, method, by or getpass.getuser())
         out.print(f"{request_id} verified ({method}); `erasure run` carries it out",
                   highlight=False, markup=False)
@@ -162,7 +162,7 @@ def request_extend(
     months: Annotated[int, typer.Option(help="1 or 2 months.")] = 2, config: ConfigOpt = None,
 ) -> None:
     """Extend a request's deadline (GDPR Art. 12(3)); the reason is recorded."""
-    with _orchestrator(config) as orch, _errors():
+    with _orchestrator(config, connectors=False) as orch, _errors():
         due = orch.extend(request_id, months, reason)
         out.print(f"{request_id} now due {due:%Y-%m-%d}")
 
@@ -177,7 +177,7 @@ def package_get(
 ) -> None:
     """Deliver the package of an access or portability request (a zip) and record it
     delivered; a package of a person erased since then is deleted once delivered."""
-    with _orchestrator(config) as orch, _errors():
+    with _orchestrator(config, connectors=False) as orch, _errors():
         if output is None:
             if sys.stdout.isatty():
                 _fail("the package is a zip: give -o FILE, or redirect the output")
@@ -248,7 +248,7 @@ def run(
 ) -> None:
     """Process every due request: a line per request on stdout, what needs an operator on
     stderr. Safe to run from cron, and two at once; with nothing due it prints nothing."""
-    with _orchestrator(config) as orch, _errors(), _interruptible():
+    with _orchestrator(config, contacts=True) as orch, _errors(), _interruptible():
         if request:
             for rid in request:
                 orch.get_request(rid)
@@ -271,7 +271,7 @@ def _one_shot(rtype: RequestType, email: list[str] | None, phone: list[str] | No
               scope: str | None = None, json_: bool = False) -> None:
     incomplete: list[tuple[str, str]] = []
     doc: dict[str, object] | None = None
-    with _orchestrator(config) as orch, _errors():
+    with _orchestrator(config, contacts=True) as orch, _errors():
         spec = _spec(rtype, email, phone, customer_id, user_id, name, ip, ticket, verified,
                      override, id_space=id_space, corrections=corrections, scope=scope)
         if dry_run and json_:

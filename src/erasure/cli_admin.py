@@ -47,7 +47,7 @@ def receipts_show(request_id: Annotated[str, typer.Argument(
     """Print a request's (or a retention sweep's) receipts as a table."""
     from .ledger import ledger_exists
 
-    with _orchestrator(config) as orch, _errors():
+    with _orchestrator(config, connectors=False) as orch, _errors():
         if request_id.startswith("sweep-"):
             receipts = (orch.ledger.receipts(request_id)
                         if ledger_exists(orch.config.host.ledger_url()) else [])
@@ -79,7 +79,7 @@ def receipts_export(
     """Write receipts, the signed chain head and the public key as JSON (docs/receipts.md)."""
     from .heads import export
 
-    with _orchestrator(config) as orch, _errors():
+    with _orchestrator(config, connectors=False) as orch, _errors():
         if request:
             orch.get_request(request)
         data = export(orch.chain, request)
@@ -122,7 +122,7 @@ def receipts_verify(
                 _fail(f"cannot read receipts file {file}: {exc}")
         cut: list[str] = []
         if file is None:
-            with _orchestrator(config) as orch:
+            with _orchestrator(config, connectors=False) as orch:
                 data = ledger_export(orch.ledger)
                 key_text = key_text or orch.keys.public_text
                 # the ledger against the heads signed before (its own and the one kept
@@ -184,7 +184,8 @@ def systems_check(
         if host.export_dir is not None]
     for path in wide[:20]:
         err.print(f"warning: {path} can be read by others than its owner "
-                  "(folders should be 0700, files 0600)")
+                  "(folders should be 0700, files 0600)", soft_wrap=True, highlight=False,
+                  markup=False)
     for name, problem in problems.items():
         lines = found.get(name, [])
         if problem:
@@ -266,7 +267,7 @@ def config_check(config: ConfigOpt = None) -> None:
     system's plugin is blocked or failed to load: the config is valid, the system would not
     be covered)."""
     with _errors():
-        cfg, plugins = _load(config)
+        cfg, plugins = _load(config, strict=True)
     out.print(f"[green]OK[/]: {len(cfg.systems)} systems in {cfg.path}")
     uncovered = {name: plugins.failure_for(s.connector) for name, s in cfg.systems.items()
                  if s.connector not in plugins.registry}
@@ -288,7 +289,7 @@ def config_check(config: ConfigOpt = None) -> None:
 @keys_app.command("show-public")
 def keys_show_public(config: ConfigOpt = None) -> None:
     """Print the public key that verifies receipts."""
-    with _orchestrator(config) as orch:
+    with _orchestrator(config, connectors=False) as orch:
         out.print(orch.keys.public_text)
 
 

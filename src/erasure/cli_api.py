@@ -73,7 +73,7 @@ def tokens_create(
         _fail("--callback-secret makes a secret; --callback-secret-env names one: not both")
     if callback_secret_env is not None and not _ENV_NAME.match(callback_secret_env):
         _fail("--callback-secret-env takes an environment variable's name (A-Z, 0-9, _)")
-    with _orchestrator(config) as orch, _errors():
+    with _orchestrator(config, connectors=False) as orch, _errors():
         ref, made = None, None
         if callback_secret_env is not None:
             ref = f"env:{callback_secret_env}"
@@ -94,7 +94,7 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list(config: ConfigOpt = None) -> None:
     """Tokens with their scopes, expiry and whether they were revoked (never the token)."""
-    with _orchestrator(config) as orch, _errors():
+    with _orchestrator(config, connectors=False) as orch, _errors():
         table = compact_table("API tokens")
         for col in ("id", "scopes", "created (UTC)", "expires (UTC)", "revoked (UTC)",
                     "callbacks signed with"):
@@ -113,7 +113,7 @@ def tokens_list(config: ConfigOpt = None) -> None:
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: str, config: ConfigOpt = None) -> None:
     """Revoke a token by its id (`erasure tokens list`); it is refused from now on."""
-    with _orchestrator(config) as orch, _errors():
+    with _orchestrator(config, connectors=False) as orch, _errors():
         if not orch.ledger.revoke_token(token_id):
             _fail(f"no active token {token_id!r}")
         out.print(f"token {token_id} revoked")

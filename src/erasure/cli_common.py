@@ -137,17 +137,32 @@ def _errors() -> Iterator[None]:
         raise
 
 
-def _load(config: Path | None) -> tuple[Config, PluginHost]:
+def _load(config: Path | None, *, connectors: bool = True, strict: bool = False
+          ) -> tuple[Config, PluginHost]:
+    """The configuration and the plugins. Without ``connectors``, no connector is imported
+    (a command that contacts no system: receipts, request, approve...) and the systems'
+    settings are not checked against them. Unless ``strict`` (``config check``), a
+    system's secret that is not set fails only a command that contacts that system."""
     from .config import load_config
     from .plugins import PluginHost
 
-    plugins = PluginHost.load()
+    plugins = PluginHost.load(entry_points=connectors)
     for f in plugins.failures:
         err.print(f"[yellow]warning:[/] plugin {f.plugin} failed to load: {f.error}")
     uncovered = frozenset(f.plugin for f in plugins.failures) | plugins.blocked
-    cfg = load_config(config, known_connectors=plugins.registry.classes(),
-                      uncovered=uncovered)
+    cfg = load_config(config, known_connectors=plugins.registry.classes() if connectors
+                      else None, uncovered=uncovered, defer_secrets=not strict)
     return cfg, plugins
+
+
+def _require_secrets(orch: Orchestrator) -> None:
+    """Before a command that may contact every system (run, erase...): a secret that is
+    not set stops it, one line naming the variable, nothing done."""
+    unset = [line for s in orch.systems.values() for line in s.config.unset]
+    if unset:
+        more = (f" (and {len(unset) - 1} more: `erasure config check` lists them)"
+                if len(unset) > 1 else "")
+        _fail(unset[0] + more)
 
 
 def _progress(p: Progress) -> Callable[[str, int, int], None]:
@@ -161,17 +176,23 @@ def _progress(p: Progress) -> Callable[[str, int, int], None]:
 
 
 @contextmanager
-def _orchestrator(config: Path | None) -> Iterator[Orchestrator]:
+def _orchestrator(config: Path | None, *, connectors: bool = True,
+                  contacts: bool = False) -> Iterator[Orchestrator]:
+    """The orchestrator of the configuration; ``connectors=False`` for a command that
+    contacts no system (see :func:`_load`), ``contacts`` for one that may contact every
+    system (its secrets must all be set)."""
     from .orchestrator import Orchestrator
 
     with _errors():
-        cfg, plugins = _load(config)
+        cfg, plugins = _load(config, connectors=connectors)
         # Bars only on a terminal: piped or logged (cron), a transient bar leaves blank lines.
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             console=err, transient=True) if err.is_terminal else None
         orch = Orchestrator(cfg, plugins,
                             progress=_progress(progress) if progress is not None else None)
         try:
+            if contacts:
+                _require_secrets(orch)
             with progress if progress is not None else nullcontext():
                 yield orch
         finally:

@@ -244,6 +244,9 @@ class SystemConfig:
     settings: Mapping[str, Any] = field(default_factory=dict)
     #: what the access package says about the system (Art. 15; statement.py)
     statement: SystemStatement = field(default_factory=SystemStatement)
+    #: env references of its settings that are not set (``defer_secrets``), one line
+    #: each: the system cannot be contacted, every other command works
+    unset: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"SystemConfig({self.name!r}, connector={self.connector!r}, policy={self.policy})"
@@ -270,8 +273,11 @@ class Config:
             if s.enabled and (names is None or name in names)})
 
 
-def _resolve(value: Any, where: str, problems: list[str], env: Mapping[str, str]) -> Any:
-    """Resolve ``{ env = "NAME" }`` references and reject inline secrets."""
+def _resolve(value: Any, where: str, problems: list[str], env: Mapping[str, str],
+             unset: list[str] | None = None) -> Any:
+    """Resolve ``{ env = "NAME" }`` references and reject inline secrets. A variable that
+    is not set is a problem, or with ``unset`` is noted there (a secret needed only to
+    contact the system)."""
     if isinstance(value, dict):
         if set(value) == {"env"}:
             name = value["env"]
@@ -279,12 +285,15 @@ def _resolve(value: Any, where: str, problems: list[str], env: Mapping[str, str]
                 problems.append(f"{where}: env reference needs a variable name")
                 return None
             if name not in env:
-                problems.append(f"{where}: environment variable {name} is not set")
+                (problems if unset is None else unset).append(
+                    f"{where}: environment variable {name} is not set")
                 return None
             return env[name]
-        return {k: _resolve(v, f"{where}.{k}", problems, env) for k, v in value.items()}
+        return {k: _resolve(v, f"{where}.{k}", problems, env, unset)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve(v, f"{where}[{i}]", problems, env) for i, v in enumerate(value)]
+        return [_resolve(v, f"{where}[{i}]", problems, env, unset)
+                for i, v in enumerate(value)]
     if isinstance(value, str):
         parts = where.split(".")
         key = parts[-1]
@@ -353,10 +362,15 @@ def parse_config(
     uncovered: frozenset[str] = frozenset(),
     path: Path | None = None,
     env: Mapping[str, str] | None = None,
+    defer_secrets: bool = False,
 ) -> Config:
     """Validate raw TOML data. ``known_connectors`` maps connector names to classes whose
     ``Settings`` validate each system; names in ``uncovered`` belong to plugins that failed
     to load and are accepted (their systems will be reported as not covered).
+
+    ``defer_secrets``: a system's env reference that is not set is no problem now: the
+    system keeps it in ``unset`` (its settings are validated once it is set), and only
+    contacting it fails, naming the variable.
     """
     env = os.environ if env is None else env
     problems: list[str] = []
@@ -389,7 +403,8 @@ def parse_config(
         if not isinstance(section, dict):
             problems.append(f"{where}: must be a table")
             continue
-        resolved = _resolve(dict(section), where, problems, env)
+        unset: list[str] | None = [] if defer_secrets else None
+        resolved = _resolve(dict(section), where, problems, env, unset)
         connector = resolved.pop("connector", None)
         if not isinstance(connector, str) or not connector:
             problems.append(f"{where}.connector: missing (name the connector, e.g. \"sql\")")
@@ -415,7 +430,7 @@ def parse_config(
                     f"{where}.connector: unknown connector {connector!r} (installed: {known})"
                 )
                 continue
-            if cls is not None:
+            if cls is not None and not unset:
                 try:
                     cls.Settings.model_validate(resolved)  # type: ignore[attr-defined]
                 except ValidationError as exc:
@@ -430,6 +445,7 @@ def parse_config(
             max_attempts=max_attempts,
             settings=resolved,
             statement=statement,
+            unset=tuple(unset or ()),
         )
     id_spaces = _id_spaces(data.get("id_spaces", {}), raw_systems, problems)
     controller = parse_controller(
@@ -505,8 +521,10 @@ def load_config(
     *,
     known_connectors: Mapping[str, type] | None = None,
     uncovered: frozenset[str] = frozenset(),
+    defer_secrets: bool = False,
 ) -> Config:
-    """Read and validate a TOML config file. Raises :class:`ConfigError` listing all problems."""
+    """Read and validate a TOML config file (``defer_secrets``: see :func:`parse_config`).
+    Raises :class:`ConfigError` listing all problems."""
     p = config_path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -517,5 +535,6 @@ def load_config(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {p} is not valid TOML: {exc}") from None
     return parse_config(
-        data, known_connectors=known_connectors, uncovered=uncovered, path=p.resolve()
+        data, known_connectors=known_connectors, uncovered=uncovered, path=p.resolve(),
+        defer_secrets=defer_secrets,
     )

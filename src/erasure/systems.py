@@ -97,6 +97,9 @@ class System:
         with self._lock:
             if self._connector is None:
                 assert self.cls is not None
+                if self.config.unset:
+                    # a secret is needed now and is not there: say which, once
+                    raise ConfigError(self.config.unset[0])
                 raw = dict(self.config.settings)
                 if (self.phone_region and "phone_region" in self.cls.Settings.model_fields
                         and raw.get("phone_region") is None):
