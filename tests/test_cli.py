@@ -46,7 +46,7 @@ ALICE = {"crm": {"contact/1"}, "helpdesk": {"user/77", "ticket/501"}}
 OTHERS = {"crm": {"contact/2", "contact/3"}, "helpdesk": {"user/78"}}
 RID = re.compile(r"\br-[0-9a-f]{16}\b")
 RECEIPT = ("system", "action", "outcome", "found", "acted", "review", "failed", "residue",
-           "tries")
+           "calls")
 STATUS = ("request", "ticket", "type", "status", "received", "due", "days left")
 PLAN = ("system", "connector", "policy", "action", "found", "would act on", "review only")
 SYSTEMS = ("system", "connector", "version", "policy", "status")

@@ -36,6 +36,14 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert re.search(r"shop-db\s*[│┃]\s*completed\s*[│┃]\s*completed", fixes), fixes
     assert re.search(r"mailbox\s*[│┃]\s*not covered\s*[│┃]\s*not covered", fixes), fixes
     assert "Jim's phone is now +4915199999990; marketing_ok = 0" in fixes
+    # its words say what happened (issue 26 item 7): nothing is erasable under a legal
+    # hold, the counts after the erasure are everyone's, no raw Python values
+    assert re.search(r"tax-archive\s*[│┃]\s*retain\s*[│┃]\s*1\s*[│┃]\s*0 \(keeps 1\)",
+                     res.stdout), res.stdout
+    assert "erasable" not in res.stdout and "What is left" not in res.stdout
+    assert "4. What the systems hold now (everyone's items)" in res.stdout
+    assert "anonymised: billing_email erased+100@invalid, billing_name (empty)" in res.stdout
+    assert "('" not in res.stdout and "None)" not in res.stdout
     assert (folder / "state" / "ledger.db").exists()
     keys = folder / "state" / "keys" / "signing.key"
     assert keys.stat().st_mode & 0o777 == 0o600

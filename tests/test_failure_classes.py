@@ -35,7 +35,7 @@ RID = re.compile(r"\br-[0-9a-f]{16}\b")
 STATUS = ("request", "ticket", "type", "status", "received", "due", "days left")
 TASKS = ("request", "system", "state", "next try (UTC)", "last error")
 RECEIPT = ("system", "action", "outcome", "found", "acted", "review", "failed", "residue",
-           "tries")
+           "calls")
 PLAN = ("system", "connector", "policy", "action", "found", "would act on", "review only")
 
 

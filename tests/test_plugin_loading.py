@@ -27,7 +27,7 @@ from clihelpers import (
 
 CONNECTORS = ("connector", "version", "capabilities", "plugin")
 RECEIPT = ("system", "action", "outcome", "found", "acted", "review", "failed", "residue",
-           "tries")
+           "calls")
 
 BROKEN_MODULE = 'raise ImportError("No module named \'acme_sdk\' (install acme-sdk)")\n'
 

@@ -382,7 +382,8 @@ def run_demo(folder: Path, out: Console) -> int:
     orch = Orchestrator(config, plugins)
     try:
         _seed(plugins, orch, root)
-        out.rule("[bold]erasure demo")
+        # a title line, not a rule: piped (tee, a log) a rule is as wide as the console
+        out.print("[bold]erasure demo[/]")
         out.print(f"Config: {cfg_path}\nSystems: {', '.join(orch.systems)}\n"
                   "Subject: alice@example.com, customer C-1001. Also seeded: a lookalike "
                   "(jimalice@example.com), Bob, who shares Alice's phone, and Carol, whose "
@@ -390,7 +391,7 @@ def run_demo(folder: Path, out: Console) -> int:
 
         plan = orch.plan(RequestSpec(RequestType.FIND, SUBJECT, verified=True))
         table = Table(title="1. Find (dry run: nothing changed)")
-        for col in ("system", "policy", "found", "erasable", "review only (weak match)"):
+        for col in ("system", "policy", "found", "would erase", "review only (weak match)"):
             table.add_column(col)
         for line in plan:
             cls = orch.systems[line.system].cls
@@ -398,7 +399,10 @@ def run_demo(folder: Path, out: Console) -> int:
                 # a processor with no API is never searched: told, not "found 0"
                 table.add_row(line.system, line.policy, "-", "-", "(not searched: told)")
                 continue
-            table.add_row(line.system, line.policy, str(line.found), str(line.actionable),
+            # under a legal hold (policy retain) nothing is erasable: what it holds is kept
+            erasable = (str(line.actionable) if line.policy != "retain"
+                        else f"0 (keeps {line.actionable})")
+            table.add_row(line.system, line.policy, str(line.found), erasable,
                           str(line.review))
         out.print(table)
 
@@ -440,9 +444,13 @@ def run_demo(folder: Path, out: Console) -> int:
                                   r.outcome)
             out.print(sweep)
 
-        left = Table(title="4. What is left")
+        # Everyone's items, counted after the erasure: the others' records (Jim, Bob, Carol)
+        # and what is kept under a legal reason, not residue of Alice's.
+        left = Table(title="4. What the systems hold now (everyone's items)",
+                     caption="Alice's data is gone except her invoice, kept for tax; the "
+                             "rest are other people's records.", caption_justify="left")
         left.add_column("system")
-        left.add_column("items left")
+        left.add_column("items (all people)")
         for name in ("crm", "helpdesk", "mail-archive", "tax-archive"):
             if name == "crm" and sf_demo is not None:
                 left.add_row("crm (Salesforce records, Recycle Bin included)",
@@ -475,7 +483,10 @@ def run_demo(folder: Path, out: Console) -> int:
             left.add_row("files exports/customers.csv rows", str(rows.read().count(b"\n") - 1))
         out.print(left)
         if "shop-db" in orch.systems:
-            out.print(f"Alice's invoice is kept for tax, anonymised: {row}")
+            email, name = row
+            out.print("Alice's invoice is kept for tax, anonymised: billing_email "
+                      f"{email}, billing_name {name if name is not None else '(empty)'}",
+                      highlight=False, markup=False)
         out.print("Jim (lookalike address), Bob (shared phone, review only) and Carol (C-1001 "
                   "in the helpdesk's own id space) are untouched; the invoice is retained "
                   "under its legal reason.\n")

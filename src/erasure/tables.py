@@ -27,7 +27,7 @@ def receipts_table(receipts: list[dict[str, Any]], title: str = "Receipts") -> T
     table = compact_table(title)
     cols = ["request"] if several else []
     cols += ["system", "action", "outcome", "found", "acted", "review", "failed",
-             "unsupported", "retained", "residue", "tries"]
+             "unsupported", "retained", "residue", "calls"]
     for col in cols:
         table.add_column(col, overflow="fold", no_wrap=col != "request", min_width=len(col))
     notes = []
@@ -48,6 +48,7 @@ def receipts_table(receipts: list[dict[str, Any]], title: str = "Receipts") -> T
             f"[{colour.get(b['outcome'], 'white')}]{b['outcome']}[/]",
             str(c["found"]), str(acted), str(c["review"]), str(c.get("failed", 0)),
             str(c.get("not_supported", 0)), str(c.get("retained", 0)), str(c["residue"]),
+            # every call made to the system (find, act, verify), retries included
             str(sum(b.get("attempts", {}).values())),
         )
     if notes:
