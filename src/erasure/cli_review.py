@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from .cli_common import ConfigOpt, _errors, _orchestrator, app, out
-from .engine.review import ReviewItem
 from .tables import compact_table
+
+if TYPE_CHECKING:  # the engine (SQLAlchemy, pydantic) only when a command runs
+    from .engine.review import ReviewItem
 
 __all__ = ["approve", "plan", "review"]
 
