@@ -44,6 +44,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "4. What the systems hold now (everyone's items)" in res.stdout
     assert "anonymised: billing_email erased+100@invalid, billing_name (empty)" in res.stdout
     assert "('" not in res.stdout and "None)" not in res.stdout
+    # how to reach the command: it is in the virtualenv, not on PATH
+    exe = Path(sys.executable).parent / "erasure"
+    assert f"Try: {exe} --help; {exe} status --all -c " in res.stdout, res.stdout
     assert (folder / "state" / "ledger.db").exists()
     keys = folder / "state" / "keys" / "signing.key"
     assert keys.stat().st_mode & 0o777 == 0o600

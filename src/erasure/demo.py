@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -499,7 +500,12 @@ def run_demo(folder: Path, out: Console) -> int:
         out.print(head_line(*orch.chain.ensure_head()), soft_wrap=True,
                   highlight=False)
         out.print(f"Public key: {orch.keys.public_text}")
-        out.print(f"Try: erasure --help; erasure status --all -c {cfg_path}")
+        # `erasure` is in the virtualenv's bin, not on PATH unless it is activated
+        exe = Path(sys.executable).parent / "erasure"
+        cmd = str(exe) if exe.exists() else "erasure"
+        out.print(f"Try: {cmd} --help; {cmd} status --all -c {cfg_path} (or `source "
+                  f"{exe.parent}/activate` first, then `erasure ...`)", soft_wrap=True,
+                  highlight=False, markup=False)
         return 0 if summary.ok and report.ok else 1
     finally:
         orch.close()
