@@ -49,6 +49,13 @@ def test_discover_then_erase_john_then_jane_is_left_alone(db: Db, tmp_path: Path
     assert [r["id"] for r in records["orders"]] == [21]  # not Jane's order paid with his card
     assert [r["order_id"] for r in records["order_item"]] == [21]
     assert "Jane" not in json.dumps(records)
+    # Jane's order, reached only through John's card (not its owner's link), is listed for
+    # review (`erasure review`), not exported; the connector says it is not his, so it
+    # leaves the export completed while undecided
+    shown = tmp_path / "access.json"
+    assert cli("receipts", "export", "-o", str(shown), config=config).returncode == 0
+    (body,) = [r["body"] for r in json.loads(shown.read_text())["receipts"]]
+    assert body["counts"]["review"] == 1 and body["outcome"] == "completed", body
     others = everyone_else(db, {**JOHN_ROWS, "payment_card": ("id", set())})
     run = cli("erase", "--email", JOHN, "--verified", config=config)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -85,8 +85,11 @@ def find(ctx: StepContext, works: Sequence[Work], now: float) -> None:
                     if f.system != name:
                         continue  # a connector bug must never attach data elsewhere
                     matched, related = finding_evidence(f, name, spaces, queried[(rid, name)])
-                    if not matched:
-                        continue
+                    if not matched and f.matched:
+                        continue  # matched only what it was not asked: a connector bug
+                    # (A finding that matched nothing is one the connector lists for
+                    # review, e.g. a row reached only through someone else's link: kept,
+                    # never acted on unless an operator includes it.)
                     t.data.merge(f)
                     for r in related:
                         w.known.add(r)

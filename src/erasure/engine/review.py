@@ -99,11 +99,17 @@ def apply_decisions(ctx: StepContext, works: Iterable[Work]) -> None:
             for item, ref in review_refs(ctx, w, name):
                 d = decided.get(item)
                 if d is None:
-                    undecided += 1
+                    undecided += 0 if _not_owned(t.data.findings[ref]) else 1
                 elif d.decision == INCLUDE:
                     t.data.actionable.add(ref)
             t.summary.undecided = undecided
             t.summary.review = len(t.data.findings) - len(t.data.actionable)
+
+
+def _not_owned(f: Finding) -> bool:
+    """A row the connector reached only through someone else's link and says is not the
+    subject's (listed for review; undecided, it does not make its system partial)."""
+    return not f.matched and bool(f.fields) and f.fields[-1] == NOT_OWNED
 
 
 def plan_hash(ctx: StepContext, w: Work) -> str:
