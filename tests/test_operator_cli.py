@@ -26,6 +26,13 @@ from clihelpers import (
 
 DOCS = Path(__file__).parent.parent / "docs"
 RID = re.compile(r"\br-[0-9a-f]{16}\b")
+#: only the memory connector's plugin loads: each command starts faster
+FAST = "sql,mail,notify,s3,salesforce,zendesk"
+
+
+def cli(*args: str, config: Path | None = None, env: dict[str, str] | None = None) -> Any:
+    """``erasure ARGS`` with only the memory connector installed."""
+    return run_cli(*args, config=config, env=env if env is not None else cli_env(block=FAST))
 
 
 def _registry() -> referencing.Registry:
@@ -60,13 +67,13 @@ def test_run_and_one_shot_commands_print_json_in_their_documented_shapes(
     seed(mail, {"m/1": ("message", {"email": "ann@example.org"})})
     config = write_config(tmp_path, {"crm": memory_system(crm), "mail": memory_system(mail)})
 
-    plan = _valid(_json(run_cli("erase", "--email", "ann@example.org", "--dry-run", "--json",
+    plan = _valid(_json(cli("erase", "--email", "ann@example.org", "--dry-run", "--json",
                                 config=config)), "request-result.schema.json")
     assert plan["dry_run"] and plan["request"] is None
     assert {p["system"]: p["actionable"] for p in plan["plan"]} == {"crm": 1, "mail": 1}
     assert set(stored_items(crm)) == {"c/1", "c/2", "c/3"}  # a dry run changes nothing
 
-    erased = run_cli("erase", "--email", "ann@example.org", "--verified", "--json",
+    erased = cli("erase", "--email", "ann@example.org", "--verified", "--json",
                      config=config)
     assert erased.returncode == 0, describe(erased)
     doc = _valid(_json(erased), "request-result.schema.json")
@@ -78,19 +85,18 @@ def test_run_and_one_shot_commands_print_json_in_their_documented_shapes(
         doc["request"], "finished", "completed")
     assert "c/1" not in stored_items(crm)
 
-    access = _valid(_json(run_cli("export", "--email", "bob@example.org", "--verified",
-                                  "--json", config=config)), "request-result.schema.json")
+    exported, restricted = _parallel(lambda a: cli(*a, "--verified", "--json", config=config),
+                                     [("export", "--email", "bob@example.org"),
+                                      ("restrict", "--email", "cy@example.org")])
+    access = _valid(_json(exported), "request-result.schema.json")
     (req,) = access["run"]["requests"]
     assert req["package"] and Path(req["package"]).is_file()
-
-    restricted = run_cli("restrict", "--email", "cy@example.org", "--verified", "--json",
-                         config=config)
     _valid(_json(restricted), "request-result.schema.json")
 
-    created = [run_cli("request", "create", "--type", t, "--email", "cy@example.org",
-                       "--verified", config=config).stdout.strip()
-               for t in ("access", "erasure")]
-    ran = run_cli("run", "--json", config=config)
+    created = [p.stdout.strip() for p in _parallel(
+        lambda t: cli("request", "create", "--type", t, "--email", "cy@example.org",
+                      "--verified", config=config), ["access", "erasure"])]
+    ran = cli("run", "--json", config=config)
     assert ran.returncode == 0, describe(ran)
     report = _valid(_json(ran), "run.schema.json")
     assert {r["request"]: r["state"] for r in report["requests"]} == {
@@ -105,21 +111,22 @@ def test_an_idle_run_prints_nothing_and_a_busy_one_names_each_request(
     crm = tmp_path / "crm.json"
     seed(crm, {"c/1": ("contact", {"email": "ann@example.org"})})
     config = write_config(tmp_path, {"crm": memory_system(crm)})
-    rids = [run_cli("request", "create", "--type", t, "--email", "ann@example.org",
-                    "--verified", config=config).stdout.strip() for t in ("find", "access")]
-    busy = run_cli("run", config=config)
+    rids = [p.stdout.strip() for p in _parallel(
+        lambda t: cli("request", "create", "--type", t, "--email", "ann@example.org",
+                      "--verified", config=config), ["find", "access"])]
+    busy = cli("run", config=config)
     assert busy.returncode == 0, describe(busy)
     lines = busy.stdout.splitlines()
     assert f"{rids[0]} find: finished, completed" in lines, describe(busy)
     assert f"{rids[1]} access: finished, completed" in lines, describe(busy)
     assert all(RID.search(line) for line in lines), describe(busy)  # every line names one
     # from cron, every few minutes: nothing due, nothing said, on either stream
-    idle = run_cli("run", config=config)
+    idle, told, as_json = _parallel(lambda a: cli("run", *a, config=config),
+                                    [(), ("-v",), ("--json",)])
     assert (idle.returncode, idle.stdout, idle.stderr) == (0, "", ""), describe(idle)
-    told = run_cli("run", "-v", config=config)
     assert told.returncode == 0 and re.search(r"nothing due; chain head: 2 [0-9a-f]{64}",
                                               told.stderr), describe(told)
-    idle_json = _valid(_json(run_cli("run", "--json", config=config)), "run.schema.json")
+    idle_json = _valid(_json(as_json), "run.schema.json")
     assert idle_json["requests"] == [] and idle_json["head"]["count"] == 2
 
 
@@ -131,8 +138,8 @@ def test_errors_are_one_line_on_stderr(tmp_path: Path) -> None:
         ("erase", "--email", "not-an-address", "--verified", "--json"):
             "error: email: invalid email address",
     }
-    for args, line in cases.items():
-        proc = run_cli(*args, config=config)
+    procs = _parallel(lambda a: cli(*a, config=config), list(cases))
+    for line, proc in zip(cases.values(), procs, strict=True):
         assert proc.returncode == 2 and proc.stdout == "", describe(proc)
         (only,) = error_lines(proc)
         assert only.startswith(line) and "╭" not in proc.stderr, describe(proc)
@@ -143,9 +150,9 @@ def test_help_texts_and_version(tmp_path: Path) -> None:
 
     from erasure.cli import app
 
-    top = run_cli("--help")
+    top = cli("--help")
     assert top.returncode == 0 and "GDPR data-subject requests" in top.stdout, top.stdout
-    version = run_cli("--version")
+    version = cli("--version")
     assert version.returncode == 0 and re.fullmatch(r"erasure \d+\.\d+\S*\n", version.stdout)
     # every command's help is written for an operator: no code docstring, no reST
     commands: list[tuple[str, Any]] = []
@@ -172,16 +179,16 @@ def test_an_address_in_a_special_use_domain_is_an_identifier_like_any_other(
                "c/2": ("contact", {"email": "bob@intranet.local"}),
                "c/3": ("contact", {"email": "keep@shop.example"})})
     config = write_config(tmp_path, {"crm": memory_system(crm)})
-    proc = run_cli("erase", "--email", "Ann@Shop.TEST", "--email", "bob@intranet.local",
+    proc = cli("erase", "--email", "Ann@Shop.TEST", "--email", "bob@intranet.local",
                    "--verified", config=config)
     assert proc.returncode == 0, describe(proc)
     assert set(stored_items(crm)) == {"c/3"}
-    bad = run_cli("erase", "--email", "ann@shop..test", "--verified", config=config)
+    bad = cli("erase", "--email", "ann@shop..test", "--verified", config=config)
     assert bad.returncode == 2 and "invalid email address" in bad.stderr, describe(bad)
 
 
 def _env_without(*names: str) -> dict[str, str]:
-    env = cli_env()
+    env = cli_env(block=FAST)
     for name in names:
         env.pop(name, None)
     return env
@@ -194,25 +201,25 @@ def test_commands_resolve_only_the_secrets_of_the_systems_they_contact(tmp_path:
     config = write_config(tmp_path, {
         "crm": memory_system(crm),
         "vault": memory_system(vault, password={"env": "OPCLI_VAULT_PASSWORD"})})
-    with_secret = cli_env({"OPCLI_VAULT_PASSWORD": "s3cret"})
-    done = run_cli("erase", "--email", "ann@example.org", "--verified", config=config,
+    with_secret = cli_env({"OPCLI_VAULT_PASSWORD": "s3cret"}, block=FAST)
+    done = cli("erase", "--email", "ann@example.org", "--verified", config=config,
                    env=with_secret)
     assert done.returncode == 0, describe(done)
     # After the run, without the secret: what touches no system works
     without = _env_without("OPCLI_VAULT_PASSWORD")
-    for args in (("status",), ("receipts", "verify"),
-                 ("request", "create", "--type", "erasure", "--email", "bob@example.org",
-                  "--verified")):
-        proc = run_cli(*args, config=config, env=without)
+    light = [("status",), ("receipts", "verify"),
+             ("request", "create", "--type", "erasure", "--email", "bob@example.org",
+              "--verified")]
+    for proc in _parallel(lambda args: cli(*args, config=config, env=without), light):
         assert proc.returncode == 0, describe(proc)
     # what contacts the system says, in one line, which variable it needs; nothing is done
-    ran = run_cli("run", config=config, env=without)
+    ran, check = _parallel(lambda a: cli(*a, config=config, env=without),
+                           [("run",), ("config", "check")])
     assert ran.returncode == 2 and ran.stdout == "", describe(ran)
     (line,) = error_lines(ran)
     assert "systems.vault.password: environment variable OPCLI_VAULT_PASSWORD is not set" \
         in line, describe(ran)
     assert "s3cret" not in ran.stderr + ran.stdout
-    check = run_cli("config", "check", config=config, env=without)
     assert check.returncode == 2 and "OPCLI_VAULT_PASSWORD" in check.stderr, describe(check)
 
 
@@ -234,7 +241,7 @@ def _imported(tmp_path: Path, *args: str) -> set[str]:
     import subprocess
     import sys
 
-    out = tmp_path / "modules.json"
+    out = tmp_path / f"modules-{abs(hash(args))}.json"
     proc = subprocess.run([sys.executable, "-c", _IMPORTS, str(out), *args],
                           capture_output=True, text=True, timeout=60,
                           env=cli_env(block=None))  # every installed plugin may load
@@ -246,15 +253,24 @@ def test_start_up_imports_only_what_the_command_uses(tmp_path: Path) -> None:
     crm = tmp_path / "crm.json"
     seed(crm, {"c/1": ("contact", {"email": "ann@example.org"})})
     config = write_config(tmp_path, {"crm": memory_system(crm)})
-    assert run_cli("find", "--email", "ann@example.org", config=config).returncode == 0
+    assert cli("find", "--email", "ann@example.org", config=config).returncode == 0
     c = ("-c", str(config))
-    for args in (("--version",), ("--help",)):
-        mods = _imported(tmp_path, *args)
-        assert not mods & (_HEAVY | _CONNECTORS | {"sqlalchemy", "pydantic"}), (args, mods)
-    for args in (("receipts", "verify", *c),
-                 ("request", "create", "--type", "find", "--email", "b@example.org", *c)):
-        mods = _imported(tmp_path, *args)
-        assert not mods & (_HEAVY | _CONNECTORS), (args, mods & (_HEAVY | _CONNECTORS))
+    commands = [("--version",), ("--help",), ("receipts", "verify", *c),
+                ("request", "create", "--type", "find", "--email", "b@example.org", *c),
+                ("status", *c)]
+    found = dict(zip(commands, _parallel(lambda a: _imported(tmp_path, *a), commands),
+                     strict=True))
+    for args in commands[:2]:
+        assert not found[args] & (_HEAVY | _CONNECTORS | {"sqlalchemy", "pydantic"}), args
+    for args in commands[2:4]:
+        assert not found[args] & (_HEAVY | _CONNECTORS), (args, found[args] & _CONNECTORS)
     # status reads which systems keep a retention (the connectors say): never their clients
-    mods = _imported(tmp_path, "status", *c)
-    assert not mods & _HEAVY, mods & _HEAVY
+    assert not found[commands[4]] & _HEAVY, found[commands[4]] & _HEAVY
+
+
+def _parallel(fn: Any, items: list[Any]) -> list[Any]:
+    """``fn`` over ``items`` at once (independent commands: keeps the test fast)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return list(pool.map(fn, items))
