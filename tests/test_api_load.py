@@ -127,3 +127,33 @@ def test_concurrent_clients_lose_none_duplicate_none_and_all_finish(
         ledger.close()
     assert per_request == {rid: 1 for v in ids.values() for rid in v}
     assert stored_items(crm) == {}
+
+
+def test_a_status_read_is_one_statement_outside_any_transaction(
+        make_orch: Any, pg_database: Any, monkeypatch: Any) -> None:
+    """A client polls GET /v1/requests/{id}: on PostgreSQL it is one statement outside any
+    transaction (no BEGIN, no ROLLBACK), and it still shows the request, its API fields
+    and every task."""
+    from sqlalchemy import event
+
+    from erasure.api.schemas import SubmitRequest
+    from erasure.api.service import ApiService
+
+    monkeypatch.setenv("T_LEDGER_URL", pg_database.url)
+    orch = make_orch({"erasure": {"ledger": {"env": "T_LEDGER_URL"}},
+                      "systems": {"crm": {"connector": "memory", "store": "rt-crm"},
+                                  "shop": {"connector": "memory", "store": "rt-shop"}}})
+    service = ApiService(orch)
+    status, _ = service.submit(SubmitRequest.model_validate(
+        _body("rt-1", "rt@load.example", "LOAD-RT")), None)
+    orch.run()
+    seen: list[str] = []
+    event.listen(orch.ledger.engine, "before_cursor_execute",
+                 lambda _c, _cur, stmt, *_a: seen.append(stmt))
+    event.listen(orch.ledger.engine, "begin", lambda conn: seen.append(
+        "BEGIN" if not conn.connection.dbapi_connection.autocommit else "autocommit"))
+    shown = service.status(status.id)
+    assert len([s for s in seen if s not in ("BEGIN", "autocommit")]) == 1, seen
+    assert "BEGIN" not in seen
+    assert shown.status == "completed" and shown.subject_request_id == "rt-1"
+    assert [s.system for s in shown.systems] == ["crm", "shop"]
