@@ -170,3 +170,25 @@ def test_review_items_left_undecided_leave_their_system_partial(tmp_path: Path) 
     assert body["outcome"] == "partial", body
     assert "1 review items undecided" in body["not_acted"]
     assert "1 review items undecided" in proc.stdout, describe(proc)
+
+
+def test_decisions_on_an_open_request_waiting_for_a_system(tmp_path: Path) -> None:
+    """Without an approval step, review items can be decided while the request waits for
+    another system's search (recorded under the request's lease, released after)."""
+    crm, desk = tmp_path / "crm.json", tmp_path / "desk.json"
+    seed(crm, CRM)
+    seed(desk, DESK)
+    config = write_config(tmp_path, {
+        "crm": memory_system(crm),
+        "desk": memory_system(desk, fail_first_calls=1, fail_retry_after=3600)})
+    proc = run_cli("erase", "--email", "alice@example.com", "--verified", config=config)
+    assert proc.returncode == 0, describe(proc)
+    rid = proc.stdout.split("r-", 1)[1][:16]
+    got = run_cli("review", "r-" + rid, "--exclude", "crm:1", "--by", "OPS-7", "--json",
+                  config=config)
+    assert got.returncode == 0, describe(got)
+    doc = json.loads(got.stdout)
+    assert doc["status"] == "open" and doc["recorded"][0]["decision"] == "exclude"
+    assert {n["system"]: n["note"] for n in doc["notes"]}["desk"].startswith("not searched")
+    assert ledger_query(config, "SELECT status, lease_owner FROM requests") == [("open", None)]
+    assert set(stored_items(crm)) == set(CRM)  # nothing acted on yet

@@ -7,7 +7,8 @@ stored, encrypted, for the open request.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,12 +182,36 @@ class Desk:
         resolve(view.items, exclude, EXCLUDE, chosen)
         if not chosen.chosen:
             raise UsageError(f"request {request_id} has no review items; nothing was recorded")
-        w = self.writer.load([row])[0]
-        late = sorted({s for s, _i in chosen.chosen
-                       if w.tasks[s].stage is not Stage.FOUND})
-        if late:
-            raise UsageError(f"request {request_id} has acted in {', '.join(late)} already: "
-                             "decisions are taken before a system acts; nothing was recorded")
+        with self._held(row) as held:
+            w = held or self.writer.load([row])[0]
+            late = sorted({s for s, _i in chosen.chosen
+                           if w.tasks[s].stage is not Stage.FOUND})
+            if late:
+                raise UsageError(f"request {request_id} has acted in {', '.join(late)} "
+                                 "already: decisions are taken before a system acts; nothing "
+                                 "was recorded")
+            return self._record(request_id, chosen, by, reason)
+
+    @contextmanager
+    def _held(self, row: RequestRow) -> Iterator[Work | None]:
+        """An open request's work under its lease while decisions are checked and
+        recorded, so that a run cannot start acting in between (a request awaiting
+        approval is never claimed by a run: None, nothing to hold)."""
+        if row.status != "open":
+            yield None
+            return
+        got = self.ledger.claim(1, self.ctx.host.lease_seconds, self.ctx.clock(),
+                                only=[row.id], due_by=float("inf"))
+        if not got:
+            raise UsageError(f"request {row.id} is being worked on by a run; try again when "
+                             "it has finished; nothing was recorded")
+        try:
+            yield self.writer.load(got)[0]
+        finally:
+            self.ledger.release([row.id])
+
+    def _record(self, request_id: str, chosen: Resolved, by: str,
+                reason: str | None) -> ReviewView:
         now = utcnow()
         sealed = None if reason is None else seal_reason(
             self.ctx.keys.digest, lambda data: self.ciphers.encrypt(request_id, data),

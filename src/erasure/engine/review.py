@@ -95,6 +95,13 @@ def apply_decisions(ctx: StepContext, works: Iterable[Work]) -> None:
                 t.summary.undecided = 0  # nothing for review: no hash computed
                 continue
             decided = w.decisions.get(name, {})
+            if not decided:
+                # No decision: the review items are exactly the findings not acted on (no
+                # hash needed: a batch of large tasks pays nothing for review it lacks).
+                t.summary.undecided = sum(
+                    1 for ref, f in t.data.findings.items()
+                    if ref not in t.data.actionable and ref != _NOTICE and not _not_owned(f))
+                continue
             undecided = 0
             for item, ref in review_refs(ctx, w, name):
                 d = decided.get(item)
