@@ -128,10 +128,7 @@ class Runner:
                  self.ledger.count_requests("open") if self.progress else 0)
         done = 0
         seen: set[str] = set()
-        self.chain.check()  # a cut-back ledger is refused before anything is done
-        self.deliver()  # events a crashed run committed and never delivered
-        expire(self.ledger, self.ctx.host.exports(),
-               datetime.fromtimestamp(self.clock(), UTC).replace(tzinfo=None))
+        self.begin()
         while limit is None or done < limit:
             size = host.batch_size if limit is None else min(host.batch_size, limit - done)
             rows = self.ledger.claim(size, host.lease_seconds, self.clock(), only=only,
@@ -140,23 +137,8 @@ class Runner:
                 if rows:
                     self.ledger.release([r.id for r in rows])
                 break
-            ids = [r.id for r in rows]
-            seen.update(ids)
-            summary.claimed.update((r.id, r.type) for r in rows)
-            try:
-                with Heartbeat(self._renew, ids, host.lease_seconds / 3):
-                    self._process(rows, summary)
-            except KeyboardInterrupt as exc:
-                if isinstance(exc, RunInterrupted):
-                    raise
-                raise RunInterrupted(ids, summary) from None
-            finally:
-                # a finished request's lease was cleared in the transaction that ended it
-                ended = set(summary.finished)
-                self.ledger.release([i for i in ids if i not in ended])
-                self.ciphers.drop(ids)
-            if self._tells():  # else this batch wrote no events (others deliver theirs)
-                self.deliver()
+            seen.update(r.id for r in rows)
+            self.run_batch(rows, summary)
             done += len(rows)
             if self.progress:
                 self.progress("requests", done, max(total, done))
@@ -164,13 +146,49 @@ class Runner:
                 # the claim took every request due when it ran: asking again would find
                 # none (one due later is the next run's, as above)
                 break
-        # Once per run, not per batch: rewrapping every open request's key is the cost.
-        self.ciphers.rotate()
-        # Signs the end of a chain that has no head yet (receipts from before heads); a
-        # run that appended signed a head over the end it appended to (read again, it is
-        # the same unless another run appended and signed since).
-        summary.head = self._signed if self._signed is not None else self.chain.ensure_head()
+        self.end(summary)
         return summary
+
+    def begin(self) -> None:
+        """What a run does before its first batch: refuse a cut-back ledger, deliver the
+        events a crashed run committed and never delivered, let expired packages go."""
+        self.chain.check()
+        self.deliver()
+        expire(self.ledger, self.ctx.host.exports(),
+               datetime.fromtimestamp(self.clock(), UTC).replace(tzinfo=None))
+
+    def end(self, summary: RunSummary) -> None:
+        """What a run does after its last batch: rotate the key epoch if requests ended
+        (once per run, not per batch: rewrapping every open request's key is the cost)
+        and sign the end of a chain that has no head yet (receipts from before heads)."""
+        self.ciphers.rotate()
+        # a run that appended signed a head over the end it appended to (read again, it is
+        # the same unless another run appended and signed since)
+        summary.head = self._signed if self._signed is not None else self.chain.ensure_head()
+
+    def run_batch(self, rows: Sequence[RequestRow], summary: RunSummary) -> None:
+        """Work one claimed batch (``rows``, leased by this runner's ledger) through every
+        step under a heartbeat, release its leases and deliver its events.
+
+        The one unit of work: the in-process loop above and a distributed worker
+        (``erasure.distributed``) both call this for each batch they claimed.
+        """
+        ids = [r.id for r in rows]
+        summary.claimed.update((r.id, r.type) for r in rows)
+        try:
+            with Heartbeat(self._renew, ids, self.ctx.host.lease_seconds / 3):
+                self._process(rows, summary)
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, RunInterrupted):
+                raise
+            raise RunInterrupted(ids, summary) from None
+        finally:
+            # a finished request's lease was cleared in the transaction that ended it
+            ended = set(summary.finished)
+            self.ledger.release([i for i in ids if i not in ended])
+            self.ciphers.drop(ids)
+        if self._tells():  # else this batch wrote no events (others deliver theirs)
+            self.deliver()
 
     def _renew(self, ids: Sequence[str]) -> None:
         self.ledger.renew(ids, self.ctx.host.lease_seconds, self.clock())
