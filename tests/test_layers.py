@@ -22,11 +22,12 @@ LAYERS: list[set[str]] = [
     {"models", "receipts"},
     {"idspaces", "connector", "config", "retry", "export"},
     {"hookspecs", "plugins", "keys", "state", "ledger"},
-    {"shredding", "systems", "heads", "packages", "chain", "callbacks", "zendesk_notes"},
+    {"shredding", "systems", "heads", "packages", "chain", "callbacks", "zendesk_notes",
+     "limits"},
     {"engine"},
     {"orchestrator", "sweep", "tables", "reports", "review_report"},
-    {"api", "cli", "cli_admin", "cli_api", "cli_common", "cli_review", "cli_scaffold", "demo",
-     "testing", "__init__"},
+    {"api", "cli", "cli_admin", "cli_api", "cli_common", "cli_distributed", "cli_review",
+     "cli_scaffold", "demo", "distributed", "testing", "__init__"},
 ]
 
 

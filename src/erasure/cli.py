@@ -244,6 +244,10 @@ def run(
         "--json", help="One JSON object on stdout (docs/run.schema.json).")] = False,
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Say so when nothing was due (with the chain head).")] = False,
+    distributed: Annotated[bool, typer.Option(
+        "--distributed", help="Send the due work to `erasure worker`s and return.")] = False,
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="With --distributed: wait until the workers are done.")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Process every due request: a line per request on stdout, what needs an operator on
@@ -252,6 +256,9 @@ def run(
         if request:
             for rid in request:
                 orch.get_request(rid)
+        if distributed or wait:
+            from .cli_distributed import run_distributed
+            run_distributed(orch, request, limit, wait=wait, distributed=distributed)
         summary = orch.run(only=request, limit=limit)
         # after the work, bounded: a receiver that is down never holds up a request
         orch.send_callbacks(orch.config.host.api.run_callback_seconds)
@@ -445,6 +452,7 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
                 table.add_row(p["request_id"], p["file"], f"{p['made_at']:%Y-%m-%d %H:%M}",
                               f"{p['expires_at']:%Y-%m-%d %H:%M}", _package_wait(p))
             out.print(table)
+        print_work(orch.ledger)  # batches of `run --distributed`: queued, per worker
         from .sweep import retention_status
         swept = retention_status(orch)
         if swept:
@@ -511,8 +519,9 @@ def sweep(
 
 
 # registers the receipts, systems, connectors, config, keys, discover and demo commands,
-# and serve, tokens (the HTTP API); review, plan and approve; new-connector
+# serve, tokens (the HTTP API); review, plan and approve; new-connector; worker
 from . import cli_admin, cli_api, cli_review, cli_scaffold  # noqa: E402, F401
+from .cli_distributed import print_work  # noqa: E402
 
 
 def main() -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "HostSettings",
     "RetrySettings",
     "SystemConfig",
+    "SystemLimits",
     "load_config",
     "parse_config",
 ]
@@ -72,7 +73,7 @@ _SECRET_PAIR_KEY = re.compile(
     r"[a-z_]*(?:password|passwd|pwd|secret|token|api_?key|access_?key)", re.IGNORECASE)
 _SYSTEM_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 # Keys of a [systems.X] section that belong to the host, not the connector's Settings.
-HOST_KEYS = ("connector", "policy", "reason", "enabled", "max_attempts", "statement")
+HOST_KEYS = ("connector", "policy", "reason", "enabled", "max_attempts", "statement", "limits")
 
 
 class _Strict(BaseModel):
@@ -96,6 +97,17 @@ class RetrySettings(_Strict):
     #: failure, retries stop after this many seconds, and its other calls of the run are
     #: deferred without being made, so a command against a dead system returns
     system_budget_seconds: float = Field(60, gt=0)
+
+
+class SystemLimits(_Strict):
+    """``[systems.X] limits``: what every runner and worker on the ledger together may
+    ask of the system (its API's quota), enforced around each call attempt."""
+
+    #: calls per second after the first ``burst`` (a token bucket shared through the ledger)
+    calls_per_second: float | None = Field(None, gt=0)
+    burst: int = Field(1, ge=1, le=10_000)
+    #: calls in flight at once, across all processes
+    concurrent: int | None = Field(None, ge=1, le=1000)
 
 
 class KeySettings(_Strict):
@@ -202,6 +214,11 @@ class HostSettings(_Strict):
     retry: RetrySettings = RetrySettings()
     keys: KeySettings = KeySettings()
     api: ApiSettings = ApiSettings()
+    #: the Celery broker of `erasure worker` and `erasure run --distributed` (RabbitMQ
+    #: ``amqp://`` or Redis ``redis://``); an env reference, as it may hold a password
+    broker: SecretStr | None = None
+    #: the broker queue the batches go through (one per deployment sharing a broker)
+    queue: str = Field("erasure", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
 
     @field_validator("ticket_pattern")
     @classmethod
@@ -242,6 +259,9 @@ class SystemConfig:
     enabled: bool = True
     max_attempts: int | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    #: what the system may be asked by every process together (rate, concurrency)
+    limits: SystemLimits | None = None
+
     #: what the access package says about the system (Art. 15; statement.py)
     statement: SystemStatement = field(default_factory=SystemStatement)
     #: env references of its settings that are not set (``defer_secrets``), one line
@@ -422,6 +442,13 @@ def parse_config(
         enabled = bool(resolved.pop("enabled", True))
         max_attempts = resolved.pop("max_attempts", None)
         statement = parse_statement(name, resolved.pop("statement", None), problems)
+        limits = None
+        if "limits" in resolved:
+            try:
+                limits = SystemLimits.model_validate(resolved.pop("limits"))
+            except ValidationError as exc:
+                problems.extend(_pydantic_problems(f"{where}.limits", exc))
+                continue
         if known_connectors is not None:
             cls = known_connectors.get(connector)
             if cls is None and connector not in uncovered:
@@ -446,6 +473,7 @@ def parse_config(
             settings=resolved,
             statement=statement,
             unset=tuple(unset or ()),
+            limits=limits,
         )
     id_spaces = _id_spaces(data.get("id_spaces", {}), raw_systems, problems)
     controller = parse_controller(

@@ -23,8 +23,8 @@ from sqlalchemy import (
 __all__ = [
     "api_requests_t", "api_tokens_t", "callbacks_t", "webhook_signatures_t",
     "ledger_meta_t", "metadata", "outbox_t", "packages_t", "receipt_heads_t", "receipts_t",
-    "request_keys_t", "requests_t", "review_decisions_t", "sweeps_t", "task_events_t",
-    "tasks_t",
+    "request_keys_t", "requests_t", "review_decisions_t", "sweeps_t", "system_limits_t",
+    "task_events_t", "tasks_t", "work_batches_t",
 ]
 
 metadata = MetaData()
@@ -255,4 +255,28 @@ webhook_signatures_t = Table(
     metadata,
     Column("signature", String(100), primary_key=True),
     Column("seen_at", Float, nullable=False, index=True),
+)
+
+# Batches of requests sent to distributed workers (`erasure run --distributed`): queued
+# until a worker starts one, then running on that worker until it finishes (a batch
+# redelivered after its worker died shows the worker that took it over). Request ids only.
+work_batches_t = Table(
+    "work_batches",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the message's task id
+    Column("requests", Integer, nullable=False),
+    Column("enqueued_at", DateTime, nullable=False, index=True),
+    Column("worker", String(200)),
+    Column("started_at", DateTime),
+    Column("finished_at", DateTime, index=True),
+    Column("done", Integer),  # requests the worker worked (others held by other runners)
+)
+
+# Per-system rate limits shared by every runner and worker on this ledger: the
+# theoretical arrival time of the next call (GCRA, a token bucket in one number).
+system_limits_t = Table(
+    "system_limits",
+    metadata,
+    Column("system", String(80), primary_key=True),
+    Column("tat", Float, nullable=False),
 )

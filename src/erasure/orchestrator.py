@@ -161,8 +161,18 @@ class Orchestrator:
         """What the engine's steps are given: config, systems and keys."""
         return StepContext(self.config, self.systems, self.keys, clock=self.clock)
 
+    def limit_calls(self) -> None:
+        """Make every system with ``limits`` call within them, shared through the ledger
+        with every other runner and worker (not for dry runs: they write nothing)."""
+        from .limits import limiters
+
+        for name, limiter in limiters({n: s.config.limits for n, s in self.systems.items()},
+                                      lambda: self.ledger).items():
+            self.systems[name].limiter = limiter
+
     def runner(self) -> Runner:
         """The in-process runner over this configuration and ledger."""
+        self.limit_calls()
         return Runner(self.context, self.ledger, self.plugins, self.ciphers,
                       progress=self.progress, clock=self.clock)
 

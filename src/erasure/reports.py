@@ -73,7 +73,7 @@ def status_report(ledger: Ledger, *, finished_too: bool, limit: int = 1000) -> d
         "expires_at": _iso(p["expires_at"]), "delivered_at": _iso(p["delivered_at"]),
         "subject_erased": p["subject_erased_at"] is not None,
     } for p in ledger.live_packages()]
-    return {
+    doc = {
         "format": FORMAT,
         "requests": [{
             "request": r.id, "ticket": r.ticket, "type": r.type, "status": r.status,
@@ -86,6 +86,11 @@ def status_report(ledger: Ledger, *, finished_too: bool, limit: int = 1000) -> d
         "tasks": task_list,
         "packages": packages,
     }
+    work = ledger.work_by_worker()
+    if work["queued_batches"] or work["workers"]:  # `erasure run --distributed` was used
+        doc["work"] = {**work, "workers": {
+            name: {**w, "last_seen": _iso(w["last_seen"])} for name, w in work["workers"].items()}}
+    return doc
 
 
 def receipts_report(request_id: str, receipts: Sequence[dict[str, Any]]) -> dict[str, Any]:

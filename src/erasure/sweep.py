@@ -93,6 +93,8 @@ def run_sweep(orch: Orchestrator, *, dry_run: bool = False, only: Sequence[str] 
     """Sweep every system with retention (or the ``only`` ones); one result each."""
     now = now or datetime.now(UTC)
     sweep_id = f"sweep-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    if not dry_run:
+        orch.limit_calls()  # a sweep's calls count against the systems' limits too
     results = []
     for name, system in orch.systems.items():
         if only and name not in only:

@@ -7,10 +7,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .config import Config, SystemConfig
 from .connector import _CURRENT, CallContext, Connector
@@ -54,6 +55,14 @@ class CallResult:
         self.system_wide = bool(getattr(exc, "system_wide", False))
 
 
+class Limiter(Protocol):
+    """What a system's limits offer (``limits.LedgerLimiter``)."""
+
+    def hold(self, deadline: float) -> AbstractContextManager[None]:
+        """The block is one call of the system, made within its limits."""
+        ...
+
+
 @dataclass
 class System:
     """One configured system, ready to call (or the reason it is not covered)."""
@@ -69,6 +78,9 @@ class System:
     #: ``[erasure] default_phone_region``: given to connectors with a ``phone_region``
     #: setting that their system leaves unset
     phone_region: str | None = None
+    #: the system's limits shared by every process (``limits.LedgerLimiter``): each
+    #: call attempt runs inside ``limiter.hold(deadline)``; None: no limits
+    limiter: Limiter | None = None
     _connector: Connector | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -153,8 +165,9 @@ class System:
             return result
         token = _CURRENT.set(context)
         try:
-            result.values = self.retry.call(lambda: list(fn(self.connector())), attempts,
-                                            self.budget)
+            result.values = self.retry.call(
+                lambda: self._limited(lambda: list(fn(self.connector())), context),
+                attempts, self.budget)
         except Exception as exc:
             result.failed_with(exc)
         finally:
@@ -169,13 +182,22 @@ class System:
         """Run a per-item action; items that failed transiently are retried on their own."""
         token = _CURRENT.set(context)
         try:
-            return self._call_items(fn, findings)
+            return self._call_items(fn, findings, context)
         finally:
             _CURRENT.reset(token)
 
+    def _limited(self, make: Callable[[], T], context: CallContext | None) -> T:
+        """One call attempt, within the system's limits (when it has any)."""
+        if self.limiter is None:
+            return make()
+        deadline = (context.deadline if context is not None
+                    else time.monotonic() + self.retry.deadline_seconds)
+        with self.limiter.hold(deadline):
+            return make()
+
     def _call_items(
         self, fn: Callable[[Connector, Sequence[Finding]], Iterable[ItemOutcome]],
-        findings: Sequence[Finding],
+        findings: Sequence[Finding], context: CallContext | None,
     ) -> CallResult:
         attempts = Attempts()
         outcomes: dict[tuple[str, str], ItemOutcome] = {}
@@ -183,7 +205,8 @@ class System:
 
         def attempt() -> None:
             nonlocal pending
-            got = {(o.finding.subject, o.finding.ref): o for o in fn(self.connector(), pending)}
+            got = {(o.finding.subject, o.finding.ref): o for o in self._limited(
+                lambda: list(fn(self.connector(), pending)), context)}
             for f in pending:
                 o = got.get((f.subject, f.ref))
                 if o is None:  # a connector that skips an item must not count as success

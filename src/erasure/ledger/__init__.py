@@ -15,6 +15,8 @@ One store per kind of record (a module each), behind the one :class:`Ledger`:
 - :mod:`.sweeps`: retention sweeps
 - :mod:`.reviews`: an operator's decisions on review items
 - :mod:`.api`: the HTTP API's tokens, its requests' callback URLs and the callbacks to send
+- :mod:`.limits`: per-system rate and concurrency limits shared by every process
+- :mod:`.work`: batches sent to distributed workers (queued, running, finished)
 
 :mod:`.db` holds what they share: the engine, transactions, the schema, the advisory locks.
 """
@@ -36,12 +38,15 @@ from ..ledger_tables import (  # noqa: F401  (the schema, re-exported for tests 
     requests_t,
     review_decisions_t,
     sweeps_t,
+    system_limits_t,
     task_events_t,
     tasks_t,
+    work_batches_t,
 )
 from .api import ApiStore
 from .db import Lock, executemany, ledger_exists
 from .keys import KeyStore
+from .limits import LimitStore, SlotTimeout
 from .outbox import OutboxStore
 from .packages import PackageStore
 from .receipts import ReceiptStore
@@ -49,11 +54,12 @@ from .requests import RequestRow, RequestStore
 from .reviews import ReviewStore
 from .sweeps import SweepStore
 from .tasks import TaskRow, TaskStore
+from .work import WorkStore
 
-__all__ = ["Ledger", "Lock", "RequestRow", "TaskRow", "add_months", "days_left",
+__all__ = ["Ledger", "Lock", "RequestRow", "SlotTimeout", "TaskRow", "add_months", "days_left",
            "executemany", "ledger_exists", "utcnow"]
 
 
 class Ledger(RequestStore, TaskStore, OutboxStore, ReceiptStore, KeyStore, PackageStore,
-             SweepStore, ApiStore, ReviewStore):
+             SweepStore, ApiStore, ReviewStore, LimitStore, WorkStore):
     """Typed access to the ledger database: every store's methods on one object."""

@@ -1,0 +1,102 @@
+"""``erasure worker`` and ``erasure run --distributed``: scale-out on Celery (docs/deploy.md).
+
+Celery is imported only by these two, so no other command pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from .cli_common import ConfigOpt, _errors, _fail, _load, _summary_exit, app, err, out
+from .tables import compact_table
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+    from .orchestrator import Orchestrator
+
+__all__ = ["print_work", "run_distributed", "worker"]
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(
+        min=1, max=64, help="Batches worked at once by this worker (one process each).")] = 1,
+    name: Annotated[str | None, typer.Option(
+        help="This worker's name, unique among workers (default: celery@HOST; %h is the "
+             "host name).")] = None,
+    loglevel: Annotated[str, typer.Option(help="Celery's log level.")] = "INFO",
+    config: ConfigOpt = None,
+) -> None:
+    """Start a Celery worker that works the batches `erasure run --distributed` sends
+    (needs [erasure] broker and a PostgreSQL ledger). Run as many as the systems' limits
+    allow, on any hosts sharing the ledger and the state folder's keys."""
+    from .config import CONFIG_ENV
+    from .distributed.app import check_distributed, make_app
+    from .ledger import Ledger
+
+    with _errors():
+        cfg, _plugins = _load(config)
+        check_distributed(cfg)
+        # A wrong ledger URL is refused here, not in every batch; the schema is made once.
+        Ledger(cfg.host.ledger_url()).close()
+        if cfg.path is not None:  # the worker's processes load the same file
+            os.environ[CONFIG_ENV] = str(cfg.path)
+        celery_app = make_app(cfg)
+    argv = ["worker", f"--concurrency={concurrency}", f"--queues={cfg.host.queue}",
+            f"--loglevel={loglevel}", "--without-gossip", "--without-mingle", "-O", "fair"]
+    if name:
+        argv.append(f"--hostname={name}")
+    celery_app.worker_main(argv)
+
+
+def run_distributed(orch: Orchestrator, request: Sequence[str] | None, limit: int | None,
+                    *, wait: bool, distributed: bool) -> None:
+    """Send the due requests to the workers as batches; with ``wait``, follow them until
+    none is due and exit as `erasure run` does."""
+    if not distributed:
+        _fail("--wait goes with --distributed")
+    from .distributed.app import TASK, check_distributed, make_app
+    from .distributed.work import send_due, wait_for
+
+    with _errors():
+        check_distributed(orch.config)
+        celery_app = make_app(orch.config)
+        queue = orch.config.host.queue
+
+        def send(batch_id: str, ids: list[str], due_by: float) -> None:
+            try:
+                celery_app.send_task(TASK, args=[batch_id, ids, due_by], task_id=batch_id,
+                                     queue=queue)
+            except Exception as exc:  # kombu's OperationalError: the broker is away
+                _fail(f"the broker is unavailable ({type(exc).__name__}); the batches sent "
+                      "so far will be worked: run again", code=1)
+
+        sent = send_due(orch, send, only=request, limit=limit)
+        err.print(f"sent {len(sent.ids)} request(s) in {len(sent.batches)} batch(es) to "
+                  f"queue {queue}", highlight=False, markup=False)
+        if not wait:
+            raise typer.Exit(0)
+        summary = wait_for(orch, sent, send)
+    _summary_exit(summary)
+
+
+def print_work(ledger: Ledger) -> None:
+    """`erasure status`'s table of distributed work (nothing when none was sent): batches
+    queued, and per worker the batches and requests it is working and has finished."""
+    work = ledger.work_by_worker()
+    if not work["queued_batches"] and not work["workers"]:
+        return
+    table = compact_table(f"Distributed work: {work['queued_batches']} batch(es) of "
+                          f"{work['queued_requests']} request(s) queued")
+    for col in ("worker", "running batches", "running requests", "finished batches "
+                "(1 day)", "last started or finished (UTC)"):
+        table.add_column(col)
+    for name, w in work["workers"].items():
+        table.add_row(escape(name), str(w["running_batches"]), str(w["running_requests"]),
+                      str(w["finished_batches"]), f"{w['last_seen']:%Y-%m-%d %H:%M:%S}")
+    out.print(table)

@@ -1,0 +1,38 @@
+"""The Celery task: a thin shell around :func:`.work.work_batch` (no engine logic here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .app import TASK
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+__all__ = ["register"]
+
+#: retries of a batch whose requests another process holds, or whose ledger was away
+MAX_RETRIES = 100
+
+
+def register(app: Celery) -> None:
+    """Register the batch task on ``app``."""
+
+    @app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
+              max_retries=MAX_RETRIES)
+    def run_batch(self: Any, batch_id: str, ids: Sequence[str], due_by: float) -> dict[str, int]:
+        from .work import work_batch, worker_orchestrator
+
+        worker = str(self.request.hostname or "worker")
+        try:
+            done = work_batch(worker_orchestrator(), batch_id, list(ids), due_by, worker)
+        except Exception as exc:
+            # The ledger or a step failed outside what the engine classifies: what was
+            # done is saved, the batch comes back later and resumes it.
+            raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries)) from exc
+        if done.elsewhere:
+            # Requests another live process holds (a slower copy of this batch, an
+            # `erasure run`): looked at again once its lease may have ended.
+            raise self.retry(countdown=done.come_back)
+        return {"worked": done.worked}

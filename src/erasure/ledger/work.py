@@ -1,0 +1,105 @@
+"""Batches sent to distributed workers: queued, running on a worker, finished."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, or_, select, update
+
+from ..ledger_tables import requests_t, work_batches_t
+from .db import Database, executemany, utcnow
+
+__all__ = ["WorkStore"]
+
+
+class WorkStore(Database):
+    """The ``work_batches`` table (`erasure run --distributed`, `erasure status`)."""
+
+    def add_batches(self, batches: Sequence[tuple[str, int]]) -> None:
+        """Record batches (task id, number of requests) as queued; finished batches more
+        than a day old are forgotten."""
+        now = utcnow()
+        with self.tx() as conn:
+            conn.execute(delete(work_batches_t).where(
+                work_batches_t.c.finished_at < now - timedelta(days=1)))
+            executemany(conn, insert(work_batches_t), [
+                {"id": bid, "requests": n, "enqueued_at": now, "worker": None,
+                 "started_at": None, "finished_at": None, "done": None}
+                for bid, n in batches])
+
+    def start_batch(self, batch_id: str, worker: str) -> None:
+        """``worker`` took the batch (again, if its first worker died)."""
+        with self.tx() as conn:
+            conn.execute(update(work_batches_t).where(work_batches_t.c.id == batch_id)
+                         .values(worker=worker, started_at=utcnow(), finished_at=None))
+
+    def finish_batch(self, batch_id: str, done: int) -> None:
+        with self.tx() as conn:
+            conn.execute(update(work_batches_t).where(work_batches_t.c.id == batch_id)
+                         .values(finished_at=utcnow(), done=done))
+
+    def work_by_worker(self) -> dict[str, Any]:
+        """Queued batches and requests, and per worker its running and finished ones
+        (finished: within the last day) with when it last started or finished one."""
+        b = work_batches_t
+        with self.engine.connect() as conn:
+            queued = conn.execute(select(func.count(), func.coalesce(func.sum(b.c.requests), 0))
+                                  .where(b.c.started_at.is_(None))).one()
+            rows = conn.execute(select(b.c.worker, b.c.requests, b.c.started_at,
+                                       b.c.finished_at).where(b.c.worker.is_not(None))).all()
+        workers: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            w = workers.setdefault(r.worker, {"running_batches": 0, "running_requests": 0,
+                                              "finished_batches": 0, "last_seen": None})
+            if r.finished_at is None:
+                w["running_batches"] += 1
+                w["running_requests"] += r.requests
+            else:
+                w["finished_batches"] += 1
+            seen: datetime = r.finished_at or r.started_at
+            if w["last_seen"] is None or seen > w["last_seen"]:
+                w["last_seen"] = seen
+        return {"queued_batches": int(queued[0]), "queued_requests": int(queued[1]),
+                "workers": dict(sorted(workers.items()))}
+
+    def due_requests(self, due_by: float, limit: int | None = None) -> list[str]:
+        """Ids of the open requests due by ``due_by`` (oldest due date first), whoever
+        holds them: what `erasure run --distributed` sends to the workers."""
+        q = (select(requests_t.c.id)
+             .where(requests_t.c.status == "open",
+                    or_(requests_t.c.not_before.is_(None), requests_t.c.not_before <= due_by))
+             .order_by(requests_t.c.due_at, requests_t.c.id))
+        if limit is not None:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            return list(conn.execute(q).scalars())
+
+    def pending_among(self, ids: Sequence[str], due_by: float, now: float
+                      ) -> tuple[int, int]:
+        """Of ``ids``: how many are still open and due by ``due_by``, and how many of
+        those are leased now (being worked)."""
+        r = requests_t
+        left = held = 0
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 900):
+                row = conn.execute(select(
+                    func.count(),
+                    func.count().filter(r.c.lease_until.is_not(None) & (r.c.lease_until >= now)),
+                ).where(r.c.id.in_(list(ids[i : i + 900])), r.c.status == "open",
+                        or_(r.c.not_before.is_(None), r.c.not_before <= due_by))).one()
+                left += int(row[0])
+                held += int(row[1])
+        return left, held
+
+    def request_states(self, ids: Sequence[str]) -> list[tuple[str, str, str | None]]:
+        """(id, status, outcome) of each of ``ids`` that exists."""
+        out: list[tuple[str, str, str | None]] = []
+        r = requests_t
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 900):
+                out.extend((row.id, row.status, row.outcome) for row in conn.execute(
+                    select(r.c.id, r.c.status, r.c.outcome)
+                    .where(r.c.id.in_(list(ids[i : i + 900])))))
+        return out
