@@ -7,7 +7,9 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -363,6 +365,23 @@ def test_a_dead_lease_owner_is_told_apart_from_a_reused_pid() -> None:
     assert not owner_alive(f"{host}:{ns}:{pid}:{int(started) + 1}:{tag}"), "PID reuse"
     assert owner_alive(f"{host}:other-ns:{pid}:{started}:{tag}")  # cannot tell: the lease decides
     assert owner_alive(f"elsewhere:{ns}:{pid}:{started}:{tag}")
+
+
+def test_a_zombie_lease_owner_is_dead() -> None:
+    """A killed worker's pool process stays a zombie while nobody reaps it (for ever in a
+    container whose first process reaps nothing): its leases are free at once."""
+    child = subprocess.Popen([sys.executable, "-c",
+                              "from erasure.leases import new_owner; print(new_owner())"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        owner = child.stdout.readline().strip() if child.stdout else ""
+        end = time.monotonic() + 30
+        while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < end
+            time.sleep(0.01)
+        assert not owner_alive(owner), "a zombie (exited, not reaped) was taken as alive"
+    finally:
+        child.wait()
 
 
 def test_a_lease_shorter_than_a_calls_deadline_is_refused(make_orch) -> None:

@@ -5,6 +5,7 @@ Celery is imported only by these two, so no other command pays for it.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
@@ -47,6 +48,10 @@ def worker(
         if cfg.path is not None:  # the worker's processes load the same file
             os.environ[CONFIG_ENV] = str(cfg.path)
         celery_app = make_app(cfg)
+    # A worker's log is read later: each line says when (the other commands' lines do not).
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"))
     argv = ["worker", f"--concurrency={concurrency}", f"--queues={cfg.host.queue}",
             f"--loglevel={loglevel}", "--without-gossip", "--without-mingle", "-O", "fair"]
     if name:
@@ -61,7 +66,7 @@ def run_distributed(orch: Orchestrator, request: Sequence[str] | None, limit: in
     if not distributed:
         _fail("--wait goes with --distributed")
     from .distributed.app import TASK, check_distributed, make_app
-    from .distributed.work import send_due, wait_for
+    from .distributed.work import BrokerUnavailable, send_due, wait_for
 
     with _errors():
         check_distributed(orch.config)
@@ -73,8 +78,9 @@ def run_distributed(orch: Orchestrator, request: Sequence[str] | None, limit: in
                 celery_app.send_task(TASK, args=[batch_id, ids, due_by], task_id=batch_id,
                                      queue=queue)
             except Exception as exc:  # kombu's OperationalError: the broker is away
-                _fail(f"the broker is unavailable ({type(exc).__name__}); the batches sent "
-                      "so far will be worked: run again", code=1)
+                raise BrokerUnavailable(
+                    f"the broker is unavailable ({type(exc).__name__}); the batches sent so "
+                    "far will be worked: run again") from None
 
         sent = send_due(orch, send, only=request, limit=limit)
         err.print(f"sent {len(sent.ids)} request(s) in {len(sent.batches)} batch(es) to "

@@ -27,13 +27,19 @@ def _pid_namespace() -> str:
 
 
 def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat);
+    None when it has no such process, or only a zombie of one."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # the command name (field 2) may hold spaces and parentheses: split after its ")"
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        # A zombie has ended: only its exit status waits for a parent to collect it (in a
+        # container whose first process reaps nothing, for ever).
+        return None
+    return fields[19]
 
 
 def new_owner() -> str:

@@ -11,6 +11,7 @@ resumes from there, so no finished delete, sent notice or submitted job is repea
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -20,12 +21,22 @@ from typing import Any
 
 from ..engine.runner import RunSummary
 from ..engine.tasks import Stage, TaskSummary
+from ..errors import ErasureError
 from ..orchestrator import Orchestrator
 
-__all__ = ["BatchDone", "Sent", "send_due", "summary_of", "wait_for",
+__all__ = ["BatchDone", "BrokerUnavailable", "Sent", "send_due", "summary_of", "wait_for",
            "work_batch", "worker_orchestrator"]
 
 _PROCESS: dict[str, Any] = {}
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(ErasureError):
+    """A batch could not be sent: the broker is away (the batches sent before it will be
+    worked; run again)."""
+
+    exit_code = 1
 
 
 def worker_orchestrator() -> Orchestrator:
@@ -108,13 +119,17 @@ def _send(orch: Orchestrator, send: Callable[[str, list[str], float], None], sen
     chunks = [list(ids[i : i + size]) for i in range(0, len(ids), size)]
     batches = [(uuid.uuid4().hex, chunk) for chunk in chunks]
     orch.ledger.add_batches([(bid, len(chunk)) for bid, chunk in batches])
-    for bid, chunk in batches:
-        send(bid, chunk, sent.due_by)
+    for n, (bid, chunk) in enumerate(batches):
+        try:
+            send(bid, chunk, sent.due_by)
+        except BrokerUnavailable:
+            orch.ledger.drop_batches([b for b, _chunk in batches[n:]])
+            raise
         sent.batches.append(bid)
 
 
 def wait_for(orch: Orchestrator, sent: Sent, send: Callable[[str, list[str], float], None],
-             *, poll: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> RunSummary:
+             *, poll: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> RunSummary:
     """Wait until none of the sent requests is due any more (done, or waiting for a later
     run, an operator or an approval); the run's summary from the ledger.
 
@@ -136,7 +151,11 @@ def wait_for(orch: Orchestrator, sent: Sent, send: Callable[[str, list[str], flo
         elif time.monotonic() - last_change > stall:
             rows = orch.ledger.due_requests(sent.due_by)
             wanted = set(sent.ids)
-            _send(orch, send, sent, [r for r in rows if r in wanted])
+            try:
+                _send(orch, send, sent, [r for r in rows if r in wanted])
+            except BrokerUnavailable:
+                log.warning("the broker is away: sending the %d request(s) left again later",
+                            left)
             last_change = time.monotonic()
         sleep(poll)
     summary = summary_of(orch, sent.ids)

@@ -29,6 +29,11 @@ class WorkStore(Database):
                  "started_at": None, "finished_at": None, "done": None}
                 for bid, n in batches])
 
+    def drop_batches(self, ids: Sequence[str]) -> None:
+        """Forget batches that could not be sent."""
+        with self.tx() as conn:
+            conn.execute(delete(work_batches_t).where(work_batches_t.c.id.in_(list(ids))))
+
     def start_batch(self, batch_id: str, worker: str) -> None:
         """``worker`` took the batch (again, if its first worker died)."""
         with self.tx() as conn:

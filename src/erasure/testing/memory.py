@@ -139,6 +139,9 @@ class MemorySettings(ConnectorSettings):
     store: str | None = None
     path: str | None = None
     latency_ms: float = 0.0
+    #: a file each call appends "start end pid" to (epoch seconds, around its latency):
+    #: what the "system" saw, for tests of limits shared by several processes
+    call_log: str | None = None
     fail_first_calls: int = 0
     fail_retry_after: float | None = None
     password: SecretStr | None = None
@@ -254,8 +257,12 @@ class MemoryConnector(Connector):
         with self._calls_lock:
             self._calls += 1
             n = self._calls
+        start = time.time()
         if self.settings.latency_ms:
             time.sleep(self.settings.latency_ms / 1000)
+        if self.settings.call_log:
+            with open(self.settings.call_log, "a", encoding="utf-8") as f:
+                f.write(f"{start:.6f} {time.time():.6f} {os.getpid()}\n")
         if n <= self.settings.fail_first_calls:
             raise TransientError("simulated outage", retry_after=self.settings.fail_retry_after)
 

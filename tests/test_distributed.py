@@ -1,0 +1,427 @@
+"""Distributed runs on Celery against the real RabbitMQ and Redis on 127.0.0.1, with real
+`erasure worker` processes started here (their PIDs recorded and always ended).
+
+What a user relies on: the workers write the same receipts as the in-process runner; a
+worker killed mid-batch loses nothing and repeats no effect (its batch comes back to the
+other worker, which resumes it from the ledger); a system's limits hold across workers;
+the broker may restart mid-run. The default run uses ~50 subjects;
+``ERASURE_CELERY_SUBJECTS=1000`` (`make test-long`) runs the long form.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from erasure.config import parse_config
+from erasure.models import RequestType
+from erasure.orchestrator import Orchestrator, RequestSpec
+from erasure.plugins import PluginHost
+from erasure.testing.memory import MemoryConnector, MemorySettings
+
+SUBJECTS = int(os.environ.get("ERASURE_CELERY_SUBJECTS", "50"))
+RABBIT = "amqp://guest:guest@127.0.0.1:5672//"
+ERASURE = str(Path(sys.executable).parent / "erasure")
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+#: receipt fields that differ between two runs of the same work (times, chain position)
+VARYING = ("finished_at", "started_at", "received_at", "due_at", "prev", "seq")
+RATE = 20.0  # crm's calls per second, shared by every worker
+REDIS_SUBJECTS = max(15, SUBJECTS // 4)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _services() -> None:
+    for port, what in ((5672, "RabbitMQ"), (5432, "PostgreSQL")):
+        if not _port_open(port):  # pragma: no cover - CI and this machine run both
+            pytest.skip(f"{what} not reachable on 127.0.0.1:{port}")
+
+
+@dataclass
+class Site:
+    """One deployment: its folder, config, ledger database, memory systems and broker."""
+
+    root: Path
+    ledger_url: str | None
+    broker: str
+    queue: str = field(default_factory=lambda: f"erasure-test-{uuid.uuid4().hex[:10]}")
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "erasure.toml"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "ERASURE_BROKER_URL": self.broker,
+                "ERASURE_CONFIG": str(self.config)}
+
+    def write(self, *, limited: bool = True) -> None:
+        """The config; ``limited``: crm is slow and limited (the receipts say neither)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        ledger = f'ledger = "{self.ledger_url}"\n' if self.ledger_url else ""
+        crm = (f'latency_ms = 20\ncall_log = "{self.root / "crm.calls"}"\n'
+               f"limits = {{ calls_per_second = {RATE}, concurrent = 1 }}\n" if limited else "")
+        self.config.write_text(f"""
+[erasure]
+state_dir = "state"
+{ledger}broker = {{ env = "ERASURE_BROKER_URL" }}
+queue = "{self.queue}"
+batch_size = 5
+lease_seconds = 20
+[erasure.retry]
+deadline_seconds = 15
+
+[systems.crm]
+connector = "memory"
+path = "{self.root / 'crm.json'}"
+{crm}
+[systems.tickets]
+connector = "memory"
+path = "{self.root / 'tickets.json'}"
+pending_polls = 1
+""")
+
+    def orch(self) -> Orchestrator:
+        plugins = PluginHost.load()
+        cfg = parse_config(tomllib.loads(self.config.read_text()),
+                           known_connectors=plugins.registry.classes(), path=self.config,
+                           env=self.env)
+        return Orchestrator(cfg, plugins)
+
+    def system(self, name: str) -> MemoryConnector:
+        return MemoryConnector(name, MemorySettings(path=str(self.root / f"{name}.json")))
+
+    def seed(self, first: int, count: int) -> None:
+        """Subjects ``first``..: one crm item, two ticket items each; and one other
+        person's item in each system, which must stay."""
+        people = range(first, first + count)
+        self.system("crm").seed({
+            **{f"c{i}": ("user", {"email": f"s{i}@example.org", "customer_id": f"C{i}"})
+               for i in people},
+            f"c-other-{first}": ("user", {"email": f"other{first}@example.org"})})
+        self.system("tickets").seed({
+            **{f"t{i}{part}": ("ticket", {"email": f"s{i}@example.org"})
+               for i in people for part in "ab"},
+            f"t-other-{first}": ("ticket", {"email": f"other{first}@example.org"})})
+        orch = self.orch()
+        try:
+            orch.submit_many([RequestSpec(RequestType.ERASURE, (("email", f"s{i}@example.org"),),
+                                          verified=True, request_id=f"r-{i:016x}")
+                              for i in people])
+        finally:
+            orch.close()
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([ERASURE, *args, "--config", str(self.config)], env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
+        log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 - the process keeps it
+        proc = subprocess.Popen(
+            [ERASURE, "worker", "--config", str(self.config), "--name", f"{name}@%h"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def wait_ready(self, name: str, timeout: float = 90) -> None:
+        end = time.monotonic() + timeout
+        while b" ready." not in (self.root / f"{name}.log").read_bytes():
+            if time.monotonic() > end:
+                raise AssertionError(f"worker {name} not ready:\n"
+                                     + (self.root / f"{name}.log").read_text()[-2000:])
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """End every process this site started (by its recorded PID, with its process
+        group: a worker's pool processes too). Nothing is left to save: the ledger has it."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def delete_queue(self) -> None:
+        from kombu import Connection
+
+        try:
+            with Connection(self.broker, connect_timeout=2) as conn:
+                conn.default_channel.queue_delete(self.queue)
+        except Exception:
+            pass
+
+    # what the systems and the ledger say ---------------------------------------------
+
+    def deletes(self) -> Counter[str]:
+        """Items the crm system really deleted (its journal), by item."""
+        journal = self.root / "crm.json.journal"
+        lines = journal.read_text().split("\n") if journal.exists() else []
+        return Counter(line.split()[1] for line in lines if line.endswith(" done"))
+
+    def submissions(self) -> list[str]:
+        """Bulk jobs submitted to the tickets system (idempotency keys), in order."""
+        return self.system("tickets").submissions()
+
+    def receipts(self) -> list[dict[str, Any]]:
+        orch = self.orch()
+        try:
+            return [json.loads(r["body"]) if isinstance(r["body"], str) else r["body"]
+                    for r in orch.ledger.receipts()]
+        finally:
+            orch.close()
+
+
+def _pg_database() -> Iterator[str]:
+    name = f"erasure_celery_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@dataclass
+class RedisServer:
+    """A private redis-server (append-only file in its folder) as a broker: killed with
+    SIGKILL and started again on the same port and data by :meth:`restart`."""
+
+    folder: Path
+    port: int = field(default_factory=_free_port)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server")
+        assert exe is not None
+        self.procs.append(subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        end = time.monotonic() + 20
+        while not _port_open(self.port):
+            assert time.monotonic() < end, "redis-server did not start"
+            time.sleep(0.05)
+
+    def restart(self) -> None:
+        self.procs[-1].send_signal(signal.SIGKILL)
+        self.procs[-1].wait(timeout=10)
+        time.sleep(1.0)
+        self.start()
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, Site, RedisServer]]:
+    """A deployment on RabbitMQ with two workers (shared by the tests below, in order) and
+    one on a private Redis with one worker; their workers start at once."""
+    if shutil.which("redis-server") is None:  # pragma: no cover - CI installs redis-server
+        pytest.skip("redis-server not installed")
+    redis = RedisServer(tmp_path_factory.mktemp("redis"))
+    for url, url_r in zip(_pg_database(), _pg_database(), strict=True):
+        rabbit = Site(tmp_path_factory.mktemp("dist"), url, RABBIT)
+        try:
+            redis.start()
+            on_redis = Site(tmp_path_factory.mktemp("dist-redis"), url_r, redis.url)
+            for s in (rabbit, on_redis):
+                s.write()
+            rabbit.seed(0, SUBJECTS)
+            on_redis.seed(0, REDIS_SUBJECTS)
+            for s, name in ((rabbit, "wa"), (rabbit, "wb"), (on_redis, "wr")):
+                s.start_worker(name)
+            for s, name in ((rabbit, "wa"), (rabbit, "wb"), (on_redis, "wr")):
+                s.wait_ready(name)
+            yield rabbit, on_redis, redis
+        finally:
+            for s in (rabbit, on_redis):
+                s.stop()
+            rabbit.delete_queue()
+            redis.stop()
+
+
+@pytest.fixture(scope="module")
+def site(sites: tuple[Site, Site, RedisServer]) -> Site:
+    return sites[0]
+
+
+def _by_key(receipts: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    out = {}
+    for body in receipts:
+        key = (body["request"], body["system"])
+        assert key not in out, f"two receipts for {key}"
+        out[key] = {k: v for k, v in body.items() if k not in VARYING}
+    return out
+
+
+def test_two_workers_write_the_receipts_the_in_process_runner_writes(
+        site: Site, tmp_path: Path) -> None:
+    done = site.run("run", "--distributed", "--wait")
+    assert done.returncode == 0, done.stderr
+    assert f"finished {SUBJECTS} request(s): {SUBJECTS} completed" in done.stderr
+
+    # the work was split across both workers
+    orch = site.orch()
+    try:
+        work = orch.ledger.work_by_worker()
+    finally:
+        orch.close()
+    assert work["queued_batches"] == 0
+    assert sorted(n.split("@")[0] for n in work["workers"]) == ["wa", "wb"]
+    assert all(w["finished_batches"] > 0 for w in work["workers"].values())
+
+    # the same work in-process (SQLite ledger, same keys, same request ids)
+    twin = Site(tmp_path / "twin", None, RABBIT)
+    twin.write(limited=False)
+    shutil.copytree(site.root / "state" / "keys", tmp_path / "twin" / "state" / "keys",
+                    ignore=shutil.ignore_patterns("epochs"))
+    twin.seed(0, SUBJECTS)
+    orch = twin.orch()
+    try:
+        assert orch.run().ok
+    finally:
+        orch.close()
+    distributed, in_process = _by_key(site.receipts()), _by_key(twin.receipts())
+    assert len(distributed) == 2 * SUBJECTS
+    assert distributed == in_process
+
+    # effects: each item deleted once, each job submitted once, others' items kept
+    assert set(site.deletes()) == {f"c{i}" for i in range(SUBJECTS)}
+    assert set(site.deletes().values()) == {1}
+    jobs = site.submissions()
+    assert len(jobs) == len(set(jobs)) == SUBJECTS
+    assert site.system("crm").count() == 1 and site.system("tickets").count() == 1
+
+
+def test_a_systems_limits_hold_across_workers(site: Site) -> None:
+    """What the crm system saw during the run above: calls from both workers, never two
+    at once, never more than the rate allows in any second."""
+    calls = sorted(tuple(float(x) for x in line.split()[:2]) + (line.split()[2],)
+                   for line in (site.root / "crm.calls").read_text().splitlines())
+    assert len({pid for _s, _e, pid in calls}) >= 2, "both workers called the system"
+    for (_s1, end, _p1), (start, _e2, _p2) in zip(calls, calls[1:], strict=False):
+        assert start >= end - 0.002, "two calls at once (concurrent = 1)"
+    starts = [s for s, _e, _p in calls]
+    for n, t in enumerate(starts):
+        in_a_second = sum(1 for u in starts[n:] if u < t + 1.0)
+        assert in_a_second <= RATE + 1, f"{in_a_second} calls within one second"
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing(site: Site) -> None:
+    first, more = 100_000, max(20, SUBJECTS // 2)
+    site.seed(first, more)
+    sender = subprocess.Popen(
+        [ERASURE, "run", "--distributed", "--wait", "--config", str(site.config)],
+        env=site.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    site.procs.append(sender)  # type: ignore[arg-type]
+    victim = site.procs[0]
+    admin = sa.create_engine(site.ledger_url or "")
+    killed: str | None = None
+    try:
+        end = time.monotonic() + 120
+        while killed is None and time.monotonic() < end:
+            with admin.connect() as c:
+                killed = c.execute(sa.text(
+                    "SELECT id FROM work_batches WHERE worker LIKE 'wa@%' AND "
+                    "finished_at IS NULL AND started_at IS NOT NULL")).scalar()
+            if killed is None:
+                time.sleep(0.02)
+        assert killed is not None, "worker wa never started a batch"
+        time.sleep(0.15)  # into the batch's steps
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=10)
+        _out, errs = sender.communicate(timeout=240)
+        assert sender.returncode == 0, errs
+        with admin.connect() as c:
+            row = c.execute(sa.text("SELECT worker, finished_at FROM work_batches "
+                                    "WHERE id = :id"), {"id": killed}).one()
+            per_key = c.execute(sa.text(
+                "SELECT count(*), count(DISTINCT (request_id, system)) FROM receipts")).one()
+            open_left = c.execute(sa.text(
+                "SELECT count(*) FROM requests WHERE status != 'done'")).scalar()
+    finally:
+        admin.dispose()
+    # the killed worker's batch was given back and finished by the other worker
+    assert row.worker.startswith("wb@") and row.finished_at is not None
+    assert open_left == 0
+    # one receipt per request and system
+    assert per_key[0] == per_key[1] == 2 * (SUBJECTS + more)
+    deletes = site.deletes()
+    assert set(deletes) == {f"c{i}" for i in [*range(SUBJECTS), *range(first, first + more)]}
+    assert set(deletes.values()) == {1}, "an item deleted twice"
+    jobs = site.submissions()
+    assert len(jobs) == len(set(jobs)) == SUBJECTS + more, "a bulk job submitted twice"
+    assert site.system("crm").count() == 2 and site.system("tickets").count() == 2
+
+
+def test_the_broker_restarted_mid_run(sites: tuple[Site, Site, RedisServer]) -> None:
+    _rabbit, s, redis = sites
+    count = REDIS_SUBJECTS
+    sender = subprocess.Popen(
+        [ERASURE, "run", "--distributed", "--wait", "--config", str(s.config)],
+        env=s.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    s.procs.append(sender)  # type: ignore[arg-type]
+    admin = sa.create_engine(s.ledger_url or "")
+    try:
+        end = time.monotonic() + 120
+        while True:
+            with admin.connect() as c:
+                finished = c.execute(sa.text(
+                    "SELECT count(*) FROM work_batches WHERE finished_at IS NOT NULL")).scalar()
+            if finished:
+                break
+            assert time.monotonic() < end, "no batch finished"
+            time.sleep(0.05)
+        redis.restart()
+        _out, errs = sender.communicate(timeout=240)
+        with admin.connect() as c:
+            left = c.execute(sa.text(
+                "SELECT count(*) FROM requests WHERE status != 'done'")).scalar()
+    finally:
+        admin.dispose()
+    assert finished < count // 5, "the broker restarted after the run"
+    assert sender.returncode == 0, errs
+    assert left == 0
+    assert len(_by_key(s.receipts())) == 2 * count
+    assert set(s.deletes()) == {f"c{i}" for i in range(count)}
+    assert set(s.deletes().values()) == {1}
+    jobs = s.submissions()
+    assert len(jobs) == len(set(jobs)) == count
