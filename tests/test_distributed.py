@@ -80,7 +80,7 @@ class Site:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "ERASURE_BROKER_URL": self.broker,
+        return {**os.environ, "ERASURE_BROKER_URL": self.broker, "ERASURE_BLOCK_PLUGINS": "sql",
                 "ERASURE_CONFIG": str(self.config)}
 
     def write(self, *, limited: bool = True) -> None:
@@ -425,3 +425,41 @@ def test_the_broker_restarted_mid_run(sites: tuple[Site, Site, RedisServer]) -> 
     assert set(s.deletes().values()) == {1}
     jobs = s.submissions()
     assert len(jobs) == len(set(jobs)) == count
+
+
+def test_distributed_work_is_refused_with_one_line_without_its_parts(tmp_path: Path) -> None:
+    from clihelpers import cli_env, run_many
+
+    def config(name: str, text: str) -> str:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(f'[erasure]\nstate_dir = "{tmp_path / name}"\n{text}\n'
+                        '[systems.crm]\nconnector = "memory"\n')
+        return str(path)
+
+    broker = 'broker = { env = "ERASURE_BROKER_URL" }\n'
+    sqlite = config("sqlite", broker)
+    no_broker = config("nobroker", 'ledger = "postgresql+psycopg://postgres@127.0.0.1:1/x"')
+    env = cli_env({"ERASURE_BROKER_URL": RABBIT})
+    worker, run, wait = run_many(["worker", "--config", sqlite],
+                                 ["run", "--distributed", "--config", no_broker],
+                                 ["run", "--wait", "--config", sqlite], env=env)
+    for done, words in ((worker, "distributed work needs a PostgreSQL ledger"),
+                        (run, "no broker: set [erasure] broker"),
+                        (wait, "--wait goes with --distributed")):
+        assert done.returncode == 2, done.stderr
+        assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "guest" not in worker.stderr + worker.stdout  # the broker's password
+
+
+def test_a_systems_limits_are_validated_one_line_each(tmp_path: Path) -> None:
+    from erasure.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"systems": {"crm": {"connector": "memory", "limits": {
+            "calls_per_second": 0, "concurrent": "many", "burst": 1, "per_hour": 5}}}},
+            known_connectors={"memory": MemoryConnector})
+    assert sorted(exc.value.problems) == [
+        "systems.crm.limits.calls_per_second: Input should be greater than 0",
+        "systems.crm.limits.concurrent: Input should be a valid integer, unable to parse "
+        "string as an integer",
+        "systems.crm.limits.per_hour: unknown key"]
