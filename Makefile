@@ -47,10 +47,12 @@ chromium:
 
 # The suite runs on as many pytest-xdist workers as the machine has cores (2 here, where it
 # takes about half the serial time); PYTEST_WORKERS=0 runs it in one process. Every test
-# makes its own databases, schemas, ports and folders, so workers never share state.
+# makes its own databases, schemas, ports and folders, so workers never share state; a
+# module whose tests share processes (tests/test_distributed.py: Celery workers) is one
+# xdist_group, run on one worker in order.
 PYTEST_WORKERS ?= auto
 test: lint typecheck dovecot chromium
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # The model-based tests (tests/test_model.py, tests/test_model_engine.py) explore 5000
 # random worlds each instead of the few fixed ones `make test` runs; a failure prints the

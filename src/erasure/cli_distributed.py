@@ -85,9 +85,13 @@ def run_distributed(orch: Orchestrator, request: Sequence[str] | None, limit: in
         sent = send_due(orch, send, only=request, limit=limit)
         err.print(f"sent {len(sent.ids)} request(s) in {len(sent.batches)} batch(es) to "
                   f"queue {queue}", highlight=False, markup=False)
-        if not wait:
-            raise typer.Exit(0)
-        summary = wait_for(orch, sent, send)
+        if wait:
+            summary = wait_for(orch, sent, send)
+        # status callbacks the workers' changes queued (bounded, as `erasure run` does);
+        # without --wait, those of earlier runs
+        orch.send_callbacks(orch.config.host.api.run_callback_seconds)
+    if not wait:
+        raise typer.Exit(0)
     _summary_exit(summary)
 
 
