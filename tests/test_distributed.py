@@ -148,7 +148,9 @@ pending_polls = 1
     def start_worker(self, name: str) -> subprocess.Popen[bytes]:
         log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 - the process keeps it
         proc = subprocess.Popen(
-            [ERASURE, "worker", "--config", str(self.config), "--name", f"{name}@%h"],
+            # unique on the broker: a worker's control queue is named after it
+            [ERASURE, "worker", "--config", str(self.config), "--name",
+             f"{name}-{uuid.uuid4().hex[:8]}@%h"],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
         return proc
@@ -305,7 +307,7 @@ def test_two_workers_write_the_receipts_the_in_process_runner_writes(
     finally:
         orch.close()
     assert work["queued_batches"] == 0
-    assert sorted(n.split("@")[0] for n in work["workers"]) == ["wa", "wb"]
+    assert sorted(n.split("-")[0] for n in work["workers"]) == ["wa", "wb"]
     assert all(w["finished_batches"] > 0 for w in work["workers"].values())
 
     # the same work in-process (SQLite ledger, same keys, same request ids)
@@ -363,7 +365,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing(site: Site)
         while killed is None and time.monotonic() < end:
             with admin.connect() as c:
                 killed = c.execute(sa.text(
-                    "SELECT id FROM work_batches WHERE worker LIKE 'wa@%' AND "
+                    "SELECT id FROM work_batches WHERE worker LIKE 'wa-%' AND "
                     "finished_at IS NULL AND started_at IS NOT NULL")).scalar()
             if killed is None:
                 time.sleep(0.02)
@@ -383,7 +385,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing(site: Site)
     finally:
         admin.dispose()
     # the killed worker's batch was given back and finished by the other worker
-    assert row.worker.startswith("wb@") and row.finished_at is not None
+    assert row.worker.startswith("wb-") and row.finished_at is not None
     assert open_left == 0
     # one receipt per request and system
     assert per_key[0] == per_key[1] == 2 * (SUBJECTS + more)
