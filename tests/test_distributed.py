@@ -310,6 +310,14 @@ def test_two_workers_write_the_receipts_the_in_process_runner_writes(
     assert sorted(n.split("-")[0] for n in work["workers"]) == ["wa", "wb"]
     assert all(w["finished_batches"] > 0 for w in work["workers"].values())
 
+    # `erasure status` shows each worker's work (none queued or running now)
+    status = site.run("status", "--json")
+    assert status.returncode == 0, status.stderr
+    shown = json.loads(status.stdout)["work"]
+    assert shown["queued_batches"] == 0 and len(shown["workers"]) == 2
+    assert sum(w["finished_batches"] for w in shown["workers"].values()) == -(-SUBJECTS // 5)
+    assert all(w["running_batches"] == 0 for w in shown["workers"].values())
+
     # the same work in-process (SQLite ledger, same keys, same request ids)
     twin = Site(tmp_path / "twin", None, RABBIT)
     twin.write(limited=False)
@@ -469,3 +477,25 @@ def test_a_systems_limits_are_validated_one_line_each(tmp_path: Path) -> None:
         "systems.crm.limits.concurrent: Input should be a valid integer, unable to parse "
         "string as an integer",
         "systems.crm.limits.per_hour: unknown key"]
+
+
+def test_status_counts_batches_queued_and_running_per_worker(tmp_path: Path) -> None:
+    """What `erasure status` reads: a batch is queued until a worker starts it, then
+    running on that worker (on the one that took it over, if it was given back) until it
+    finishes."""
+    from erasure.ledger import Ledger
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        ledger.add_batches([("b1", 5), ("b2", 5), ("b3", 2)])
+        ledger.start_batch("b1", "w1@h")
+        ledger.start_batch("b2", "w1@h")
+        ledger.start_batch("b2", "w2@h")  # w1 died; w2 took its batch over
+        ledger.finish_batch("b2", 5)
+        work = ledger.work_by_worker()
+    finally:
+        ledger.close()
+    assert (work["queued_batches"], work["queued_requests"]) == (1, 2)
+    w1, w2 = work["workers"]["w1@h"], work["workers"]["w2@h"]
+    assert (w1["running_batches"], w1["running_requests"], w1["finished_batches"]) == (1, 5, 0)
+    assert (w2["running_batches"], w2["running_requests"], w2["finished_batches"]) == (0, 0, 1)

@@ -258,7 +258,8 @@ def run(
                 orch.get_request(rid)
         if distributed or wait:
             from .cli_distributed import run_distributed
-            run_distributed(orch, request, limit, wait=wait, distributed=distributed)
+            run_distributed(orch, request, limit, wait=wait, distributed=distributed,
+                            json_=json_, verbose=verbose)
         summary = orch.run(only=request, limit=limit)
         # after the work, bounded: a receiver that is down never holds up a request
         orch.send_callbacks(orch.config.host.api.run_callback_seconds)
@@ -452,6 +453,7 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
                 table.add_row(p["request_id"], p["file"], f"{p['made_at']:%Y-%m-%d %H:%M}",
                               f"{p['expires_at']:%Y-%m-%d %H:%M}", _package_wait(p))
             out.print(table)
+        from .cli_distributed import print_work
         print_work(orch.ledger)  # batches of `run --distributed`: queued, per worker
         from .sweep import retention_status
         swept = retention_status(orch)
@@ -520,8 +522,7 @@ def sweep(
 
 # registers the receipts, systems, connectors, config, keys, discover and demo commands,
 # serve, tokens (the HTTP API); review, plan and approve; new-connector; worker
-from . import cli_admin, cli_api, cli_review, cli_scaffold  # noqa: E402, F401
-from .cli_distributed import print_work  # noqa: E402
+from . import cli_admin, cli_api, cli_distributed, cli_review, cli_scaffold  # noqa: E402, F401
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ import typer
 from rich.markup import escape
 
 from .cli_common import ConfigOpt, _errors, _fail, _load, _summary_exit, app, err, out
-from .tables import compact_table
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -60,11 +59,14 @@ def worker(
 
 
 def run_distributed(orch: Orchestrator, request: Sequence[str] | None, limit: int | None,
-                    *, wait: bool, distributed: bool) -> None:
+                    *, wait: bool, distributed: bool, json_: bool = False,
+                    verbose: bool = False) -> None:
     """Send the due requests to the workers as batches; with ``wait``, follow them until
     none is due and exit as `erasure run` does."""
     if not distributed:
         _fail("--wait goes with --distributed")
+    if json_ and not wait:
+        _fail("--json goes with --wait when --distributed (the run's results come at its end)")
     from .distributed.app import TASK, check_distributed, make_app
     from .distributed.work import BrokerUnavailable, send_due, wait_for
 
@@ -83,8 +85,9 @@ def run_distributed(orch: Orchestrator, request: Sequence[str] | None, limit: in
                     "far will be worked: run again") from None
 
         sent = send_due(orch, send, only=request, limit=limit)
-        err.print(f"sent {len(sent.ids)} request(s) in {len(sent.batches)} batch(es) to "
-                  f"queue {queue}", highlight=False, markup=False)
+        if sent.ids or verbose:
+            err.print(f"sent {len(sent.ids)} request(s) in {len(sent.batches)} batch(es) to "
+                      f"queue {queue}", highlight=False, markup=False)
         if wait:
             summary = wait_for(orch, sent, send)
         # status callbacks the workers' changes queued (bounded, as `erasure run` does);
@@ -92,12 +95,19 @@ def run_distributed(orch: Orchestrator, request: Sequence[str] | None, limit: in
         orch.send_callbacks(orch.config.host.api.run_callback_seconds)
     if not wait:
         raise typer.Exit(0)
-    _summary_exit(summary)
+    doc = None
+    if json_:
+        from .reports import run_report
+
+        doc = run_report(summary)
+    _summary_exit(summary, verbose=verbose, json_doc=doc)
 
 
 def print_work(ledger: Ledger) -> None:
     """`erasure status`'s table of distributed work (nothing when none was sent): batches
     queued, and per worker the batches and requests it is working and has finished."""
+    from .tables import compact_table
+
     work = ledger.work_by_worker()
     if not work["queued_batches"] and not work["workers"]:
         return
