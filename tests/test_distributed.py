@@ -299,6 +299,9 @@ def test_two_workers_write_the_receipts_the_in_process_runner_writes(
     done = site.run("run", "--distributed", "--wait")
     assert done.returncode == 0, done.stderr
     assert f"finished {SUBJECTS} request(s): {SUBJECTS} completed" in done.stderr
+    # a line per request, as `erasure run` prints
+    assert sorted(done.stdout.splitlines()) == sorted(
+        f"r-{i:016x} erasure: finished, completed" for i in range(SUBJECTS))
 
     # the work was split across both workers
     orch = site.orch()

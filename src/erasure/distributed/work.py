@@ -168,10 +168,12 @@ def summary_of(orch: Orchestrator, ids: Sequence[str]) -> RunSummary:
     open with their tasks waiting or blocked."""
     summary = RunSummary()
     still: list[str] = []
-    for rid, status, outcome in orch.ledger.request_states(ids):
+    for rid, rtype, status, outcome in orch.ledger.request_states(ids):
+        summary.claimed[rid] = rtype
         if status == "done":
             summary.finished.append(rid)
             summary.outcomes[outcome or "failed"] += 1
+            summary.outcome_of[rid] = outcome or "failed"
         elif status == "awaiting_approval":
             summary.awaiting_approval.append(rid)
         elif status == "awaiting_verification":
@@ -181,9 +183,12 @@ def summary_of(orch: Orchestrator, ids: Sequence[str]) -> RunSummary:
     for t in orch.ledger.tasks_for(still):
         if t.stage == Stage.DONE.value:
             continue
-        blocked = TaskSummary.from_text(t.summary).blocked
-        if blocked is not None:
-            summary.blocked.append((t.request_id, t.system, blocked))
+        told = TaskSummary.from_text(t.summary)
+        if told.blocked is not None:
+            summary.blocked.append((t.request_id, t.system, told.blocked))
         else:
             summary.waiting[t.stage] += 1
+            summary.left.setdefault(t.request_id, []).append(t.stage)
+            if told.held and t.stage == Stage.ACTING.value:
+                summary.held.append((t.request_id, t.system, "; ".join(told.held)))
     return summary

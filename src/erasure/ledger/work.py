@@ -98,13 +98,14 @@ class WorkStore(Database):
                 held += int(row[1])
         return left, held
 
-    def request_states(self, ids: Sequence[str]) -> list[tuple[str, str, str | None]]:
-        """(id, status, outcome) of each of ``ids`` that exists."""
-        out: list[tuple[str, str, str | None]] = []
+    def request_states(self, ids: Sequence[str]
+                       ) -> list[tuple[str, str, str, str | None]]:
+        """(id, type, status, outcome) of each of ``ids`` that exists."""
+        out: list[tuple[str, str, str, str | None]] = []
         r = requests_t
         with self.engine.connect() as conn:
             for i in range(0, len(ids), 900):
-                out.extend((row.id, row.status, row.outcome) for row in conn.execute(
-                    select(r.c.id, r.c.status, r.c.outcome)
+                out.extend((row.id, row.type, row.status, row.outcome) for row in conn.execute(
+                    select(r.c.id, r.c.type, r.c.status, r.c.outcome)
                     .where(r.c.id.in_(list(ids[i : i + 900])))))
         return out
