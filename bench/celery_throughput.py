@@ -22,6 +22,7 @@ every customer row gone.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import subprocess
@@ -44,6 +45,7 @@ from erasure.distributed.work import send_due, wait_for
 from erasure.models import RequestType
 from erasure.orchestrator import Orchestrator, RequestSpec
 from erasure.plugins import PluginHost
+from erasure.runtime import tune_gc_for_batches
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
 BROKER = "amqp://guest:guest@127.0.0.1:5672//"
@@ -188,6 +190,8 @@ def main() -> int:
     ap.add_argument("--subjects", type=int, default=10_000)
     ap.add_argument("--batch", type=int, default=500)
     args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # not the fresh keys' warning of every run
+    tune_gc_for_batches()  # as the `erasure` command (and so every worker) does
     n = 1000 if args.quick else args.subjects
     tasks = -(-n // args.batch)
     times = {}

@@ -17,7 +17,11 @@ MAX_RETRIES = 100
 
 
 def register(app: Celery) -> None:
-    """Register the batch task on ``app``."""
+    """Register the batch task on ``app``, and have each pool process ready its
+    orchestrator (plugins, config, ledger) when it starts, not in its first batch."""
+    from celery.signals import worker_process_init
+
+    worker_process_init.connect(_ready, weak=False)
 
     @app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
               max_retries=MAX_RETRIES)
@@ -36,3 +40,9 @@ def register(app: Celery) -> None:
             # `erasure run`): looked at again once its lease may have ended.
             raise self.retry(countdown=done.come_back)
         return {"worked": done.worked}
+
+
+def _ready(**_kwargs: Any) -> None:
+    from .work import worker_orchestrator
+
+    worker_orchestrator().ledger  # noqa: B018 - opened (and its schema checked) now
