@@ -182,6 +182,12 @@ def one_run(workers: int, n: int, batch: int, folder: Path) -> float:
             for p in procs:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
+            if workers:
+                from kombu import Connection
+
+                queue = tomllib.loads(config.read_text())["erasure"]["queue"]
+                with Connection(BROKER) as conn:  # the run's queue goes with it
+                    conn.default_channel.queue_delete(queue)
 
 
 def main() -> int:
