@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .app import TASK
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -45,4 +48,8 @@ def register(app: Celery) -> None:
 def _ready(**_kwargs: Any) -> None:
     from .work import worker_orchestrator
 
-    worker_orchestrator().ledger  # noqa: B018 - opened (and its schema checked) now
+    try:
+        worker_orchestrator().ledger  # noqa: B018 - opened (and its schema checked) now
+    except Exception as exc:  # a ledger away at start: the first batch tries (and retries)
+        log.warning("worker not readied (%s); its first batch will try again",
+                    type(exc).__name__)
