@@ -254,18 +254,52 @@ def test_start_up_imports_only_what_the_command_uses(tmp_path: Path) -> None:
     seed(crm, {"c/1": ("contact", {"email": "ann@example.org"})})
     config = write_config(tmp_path, {"crm": memory_system(crm)})
     assert cli("find", "--email", "ann@example.org", config=config).returncode == 0
-    c = ("-c", str(config))
+    # the same ledger, with a system of every heavy connector configured beside the crm
+    wide = write_config(tmp_path, {
+        "crm": memory_system(crm),
+        "files": {"connector": "s3",
+                  "rules": [{"bucket": "shop-files", "key_template": "c/{email}"}]},
+        "shop": {"connector": "sql", "url": f"sqlite:///{tmp_path / 'shop.db'}",
+                 "retention_months": 24,
+                 "tables": {"orders": {"identifiers": {"email": "email"},
+                                       "retention_column": "placed_at"}}},
+        "desk": {"connector": "zendesk", "subdomain": "acme", "email": "a@example.org",
+                 "token": {"env": "OPCLI_ZD_TOKEN"}},
+        "sales": {"connector": "salesforce", "instance_url": "https://acme.my.salesforce.com",
+                  "auth": "session", "session_id": {"env": "OPCLI_SF_SESSION"}},
+    }, name="wide.toml")
+    c, w = ("-c", str(config)), ("-c", str(wide))
     commands = [("--version",), ("--help",), ("receipts", "verify", *c),
                 ("request", "create", "--type", "find", "--email", "b@example.org", *c),
-                ("status", *c)]
+                ("status", *w), ("receipts", "verify", *w), ("status", "--json", *w)]
     found = dict(zip(commands, _parallel(lambda a: _imported(tmp_path, *a), commands),
                      strict=True))
     for args in commands[:2]:
         assert not found[args] & (_HEAVY | _CONNECTORS | {"sqlalchemy", "pydantic"}), args
-    for args in commands[2:4]:
+    for args in commands[2:]:
         assert not found[args] & (_HEAVY | _CONNECTORS), (args, found[args] & _CONNECTORS)
-    # status reads which systems keep a retention (the connectors say): never their clients
-    assert not found[commands[4]] & _HEAVY, found[commands[4]] & _HEAVY
+    # status's retention table without the connectors: the system whose connector declares
+    # retention sweeps is listed (never swept), the others are not
+    shown = cli("status", config=wide, env=cli_env(block=None))
+    assert shown.returncode == 0, describe(shown)
+    assert re.search(r"Retention sweeps.*\n.*\bshop\b.*\bnever\b", shown.stdout, re.S), \
+        describe(shown)
+    assert not re.search(r"^\W*(files|desk|sales|crm)\W.*never", shown.stdout, re.M), \
+        describe(shown)
+
+
+def test_retention_declarations_match_the_connectors(monkeypatch: Any) -> None:
+    """What status reads from the distributions' metadata (``erasure.retention``) is what
+    the connectors do: every installed connector with ``Capability.RETENTION``, no other."""
+    from erasure.models import Capability
+    from erasure.plugins import BLOCK_ENV, PluginHost, declared_retention
+
+    monkeypatch.delenv(BLOCK_ENV, raising=False)
+    host = PluginHost.load()
+    assert not host.failures, host.failures
+    sweeping = {name for name, cls in host.registry.classes().items()
+                if cls.supports(Capability.RETENTION)}
+    assert sweeping >= {"mail", "sql"} and declared_retention() == sweeping
 
 
 def _parallel(fn: Any, items: list[Any]) -> list[Any]:

@@ -406,7 +406,8 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
                min=1, help="At most this many requests (the rest are counted).")] = 1000,
            config: ConfigOpt = None) -> None:
     """Open requests with days left; overdue ones marked."""
-    with _orchestrator(config) as orch, _errors():
+    # reads the ledger and the configuration only: no connector is imported (issue 26)
+    with _orchestrator(config, connectors=False) as orch, _errors():
         if json_:
             from .reports import status_report
 
@@ -455,8 +456,12 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
             out.print(table)
         from .cli_distributed import print_work
         print_work(orch.ledger)  # batches of `run --distributed`: queued, per worker
-        from .sweep import retention_status
-        swept = retention_status(orch)
+        from .plugins import declared_retention
+        from .reports import retention_rows
+
+        # which connectors sweep: their distributions' metadata, not their modules
+        swept = retention_rows(orch.config, orch.ledger,
+                               declared_retention() - orch.plugins.blocked)
         if swept:
             table = compact_table("Retention sweeps")
             for col in ("system", "last swept (UTC)", "outcome", "oldest item"):

@@ -13,34 +13,48 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .callbacks import CallbackSender, Secrets
-from .chain import ReceiptChain, head_file_for
 from .config import Config
-from .engine import rules
-from .engine.commands import TaskCommands
-from .engine.desk import Desk, PlanView, ReviewView
-from .engine.expansion import Scoped
-from .engine.plan import PlanLine
-from .engine.plan import plan as dry_run
-from .engine.runner import Runner, RunSummary
-from .engine.steps import StepContext
-from .engine.tasks import Stage, TaskSummary
-from .engine.writer import TaskWriter
 from .errors import ConfigError, UsageError
 from .freetext import check_reference, seal_reason
 from .keys import KeyRing
 from .ledger import Ledger, RequestRow, add_months, ledger_exists, utcnow
 from .models import Identifier, RequestType
 from .plugins import PluginHost
-from .shredding import Cipher, EpochKeys, RequestKeys
-from .state import KnownIdentifiers, RequestIntent, request_blob
 from .systems import System, build_systems, check_system
+
+# The engine, the receipt chain, the callbacks and the shredding keys are imported where a
+# command uses them: `erasure status`, `receipts verify`, `request create` start without
+# them (issue 26, item 8).
+if TYPE_CHECKING:
+    from .callbacks import CallbackSender, Secrets
+    from .chain import ReceiptChain
+    from .engine.commands import TaskCommands
+    from .engine.desk import Desk, PlanView, ReviewView
+    from .engine.expansion import Scoped
+    from .engine.plan import PlanLine
+    from .engine.runner import Runner, RunSummary
+    from .engine.steps import StepContext
+    from .shredding import RequestKeys
+    from .state import RequestIntent
 
 __all__ = ["Orchestrator", "PlanLine", "RequestSpec", "RunSummary"]
 
 log = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    """``PlanLine`` and ``RunSummary``, re-exported without importing the engine at load."""
+    if name == "PlanLine":
+        from .engine.plan import PlanLine
+
+        return PlanLine
+    if name == "RunSummary":
+        from .engine.runner import RunSummary
+
+        return RunSummary
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,7 @@ def _dedupe_key(keys: KeyRing, spec: RequestSpec, subject: str) -> str | None:
 def _intent(spec: RequestSpec) -> RequestIntent:
     """A validated spec's corrections (normalised) and objection scope."""
     from .models import Correction, ObjectionScope
+    from .state import RequestIntent
 
     if spec.type is RequestType.RECTIFICATION:
         fixes = (Correction.parse(t, v) for t, v in spec.corrections)
@@ -145,6 +160,8 @@ class Orchestrator:
     def ciphers(self) -> RequestKeys:
         """Each open request's own key (crypto-shredding: see shredding.py)."""
         if self._ciphers is None:
+            from .shredding import EpochKeys, RequestKeys
+
             epochs = EpochKeys(self.config.host.state_dir / "keys" / "epochs",
                                self.keys.fernet)
             self._ciphers = RequestKeys(self.ledger, epochs, legacy=self.keys.fernet)
@@ -153,12 +170,16 @@ class Orchestrator:
     @property
     def chain(self) -> ReceiptChain:
         """The receipt chain: the one way receipts are sealed, stored and signed."""
+        from .chain import ReceiptChain, head_file_for
+
         return ReceiptChain(self.ledger, self.keys,
                             head_file_for(self.config.host.state_dir, self.ledger))
 
     @property
     def context(self) -> StepContext:
         """What the engine's steps are given: config, systems and keys."""
+        from .engine.steps import StepContext
+
         return StepContext(self.config, self.systems, self.keys, clock=self.clock)
 
     def limit_calls(self) -> None:
@@ -172,6 +193,8 @@ class Orchestrator:
 
     def runner(self) -> Runner:
         """The in-process runner over this configuration and ledger."""
+        from .engine.runner import Runner
+
         self.limit_calls()
         return Runner(self.context, self.ledger, self.plugins, self.ciphers,
                       progress=self.progress, clock=self.clock)
@@ -190,6 +213,8 @@ class Orchestrator:
 
         A dry run changes nothing, so it may look before the identity is verified.
         """
+        from .engine import rules
+
         if not spec.identifiers:
             raise UsageError("a request needs at least one identifier (e.g. --email)")
         spaces = self.config.id_spaces
@@ -262,6 +287,9 @@ class Orchestrator:
         """
         import uuid
 
+        from .shredding import Cipher
+        from .state import KnownIdentifiers, request_blob
+
         rows = []
         strong_types = self.config.host.strong_identifiers
         validated = []
@@ -330,6 +358,9 @@ class Orchestrator:
 
     def desk(self) -> Desk:
         """Review items, plans, decisions and approval, from what the ledger holds."""
+        from .engine.desk import Desk
+        from .engine.writer import TaskWriter
+
         writer = TaskWriter(self.ledger, self.ciphers, self.plugins, list(self.systems))
         return Desk(self.context, self.ledger, writer, self.ciphers)
 
@@ -383,6 +414,8 @@ class Orchestrator:
 
     def callback_secrets(self) -> Secrets:
         """What signs status callbacks (a request's or token's secret, or the config's)."""
+        from .callbacks import Secrets
+
         default = self.config.host.api.callback_secret
         return Secrets(None if default is None else default.get_secret_value().encode(),
                        self.keys)
@@ -409,6 +442,8 @@ class Orchestrator:
             from .zendesk_notes import ZendeskNotes
 
             deliverers["zendesk"] = ZendeskNotes(zendesk, lambda rid: export(self.chain, rid))
+        from .callbacks import CallbackSender
+
         return CallbackSender(self.ledger, self.callback_secrets(),
                               attempts=self.config.host.api.callback_attempts,
                               deliverers=deliverers)
@@ -430,6 +465,9 @@ class Orchestrator:
 
     def commands(self) -> TaskCommands:
         """A person's commands on tasks (confirm, retry), written as the runner writes."""
+        from .engine.commands import TaskCommands
+        from .engine.writer import TaskWriter
+
         writer = TaskWriter(self.ledger, self.ciphers, self.plugins, list(self.systems))
         return TaskCommands(self.ledger, writer, lease_seconds=self.config.host.lease_seconds,
                             clock=self.clock)
@@ -477,6 +515,8 @@ class Orchestrator:
 
     def unsearched(self, request_id: str) -> list[tuple[str, str]]:
         """(system, reason) of each system an open request could not be searched in yet."""
+        from .engine.tasks import Stage, TaskSummary
+
         out = []
         for t in self.ledger.tasks_for([request_id]):
             if t.stage == Stage.PENDING.value:
@@ -489,6 +529,8 @@ class Orchestrator:
 
     def plan(self, spec: RequestSpec) -> list[PlanLine]:
         """Find across all systems and say what would happen. Writes nothing anywhere."""
+        from .engine.plan import plan as dry_run
+
         idents = self.validate(spec, dry_run=True)
         return dry_run(self.context, spec.type, idents, ticket=spec.ticket,
                        verified=spec.verified, intent=_intent(spec))

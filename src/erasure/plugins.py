@@ -19,13 +19,24 @@ from . import hookspecs
 from .connector import Connector
 from .errors import PluginError
 
-__all__ = ["BLOCK_ENV", "ENTRY_POINT_GROUP", "ConnectorRegistry", "PluginHost", "PluginFailure"]
+__all__ = ["BLOCK_ENV", "ENTRY_POINT_GROUP", "RETENTION_GROUP", "ConnectorRegistry", "PluginHost",
+           "PluginFailure", "declared_retention"]
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "erasure.connectors"
 #: Comma-separated plugin (entry-point) names that must not be loaded.
 BLOCK_ENV = "ERASURE_BLOCK_PLUGINS"
+#: Entry points naming the connectors that sweep retention (``Capability.RETENTION``): a
+#: declaration in the distribution's metadata, read without importing the connector.
+RETENTION_GROUP = "erasure.retention"
+
+
+def declared_retention() -> frozenset[str]:
+    """The connectors whose distributions declare retention sweeps (``erasure.retention``
+    entry points, never loaded): what ``erasure status`` lists without importing any
+    connector or its client library."""
+    return frozenset(ep.name for ep in metadata.entry_points(group=RETENTION_GROUP))
 
 
 class ConnectorRegistry:

@@ -14,12 +14,13 @@ from .engine.tasks import TaskSummary
 from .tables import why_waiting
 
 if TYPE_CHECKING:
+    from .config import Config
     from .engine.plan import PlanLine
     from .engine.runner import RunSummary
     from .ledger import Ledger
 
-__all__ = ["FORMAT", "plan_report", "receipts_report", "request_result", "requests_beyond",
-           "run_report", "status_report"]
+__all__ = ["FORMAT", "plan_report", "receipts_report", "request_result",
+           "requests_beyond", "retention_rows", "run_report", "status_report"]
 
 #: the shapes' version: a field removed or changed in meaning gives a new one
 FORMAT = 1
@@ -165,3 +166,26 @@ def request_result(rid: str, rtype: str, summary: RunSummary,
         "receipts": receipts_report(rid, receipts)["receipts"],
         "unsearched": [{"system": s, "reason": r} for s, r in unsearched],
     }
+
+
+def retention_rows(config: Config, ledger: Ledger, sweeping: frozenset[str],
+                   now: datetime | None = None) -> list[tuple[str, str, str, str]]:
+    """Per system with retention: (system, last swept, outcome, age of its oldest item).
+
+    A system has retention when its connector is one of ``sweeping`` (those declaring it:
+    :func:`erasure.plugins.declared_retention`) or a sweep of it is in the ledger; neither
+    needs the connector imported."""
+    now_naive = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+    rows = {r["system"]: r for r in ledger.sweeps()}
+    out = []
+    for name, system in config.systems.items():
+        r = rows.get(name)
+        if r is None and system.connector not in sweeping:
+            continue
+        if r is None or r["last_swept_at"] is None:
+            out.append((name, "never", "-", "-"))
+            continue
+        age = "-" if r["oldest_at"] is None else f"{(now_naive - r['oldest_at']).days} days"
+        out.append((name, f"{r['last_swept_at']:%Y-%m-%d %H:%M}", r["last_outcome"] or "-",
+                    age))
+    return out

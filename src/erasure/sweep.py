@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .orchestrator import Orchestrator
     from .systems import System
 
-__all__ = ["RECEIPT_KIND", "SweepResult", "retention_status", "run_sweep"]
+__all__ = ["RECEIPT_KIND", "SweepResult", "run_sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -250,24 +250,3 @@ def _write_receipt(orch: Orchestrator, system: System, sweep_id: str, now: datet
     result.receipt_seq = r.seq
     if watched:
         deliver(ledger, orch.plugins)
-
-
-def retention_status(orch: Orchestrator, now: datetime | None = None
-                     ) -> list[tuple[str, str, str, str]]:
-    """Per system with retention: (system, last swept, outcome, age of its oldest item)."""
-    now_naive = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
-    rows = {r["system"]: r for r in orch.ledger.sweeps()}
-    out = []
-    for name, system in orch.systems.items():
-        if system.cls is None or not system.cls.supports(Capability.RETENTION):
-            continue
-        r = rows.get(name)
-        if r is None or r["last_swept_at"] is None:
-            out.append((name, "never", "-", "-"))
-            continue
-        age = "-" if r["oldest_at"] is None else (
-            f"{(now_naive - r['oldest_at']).days} days")
-        out.append((name, f"{r['last_swept_at']:%Y-%m-%d %H:%M}", r["last_outcome"] or "-",
-                    age))
-    return out
-
