@@ -99,3 +99,32 @@ def _catch(orch, spec):
         return orch.record(spec)
     except Exception as exc:  # noqa: BLE001 - the failure this test is about
         return exc
+
+
+def _open_ledger(folder: Path, barrier: object) -> None:
+    import random
+    import time
+
+    from erasure.ledger.db import Database
+
+    barrier.wait()  # type: ignore[attr-defined]
+    time.sleep(random.uniform(0, 0.03))  # staggered: one converts while another opens
+    Database(f"sqlite:///{folder / 'ledger.db'}").close()
+
+
+def test_processes_opening_a_new_sqlite_ledger_at_once_all_open_it(tmp_path: Path) -> None:
+    """Two `request create` from a script on a fresh state folder: each makes the folder
+    and turns the new database to WAL at the same moment; the loser of either race waits,
+    it never fails ("File exists", "database is locked")."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for n in range(20):
+        folder = tmp_path / f"round{n}" / "state"
+        barrier = ctx.Barrier(4)
+        procs = [ctx.Process(target=_open_ledger, args=(folder, barrier)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0] * 4, n

@@ -16,7 +16,10 @@ def private_dir(path: Path) -> Path:
         missing.append(p)
         p = p.parent
     for folder in reversed(missing):
-        folder.mkdir(mode=0o700)
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # another process starting at once made it (and closes it itself)
         folder.chmod(0o700)  # mkdir's mode is filtered by the umask
     if path.stat().st_mode & 0o077:
         path.chmod(0o700)

@@ -160,9 +160,9 @@ def _sqlite_setup(engine: Engine) -> None:
         # once then serialise on the write lock instead of failing on upgrade.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=60000")
+        _wal(cur)
+        cur.execute("PRAGMA synchronous=NORMAL")
         # A ledger of ten thousand open requests is tens of MiB; the default 2 MiB
         # page cache made every batch's writes slower as the file grew.
         cur.execute("PRAGMA cache_size=-65536")
@@ -182,3 +182,21 @@ def _private_file(path: Path) -> None:
     for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         if p.exists() and p.stat().st_mode & 0o077:
             p.chmod(0o600)
+
+
+def _wal(cur: Any) -> None:
+    """Put the database in WAL mode. Two processes opening a new ledger at once (two
+    ``request create`` from a script) race to convert it, and SQLite answers the loser
+    "database is locked" at once, without its busy timeout: it tries again for a while."""
+    import sqlite3
+    import time
+
+    for _ in range(100):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            time.sleep(0.05)
+    cur.execute("PRAGMA journal_mode=WAL")
