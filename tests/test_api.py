@@ -183,6 +183,8 @@ def test_malformed_and_oversized_bodies_are_refused_without_echo_or_trace(api: A
     with api.client("submit") as http:
         bad_json = http.post("/v1/requests", content=b"{not json",
                              headers={"Content-Type": "application/json"})
+        not_text = http.post("/v1/requests", content=b"8\xff\xfe.\x80",  # not UTF-8
+                             headers={"Content-Type": "application/json"})
         missing = http.post("/v1/requests", json={"subject_request_type": "erasure"})
         wrong = http.post("/v1/requests", json=_erasure("m-1", secret_value) | {
             "subject_request_type": "deletion", "subject_identities": [
@@ -203,8 +205,9 @@ def test_malformed_and_oversized_bodies_are_refused_without_echo_or_trace(api: A
 
         chunked = http.post("/v1/requests", content=chunks(),
                             headers={"Content-Type": "application/json"})
-    for r in (bad_json, missing, wrong, unverified, hashed):
+    for r in (bad_json, not_text, missing, wrong, unverified, hashed):
         assert r.status_code == 422, r.text
+    assert not_text.json()["detail"][0]["loc"] == ["body"]
     locs = {tuple(e["loc"]) for e in missing.json()["detail"]}
     assert ("body", "subject_request_id") in locs and ("body", "subject_identities") in locs
     assert {tuple(e["loc"][:2]) for e in wrong.json()["detail"]} >= {

@@ -82,12 +82,18 @@ class ReceiptChain:
         """The chain's end (count, last hash), after signing a head over it if it has none
         (receipts from before heads existed, an empty chain); the newest head is kept in
         the state folder too. Raises :class:`ChainCutBack` on a cut-back ledger."""
+        return self.sign_end()[0]
+
+    def sign_end(self) -> tuple[tuple[int, str], bool]:
+        """:meth:`ensure_head`, and whether it signed a new head (a run that did only that
+        has something to say)."""
         with self.ledger.read() as conn:  # the usual case, without the write lock
             end, head = self.ledger.chain_end(conn), self.ledger.newest_head(conn)
             if head is not None and _covers(head) == end:
                 self._guard(conn, end[0], ledger_head=head)
                 self.keep(head)
-                return end
+                return end, False
+        signed = False
         with self.ledger.tx() as conn:
             end = self.ledger.chain_head(conn)
             prev_head = self._guard(conn, end[0])
@@ -95,8 +101,9 @@ class ReceiptChain:
             if head is None or _covers(head) != end:
                 head = seal_head(end[0], end[1], keys=self.keys, now=utcnow(), prev=prev_head)
                 self.ledger.add_head(conn, head)
+                signed = True
         self.keep(head)
-        return end
+        return end, signed
 
     def keep(self, head: dict[str, Any] | None) -> None:
         """Keep ``head`` in the state folder (after its transaction committed), unless the

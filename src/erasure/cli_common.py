@@ -261,8 +261,8 @@ def _summary_exit(summary: RunSummary, *, failed: bool = False, verbose: bool = 
     stdout has the results, one line per request naming it (``per_request``), or only
     ``json_doc``; stderr has what needs an operator and, as text, the counts and the chain
     head to publish. A run that had nothing due prints nothing at all (cron mails any
-    output), unless ``verbose``."""
-    if not summary.claimed and not verbose and json_doc is None:
+    output), unless ``verbose``; one that signed a chain head prints that head."""
+    if not summary.claimed and not summary.head_signed and not verbose and json_doc is None:
         raise typer.Exit(0 if summary.ok and not failed else 1)
     if summary.replanned:
         err.print(f"{len(summary.replanned)} approved request(s) now find a different set of "
@@ -311,7 +311,7 @@ def _summary_exit(summary: RunSummary, *, failed: bool = False, verbose: bool = 
         # One line to publish: `erasure receipts verify --expect-head HASH` checks against it.
         from .heads import head_line
 
-        err.print(("nothing due; " if not summary.claimed else "")
+        err.print(("nothing due; " if not summary.claimed and not summary.head_signed else "")
                   + head_line(*summary.head), soft_wrap=True, highlight=False)
     raise typer.Exit(0 if summary.ok and not failed else 1)
 

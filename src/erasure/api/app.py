@@ -134,6 +134,11 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's one 400 of its own: a body that is not JSON at all (bytes that are
+            # not UTF-8). A malformed body is a 422 with field errors, as every route says.
+            return JSONResponse({"detail": [{"loc": ["body"], "type": "json_invalid",
+                                             "msg": "the body is not JSON"}]}, status_code=422)
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             # every method the path takes (Starlette names only its first route's)

@@ -72,6 +72,8 @@ class RunSummary:
     packages: dict[str, str] = field(default_factory=dict)
     #: the receipt chain's end after the run, (count, last hash): publish it (heads.py)
     head: tuple[int, str] | None = None
+    #: the run signed a chain head (over its receipts, or over an end that had none)
+    head_signed: bool = False
 
     @property
     def failed_tasks(self) -> int:
@@ -164,7 +166,10 @@ class Runner:
         self.ciphers.rotate()
         # a run that appended signed a head over the end it appended to (read again, it is
         # the same unless another run appended and signed since)
-        summary.head = self._signed if self._signed is not None else self.chain.ensure_head()
+        if self._signed is not None:
+            summary.head, summary.head_signed = self._signed, True
+        else:
+            summary.head, summary.head_signed = self.chain.sign_end()
 
     def run_batch(self, rows: Sequence[RequestRow], summary: RunSummary) -> None:
         """Work one claimed batch (``rows``, leased by this runner's ledger) through every
