@@ -38,6 +38,7 @@ def test_flow_and_concurrent_runs_on_postgresql(make_orch, pg_url, monkeypatch) 
         t.start()
     for t in threads:
         t.join()
+    assert len(results) == 2, "a run raised (its thread's exception is in the warnings)"
     finished = [rid for r in results for rid in r.finished]
     assert sorted(finished) == sorted(ids)  # every request once, none twice
     receipts = first.ledger.receipts()

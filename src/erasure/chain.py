@@ -188,6 +188,11 @@ class ReceiptChain:
             if head is None:
                 continue
             covered, last = _covers(head)
+            if count < covered:
+                # Outside the write lock, ``count`` may have been read before another run
+                # appended and signed this head (each read statement takes its own
+                # snapshot): read again after the head, a healthy chain covers it.
+                count = self.ledger.chain_end(conn)[0]
             if count < covered or (covered and stored(covered) != last):
                 what = (f"holds {count} receipts" if count < covered
                         else f"no longer ends receipt {covered} with the hash it had")
