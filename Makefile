@@ -61,7 +61,7 @@ test: lint typecheck dovecot chromium
 test-long: install dovecot
 	ERASURE_MODEL_EXAMPLES=5000 ERASURE_SHRED_SUBJECTS=1000 $(BIN)/python -m pytest tests/test_model.py tests/test_model_engine.py tests/test_shredding.py
 	ERASURE_MAIL_LONG=1 $(BIN)/python -m pytest connectors/mail/tests/test_mail_big.py connectors/mail/tests/test_mail_imap.py
-	ERASURE_API_FUZZ_EXAMPLES=200 ERASURE_API_LOAD=1 $(BIN)/python -m pytest tests/test_api_schema.py tests/test_api_load.py
+	ERASURE_API_FUZZ_EXAMPLES=200 ERASURE_API_FUZZ_SEED=random ERASURE_API_LOAD=1 $(BIN)/python -m pytest tests/test_api_schema.py tests/test_api_load.py
 	ERASURE_CONTRACT_POPULATION=2500 $(BIN)/python -m pytest -k large_population tests/test_memory_contract.py $(wildcard connectors/*/tests/test_*contract*.py)
 	ERASURE_KIT_LONG=1 $(BIN)/python -m pytest -k pip tests/test_docs.py tests/test_scaffold.py
 	ERASURE_CELERY_SUBJECTS=1000 $(BIN)/python -m pytest tests/test_distributed.py

@@ -19,6 +19,9 @@ from apihelpers import start_server
 from clihelpers import cli_env, memory_system, seed, write_config
 
 EXAMPLES = int(os.environ.get("ERASURE_API_FUZZ_EXAMPLES", "5"))
+#: ``make test`` replays one fixed seed, so a default run is the same run every time;
+#: ``make test-long`` sets ``ERASURE_API_FUZZ_SEED=random`` to explore new examples.
+SEED = os.environ.get("ERASURE_API_FUZZ_SEED", "20261207")
 
 #: Left out, with the reason: an identifier's syntax (an email address as email-validator
 #: reads it, a phone number by its country's numbering plan, an IP address) cannot be said in
@@ -49,7 +52,11 @@ def test_every_operation_answers_as_its_openapi_document_says(tmp_path: Path) ->
         proc = subprocess.run(
             [str(st), "run", f"{server.url}/openapi.json", "--checks", "all",
              "--exclude-checks", EXCLUDED_CHECKS, "--max-examples", str(EXAMPLES),
-             "--workers", "2", "--request-timeout", "30", "--no-color",
+             # one worker: on CPython 3.11.7 schemathesis' generator threads can call
+             # ast.parse at once, which raises "AST constructor recursion depth mismatch"
+             # inside the tool (CPython gh-106905), a failure of the tester, not the API
+             "--workers", "1", "--request-timeout", "30", "--no-color",
+             *([] if SEED == "random" else ["--seed", SEED]),
              "-H", f"Authorization: Bearer {token}"],
             capture_output=True, text=True, cwd=tmp_path, timeout=1800,
             env={**cli_env(), "NO_COLOR": "1"})
