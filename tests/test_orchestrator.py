@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -56,13 +57,14 @@ def shop(make_orch):
         "id_spaces": {"customer": {"type": "customer_id", "systems": ["crm", "billing"]}},
     })
     seed(orch, "crm", {
-        "c/1": ("contact", {"email": "alice@example.com", "customer_id": "C-1", "phone": PHONE}),
-        "c/2": ("contact", {"email": "jimalice@example.com", "customer_id": "C-2"}),
+        "c/1": ("contact", {"email": "alice@example.com", "customer_id": "CUST-70731",
+                            "phone": PHONE}),
+        "c/2": ("contact", {"email": "jimalice@example.com", "customer_id": "CUST-70732"}),
         "c/3": ("contact", {"email": "bob@example.net", "phone": PHONE}),  # shares the phone
     })
     seed(orch, "billing", {
-        "inv/1": ("invoice", {"customer_id": "C-1"}),  # reachable only via expansion
-        "inv/2": ("invoice", {"customer_id": "C-2"}),
+        "inv/1": ("invoice", {"customer_id": "CUST-70731"}),  # reachable only via expansion
+        "inv/2": ("invoice", {"customer_id": "CUST-70732"}),
     })
     seed(orch, "desk", {
         "u/1": ("user", {"email": "alice@example.com"}),
@@ -78,7 +80,7 @@ def test_erasure_expands_identifiers_and_never_erases_someone_else(shop) -> None
     assert left(shop, "crm") == 2 and left(shop, "billing") == 1 and left(shop, "desk") == 1
     crm = shop.systems["crm"].connector()
     alice = Subject("check", (Identifier(IdentifierType.EMAIL, "alice@example.com"),
-                              Identifier(IdentifierType.CUSTOMER_ID, "C-1")))
+                              Identifier(IdentifierType.CUSTOMER_ID, "CUST-70731")))
     assert list(crm.find([alice])) == []  # nothing of hers is left to find
     assert {f.ref for f in crm.find([Subject("n", (Identifier(
         IdentifierType.EMAIL, "jimalice@example.com"),))])} == {"c/2"}  # the lookalike is
@@ -102,7 +104,7 @@ def test_weak_identifiers_alone_never_erase(shop) -> None:
     assert receipts["crm"]["counts"]["review"] == 2
 
 
-SECRETS = ("alice@example.com", "C-1", PHONE, "c/1", "inv/1", "u/1")
+SECRETS = ("alice@example.com", "CUST-70731", PHONE, "c/1", "inv/1", "u/1")
 
 
 def test_receipts_hold_no_personal_data_and_the_ledger_is_purged(shop, tmp_path: Path) -> None:
@@ -115,7 +117,10 @@ def test_receipts_hold_no_personal_data_and_the_ledger_is_purged(shop, tmp_path:
     receipts = {r["body"]["system"]: r["body"] for r in shop.ledger.receipts(rid)}
     text = json.dumps(shop.ledger.receipts())
     for secret in SECRETS:
-        assert secret not in text
+        # bounded by characters base64 never writes, so a signature or hash that happens
+        # to contain "c/1" is not taken for the item id (a false alarm seen 1 in ~2,600)
+        assert not re.search(rf"(?<![A-Za-z0-9+/=_-]){re.escape(secret)}(?![A-Za-z0-9+/=_-])",
+                             text), secret
     row = shop.ledger.get_request(rid)
     assert row.identifiers is None and row.status == "done"
     tasks = shop.ledger.tasks_for([rid])
