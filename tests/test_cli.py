@@ -429,8 +429,11 @@ def test_systems_and_connectors_list(world, tmp_path):
                                        ["connectors", "list"], env=cli_env(block=None))
     systems_blocked, connectors_blocked = run_many(
         ["systems", "list", "-c", str(config)], ["connectors", "list"], env=blocked)
-    for proc in (systems, all_connectors, systems_blocked, connectors_blocked):
+    for proc in (systems, all_connectors, connectors_blocked):
         assert proc.returncode == 0, describe(proc)
+    # a blocked plugin leaves its systems not covered: the listing says so and fails
+    assert systems_blocked.returncode == 1, describe(systems_blocked)
+    assert "error: crm: not covered" in systems_blocked.stderr, describe(systems_blocked)
     for name, policy in (("crm", "erase"), ("tax", "retain")):
         row = table_row(systems.stdout, SYSTEMS, name)
         assert row == {"system": name, "connector": "memory", "version": "1.0",

@@ -26,6 +26,7 @@ from clihelpers import (
 )
 
 CONNECTORS = ("connector", "version", "capabilities", "plugin")
+SYSTEMS = ("system", "connector", "version", "policy", "status")
 RECEIPT = ("system", "action", "outcome", "found", "acted", "review", "failed", "residue",
            "calls")
 
@@ -145,6 +146,21 @@ def test_config_check_fails_for_the_broken_plugins_system(world):
     assert "crm: not covered" not in proc.stderr and "table: not covered" not in proc.stderr
 
 
+def test_systems_list_fails_for_the_broken_plugins_system(world):
+    proc = run_cli("systems", "list", config=world["config"], env=env_for(world["site"]))
+    # The table still lists every system; a script checking an installation sees the one
+    # that would not be covered by the exit code and one line on stderr naming it.
+    assert proc.returncode == 1, describe(proc)
+    row = table_row(proc.stdout, SYSTEMS, "legacy")
+    assert row["status"].startswith("not covered: plugin 'broken' failed to load"), row
+    assert table_row(proc.stdout, SYSTEMS, "crm")["status"] == "ok"
+    assert table_row(proc.stdout, SYSTEMS, "table")["status"] == "ok"
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: legacy: not covered: plugin 'broken' failed to load: "
+                      "ImportError: No module named 'acme_sdk' (install acme-sdk)"], \
+        describe(proc)
+
+
 def test_connectors_list_and_config_check_pass_when_every_plugin_loads(world):
     env = env_for(world["site"], block="sql,broken")
     listed, check = run_many(["connectors", "list"],
@@ -196,9 +212,8 @@ def test_blocked_third_party_plugin_is_not_loaded(world):
     assert check.returncode == 1, describe(check)
     assert "table: not covered: plugin 'jsonfile' is blocked by ERASURE_BLOCK_PLUGINS" \
         in check.stderr
-    assert systems.returncode == 0, describe(systems)
-    assert "not covered" in table_row(
-        systems.stdout, ("system", "connector", "version", "policy", "status"), "table")["status"]
+    assert systems.returncode == 1, describe(systems)  # the blocked system is not covered
+    assert "not covered" in table_row(systems.stdout, SYSTEMS, "table")["status"]
     assert erase.returncode == 1, describe(erase)
     assert table_row(erase.stdout, RECEIPT, "table")["outcome"] == "not_covered"
     assert table_row(erase.stdout, RECEIPT, "crm")["outcome"] == "completed"

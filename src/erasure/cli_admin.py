@@ -149,15 +149,25 @@ def receipts_verify(
 
 @systems_app.command("list")
 def systems_list(config: ConfigOpt = None) -> None:
-    """Configured systems, their connector and policy."""
+    """Configured systems, their connector and policy (exit 1 when a system is not
+    covered: its plugin failed to load or is blocked)."""
     with _orchestrator(config) as orch:
         table = Table(title="Systems")
         for col in ("system", "connector", "version", "policy", "status"):
             table.add_column(col)
         for name, s in orch.systems.items():
             table.add_row(name, s.config.connector, s.version, s.config.policy.value,
-                          f"[red]not covered: {s.uncovered}[/]" if s.uncovered else "ok")
+                          f"[red]not covered: {escape(s.uncovered)}[/]" if s.uncovered
+                          else "ok")
         out.print(table)
+        uncovered = {name: s.uncovered for name, s in orch.systems.items() if s.uncovered}
+    for name, why in uncovered.items():
+        err.print(f"[bold red]error:[/] {escape(name)}: not covered: {escape(why)}",
+                  highlight=False, soft_wrap=True)
+    if uncovered:
+        # as `connectors list` and `config check`: a script checking an installation must
+        # see that a configured system would not be searched or erased
+        raise typer.Exit(1)
 
 
 @systems_app.command("check")
