@@ -144,6 +144,18 @@ def test_config_check_fails_for_the_broken_plugins_system(world):
     assert "error: legacy: not covered: plugin 'broken' failed to load: ImportError" \
         in proc.stderr, describe(proc)
     assert "crm: not covered" not in proc.stderr and "table: not covered" not in proc.stderr
+    # the failure is named once, as the error of the system it leaves uncovered
+    assert (proc.stdout + proc.stderr).count("acme-sdk") == 1, describe(proc)
+
+
+def test_config_check_warns_once_of_a_broken_plugin_no_system_uses(world, tmp_path):
+    (tmp_path / "other").mkdir()
+    config = write_config(tmp_path / "other", {"crm": memory_system(world["crm"])})
+    proc = run_cli("config", "check", config=config, env=env_for(world["site"]))
+    # every system is covered: the check passes, and still names the broken plugin once
+    assert proc.returncode == 0, describe(proc)
+    assert "warning: plugin broken failed to load: ImportError" in proc.stderr, describe(proc)
+    assert (proc.stdout + proc.stderr).count("acme-sdk") == 1, describe(proc)
 
 
 def test_systems_list_fails_for_the_broken_plugins_system(world):

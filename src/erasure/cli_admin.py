@@ -284,6 +284,13 @@ def config_check(config: ConfigOpt = None) -> None:
     for name, why in uncovered.items():
         err.print(f"[bold red]error:[/] {escape(name)}: not covered: {escape(why)}",
                   highlight=False, soft_wrap=True)
+    # A broken plugin is named once: in the errors of the systems it leaves uncovered, or
+    # (no system uses it) in a warning of its own.
+    used = {s.connector for s in cfg.systems.values()}
+    for f in plugins.failures:
+        if f.plugin not in used:
+            err.print(f"[yellow]warning:[/] plugin {escape(f.plugin)} failed to load: "
+                      f"{escape(f.error)}", highlight=False, soft_wrap=True)
     # What an access package must tell the person (Art. 15) but config does not say.
     from .models import Capability
 

@@ -142,13 +142,16 @@ def _load(config: Path | None, *, connectors: bool = True, strict: bool = False
     """The configuration and the plugins. Without ``connectors``, no connector is imported
     (a command that contacts no system: receipts, request, approve...) and the systems'
     settings are not checked against them. Unless ``strict`` (``config check``), a
-    system's secret that is not set fails only a command that contacts that system."""
+    system's secret that is not set fails only a command that contacts that system, and a
+    plugin that failed to load is warned about here (``config check`` names each failure
+    once itself: as the error of the systems it leaves uncovered, else as a warning)."""
     from .config import load_config
     from .plugins import PluginHost
 
     plugins = PluginHost.load(entry_points=connectors)
-    for f in plugins.failures:
-        err.print(f"[yellow]warning:[/] plugin {f.plugin} failed to load: {f.error}")
+    if not strict:
+        for f in plugins.failures:
+            err.print(f"[yellow]warning:[/] plugin {f.plugin} failed to load: {f.error}")
     uncovered = frozenset(f.plugin for f in plugins.failures) | plugins.blocked
     cfg = load_config(config, known_connectors=plugins.registry.classes() if connectors
                       else None, uncovered=uncovered, defer_secrets=not strict)
