@@ -1,6 +1,6 @@
 """The salesforce connector passes the connector contract suite against the fake org.
 
-Every subject is a Contact (email, phone, name) with a Case (by ContactId and
+Every subject is a Contact (email, phone, name) with two Cases (by ContactId and
 SuppliedEmail) and a Task on it (WhoId), unless single (the Contact alone). Deletes run as
 Bulk API 2.0 hardDelete jobs: the suite polls the PENDING items until the jobs finish.
 """
@@ -41,12 +41,20 @@ class TestSalesforceContract(ConnectorContract):
         markers = {email, phone, name}
         if single:
             return Seeded(items=1, markers=markers)
-        case_subject = f"case of {subject.key}"
-        org.create("Case", {"ContactId": contact, "SuppliedEmail": email,
-                            "Subject": case_subject})
+        # Two Cases: a delete job holds one object's records, so the deferred-job test's
+        # refused Case shares its job with another item that must still be deleted.
+        cases = [f"case {n} of {subject.key}" for n in (1, 2)]
+        for case_subject in cases:
+            org.create("Case", {"ContactId": contact, "SuppliedEmail": email,
+                                "Subject": case_subject})
         task_subject = f"call {subject.key}"
         org.create("Task", {"WhoId": contact, "Subject": task_subject})
-        return Seeded(items=3, markers=markers | {case_subject, task_subject})
+        return Seeded(items=4, markers=markers | {*cases, task_subject})
+
+    def refuse_item(self, connector: SalesforceConnector, finding: Finding) -> None:
+        # An approval process locks the record: the Bulk API job's result fails that row
+        # (ENTITY_IS_LOCKED) and deletes the others.
+        self.fake.org.locked.add(finding.ref.split("/", 1)[1])
 
     def restricted(self, connector: SalesforceConnector,
                    findings: Sequence[Finding]) -> set[str]:

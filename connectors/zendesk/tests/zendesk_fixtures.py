@@ -1,5 +1,6 @@
 """The fake Zendesk API on 127.0.0.1 (one per test: it starts in milliseconds), connectors
-and orchestrators pointed at it, and a host-like driver for deletes that answer PENDING."""
+and orchestrators pointed at it, and a host-like driver for deletes that answer PENDING
+(the contract suite polls PENDING items itself)."""
 
 from __future__ import annotations
 
@@ -65,17 +66,6 @@ def delete_and_poll(conn: ZendeskConnector, findings: Sequence[Finding], *,
         polled = in_call("poll", subjects, lambda p=pending: list(conn.poll(p)))
         outcomes = [o for o in outcomes if o.status is not ItemStatus.PENDING] + polled
     raise AssertionError("jobs never finished")
-
-
-class HostDriven(ZendeskConnector):
-    """The connector as the contract suite sees it through a host: a delete ends when its
-    jobs have (the suite checks outcomes, not handles)."""
-
-    def delete(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
-        by_ref = {(f.subject, f.ref): n for n, f in enumerate(findings)}
-        outcomes = delete_and_poll(super(), findings) if findings else []
-        return iter(sorted(outcomes, key=lambda o: by_ref[(o.finding.subject,
-                                                            o.finding.ref)]))
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ Optional hooks: ``seed_many(connector, subject, count) -> Seeded`` (``count`` it
 subject, for the large scenario; the default calls ``seed(single=True)`` ``count`` times,
 which a system with unique keys refuses: override it with one bulk insert) and
 ``refuse_item(connector, finding)`` (make the system refuse one item: needed by the deferred-job
-test of a connector that answers PENDING). The class attribute ``population`` (default
+test of a connector that answers PENDING; it returns the refs of items the connector keeps
+while that one stays, if any). The class attribute ``population`` (default
 2,500, env ``ERASURE_CONTRACT_POPULATION``) is how many items that subject gets: more than
 two pages of 1,000; a fixture that sets a small page size may lower it.
 
@@ -105,7 +106,9 @@ What is checked, against the real system:
   and deleted whole (one call for one subject, as the host sends it), nobody else changed;
 - deferred jobs (a connector answering PENDING): polled until DONE with the effect in the
   system; a repeated poll answers DONE or ALREADY_DONE and changes nothing; a job refused
-  for one item (``refuse_item``) fails exactly that item, with a reason;
+  for one item (``refuse_item``; one of a kind the subject has several of, where there is
+  one) fails exactly that item (and those ``refuse_item`` says are kept with it), with a
+  reason, and does the others;
 - no identifier in log lines or reprs, no secret in the settings' or connector's repr or in
   log lines.
 

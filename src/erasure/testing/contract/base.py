@@ -219,11 +219,15 @@ class ContractBase:
             markers |= self._seed(connector, subject, True).markers
         return Seeded(items=count, markers=markers)
 
-    def refuse_item(self, connector: Connector, finding: Finding) -> None:
+    def refuse_item(self, connector: Connector, finding: Finding) -> AbstractSet[str] | None:
         """Make the system refuse to act on the item of ``finding`` (a lock, a rule),
         so that the deferred-job test can check a job that fails for one item: its outcome
         must be FAILED and the other items still done. Required when the connector answers
-        PENDING; raise ``NotImplementedError`` if the system has no such refusal."""
+        PENDING; raise ``NotImplementedError`` if the system has no such refusal.
+
+        Return the refs of the subject's other items the connector keeps, by design, while
+        the refused one stays (a person kept so that a retry can still find their ticket):
+        they must fail too, each saying why. ``None`` (the default): none."""
         raise NotImplementedError(
             "implement refuse_item(connector, finding): make the system refuse one item")
 
