@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,44 @@ def test_an_idle_run_prints_nothing_and_a_busy_one_names_each_request(
                                               told.stderr), describe(told)
     idle_json = _valid(_json(as_json), "run.schema.json")
     assert idle_json["requests"] == [] and idle_json["head"]["count"] == 2
+
+
+def test_a_fresh_state_folder_gets_its_keys_without_a_warning(tmp_path: Path) -> None:
+    # the first cron run of a new installation (or `make demo`): keys are made, nothing
+    # went wrong, nothing is said; `run -v` says where the keys are to back them up
+    configs = []
+    for name in ("quiet", "told"):
+        (tmp_path / name).mkdir()
+        configs.append(write_config(tmp_path / name,
+                                    {"crm": memory_system(tmp_path / name / "crm.json")}))
+    quiet, told = _parallel(lambda a: cli("run", *a[1], config=a[0]),
+                            [(configs[0], ()), (configs[1], ("-v",))])
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", ""), describe(quiet)
+    assert (tmp_path / "quiet" / "state" / "keys" / "signing.key").is_file()
+    assert told.returncode == 0, describe(told)
+    assert "WARNING" not in told.stderr, describe(told)
+    keys = tmp_path / "told" / "state" / "keys"
+    assert f"INFO erasure.keys: created new signing and encryption keys in {keys} (back them " \
+           "up" in told.stderr, describe(told)
+
+
+def test_keys_made_anew_beside_receipts_signed_by_lost_keys_is_a_warning(
+        tmp_path: Path) -> None:
+    crm = tmp_path / "crm.json"
+    seed(crm, {"c/1": ("contact", {"email": "ann@example.org"})})
+    config = write_config(tmp_path, {"crm": memory_system(crm)})
+    erased = cli("erase", "--email", "ann@example.org", "--verified", config=config)
+    assert erased.returncode == 0, describe(erased)
+    keys = tmp_path / "state" / "keys"
+    old = (keys / "signing.key").read_text()
+    shutil.rmtree(keys)  # lost: a state folder restored without its keys
+    proc = cli("run", config=config)
+    assert proc.returncode == 0, describe(proc)
+    (line,) = [ln for ln in proc.stderr.splitlines() if "keys" in ln]
+    assert line.startswith(f"WARNING erasure.keys: created new keys in {keys} although the "
+                           "ledger holds 1 receipt(s) signed by key "), describe(proc)
+    assert "restore them from backup" in line, describe(proc)
+    assert (keys / "signing.key").read_text() != old
 
 
 def test_errors_are_one_line_on_stderr(tmp_path: Path) -> None:

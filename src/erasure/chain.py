@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +30,10 @@ from .keys import KeyRing
 from .ledger import Ledger, utcnow
 from .receipts import ZERO, Receipt, check_signed, seal
 
-__all__ = ["ChainCutBack", "ReceiptChain", "head_file_for"]
+__all__ = ["ChainCutBack", "ReceiptChain", "announce_new_keys", "head_file_for"]
+
+#: the key-creation notes: an info line (`erasure run -v` shows it), or a warning
+keys_log = logging.getLogger("erasure.keys")
 
 
 class ChainCutBack(ErasureError):
@@ -37,6 +41,27 @@ class ChainCutBack(ErasureError):
 
     #: the command's exit status (a finding about the ledger, not bad input)
     exit_code = 1
+
+
+def announce_new_keys(keys: KeyRing, folder: Path, ledger: Ledger | None) -> None:
+    """Say that local keys were just created in ``folder``. On a fresh state folder that is
+    how every installation starts (an info line: a first cron run or ``make demo`` must not
+    look like something went wrong); when the ``ledger`` already holds receipts, the keys
+    that signed them (and encrypted its data) are missing: a loud warning."""
+    count, signer = (0, None)
+    if ledger is not None:
+        with ledger.read() as conn:
+            count, signer = ledger.last_signer(conn)
+    if count == 0:
+        keys_log.info("created new signing and encryption keys in %s (back them up; "
+                      "production sets [erasure.keys] from env references)", folder)
+        return
+    other = (f"signed by key {signer}, not this new key {keys.key_id}"
+             if signer != keys.key_id else "whose data the old encryption key protected")
+    keys_log.warning(
+        "created new keys in %s although the ledger holds %d receipt(s) %s: the keys were "
+        "lost or not restored with the state folder; restore them from backup (receipts "
+        "signed from now on verify only with the new public key)", folder, count, other)
 
 
 def head_file_for(state_dir: Path, ledger: Ledger) -> Path:

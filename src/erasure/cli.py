@@ -243,7 +243,8 @@ def run(
     json_: Annotated[bool, typer.Option(
         "--json", help="One JSON object on stdout (docs/run.schema.json).")] = False,
     verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="Say so when nothing was due (with the chain head).")] = False,
+        "--verbose", "-v", help="Say so when nothing was due (with the chain head), and "
+                               "when this run created the local keys.")] = False,
     distributed: Annotated[bool, typer.Option(
         "--distributed", help="Send the due work to `erasure worker`s and return.")] = False,
     wait: Annotated[bool, typer.Option(
@@ -252,6 +253,8 @@ def run(
 ) -> None:
     """Process every due request: a line per request on stdout, what needs an operator on
     stderr. Safe to run from cron, and two at once; with nothing due it prints nothing."""
+    if verbose:  # info lines too, such as the keys a fresh state folder was given
+        logging.getLogger("erasure.keys").setLevel(logging.INFO)
     with _orchestrator(config, contacts=True) as orch, _errors(), _interruptible():
         if request:
             for rid in request:

@@ -265,7 +265,9 @@ def _summary_exit(summary: RunSummary, *, failed: bool = False, verbose: bool = 
     ``json_doc``; stderr has what needs an operator and, as text, the counts and the chain
     head to publish. A run that had nothing due prints nothing at all (cron mails any
     output), unless ``verbose``; one that signed a chain head prints that head."""
-    if not summary.claimed and not summary.head_signed and not verbose and json_doc is None:
+    # a head over no receipts (a fresh ledger's first run) is nothing to publish
+    signed = summary.head_signed and summary.head is not None and summary.head[0] > 0
+    if not summary.claimed and not signed and not verbose and json_doc is None:
         raise typer.Exit(0 if summary.ok and not failed else 1)
     if summary.replanned:
         err.print(f"{len(summary.replanned)} approved request(s) now find a different set of "
@@ -314,7 +316,7 @@ def _summary_exit(summary: RunSummary, *, failed: bool = False, verbose: bool = 
         # One line to publish: `erasure receipts verify --expect-head HASH` checks against it.
         from .heads import head_line
 
-        err.print(("nothing due; " if not summary.claimed and not summary.head_signed else "")
+        err.print(("nothing due; " if not summary.claimed and not signed else "")
                   + head_line(*summary.head), soft_wrap=True, highlight=False)
     raise typer.Exit(0 if summary.ok and not failed else 1)
 

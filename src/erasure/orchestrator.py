@@ -143,11 +143,11 @@ class Orchestrator:
         if self._keys is None:
             self._keys = KeyRing.load(self.config.host)
             if self._keys.created:
-                log.warning(
-                    "created new signing and encryption keys in %s (back them up; production "
-                    "sets [erasure.keys] from env references)",
-                    self.config.host.state_dir / "keys",
-                )
+                from .chain import announce_new_keys
+
+                announce_new_keys(self._keys, self.config.host.state_dir / "keys",
+                                  self.ledger if ledger_exists(self.config.host.ledger_url())
+                                  else None)
         return self._keys
 
     @property

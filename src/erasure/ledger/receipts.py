@@ -32,6 +32,14 @@ class ReceiptStore(Database):
         return (row.seq, row.hash) if row else (0, "0" * 64)
 
     @staticmethod
+    def last_signer(conn: Connection) -> tuple[int, str | None]:
+        """(last seq, the key id that signed that receipt); (0, None) for no receipts."""
+        row = conn.execute(
+            select(receipts_t.c.seq, receipts_t.c.body).order_by(receipts_t.c.seq.desc())
+            .limit(1)).first()
+        return (row.seq, json.loads(row.body).get("key_id")) if row else (0, None)
+
+    @staticmethod
     def receipt_hash(conn: Connection, seq: int) -> str | None:
         """The hash of receipt ``seq``; None when there is none."""
         return conn.execute(select(receipts_t.c.hash).where(receipts_t.c.seq == seq)
