@@ -167,9 +167,13 @@ def test_the_same_submission_twice_is_one_request(api: Api) -> None:
         assert first.json()["id"] == again.json()["id"]
         # the Idempotency-Key header makes a retried POST safe too
         keyed = [http.post("/v1/requests", headers={"Idempotency-Key": "key-77"},
-                           json=_erasure(f"dup-{n}", "cat@example.org")) for n in (2, 3)]
+                           json=_erasure("dup-2", "cat@example.org")) for _ in (1, 2)]
         assert [r.status_code for r in keyed] == [201, 200]
         assert keyed[0].json()["id"] == keyed[1].json()["id"] != first.json()["id"]
+        # the key reused for another request: refused, naming the request it has
+        reused = http.post("/v1/requests", headers={"Idempotency-Key": "key-77"},
+                           json=_erasure("dup-3", "cat@example.org"))
+        assert reused.status_code == 409 and keyed[0].json()["id"] in reused.json()["detail"]
     with api.client("read") as http:
         listed = http.get("/v1/requests", params={"ticket": "T-DUP"}).json()
     assert [r["id"] for r in listed] == [first.json()["id"]]

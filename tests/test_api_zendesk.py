@@ -1,5 +1,5 @@
 """The Zendesk ticket trigger through a real ``erasure serve`` and the local Zendesk fake:
-a tagged ticket's signed webhook becomes a request (once per ticket), forged, stale and
+a tagged ticket's signed webhook becomes a request (once per ticket and type), forged, stale and
 replayed signatures are refused with nothing recorded, and the request's end comes back on
 the ticket as an internal note with the outcome table, the receipts attached and a status
 tag."""
@@ -162,7 +162,7 @@ def test_a_ticket_that_does_not_say_what_to_do_is_refused(tmp_path: Path) -> Non
     made = request(tags="GDPR_Erasure identity_verified", requester_email="a@example.org",
                    custom_fields={"1": " C-9 ", "2": "ignored"})
     assert made.subject_request_type == "erasure" and made.verified  # type: ignore[attr-defined]
-    assert made.subject_request_id == "zendesk-7"  # type: ignore[attr-defined]
+    assert made.subject_request_id == "zendesk-7-erasure"  # type: ignore[attr-defined]
     assert [(i.identity_type, i.identity_value)
             for i in made.subject_identities] == [  # type: ignore[attr-defined]
         ("email", "a@example.org"), ("customer_id", "C-9")]

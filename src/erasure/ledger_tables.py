@@ -226,6 +226,11 @@ api_requests_t = Table(
     Column("callback_secret", Text),
     # the Zendesk ticket it came from ("ticket id"): the outcome is posted back there
     Column("zendesk_ticket", String(40)),
+    # who submitted it (a token's id, "zendesk") and a keyed hash of what it asked for:
+    # a repeat of its subject_request_id or Idempotency-Key is the same request only when
+    # both match (else 409), so a key reused for another request never drops it silently
+    Column("caller", String(40)),
+    Column("fingerprint", String(64)),
 )
 
 # Status callbacks to send (the outbox of the HTTP API): one row per event and URL, queued

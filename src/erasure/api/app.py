@@ -90,7 +90,8 @@ _WHY = {
     401: "No valid bearer token (missing, unknown, expired or revoked).",
     403: "The token lacks the scope this route needs.",
     404: "No such request (or nothing of that kind for it).",
-    409: "Refused in the request's present state.",
+    409: "Refused in the request's present state, or the key (subject_request_id, "
+         "Idempotency-Key, ticket and type) names another request.",
     413: "The body is larger than the configured limit.",
     422: "Malformed body or parameters: the field errors.",
     500: "The ledger disagrees with its signed head (see docs/receipts.md).",
@@ -185,13 +186,15 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
                   200: {"model": RequestStatus, "description": "recorded before",
                         "links": links},
                   201: {"description": "recorded", "links": links},
-                  **_answers(*by_token, 413)})
+                  **_answers(*by_token, 409, 413)})
     def create_request(body: SubmitRequest,
                        idempotency_key: Annotated[str | None, Header(
                            max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")] = None,
                        token: Any = submit) -> Any:
-        """Record a request; the runner processes it. The same subject_request_id (or
-        Idempotency-Key) again returns the request recorded before (200)."""
+        """Record a request; the runner processes it. The same request again (same
+        subject_request_id or Idempotency-Key, same contents, same token) returns the
+        request recorded before (200); the key reused for another request, or by another
+        token, is refused (409)."""
         status, new = service.submit(body, idempotency_key, token)
         return JSONResponse(status.model_dump(mode="json"), status_code=201 if new else 200)
 
@@ -269,11 +272,12 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
                         "or does not verify, or its timestamp is stale."},
                   403: {"model": Problem,
                         "description": "A replay: the signature was seen before."},
-                  **_answers(404, 413, 422)})
+                  **_answers(404, 409, 413, 422)})
     async def zendesk_webhook(request: Request) -> Any:
         """A Zendesk trigger's webhook (its signature is its authentication): the tagged
-        ticket becomes a request, once per ticket; its outcome is posted back on the
-        ticket as an internal note with the receipts (docs/api.md)."""
+        ticket becomes a request, once per ticket and type (access then erasure: two
+        requests); its outcome is posted back on the ticket as an internal note with the
+        receipts (docs/api.md)."""
         from starlette.concurrency import run_in_threadpool
 
         body = await request.body()

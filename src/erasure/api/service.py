@@ -88,13 +88,17 @@ class ApiService:
                 raise ApiError(422, "status_callback_urls: each must be an http(s) URL")
         secret_ref = self._callback_secret(body, token)
         ledger = self.orch.ledger
+        caller = "zendesk" if zendesk_ticket is not None else (
+            token.id if token is not None else None)
+        fingerprint = self._fingerprint(body)
         # The callback URLs are stored under the new request's id before the request is:
         # the runner may pick it up at once, and its first events must find them.
         fresh = f"r-{uuid.uuid4().hex[:16]}"
         ledger.add_api_request(fresh, body.subject_request_id, body.status_callback_urls,
                                callback_secret=secret_ref,
                                zendesk_ticket=None if zendesk_ticket is None
-                               else str(zendesk_ticket))
+                               else str(zendesk_ticket), caller=caller,
+                               fingerprint=fingerprint)
         try:
             rid = self.orch.submit(replace(spec, request_id=fresh))
         except UsageError as exc:
@@ -105,11 +109,56 @@ class ApiService:
             self.wake()
         else:  # recorded before: the first submission's URLs stand
             ledger.drop_api_request(fresh)
+            self._same_request(rid, body, idempotency_key, caller, fingerprint,
+                               zendesk_ticket)
         return self.status(rid), new
+
+    def _fingerprint(self, body: SubmitRequest) -> str:
+        """A keyed hash of what a submission asks for (its id, type, identifiers, id
+        space, ticket, corrections, scope): a retry of it hashes the same. Not its
+        submitted_time, callbacks or verified flag: a retry may differ in those."""
+        import json
+
+        what = body.model_dump(mode="json", include={
+            "subject_request_id", "subject_request_type", "subject_identities", "id_space",
+            "ticket", "corrections", "scope"})
+        what["subject_identities"] = sorted(
+            (i["identity_type"], i["identity_value"]) for i in what["subject_identities"])
+        return self.orch.keys.digest("api-request", json.dumps(what, sort_keys=True))
+
+    def _same_request(self, rid: str, body: SubmitRequest, idempotency_key: str | None,
+                      caller: str | None, fingerprint: str, zendesk_ticket: int | None
+                      ) -> None:
+        """409 unless the request recorded before under this submission's key (rid) is
+        the one it asks for again, from the same caller: a key reused for another request
+        (or by another token) must not answer with the first one as if it were done."""
+        before = self.orch.ledger.api_request(rid) or {}
+        if before.get("fingerprint") is None:
+            return  # recorded before callers and fingerprints were kept
+        if zendesk_ticket is not None:
+            if before.get("caller") == caller and before["fingerprint"] == fingerprint:
+                return
+            raise ApiError(409, f"ticket ZD-{zendesk_ticket} already has "
+                                f"{_a(body.subject_request_type)} request {rid} for other "
+                                "identifiers (the requester or identifier fields changed): "
+                                "a request for other identifiers needs its own ticket")
+        key = ("Idempotency-Key" if idempotency_key
+               else f"subject_request_id {body.subject_request_id!r}")
+        if before.get("caller") != caller:
+            # another token's request: neither its id nor what it is shows here
+            raise ApiError(409, f"{key} is already used by another token's request: "
+                                "use a key of your own")
+        if before["fingerprint"] != fingerprint:
+            row = self.orch.ledger.get_request(rid)
+            field = "Idempotency-Key" if idempotency_key else "subject_request_id"
+            raise ApiError(409, f"{key} already names request {rid} ({row.type}) and this "
+                                "one differs from it (type, identities, ticket or id): a "
+                                f"new request needs a new {field}")
 
     def zendesk(self, headers: Mapping[str, str], body: bytes) -> tuple[RequestStatus, bool]:
         """A Zendesk webhook: verified (signature, freshness, no replay), its ticket turned
-        into a request as POST /v1/requests records one, once per ticket; its outcome is
+        into a request as POST /v1/requests records one, once per ticket and type (the same
+        ticket and type with other identifiers: 409); its outcome is
         posted back on the ticket when it ends (queued by the engine)."""
         from .zendesk import WebhookRefused, parse, to_request, verify
 
@@ -274,6 +323,11 @@ class ApiService:
                     raise ApiError(409, str(exc)) from None
             done.append(request_id)
         return done
+
+
+def _a(word: str) -> str:
+    """``word`` with its article (an access, an erasure, a restriction)."""
+    return ("an " if word[:1] in "aeiou" else "a ") + word
 
 
 def _system_state(system: str, stage: str, outcome: str | None, summary_text: str | None,

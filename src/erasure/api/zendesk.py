@@ -14,7 +14,9 @@ before (kept in the ledger); else 401 (403 for a replay) and nothing is recorded
 
 The ticket becomes an :class:`~.schemas.SubmitRequest` (type from the ticket's tags,
 identifiers from its requester and configured fields, verified by a tag) and goes the same
-way as ``POST /v1/requests``, idempotent per ticket id. No HTTP here.
+way as ``POST /v1/requests``, idempotent per ticket and type: the same ticket with the same
+type tag again is the same request; with another type tag (access, then erasure) a new
+request of that type. No HTTP here.
 """
 
 from __future__ import annotations
@@ -120,7 +122,8 @@ def parse(body: bytes) -> ZendeskTicket:
 
 def to_request(settings: ZendeskApiSettings, ticket: ZendeskTicket) -> SubmitRequest:
     """The request a tagged ticket asks for (422 when its tags or identifiers do not say).
-    Idempotent per ticket: ``subject_request_id`` is ``zendesk-<ticket id>``."""
+    Idempotent per ticket and type: ``subject_request_id`` is ``zendesk-<ticket id>-<type>``
+    (a ticket may ask for access first and for erasure later: two requests)."""
     tags = ticket.tag_set()
     types = sorted({kind for tag, kind in settings.type_tags.items() if tag.lower() in tags})
     if not types:
@@ -140,7 +143,7 @@ def to_request(settings: ZendeskApiSettings, ticket: ZendeskTicket) -> SubmitReq
                                   "(requester email or identifier_fields)")
     try:
         return SubmitRequest(
-            subject_request_id=f"zendesk-{ticket.id}", subject_request_type=types[0],
+            subject_request_id=f"zendesk-{ticket.id}-{types[0]}", subject_request_type=types[0],
             subject_identities=[Identity.model_validate(i) for i in identities],
             ticket=f"ZD-{ticket.id}", verified=settings.verified_tag.lower() in tags)
     except ValidationError as exc:

@@ -102,14 +102,16 @@ class ApiStore(Database):
 
     def add_api_request(self, request_id: str, subject_request_id: str | None,
                         callback_urls: Sequence[str], *, callback_secret: str | None = None,
-                        zendesk_ticket: str | None = None) -> None:
+                        zendesk_ticket: str | None = None, caller: str | None = None,
+                        fingerprint: str | None = None) -> None:
         """Record what the API call brought with the request (once: a repeat is a no-op)."""
         try:
             with self.tx() as conn:
                 conn.execute(insert(api_requests_t).values(
                     request_id=request_id, subject_request_id=subject_request_id,
                     callback_urls=json.dumps(list(callback_urls)),
-                    callback_secret=callback_secret, zendesk_ticket=zendesk_ticket))
+                    callback_secret=callback_secret, zendesk_ticket=zendesk_ticket,
+                    caller=caller, fingerprint=fingerprint))
         except IntegrityError:
             pass  # the same submission again: the first one's record stands
 
@@ -126,7 +128,8 @@ class ApiStore(Database):
             return None
         return {"subject_request_id": row.subject_request_id,
                 "callback_urls": json.loads(row.callback_urls or "[]"),
-                "cancelled_at": row.cancelled_at, "zendesk_ticket": row.zendesk_ticket}
+                "cancelled_at": row.cancelled_at, "zendesk_ticket": row.zendesk_ticket,
+                "caller": row.caller, "fingerprint": row.fingerprint}
 
     def mark_cancelled(self, request_id: str, cancelled: bool = True) -> None:
         """Record the caller's cancellation (before the engine ends the request, so that

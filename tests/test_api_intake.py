@@ -1,0 +1,114 @@
+"""The HTTP API's intake in-process (no server, seconds): what makes a repeat the same
+request, what a submission may carry (callback URLs, times) and the wording of refusals.
+The service is the one ``erasure serve`` runs; only HTTP is left out."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from erasure.api.schemas import SubmitRequest
+from erasure.api.service import ApiError, ApiService
+from erasure.orchestrator import Orchestrator
+
+ZD_SECRET = "zendesk-signing-secret-0123"
+
+
+def _body(srid: str, email: str = "bob@example.org", kind: str = "erasure",
+          **extra: Any) -> SubmitRequest:
+    return SubmitRequest.model_validate({
+        "subject_request_id": srid, "subject_request_type": kind,
+        "subject_identities": [{"identity_type": "email", "identity_value": email}],
+        "verified": True, **extra})
+
+
+@pytest.fixture()
+def orch(make_orch: Callable[..., Orchestrator], monkeypatch: pytest.MonkeyPatch
+         ) -> Orchestrator:
+    monkeypatch.setenv("T_ZD_SECRET", ZD_SECRET)
+    monkeypatch.setenv("T_ZD_TOKEN", "zendesk-api-token")
+    return make_orch({"erasure": {"api": {"zendesk": {
+        "signing_secret": {"env": "T_ZD_SECRET"}, "subdomain": "acme",
+        "oauth_token": {"env": "T_ZD_TOKEN"},
+        "type_tags": {"gdpr_erasure": "erasure", "gdpr_access": "access"},
+        "verified_tag": "identity_verified"}}},
+        "systems": {"crm": {"connector": "memory"}}})
+
+
+def _token(orch: Orchestrator) -> Any:
+    from erasure.api.tokens import create_token
+
+    token_id, _ = create_token(orch.ledger, ["submit"], None)
+    return orch.ledger.token(token_id)
+
+
+def _refused(call: Callable[[], Any], status: int = 409) -> str:
+    with pytest.raises(ApiError) as err:
+        call()
+    assert err.value.status == status, err.value.message
+    return err.value.message
+
+
+def test_a_key_reused_for_another_request_is_refused_not_answered_with_the_first(
+        orch: Orchestrator) -> None:
+    service = ApiService(orch)
+    mine, theirs = _token(orch), _token(orch)
+    first, new = service.submit(_body("k-1"), None, mine)
+    assert new
+    # the same request again (a retry): the first one, 200
+    again, new = service.submit(_body("k-1"), None, mine)
+    assert (again.id, new) == (first.id, False)
+    # the same subject_request_id for another type or other identities: 409 naming it
+    why = _refused(lambda: service.submit(_body("k-1", kind="access"), None, mine))
+    assert first.id in why and "subject_request_id 'k-1'" in why and "erasure" in why
+    _refused(lambda: service.submit(_body("k-1", "ann@example.org"), None, mine))
+    # an Idempotency-Key reused for another subject_request_id
+    keyed, _ = service.submit(_body("k-2"), "key-9", mine)
+    why = _refused(lambda: service.submit(_body("k-3"), "key-9", mine))
+    assert "Idempotency-Key" in why and keyed.id in why
+    # another token's key: refused without showing its request
+    for key, body in ((None, _body("k-1")), ("key-9", _body("k-2"))):
+        why = _refused(lambda key=key, body=body: service.submit(body, key, theirs))
+        assert "another token" in why and first.id not in why and keyed.id not in why
+    assert orch.ledger.count_requests("open") == 2
+
+
+def _signed(body: bytes) -> dict[str, str]:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    mac = hmac.new(ZD_SECRET.encode(), stamp.encode() + body, hashlib.sha256).digest()
+    return {"X-Zendesk-Webhook-Signature": base64.b64encode(mac).decode(),
+            "X-Zendesk-Webhook-Signature-Timestamp": stamp}
+
+
+def _ticket(tags: str, email: str = "bob@example.org", ticket: int = 1003) -> bytes:
+    return json.dumps({"ticket": {"id": str(ticket), "tags": tags,
+                                  "requester_email": email}}).encode()
+
+
+def test_a_ticket_asking_for_erasure_after_access_gets_an_erasure_request(
+        orch: Orchestrator) -> None:
+    """Once per ticket and type: the erasure asked for on a ticket that had an access
+    request is recorded (not answered with the access request)."""
+    service = ApiService(orch)
+    send = lambda data: service.zendesk(_signed(data), data)  # noqa: E731
+    access, new = send(_ticket("gdpr_access identity_verified"))
+    assert new and access.subject_request_type == "access"
+    erasure, new = send(_ticket("gdpr_erasure identity_verified erasure_submitted"))
+    assert new and erasure.subject_request_type == "erasure" and erasure.id != access.id
+    assert erasure.ticket == access.ticket == "ZD-1003"
+    # Zendesk firing the trigger again: the same request
+    again, new = send(_ticket("gdpr_erasure identity_verified"))
+    assert (again.id, new) == (erasure.id, False)
+    # the same ticket and type for someone else: refused, naming the request it has
+    why = _refused(lambda: send(_ticket("gdpr_erasure identity_verified",
+                                        "ann@example.org")))
+    assert why.startswith(f"ticket ZD-1003 already has an erasure request {erasure.id}")
+    assert "ann@example.org" not in why
+    assert sorted(r.type for r in orch.ledger.list_requests()) == ["access", "erasure"]
