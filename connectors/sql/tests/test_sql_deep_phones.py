@@ -46,3 +46,57 @@ def test_phones_as_people_write_them_are_residue(db: Db) -> None:
     (finding,) = residue_findings("shop-db", [bob], hits)
     assert finding.fields == (place,)
     assert regional.scan(["+4411300000012"]) == {}, "a number nobody wrote"
+
+
+# Free text: the number or address inside a sentence, with text after it.
+LOG = [
+    (1, "0113 000 0001 is Bob's desk phone"),  # national form, text after
+    (2, "please call +44 113 000 0001 after 5pm, not before"),  # inside a sentence
+    (3, "Bob (0113) 000-0001, mornings only"),
+    (4, "Carol: +44 113 000 00012 (mobile), evenings"),  # longer: someone else's
+    (5, "Dave 0113 000 00012 after 5pm"),
+    (6, "ring +44 113 000 0002 today"),  # the neighbour's number
+    (7, "call bob@example.org after 5pm"),
+    (8, "xbob@example.org asked for a refund"),  # another address holding Bob's
+    (9, "cc: carol@example.org, bob@example.org.uk"),
+    (10, "From: Bob <BOB@Example.org>; re: order 7"),
+    (11, "bob@example.org."),
+    (12, "xbob@example.org"),
+]
+
+
+def _log(db: Db) -> dict[str, dict[str, str]]:
+    sa.Table("customers", db.meta,
+             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("email", sa.String(120)))
+    sa.Table("call_log", db.meta,
+             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("entry", sa.Text))
+    db.create()
+    db.insert("call_log", *({"id": i, "entry": n} for i, n in LOG))
+    return {"customers": {"identifiers": {"email": "email"}}}
+
+
+def test_phones_inside_text_are_found_and_longer_numbers_are_not(db: Db) -> None:
+    tables = _log(db)
+    international = db.connector(tables).deep_scan().scan([BOB])
+    assert list(international.values()) == [{BOB: 1}], "row 2, written with +44"
+    regional = db.connector(tables, phone_region="GB").deep_scan()
+    hits = regional.scan([BOB])
+    (place, counts), = hits.items()
+    assert place.endswith("call_log.entry") and counts == {BOB: 3}  # rows 1, 2, 3
+    neighbour = "+441130000002"
+    assert regional.scan([neighbour]) == {place: {neighbour: 1}}, "row 6 only"
+    assert regional.scan(["+4411300000012"]) == {}, "a number nobody wrote"
+
+
+def test_emails_inside_text_are_found_alone(db: Db) -> None:
+    tables = _log(db)
+    bob = "bob@example.org"
+    hits = db.connector(tables).deep_scan().scan([bob])
+    assert list(hits.values()) == [{bob: 3}], "rows 7, 10 and 11; not xbob or .uk"
+    (finding,) = residue_findings(
+        "shop-db", [Subject("req-bob", (Identifier.parse(IdentifierType.EMAIL, bob),))], hits)
+    assert finding.fields[0].endswith("call_log.entry")
+    assert db.connector(tables).deep_scan().scan(["xbob@example.org"]) == {
+        finding.fields[0]: {"xbob@example.org": 2}}

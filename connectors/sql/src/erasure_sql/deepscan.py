@@ -6,21 +6,33 @@ customer table in a backup schema) is *unmapped residue*: reported by place
 (``schema.table.column``), never by value. Values are always bound parameters (one array on
 PostgreSQL, ``IN`` lists elsewhere); names come from the reflected schema only.
 
-What it cannot see: an email inside longer text ("call bob@example.org") — matching is
-whole-value equality (emails case-insensitively), like ``find``. Phones are also found in
-the forms people write: a value whose digits, with separators (`` -.()/``) taken out, end
-with a batch number's national significant number (``0113 000 0001``, ``+44 (0)113-000-
-0001``, "call me on 0113 000 0001.") is read by :mod:`erasure.phonetext` and counts when
-its number is the subject's (with ``phone_region``, national forms too). Text after the
-number hides it ("0113 000 0001 is Bob's"): a search inside every value would cost a
-regular expression of the whole batch per value (PostgreSQL: 100x, measured).
+Whole values match as in ``find`` (emails case-insensitively). Emails and phones are also
+found inside text, in the forms people write ("call bob@example.org after 5pm", "0113 000
+0001 is Bob's desk", "+44 (0)113-000-0001"), in two stages, still one statement per table:
+
+1. the database's cheap test, beside the whole-value test: a value with at least as many
+   ASCII digits as the shortest national significant number of the batch (nested
+   ``REPLACE`` of the ten digits; on SQLite only its length: reading the value costs less),
+   or with an ``@`` and a character no bare address holds (a value that is only an address
+   is matched whole). The rows it lets through are streamed (``yield_per``: a server-side
+   cursor), never held whole;
+2. :class:`erasure_sql.intext.TextFinder` searches a block of values at once (Aho-Corasick
+   over the digits and the lower-cased bytes) and checks every hit exactly: the phone
+   matcher's parsed number must be the subject's (``+44 113 000 00012`` is someone else's;
+   with ``phone_region``, national forms too), an address must stand alone
+   (``xbob@example.org`` is not ``bob@example.org``).
+
+A regular expression of the whole batch per value, or windows of every value's digits
+looked up in SQL, cost 10x-100x more (``bench/sql_deep_scan.py --text``). Names are only
+matched whole.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +44,7 @@ from erasure.phonetext import PhoneFinder, national_number
 
 from .classify import is_text
 from .forms import db_forms, too_many_forms
+from .intext import TextFinder
 from .mapping import Mapping
 from .queries import Untyped, array_literal
 from .settings import SqlSettings
@@ -43,8 +56,8 @@ __all__ = ["RESIDUE_KIND", "DeepScan", "ScanTarget", "residue_findings"]
 RESIDUE_KIND = "unmapped residue"
 _STRONG = (IdentifierType.EMAIL, IdentifierType.PHONE)
 _MIN_LENGTH = 6  # shorter columns cannot hold an email or a phone number
-#: taken out of a value before its digits are compared with a number's (portable REPLACE)
-_SEPARATORS = (" ", "-", ".", "(", ")", "/")
+#: rows read from the server at a time (a server-side cursor) and searched as one block
+_BLOCK = 2000
 # json_each is built into SQLite from 3.38: the whole batch then goes as one parameter.
 _SQLITE_JSON = sqlite3.sqlite_version_info >= (3, 38)
 
@@ -133,8 +146,9 @@ class DeepScan:
 
         ``values``: normalised strong identifiers (emails lower-case, phones E.164), or
         names. The returned values are the caller's own, matched again in Python (a
-        collation that ignores accents or case cannot widen a match). ``unmapped_only``:
-        only tables outside the mapping (and other schemas).
+        collation that ignores accents or case cannot widen a match). Emails and phones are
+        also found inside text; names only as the whole value. ``unmapped_only``: only
+        tables outside the mapping (and other schemas).
         """
         wanted = sorted({v.lower() for v in values})
         self.statements = 0
@@ -143,66 +157,66 @@ class DeepScan:
             return out
         lookup = set(wanted)
         phones = PhoneFinder((v for v in wanted if _is_e164(v)), self._settings.phone_region)
+        text = TextFinder((v for v in wanted if "@" in v), phones)
         with self._engine.connect() as conn:
             own = f"{self.own_schema()}."
             for target in self.targets():
                 if unmapped_only and target.place.startswith(own) and (
                         target.table.name in self._mapping.tables):
                     continue
-                for row_cols, row in self._rows(conn, target, wanted, phones):
-                    for name, value in zip(row_cols, row, strict=True):
-                        if not isinstance(value, str):
-                            continue
-                        if (key := value.strip().lower()) in lookup:
-                            keys: Iterable[str] = (key,)
-                        elif phones:  # a number written another way, checked whole
-                            keys = phones.find(value)
-                        else:
-                            continue
-                        for key in keys:
-                            place = out.setdefault(f"{target.place}.{name}", {})
-                            place[key] = place.get(key, 0) + 1
+                for part in self._parts(conn, target, wanted, text):
+                    _count(out, target, part, lookup, text)
         return out
 
-    def _written_phones(self, cols: Sequence[sa.ColumnElement[Any]], phones: PhoneFinder
-                        ) -> sa.ColumnElement[bool] | None:
-        """Values whose digits, separators taken out, end with a number of the batch (its
-        national significant number): one comparison per length, hashed on PostgreSQL;
-        each candidate is then read by the phone matcher."""
-        by_length: dict[int, list[str]] = {}
-        for number in phones.numbers:
-            key = national_number(number)
-            if key:
-                by_length.setdefault(len(key), []).append(key)
-        if not by_length:
-            return None
-        terms = []
-        for n, (length, keys) in enumerate(sorted(by_length.items())):
-            for c in cols:
-                # nested REPLACE: on every engine, and on PostgreSQL faster than one
-                # translate() or regexp_replace() (measured)
-                squeezed: sa.ColumnElement[Any] = c
-                for sep in _SEPARATORS:
-                    squeezed = sa.func.replace(squeezed, sep, "")
-                tail = (sa.func.substr(squeezed, -length) if self._dialect == "sqlite"
-                        else sa.func.right(squeezed, length))
-                if self._dialect == "postgresql":
-                    array = sa.cast(sa.bindparam(f"phone_keys_{n}", array_literal(sorted(keys)),
-                                                 type_=Untyped()), postgresql.ARRAY(sa.Text))
-                    terms.append(tail == sa.any_(array))
-                elif self._dialect == "sqlite" and _SQLITE_JSON:  # one parameter a length
-                    keys_json: sa.BindParameter[str] = sa.bindparam(
-                        f"phone_keys_{n}", json.dumps(sorted(keys)))
-                    terms.append(tail.in_(sa.select(sa.literal_column("value")).select_from(
-                        sa.func.json_each(keys_json))))
-                else:
-                    terms.append(tail.in_(sorted(keys)))
-        return sa.or_(*terms)
+    def _in_text(self, cols: Sequence[sa.ColumnElement[Any]], text: TextFinder
+                 ) -> sa.ColumnElement[bool] | None:
+        """The database's cheap test for values that may hold an email or a phone of the
+        batch inside text: each is then read by :class:`TextFinder`.
 
-    def _rows(self, conn: sa.Connection, target: ScanTarget, wanted: list[str],
-              phones: PhoneFinder) -> Iterable[tuple[tuple[str, ...], Sequence[Any]]]:
+        A phone: at least as many ASCII digits as the shortest national significant number
+        of the batch (every written form holds that many; nested ``REPLACE`` of the ten
+        digits, on every engine). An email: an ``@`` and a character no bare address holds
+        (a space, ``<``, ``,``, a non-ASCII letter...) or a final dot: a value that is
+        only an address is matched whole."""
+        terms: list[sa.ColumnElement[bool]] = []
+        keys = [k for k in map(national_number, text.phones.numbers) if k]
+        for c in cols:
+            if keys:
+                least = min(map(len, keys))
+                digitless: sa.ColumnElement[Any] = c
+                for digit in "0123456789":
+                    digitless = sa.func.replace(digitless, digit, "")
+                long_enough = sa.func.length(c) >= least
+                # SQLite: ten REPLACEs cost more than reading the value (measured)
+                terms.append(long_enough if self._dialect == "sqlite" else sa.and_(
+                    long_enough, sa.func.length(c) - sa.func.length(digitless) >= least))
+            if text.emails:
+                terms.append(sa.and_(c.like("%@%"),
+                                     sa.or_(self._not_address(c), c.like("%@%."))))
+        return sa.or_(*terms) if terms else None
+
+    def _not_address(self, c: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        """``c`` holds a character outside ``A-Za-z0-9._@-``."""
+        if self._dialect == "sqlite":
+            return c.op("GLOB")("*[^A-Za-z0-9._@-]*")
+        if self._dialect == "postgresql":
+            return sa.collate(c, "C").op("~")("[^A-Za-z0-9._@-]")
+        return c.op("REGEXP")("[^A-Za-z0-9._@-]")
+
+    def _select(self, conn: sa.Connection, cols: Sequence[sa.ColumnElement[Any]],
+                where: sa.ColumnElement[bool]) -> Iterator[Sequence[Sequence[Any]]]:
+        """The rows, a block at a time (a server-side cursor: a table is never held)."""
+        self.statements += 1
+        # on the statement, not the connection: the deadline's SET LOCAL (timeouts.py) must
+        # not go through a server-side cursor
+        result = conn.execute(sa.select(*cols).where(where).execution_options(
+            yield_per=_BLOCK))
+        yield from result.partitions()
+
+    def _parts(self, conn: sa.Connection, target: ScanTarget, wanted: list[str],
+               text: TextFinder) -> Iterator[Sequence[Sequence[Any]]]:
         cols = [target.table.c[c] for c in target.columns]
-        written = self._written_phones(cols, phones) if phones else None
+        in_text = self._in_text(cols, text) if text else None
         if self._dialect == "postgresql":
             # One array parameter, hashed by the server (PostgreSQL 14+): one pass. Columns
             # are lowered in the C collation (ASCII only, see c_lower_forms).
@@ -221,11 +235,9 @@ class DeepScan:
                 else sa.and_(sa.func.octet_length(c) == sa.any_(lengths),
                              sa.func.lower(sa.collate(c, "C")) == sa.any_(array))
                 for c in cols))
-            if written is not None:
-                where = sa.or_(where, written)
-            self.statements += 1
-            for row in conn.execute(sa.select(*cols).where(where)):
-                yield target.columns, row
+            if in_text is not None:
+                where = sa.or_(where, in_text)
+            yield from self._select(conn, cols, where)
             return
         # SQLite's lower() is ASCII-only too; MySQL's follows the collation (forms harmless).
         forms = db_forms(wanted)
@@ -233,25 +245,53 @@ class DeepScan:
             values: sa.BindParameter[str] = sa.bindparam("deep_values", json.dumps(forms))
             batch: sa.Select[Any] = sa.select(sa.literal_column("value")).select_from(
                 sa.func.json_each(values))
-            self.statements += 1
             # Values with too many case forms to send: lowered by Python's rules instead.
             lower = sa.func.erasure_lower if too_many_forms(wanted) else sa.func.lower
             where = sa.or_(*(lower(c).in_(batch) for c in cols))
-            if written is not None:
-                where = sa.or_(where, written)
-            for row in conn.execute(sa.select(*cols).where(where)):
-                yield target.columns, row
+            if in_text is not None:
+                where = sa.or_(where, in_text)
+            yield from self._select(conn, cols, where)
             return
-        # the numbers' keys go with the first part: leave room for their parameters
-        keys = len(phones.numbers) * len(cols) if written is not None else 0
-        size = max(1, (self._limit - keys) // len(cols))
+        # the cheap test's parameters go with the first part: leave room for them
+        room = 0 if in_text is None else len(in_text.compile(dialect=conn.dialect).params)
+        size = max(1, (self._limit - room) // len(cols))
         for part in chunks(forms, size):
             where = sa.or_(*(sa.func.lower(c).in_(list(part)) for c in cols))
-            if written is not None:  # with the first part only: a row is read once
-                where, written = sa.or_(where, written), None
-            self.statements += 1
-            for row in conn.execute(sa.select(*cols).where(where)):
-                yield target.columns, row
+            if in_text is not None:  # with the first part only: a row is read once
+                where, in_text = sa.or_(where, in_text), None
+            yield from self._select(conn, cols, where)
+
+
+def _count(out: dict[str, dict[str, int]], target: ScanTarget, rows: Sequence[Sequence[Any]],
+           lookup: set[str], text: TextFinder) -> None:
+    """Add the matches of a block of rows to ``out``: whole values, then inside text.
+    This sees every row the cheap test lets by: a column's values are joined into one text
+    and compared by set operations, not one Python step a value."""
+    for n, column in enumerate(zip(*rows, strict=True)):
+        values = list(column)
+        try:
+            block = "\n".join(values)
+        except TypeError:  # NULLs
+            values = [v if isinstance(v, str) else "" for v in values]
+            block = "\n".join(values)
+        if block.count("\n") != len(values) - 1:  # a value of several lines: one line each
+            block = "\n".join(v.replace("\n", " ") for v in values)
+        keys = list(map(str.strip, block.lower().split("\n")))
+        found: Counter[str] = Counter()
+        whole: set[int] = set()
+        if not lookup.isdisjoint(keys):
+            for i, key in enumerate(keys):
+                if key in lookup:
+                    found[key] += 1
+                    whole.add(i)
+        if text:
+            for i, matched in text.find(values, block).items():
+                if i not in whole:
+                    found.update(matched)
+        if found:
+            place = out.setdefault(f"{target.place}.{target.columns[n]}", {})
+            for key, count in found.items():
+                place[key] = place.get(key, 0) + count
 
 
 def _is_e164(value: str) -> bool:
