@@ -13,12 +13,6 @@ One schema: a small mapped ``customers`` table and an unmapped ``archive`` of --
 Targets: one statement for the archive (one sequential pass) and deep-scan time <= 2x the
 hand-written time (medians, alternating). The schema is dropped afterwards.
 
-``--phones`` asks the batch's phones (E.164) instead of emails: the deep scan then also
-looks for them written other ways (digits, separators taken out, ending with the number's
-national significant number). The hand-written statement then does the same by hand
-(``right(replace(...), 10) = ANY(%s)`` per column besides the whole values), and the
-whole-value statement alone is timed too: what finding written forms costs.
-
 ``--text`` (with ``--engine postgresql|sqlite|mariadb|all``) writes the numbers inside
 sentences (``called from 030 12345678 about order 17, call back after 5pm``) and times, for a
 batch of phones, the deep scan against three statements written by hand in the same run:
@@ -26,7 +20,7 @@ the whole-value scan (the ratios' baseline), the previous design (values whose d
 with a number: misses text after it) and the best statement that finds a number anywhere
 in a value (see ``text_mode``).
 
-    .venv/bin/python bench/sql_deep_scan.py [--quick] [--phones] [--rows 1000000] [--batch 1000]
+    .venv/bin/python bench/sql_deep_scan.py [--quick] [--rows 1000000] [--batch 1000]
     .venv/bin/python bench/sql_deep_scan.py --text --engine all [--quick]
 """
 
@@ -80,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="200,000 rows, 3 repeats")
     ap.add_argument("--url", default=URL)
-    ap.add_argument("--phones", action="store_true", help="a batch of phones, not emails")
     ap.add_argument("--text", action="store_true", help="phones inside sentences")
     ap.add_argument("--engine", default="postgresql",
                     choices=["postgresql", "sqlite", "mariadb", "all"], help="with --text")
@@ -94,9 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     step = max(1, rows // args.batch)
     values = [f"user{i * step}@example.org" for i in range(args.batch // 2)]
     values += [f"nobody{i}@example.org" for i in range(args.batch - len(values))]
-    if args.phones:
-        values = [f"+4930{i * step:08d}" for i in range(args.batch // 2)]
-        values += [f"+4940{i:08d}" for i in range(args.batch - len(values))]
     asked = [v.upper() if i % 4 == 0 else v for i, v in enumerate(values)]
     with psycopg.connect(dsn(args.url), autocommit=True) as admin:
         print(f"loading {rows:,} rows into {schema}.archive ...", flush=True)
@@ -104,13 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         load(admin, schema, rows)
         print(f"loaded in {time.perf_counter() - t0:.1f} s", flush=True)
         try:
-            return run(args.url, admin, schema, asked, values, repeats, phones=args.phones)
+            return run(args.url, admin, schema, asked, values, repeats)
         finally:
             admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 def run(url: str, admin: psycopg.Connection, schema: str, asked: list[str],
-        values: list[str], repeats: int, *, phones: bool = False) -> int:
+        values: list[str], repeats: int) -> int:
     settings = SqlSettings.model_validate({
         "url": url, "schema": schema,
         "tables": {"customers": {"identifiers": {"email": "email"}}}})
@@ -127,17 +117,7 @@ def run(url: str, admin: psycopg.Connection, schema: str, asked: list[str],
     hand_sql = sql.SQL("SELECT count(*) FROM {}.archive WHERE email = ANY(%s) OR "
                        "phone = ANY(%s) OR note = ANY(%s)").format(sql.Identifier(schema))
     lowered = [v.lower() for v in asked]
-    whole_sql = hand_sql
-    if phones:
-        def squeezed(col: str) -> sql.Composable:
-            out: sql.Composable = sql.Identifier(col)
-            for sep in (" ", "-", ".", "(", ")", "/"):
-                out = sql.SQL("replace({}, {}, '')").format(out, sql.Literal(sep))
-            return sql.SQL("right({}, 10) = ANY(%s)").format(out)
-        hand_sql = sql.SQL("{} OR {}").format(hand_sql, sql.SQL(" OR ").join(
-            squeezed(c) for c in ("email", "phone", "note")))
-    keys = [v[3:] for v in lowered]  # +49 and the national significant number
-    deep_times, hand_times, whole_times = [], [], []
+    deep_times, hand_times = [], []
     hits: dict[str, dict[str, int]] = {}
     hand_count = 0
     for i in range(repeats + 1):  # the first round warms the caches and is not counted
@@ -145,16 +125,11 @@ def run(url: str, admin: psycopg.Connection, schema: str, asked: list[str],
         t0 = time.perf_counter()
         hits = scan.scan(asked)
         t1 = time.perf_counter()
-        params = [lowered] * 3 + ([keys] * 3 if phones else [])
-        hand_count = admin.execute(hand_sql, params).fetchone()[0]
+        hand_count = admin.execute(hand_sql, [lowered] * 3).fetchone()[0]
         t2 = time.perf_counter()
-        if phones:
-            admin.execute(whole_sql, [lowered] * 3).fetchone()
-        t3 = time.perf_counter()
         if i:
             deep_times.append(t1 - t0)
             hand_times.append(t2 - t1)
-            whole_times.append(t3 - t2)
     connector.close()
     found = sum(sum(c.values()) for c in hits.values())
     deep, hand = statistics.median(deep_times), statistics.median(hand_times)
@@ -164,10 +139,6 @@ def run(url: str, admin: psycopg.Connection, schema: str, asked: list[str],
     print(f"deep scan : {deep * 1000:8.1f} ms (median of {repeats}), "
           f"{len(statements)} statement(s) on the archive, {found} rows matched")
     print(f"hand      : {hand * 1000:8.1f} ms (median of {repeats}), {hand_count} rows counted")
-    if phones:
-        whole = statistics.median(whole_times)
-        print(f"whole values only (no written forms): {whole * 1000:.1f} ms: written forms "
-              f"cost {deep / whole:.2f}x a whole-value scan")
     print(f"ratio deep/hand = {ratio:.2f} (target <= {TARGET_RATIO}): "
           f"{'PASS' if ratio <= TARGET_RATIO else 'FAIL'}")
     print(f"one pass over the archive: {'PASS' if one_pass else 'FAIL'}")
@@ -276,7 +247,7 @@ class TextWorld:
                 "EXISTS (SELECT 1 FROM " + digits.format(c)  # noqa: S608 - quoted names
                 + f", generate_series(1, length(s.d) - {n - 1}) g"
                 f" WHERE substr(s.d, g, {n}) = ANY(:keys))" for c in cols)
-            params = {"numbers": numbers, "keys": keys}
+            params: dict[str, Any] = {"numbers": numbers, "keys": keys}
         else:
             squeeze = "{}"
             for sep in SQLITE_SEPARATORS:
