@@ -24,7 +24,7 @@ from erasure import ItemStatus, PermanentError, TransientError
 
 from .base import FolderStats, Outcomes, header_date
 from .quoting import detect, quote
-from .scan import Needles, mbox_messages, mbox_preamble, mbox_spans, split_from_line
+from .scan import Needles, mbox_entries, mbox_messages, mbox_preamble, mbox_spans, split_from_line
 
 __all__ = ["MboxBackend", "fingerprint"]
 
@@ -32,6 +32,8 @@ _MUTABLE = re.compile(
     rb"(?im)^(?:status|x-status|x-keywords|x-uid|x-imapbase|x-imap|content-length|lines)"
     rb":[^\n]*\n(?:[ \t][^\n]*\n)*")
 _KEYWORDS = re.compile(rb"(?im)^x-keywords:([^\n]*)\n")
+#: the outcome of a message whose end cannot be told (see scan.mbox_bounds): kept, for a person
+UNSURE = "mbox message boundary unsure (its Content-Length does not match): needs review"
 _ASCTIME = "%a %b %d %H:%M:%S %Y"
 
 
@@ -151,23 +153,25 @@ class MboxBackend:
     # find, fetch -----------------------------------------------------------------------
 
     def _messages(self, fh: BinaryIO, needles: Needles | None = None
-                  ) -> Iterator[tuple[bytes, bytes]]:
+                  ) -> Iterator[tuple[bytes, bytes, bool]]:
+        """(From line, message, unsure) of every message, or of those a needle occurs in."""
         if needles is None:  # every message: sliced from the chunks read, no seeking
-            yield from (split_from_line(raw) for raw in mbox_messages(fh))
+            for raw, unsure in mbox_entries(fh):
+                yield (*split_from_line(raw), unsure)
             return
-        for start, end in mbox_spans(fh, needles):
+        for start, end, unsure in mbox_spans(fh, needles):
             pos = fh.tell()
             fh.seek(start)
             raw = fh.read(end - start)
             fh.seek(pos)
-            yield split_from_line(raw)
+            yield (*split_from_line(raw), unsure)
 
     def candidates(self, needles: Needles) -> Iterator[tuple[str, str, bytes]]:
         """(ref, folder, raw) of every message in which a needle occurs: one pass a file."""
         for folder in self.folders():
             seen: set[str] = set()
             with self._locked(self._file(folder), exclusive=False) as fh:
-                for _line, msg in self._messages(fh, needles):
+                for _line, msg, _unsure in self._messages(fh, needles):
                     fp = fingerprint(msg)
                     if fp not in seen:
                         seen.add(fp)
@@ -179,7 +183,7 @@ class MboxBackend:
         out: dict[str, tuple[str, bytes]] = {}
         for folder, fps in want.items():
             with self._locked(self._file(folder), exclusive=False) as fh:
-                for _line, msg in self._messages(fh):
+                for _line, msg, _unsure in self._messages(fh):
                     fp = fingerprint(msg)
                     if fp in fps:
                         out.setdefault(self.ref(folder, fp), (folder, msg))
@@ -195,13 +199,15 @@ class MboxBackend:
     # rewrite ---------------------------------------------------------------------------
 
     def _rewrite(self, folder: str, change: dict[str, str], keyword: str = "",
-                 appended: list[bytes] | None = None) -> set[str]:
+                 appended: list[bytes] | None = None) -> tuple[set[str], set[str]]:
         """Rewrite a folder with the messages whose fingerprint is in ``change`` dropped
         (``"drop"``) or given the keyword (``"keyword"``); returns the fingerprints that
-        were changed. Dropped messages' bytes are added to ``appended``. Nothing changed:
-        no rewrite."""
+        were changed, and those of messages left as they are because their end is unsure
+        (cutting one out could take a neighbour's bytes). Dropped messages' bytes are added
+        to ``appended``. Nothing changed: no rewrite."""
         path = self._file(folder)
         hit: set[str] = set()
+        held: set[str] = set()
         with self._locked(path, exclusive=True) as fh:
             tmp = path.with_name(f".{path.name}.erasure-tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
@@ -209,15 +215,17 @@ class MboxBackend:
             try:
                 with os.fdopen(fd, "wb") as out:
                     out.write(mbox_preamble(fh))
-                    for raw in mbox_messages(fh):
+                    for raw, unsure in mbox_entries(fh):
                         line, msg = split_from_line(raw)
                         fp = fingerprint(msg)
-                        if fp in change and change[fp] == "drop":
+                        if fp in change and unsure:
+                            held.add(fp)  # written back as it is
+                        elif fp in change and change[fp] == "drop":
                             hit.add(fp)
                             if appended is not None:
                                 appended.append(line + msg)
                             continue
-                        if fp in change and not _has_keyword(msg, keyword):
+                        elif fp in change and not _has_keyword(msg, keyword):
                             hit.add(fp)
                             # a header added: the stored body (its quoting) stays as it is
                             raw = line + _add_keyword(raw[len(line):], keyword)
@@ -226,7 +234,7 @@ class MboxBackend:
                     os.fsync(out.fileno())
                 if not hit:  # nothing to change: the original stays as it is
                     tmp.unlink()
-                    return hit
+                    return hit, held
                 os.replace(tmp, path)  # atomic: readers see the old file or the new one
             except BaseException:
                 tmp.unlink(missing_ok=True)
@@ -236,20 +244,30 @@ class MboxBackend:
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
-        return hit
+        return hit, held
 
-    def _present(self, folder: str, fps: set[str]) -> set[str]:
+    def _present(self, folder: str, fps: set[str]) -> tuple[set[str], set[str]]:
+        """Which of ``fps`` the folder holds, and which of those in a message whose end is
+        unsure."""
+        present: set[str] = set()
+        unsure: set[str] = set()
         with self._locked(self._file(folder), exclusive=False) as fh:
-            return {fp for _l, msg in self._messages(fh) if (fp := fingerprint(msg)) in fps}
+            for _l, msg, doubt in self._messages(fh):
+                if (fp := fingerprint(msg)) in fps:
+                    present.add(fp)
+                    if doubt:
+                        unsure.add(fp)
+        return present, unsure
 
     def delete(self, refs: Iterable[str]) -> Outcomes:
         """Drop the messages in one locked rewrite per folder; verify by reading back."""
         out: Outcomes = {}
         for folder, fps in self._by_folder(refs).items():
-            done = self._rewrite(folder, dict.fromkeys(fps, "drop"))
-            left = self._present(folder, fps) if done else set()
+            done, held = self._rewrite(folder, dict.fromkeys(fps, "drop"))
+            left = self._present(folder, fps)[0] if done else set()
             for fp in fps:
-                status = (ItemStatus.FAILED, "message still there after rewrite") if fp in left \
+                status = (ItemStatus.FAILED, UNSURE) if fp in held \
+                    else (ItemStatus.FAILED, "message still there after rewrite") if fp in left \
                     else (ItemStatus.DONE, None) if fp in done else (ItemStatus.ALREADY_DONE, None)
                 out[self.ref(folder, fp)] = status
         return out
@@ -258,11 +276,12 @@ class MboxBackend:
         """Add the keyword to each message's X-Keywords header (one rewrite per folder)."""
         out: Outcomes = {}
         for folder, fps in self._by_folder(refs).items():
-            present = self._present(folder, fps)
-            done = self._rewrite(folder, dict.fromkeys(fps, "keyword"), keyword)
+            present = self._present(folder, fps)[0]
+            done, held = self._rewrite(folder, dict.fromkeys(fps, "keyword"), keyword)
             for fp in fps:
                 out[self.ref(folder, fp)] = (
-                    (ItemStatus.DONE, None) if fp in done
+                    (ItemStatus.FAILED, UNSURE) if fp in held
+                    else (ItemStatus.DONE, None) if fp in done
                     else (ItemStatus.ALREADY_DONE, None) if fp in present
                     else (ItemStatus.FAILED, "message no longer exists"))
         return out
@@ -279,8 +298,9 @@ class MboxBackend:
             if folder == target:
                 out.update({self.ref(folder, fp): (ItemStatus.ALREADY_DONE, None) for fp in fps})
                 continue
-            present = self._present(folder, fps)
-            already = self._present(target, fps - present)
+            present, held = self._present(folder, fps)
+            present -= held  # an unsure message is neither copied nor cut out
+            already = self._present(target, fps - present - held)[0]
             moving = self.fetch(self.ref(folder, fp) for fp in present)
             with self._locked(tpath, exclusive=True) as fh:  # copy first: never lost
                 # quoted the way the messages already in the folder are
@@ -296,7 +316,8 @@ class MboxBackend:
             self._rewrite(folder, dict.fromkeys(present, "drop"))
             for fp in fps:
                 out[self.ref(folder, fp)] = (
-                    (ItemStatus.DONE, None) if fp in present
+                    (ItemStatus.FAILED, UNSURE) if fp in held
+                    else (ItemStatus.DONE, None) if fp in present
                     else (ItemStatus.ALREADY_DONE, None) if fp in already
                     else (ItemStatus.FAILED, "message no longer exists"))
         return out
@@ -307,7 +328,7 @@ class MboxBackend:
         for folder, fps in self._by_folder(refs).items():
             where = target if target is not None else folder
             with self._locked(self._file(where), exclusive=False) as fh:
-                for _l, msg in self._messages(fh):
+                for _l, msg, _unsure in self._messages(fh):
                     fp = fingerprint(msg)
                     if fp in fps and (target is not None or _has_keyword(msg, keyword)):
                         out.add(self.ref(folder, fp))
@@ -317,7 +338,7 @@ class MboxBackend:
 
     def _dated(self, folder: str, by_header: bool) -> Iterator[tuple[str, datetime | None]]:
         with self._locked(self._file(folder), exclusive=False) as fh:
-            for line, msg in self._messages(fh):
+            for line, msg, _unsure in self._messages(fh):
                 when = header_date(msg) if by_header else None
                 yield fingerprint(msg), when or _from_date(line)
 

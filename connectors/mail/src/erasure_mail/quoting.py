@@ -66,9 +66,16 @@ def quote(msg: bytes, convention: Convention) -> bytes:
         # Only what a reader would take for the start of a message.
         msg = re.sub(rb"(?m)^(>*)(?=From )", lambda m: b">" + m.group(1)
                      if FROM_LINE.match(msg, m.end()) else m.group(0), msg)
-    if convention in ("mboxcl", "mboxcl2"):
+    if convention in ("mboxcl", "mboxcl2") or _has_length(msg):
+        # a length carried over from the message's old file would no longer match its
+        # stored body here: that message's end would become unsure (scan.mbox_bounds)
         msg = _with_length(msg)
     return msg
+
+
+def _has_length(msg: bytes) -> bool:
+    end = msg.find(b"\n\n")
+    return _CONTENT_LENGTH.search(msg, 0, len(msg) if end < 0 else end + 1) is not None
 
 
 def _with_length(msg: bytes) -> bytes:

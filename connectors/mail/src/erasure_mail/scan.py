@@ -8,19 +8,21 @@ alternation: the time of one pass does not grow with the number of subjects.
 mbox boundaries: a message starts at a "From " line only when the line has the
 ``From sender Www Mmm dd hh:mm:ss yyyy`` shape and starts the file or follows a newline. An
 unescaped "From " line in a body ("From me to you...") does not split the message, so a
-delete never leaves the second half of somebody's message behind.
+delete never leaves the second half of somebody's message behind. A message whose
+Content-Length is believed ends where the count says, whatever "From " lines its body
+holds (:func:`mbox_bounds`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from erasure.phonetext import PhoneFinder
 
-__all__ = ["CHUNK", "FROM_LINE", "Needles", "mbox_messages", "mbox_preamble", "mbox_spans",
-           "split_from_line"]
+__all__ = ["CHUNK", "FROM_LINE", "Needles", "Span", "mbox_bounds", "mbox_entries",
+           "mbox_messages", "mbox_preamble", "mbox_spans", "split_from_line"]
 
 #: Bytes read per step: small enough to stay in the CPU's cache (L2) between lower-casing
 #: and searching (twice as fast as 8 MiB chunks), large enough for few calls; flat memory.
@@ -74,9 +76,11 @@ class Needles:
     def __bool__(self) -> bool:
         return bool(self.words) or self.phones is not None
 
-    def hits(self, data: bytes) -> Iterator[int]:
-        """End offsets (exclusive) of needle occurrences in ``data``, ASCII case ignored."""
-        lowered = data.lower()
+    def hits(self, data: bytes, lowered: bytes | None = None) -> Iterator[int]:
+        """End offsets (exclusive) of needle occurrences in ``data``, ASCII case ignored
+        (``lowered``: ``data.lower()`` when the caller has it already)."""
+        if lowered is None:
+            lowered = data.lower()
         if self._rs is not None:
             for _n, _start, end in self._rs.find_matches_as_indexes(lowered):
                 yield end
@@ -134,11 +138,23 @@ def _next_start(chunk: bytes, pos: int) -> int | None:
     return None
 
 
+class Span(NamedTuple):
+    """One message of an mbox file: bytes ``[start, end)``, "From " line and separator
+    included. ``unsure``: where it ends cannot be told (a Content-Length that lands on no
+    message start, in a file that counts lengths): it may hold part of a neighbour, or a
+    neighbour part of it, so nothing may cut it out (see :func:`mbox_bounds`)."""
+
+    start: int
+    end: int
+    unsure: bool = False
+
+
 def mbox_spans(f: BinaryIO, needles: Needles, *,
-               chunk_size: int = CHUNK) -> Iterator[tuple[int, int]]:
-    """(start, end) byte spans, "From " line included, of the messages of an mbox file in
-    which a needle occurs: one pass, flat memory. Boundaries are looked for only around
-    hits (a few ``find``/``rfind`` calls), not at every message. Bytes before the first
+               chunk_size: int = CHUNK) -> Iterator[Span]:
+    """The messages of an mbox file in which a needle occurs: one pass, flat memory.
+    Boundaries are looked for only around hits (a few ``find``/``rfind`` calls), not at
+    every message, while the file holds no Content-Length header; from the chunk that holds
+    one on, every message is read as :func:`mbox_bounds` splits it. Bytes before the first
     "From " line are no message."""
     f.seek(0)
     offset = 0
@@ -150,15 +166,21 @@ def mbox_spans(f: BinaryIO, needles: Needles, *,
             break
         if not chunk.endswith(b"\n"):
             chunk += f.readline()  # end on a line: needles and boundaries never straddle
+        lowered = chunk.lower()
+        if _COUNTED in lowered:
+            # Spans given so far ended before this chunk, in messages without a length.
+            resume = pending if pending is not None else last if last is not None else 0
+            yield from _counted_spans(f, needles, resume, chunk_size)
+            return
         done = 0  # hits before this local offset are in a message already given
         if pending is not None:
             end = _next_start(chunk, 0)
             if end is None:
                 offset += len(chunk)
                 continue  # the whole chunk is inside the pending message
-            yield pending, offset + end
+            yield Span(pending, offset + end)
             pending, done = None, end
-        for hit in sorted(needles.hits(chunk)):
+        for hit in sorted(needles.hits(chunk, lowered)):
             if hit <= done:
                 continue
             local = _prev_start(chunk, hit - 1)
@@ -169,41 +191,195 @@ def mbox_spans(f: BinaryIO, needles: Needles, *,
             if end is None:
                 pending = start
                 break
-            yield start, offset + end
+            yield Span(start, offset + end)
             done = end
         tail = _prev_start(chunk, len(chunk))
         if tail is not None:
             last = offset + tail
         offset += len(chunk)
     if pending is not None:
-        yield pending, offset
+        yield Span(pending, offset)
 
 
-def mbox_messages(f: BinaryIO, *, chunk_size: int = CHUNK) -> Iterator[bytes]:
-    """Every message of an mbox file ("From " line included), in order; memory holds one
-    chunk and one message."""
+def _counted_spans(f: BinaryIO, needles: Needles, resume: int,
+                   chunk_size: int) -> Iterator[Span]:
+    for span in mbox_bounds(f, chunk_size=chunk_size):
+        if span.start >= resume:
+            f.seek(span.start)
+            if needles.found_in(f.read(span.end - span.start)):
+                yield span
+
+
+def mbox_entries(f: BinaryIO, *, chunk_size: int = CHUNK) -> Iterator[tuple[bytes, bool]]:
+    """(raw, unsure) of every message of an mbox file ("From " line included), in order,
+    split as :func:`mbox_bounds` says; memory holds one chunk and one message."""
     f.seek(0)
     offset = 0
     pending: list[bytes] = []  # parts of the message that runs on past the chunk
-    started = False
+    started: int | None = None  # where the pending message starts
     while True:
         chunk = f.read(chunk_size)
         if not chunk:
             break
         if not chunk.endswith(b"\n"):
             chunk += f.readline()
+        if _COUNTED in chunk.lower():
+            # every message given so far ended before this chunk and had no length
+            for span in mbox_bounds(f, chunk_size=chunk_size):
+                if started is None or span.start >= started:
+                    f.seek(span.start)
+                    yield f.read(span.end - span.start), span.unsure
+            return
         starts = [s - offset for s in _starts(chunk, offset)]
         prev = 0
         for s in starts:
-            if started:
+            if started is not None:
                 pending.append(chunk[prev:s])
-                yield b"".join(pending)
-            pending, started, prev = [], True, s
-        if started:
+                yield b"".join(pending), False
+            pending, started, prev = [], offset + s, s
+        if started is not None:
             pending.append(chunk[prev:])
         offset += len(chunk)
-    if started:
-        yield b"".join(pending)
+    if started is not None:
+        yield b"".join(pending), False
+
+
+def mbox_messages(f: BinaryIO, *, chunk_size: int = CHUNK) -> Iterator[bytes]:
+    """Every message of an mbox file ("From " line included), in order (see
+    :func:`mbox_entries`)."""
+    return (raw for raw, _unsure in mbox_entries(f, chunk_size=chunk_size))
+
+
+# Content-Length ----------------------------------------------------------------------------
+
+_COUNTED = b"\ncontent-length:"
+_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*([^\n]*?)[ \t]*\r?$")
+#: the bytes read around where a length lands: the blank line before and the "From " line
+_PEEK = 1024
+
+
+def mbox_bounds(f: BinaryIO, *, chunk_size: int = CHUNK) -> list[Span]:
+    """Every message of an mbox file, split by Content-Length where it is trustworthy.
+
+    A message whose header has a Content-Length ends where the count says (its counted
+    body, then the blank line) when that point is a message start or the end of the file:
+    its body's "From " lines, quoted or not, are its own (mboxcl2 quotes none). A length
+    that lands anywhere else (too short, too long, past the end) is not believed: the
+    message ends at the next "From " line, as in a file without lengths. In a file that
+    counts lengths (at least half its messages carry one), such a message, and those that
+    follow it until a believed length ends one again, are ``unsure``: a body's "From "
+    line may have split them, so neither their end nor their start is known.
+    Two passes over the file (the split, then the caller's reads); memory holds one
+    message and a few integers per message."""
+    size = f.seek(0, 2)
+    found: list[tuple[int, int, str]] = []  # start, end, "" | "good" | "bad"
+    window = _Window(f, chunk_size)
+    start = window.next_start(0)
+    while start is not None:
+        split = window.next_start(start + 1)
+        end = size if split is None else split
+        state = ""
+        head_end = window.find(b"\n\n", start, end)
+        if head_end >= 0:
+            values = set(_LENGTH.findall(window.slice(start, head_end + 1)))
+            if values:
+                counted = _landing(f, size, head_end + 2, values)
+                state = "bad" if counted is None else "good"
+                end = counted if counted is not None else end
+        found.append((start, end, state))
+        if end >= size:
+            break
+        window.skip_to(end)  # memory: one message
+        start = end
+    counting = 2 * sum(1 for *_x, state in found if state) >= len(found)
+    out, sure = [], True
+    for start, end, state in found:
+        out.append(Span(start, end, counting and (not sure or state == "bad")))
+        if state == "good":
+            sure = True
+        elif state == "bad":
+            sure = False
+    f.seek(0)
+    return out
+
+
+def _landing(f: BinaryIO, size: int, body: int, values: set[bytes]) -> int | None:
+    """Where a message whose body starts at ``body`` ends by its Content-Length ``values``
+    (one value, digits): the end of the file, or a message start after the blank line
+    that separates messages (counted in the length or not). None: anywhere else."""
+    if len(values) != 1:
+        return None
+    (value,) = values
+    if not value.isdigit():
+        return None
+    at = body + int(value)
+    if at >= size:
+        return size if at == size else None
+    pos = f.tell()
+    f.seek(at - 2)
+    near = f.read(_PEEK)  # near[2] is the byte at `at`
+    f.seek(pos)  # the window reads on from where it was
+    if near[1:3] == b"\n\n" and (at + 1 == size or FROM_LINE.match(near, 3)):
+        return at + 1  # the counted body ends a line, then the blank line
+    if at + 1 == size and near[2:3] == b"\n":
+        return size
+    if near[0:2] == b"\n\n" and FROM_LINE.match(near, 2):
+        return at  # the length counted the blank line
+    return None
+
+
+class _Window:
+    """The bytes of a file from a message start on, read in chunks that end on a line."""
+
+    def __init__(self, f: BinaryIO, chunk_size: int) -> None:
+        f.seek(0)
+        self.f, self.chunk_size = f, chunk_size
+        self.base, self.buf, self.eof = 0, bytearray(), False
+
+    def _more(self) -> bool:
+        chunk = self.f.read(self.chunk_size)
+        if not chunk:
+            self.eof = True
+            return False
+        if not chunk.endswith(b"\n"):
+            chunk += self.f.readline()
+        self.buf += chunk
+        return True
+
+    def skip_to(self, pos: int) -> None:
+        """Forget everything before ``pos`` (a line start), reading on from there."""
+        if pos <= self.base + len(self.buf):
+            del self.buf[: pos - self.base]
+        else:
+            self.buf.clear()
+            self.f.seek(pos)
+        self.base = pos
+
+    def next_start(self, pos: int) -> int | None:
+        """The first message start at or after ``pos``; None: none before the end."""
+        i = max(pos - self.base, 0)
+        if i == 0 and self.base == 0 and (self.buf or self._more()) \
+                and FROM_LINE.match(self.buf, 0):
+            return 0
+        i = max(i - 1, 0)
+        while True:
+            j = self.buf.find(b"\nFrom ", i)
+            if j >= 0:
+                if FROM_LINE.match(self.buf, j + 1):  # lines are whole: chunks end on one
+                    return self.base + j + 1
+                i = j + 1
+                continue
+            i = max(len(self.buf) - 6, i)
+            if not self._more():
+                return None
+
+    def find(self, needle: bytes, start: int, end: int) -> int:
+        """The absolute offset of ``needle`` in ``[start, end)`` (bytes already read)."""
+        i = self.buf.find(needle, start - self.base, end - self.base)
+        return i + self.base if i >= 0 else -1
+
+    def slice(self, start: int, end: int) -> bytes:
+        return bytes(self.buf[start - self.base: end - self.base])
 
 
 def mbox_preamble(f: BinaryIO) -> bytes:
