@@ -457,15 +457,67 @@ def test_distributed_work_is_refused_with_one_line_without_its_parts(tmp_path: P
     sqlite = config("sqlite", broker)
     no_broker = config("nobroker", 'ledger = "postgresql+psycopg://postgres@127.0.0.1:1/x"')
     env = cli_env({"ERASURE_BROKER_URL": RABBIT})
-    worker, run, wait = run_many(["worker", "--config", sqlite],
-                                 ["run", "--distributed", "--config", no_broker],
-                                 ["run", "--wait", "--config", sqlite], env=env)
+    worker, run, wait, timeout = run_many(
+        ["worker", "--config", sqlite], ["run", "--distributed", "--config", no_broker],
+        ["run", "--wait", "--config", sqlite],
+        ["run", "--distributed", "--timeout", "5", "--config", sqlite], env=env)
     for done, words in ((worker, "distributed work needs a PostgreSQL ledger"),
                         (run, "no broker: set [erasure] broker"),
-                        (wait, "--wait goes with --distributed")):
+                        (wait, "--wait goes with --distributed"),
+                        (timeout, "--timeout goes with --wait")):
         assert done.returncode == 2, done.stderr
         assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "guest" not in worker.stderr + worker.stdout  # the broker's password
+
+
+def test_wait_stops_at_its_timeout_or_ctrl_c_saying_what_the_workers_still_have(
+        tmp_path: Path) -> None:
+    """No worker consumes the queue: `--wait --timeout` gives up with one line saying
+    what is still queued and exit 124, Ctrl-C with the same account and exit 130; the
+    batches stay queued for the workers (fast: no worker is started)."""
+    for url in _pg_database():
+        site = Site(tmp_path / "site", url, RABBIT)
+        try:
+            site.write(limited=False)
+            site.seed(0, 3)
+            started = time.monotonic()
+            done = site.run("run", "--distributed", "--wait", "--timeout", "1", timeout=120)
+            assert done.returncode == 124, done.stderr
+            assert time.monotonic() - started < 60
+            assert done.stderr.splitlines() == [
+                f"sent 3 request(s) in 1 batch(es) to queue {site.queue}",
+                "error: stopped waiting after 1s: 3 of 3 request(s) still due (0 being "
+                "worked), 1 of 1 batch(es) queued, 0 running; the workers go on (`erasure "
+                "status`)"], done.stderr
+            assert done.stdout == ""
+
+            proc = subprocess.Popen([ERASURE, "run", "--distributed", "--wait", "--config",
+                                     str(site.config)], env=site.env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            try:
+                assert proc.stderr is not None
+                sent = proc.stderr.readline()  # it is waiting now
+                assert sent.startswith("sent 3 request(s) in 1 batch(es)"), sent
+                time.sleep(1.0)
+                proc.send_signal(signal.SIGINT)
+                out, rest = proc.communicate(timeout=60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            assert proc.returncode == 130, rest
+            assert rest.splitlines() == [
+                "interrupted: stopped waiting: 3 of 3 request(s) still due (0 being worked), "
+                "1 of 1 batch(es) queued, 0 running; the workers go on (`erasure status`)"], rest
+            # both runs' batches wait in the ledger (and on the broker) for a worker
+            orch = site.orch()
+            try:
+                assert orch.ledger.work_by_worker()["queued_batches"] == 2
+                assert orch.ledger.receipts() == []
+            finally:
+                orch.close()
+        finally:
+            site.delete_queue()
 
 
 def test_a_systems_limits_are_validated_one_line_each(tmp_path: Path) -> None:

@@ -249,6 +249,10 @@ def run(
         "--distributed", help="Send the due work to `erasure worker`s and return.")] = False,
     wait: Annotated[bool, typer.Option(
         "--wait", help="With --distributed: wait until the workers are done.")] = False,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0, metavar="SECONDS",
+        help="With --wait: stop waiting after this long (exit 124, saying what is still "
+             "queued or running; the workers go on).")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Process every due request: a line per request on stdout, what needs an operator on
@@ -259,10 +263,10 @@ def run(
         if request:
             for rid in request:
                 orch.get_request(rid)
-        if distributed or wait:
+        if distributed or wait or timeout is not None:
             from .cli_distributed import run_distributed
             run_distributed(orch, request, limit, wait=wait, distributed=distributed,
-                            json_=json_, verbose=verbose)
+                            json_=json_, verbose=verbose, timeout=timeout)
         summary = orch.run(only=request, limit=limit)
         # after the work, bounded: a receiver that is down never holds up a request
         orch.send_callbacks(orch.config.host.api.run_callback_seconds)

@@ -60,15 +60,17 @@ def worker(
 
 def run_distributed(orch: Orchestrator, request: Sequence[str] | None, limit: int | None,
                     *, wait: bool, distributed: bool, json_: bool = False,
-                    verbose: bool = False) -> None:
+                    verbose: bool = False, timeout: float | None = None) -> None:
     """Send the due requests to the workers as batches; with ``wait``, follow them until
-    none is due and exit as `erasure run` does."""
+    none is due (or ``timeout`` seconds passed) and exit as `erasure run` does."""
     if not distributed:
         _fail("--wait goes with --distributed")
+    if timeout is not None and not wait:
+        _fail("--timeout goes with --wait")
     if json_ and not wait:
         _fail("--json goes with --wait when --distributed (the run's results come at its end)")
     from .distributed.app import TASK, check_distributed, make_app
-    from .distributed.work import BrokerUnavailable, send_due, wait_for
+    from .distributed.work import BrokerUnavailable, send_due, still_due, wait_for
 
     with _errors():
         check_distributed(orch.config)
@@ -89,7 +91,15 @@ def run_distributed(orch: Orchestrator, request: Sequence[str] | None, limit: in
             err.print(f"sent {len(sent.ids)} request(s) in {len(sent.batches)} batch(es) to "
                       f"queue {queue}", highlight=False, markup=False)
         if wait:
-            summary = wait_for(orch, sent, send)
+            try:
+                summary = wait_for(orch, sent, send, timeout=timeout)
+            except KeyboardInterrupt:
+                # only this process stops: the batches are the workers' (not `erasure
+                # run`'s "the next run resumes")
+                err.print(f"interrupted: stopped waiting: {still_due(orch, sent)}; the "
+                          "workers go on (`erasure status`)", soft_wrap=True,
+                          highlight=False, markup=False)
+                raise typer.Exit(130) from None
         # status callbacks the workers' changes queued (bounded, as `erasure run` does);
         # without --wait, those of earlier runs
         orch.send_callbacks(orch.config.host.api.run_callback_seconds)

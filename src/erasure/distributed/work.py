@@ -24,8 +24,8 @@ from ..engine.tasks import Stage, TaskSummary
 from ..errors import ErasureError
 from ..orchestrator import Orchestrator
 
-__all__ = ["BatchDone", "BrokerUnavailable", "Sent", "send_due", "summary_of", "wait_for",
-           "work_batch", "worker_orchestrator"]
+__all__ = ["BatchDone", "BrokerUnavailable", "Sent", "WaitTimedOut", "send_due", "still_due",
+           "summary_of", "wait_for", "work_batch", "worker_orchestrator"]
 
 _PROCESS: dict[str, Any] = {}
 
@@ -37,6 +37,13 @@ class BrokerUnavailable(ErasureError):
     worked; run again)."""
 
     exit_code = 1
+
+
+class WaitTimedOut(ErasureError):
+    """`erasure run --distributed --wait --timeout` gave up waiting; the workers go on."""
+
+    #: as timeout(1) exits: the run did not fail, it is not done yet
+    exit_code = 124
 
 
 def worker_orchestrator() -> Orchestrator:
@@ -129,9 +136,11 @@ def _send(orch: Orchestrator, send: Callable[[str, list[str], float], None], sen
 
 
 def wait_for(orch: Orchestrator, sent: Sent, send: Callable[[str, list[str], float], None],
-             *, poll: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> RunSummary:
+             *, poll: float = 0.5, sleep: Callable[[float], None] = time.sleep,
+             timeout: float | None = None) -> RunSummary:
     """Wait until none of the sent requests is due any more (done, or waiting for a later
-    run, an operator or an approval); the run's summary from the ledger.
+    run, an operator or an approval); the run's summary from the ledger. After ``timeout``
+    seconds, :class:`WaitTimedOut` says what is still queued or running (the workers go on).
 
     When nothing is worked for ``lease_seconds`` (none of them leased, none done) while
     some are left, their batches were lost (a broker that lost its queue): they are sent
@@ -140,12 +149,16 @@ def wait_for(orch: Orchestrator, sent: Sent, send: Callable[[str, list[str], flo
     total = len(sent.ids)
     stall = max(10.0, orch.config.host.lease_seconds)
     last_left, last_change = total, time.monotonic()
+    give_up = None if timeout is None else last_change + timeout
     while True:
         left, held = orch.ledger.pending_among(sent.ids, sent.due_by, orch.clock())
         if orch.progress:
             orch.progress("requests", total - left, total)
         if left == 0:
             break
+        if give_up is not None and time.monotonic() >= give_up:
+            raise WaitTimedOut(f"stopped waiting after {timeout:g}s: {still_due(orch, sent)}; "
+                               "the workers go on (`erasure status`)")
         if left != last_left or held:
             last_left, last_change = left, time.monotonic()
         elif time.monotonic() - last_change > stall:
@@ -161,6 +174,15 @@ def wait_for(orch: Orchestrator, sent: Sent, send: Callable[[str, list[str], flo
     summary = summary_of(orch, sent.ids)
     orch.runner().end(summary)
     return summary
+
+
+def still_due(orch: Orchestrator, sent: Sent) -> str:
+    """What of ``sent`` is not done, in words: requests still due, batches queued (no
+    worker took them yet) and running."""
+    left, held = orch.ledger.pending_among(sent.ids, sent.due_by, orch.clock())
+    queued, running = orch.ledger.batches_among(sent.batches)
+    return (f"{left} of {len(sent.ids)} request(s) still due ({held} being worked), "
+            f"{queued} of {len(sent.batches)} batch(es) queued, {running} running")
 
 
 def summary_of(orch: Orchestrator, ids: Sequence[str]) -> RunSummary:

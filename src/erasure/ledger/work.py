@@ -69,6 +69,21 @@ class WorkStore(Database):
         return {"queued_batches": int(queued[0]), "queued_requests": int(queued[1]),
                 "workers": dict(sorted(workers.items()))}
 
+    def batches_among(self, ids: Sequence[str]) -> tuple[int, int]:
+        """Of the batches ``ids``: how many are queued (no worker started them) and how many
+        are running (started, not finished)."""
+        b = work_batches_t
+        queued = running = 0
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 900):
+                row = conn.execute(select(
+                    func.count().filter(b.c.started_at.is_(None)),
+                    func.count().filter(b.c.started_at.is_not(None) & b.c.finished_at.is_(None)),
+                ).where(b.c.id.in_(list(ids[i : i + 900])))).one()
+                queued += int(row[0])
+                running += int(row[1])
+        return queued, running
+
     def due_requests(self, due_by: float, limit: int | None = None) -> list[str]:
         """Ids of the open requests due by ``due_by`` (oldest due date first), whoever
         holds them: what `erasure run --distributed` sends to the workers."""
