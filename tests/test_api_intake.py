@@ -8,7 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,3 +112,78 @@ def test_a_ticket_asking_for_erasure_after_access_gets_an_erasure_request(
     assert why.startswith(f"ticket ZD-1003 already has an erasure request {erasure.id}")
     assert "ann@example.org" not in why
     assert sorted(r.type for r in orch.ledger.list_requests()) == ["access", "erasure"]
+
+
+@pytest.fixture()
+def zendesk_orch(make_orch: Callable[..., Orchestrator], monkeypatch: pytest.MonkeyPatch
+                 ) -> Iterator[tuple[Orchestrator, Any]]:
+    """An orchestrator whose Zendesk trigger posts notes to a local Zendesk fake."""
+    pytest.importorskip("erasure_zendesk")
+    from erasure_zendesk.testing.server import FakeZendesk
+
+    monkeypatch.setenv("T_ZD_SECRET", ZD_SECRET)
+    monkeypatch.setenv("T_ZD_TOKEN", "zendesk-api-token")
+    with FakeZendesk(email="agent@example.com", token="zendesk-api-token") as fake:
+        orch = make_orch({"erasure": {"api": {"zendesk": {
+            "signing_secret": {"env": "T_ZD_SECRET"}, "url": fake.url,
+            "email": "agent@example.com", "token": {"env": "T_ZD_TOKEN"},
+            "type_tags": {"gdpr_erasure": "erasure", "gdpr_access": "access"}}}},
+            "systems": {"crm": {"connector": "memory"}}})
+        yield orch, fake
+
+
+def test_an_access_request_ends_with_a_tag_that_says_access_not_erasure(
+        zendesk_orch: tuple[Orchestrator, Any]) -> None:
+    orch, fake = zendesk_orch
+    bob = fake.store.add_user("Bob", "bob@example.org")
+    ticket = fake.store.add_ticket(bob, "What do you hold on me?", [(bob, "Tell me.")])
+    data = _ticket("gdpr_access identity_verified", ticket=ticket)
+    made, _ = ApiService(orch).zendesk(_signed(data), data)
+    orch.run()
+    assert orch.callback_sender().send_due() >= 1
+    tags = set(fake.store.tickets[ticket]["tags"])
+    assert "dsr_access_completed" in tags and not any("erasure" in t for t in tags), tags
+    (note,) = fake.store.comments[ticket][1:]
+    assert f"The access request {made.id} ended" in note["html_body"]
+
+
+def test_a_note_for_a_ticket_that_does_not_exist_is_given_up_not_retried(
+        zendesk_orch: tuple[Orchestrator, Any]) -> None:
+    from sqlalchemy import select
+
+    from erasure.ledger_tables import callbacks_t
+
+    orch, _fake = zendesk_orch
+    data = _ticket("gdpr_access identity_verified", ticket=424242)  # not in Zendesk
+    ApiService(orch).zendesk(_signed(data), data)
+    orch.run()
+    assert orch.callback_sender().send_due() == 0
+    with orch.ledger.engine.connect() as conn:
+        (row,) = conn.execute(select(callbacks_t).where(
+            callbacks_t.c.url == "zendesk:424242")).all()
+    # one attempt, then given up with the reason on its row (a later pass sends nothing)
+    assert row.attempts == 1 and row.failed_at is not None
+    assert row.last_error.startswith("zendesk: HTTP 404 (no such ticket)")
+
+
+def test_a_blocked_task_is_told_and_shown_blocked_without_its_give_up_time(
+        make_orch: Callable[..., Orchestrator], tmp_path: Any) -> None:
+    from sqlalchemy import select
+
+    from erasure.ledger_tables import callbacks_t
+
+    missing = tmp_path / "not-made-yet" / "archive.json"  # an operator's mistake: blocked
+    orch = make_orch({"systems": {"archive": {"connector": "memory", "path": str(missing)}}})
+    service = ApiService(orch)
+    made, _ = service.submit(_body("blk-1", status_callback_urls=["http://127.0.0.1:9/cb"],
+                                   status_callback_secret="s" * 16), None)
+    orch.run()
+    with orch.ledger.engine.connect() as conn:
+        told = [json.loads(r.body) for r in conn.execute(select(callbacks_t.c.body).where(
+            callbacks_t.c.request_id == made.id))]
+    assert [(c["system"], c["state"]) for c in told if c["event"] == "task_changed"
+            ] == [("archive", "blocked")]
+    (shown,) = service.status(made.id).systems
+    assert (shown.state, shown.not_before) == ("blocked", None)
+    assert shown.waits is not None and "erasure retry" in shown.waits
+    assert "store folder does not exist" in shown.waits

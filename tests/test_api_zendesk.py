@@ -136,7 +136,7 @@ def test_a_tagged_ticket_becomes_a_request_and_gets_its_outcome_note(
 
     assert verify_export(receipts, public_key_from_text(receipts["public_key"]),
                          subset=True).ok
-    assert {"gdpr_erasure", "identity_verified", "erasure_completed"} <= set(
+    assert {"gdpr_erasure", "identity_verified", "dsr_erasure_completed"} <= set(
         store.tickets[ticket]["tags"])
     # posted once although the update that carried it answered 503 and was retried
     delivered = ledger_query(config, "SELECT attempts, delivered_at FROM callbacks "

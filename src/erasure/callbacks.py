@@ -44,7 +44,7 @@ from .ledger import Ledger
 from .ledger.api import CallbackRow
 
 __all__ = ["EVENT_HEADER", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "CallbackSender",
-           "Secrets", "queue", "sign"]
+           "Permanent", "Secrets", "queue", "sign"]
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,14 @@ EVENT_HEADER = "X-Erasure-Event-Id"
 #: the URL scheme of an outcome note on a Zendesk ticket
 ZENDESK = "zendesk:"
 
-#: a deliverer of rows of another kind than http(s): None when done, else why not
+#: a deliverer of rows of another kind than http(s): None when done, else why not (a
+#: :class:`Permanent` reason: not worth another attempt)
 Deliverer = Callable[[CallbackRow], "str | None"]
+
+
+class Permanent(str):
+    """Why a delivery failed, when no later attempt can succeed (a Zendesk ticket that does
+    not exist): given up at once instead of retried."""
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -170,7 +176,7 @@ class CallbackSender:
                 sent += 1
                 continue
             tries = cb.attempts + 1
-            if tries >= self.attempts:
+            if tries >= self.attempts or isinstance(error, Permanent):
                 log.warning("callback %s of request %s given up after %d attempts: %s",
                             cb.event_id, cb.request_id, tries, error)
                 self.ledger.callback_failed(cb.id, error, None)

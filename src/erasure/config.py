@@ -140,8 +140,9 @@ class ZendeskApiSettings(_Strict):
     requester_email: bool = True
     #: custom ticket field id -> the identifier type its value holds
     identifier_fields: dict[str, Literal["email", "phone", "customer_id", "user_id"]] = {}
-    #: the tag set with the final status: ``erasure_completed``, ``erasure_failed`` ...
-    status_tag_prefix: str = Field("erasure_", pattern=r"^[a-z0-9_-]{0,40}$")
+    #: the tag set at the end is <prefix><type>_<status>: ``dsr_access_completed``,
+    #: ``dsr_erasure_failed``, ``dsr_erasure_cancelled`` ...
+    status_tag_prefix: str = Field("dsr_", pattern=r"^[a-z0-9_-]{0,40}$")
     #: a webhook signed longer ago than this (or ahead of it) is refused
     max_age_seconds: int = Field(300, ge=30, le=3600)
     timeout: float = Field(30, gt=0, le=300)

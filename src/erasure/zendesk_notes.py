@@ -1,7 +1,9 @@
 """The outcome of a request that came from a Zendesk ticket, posted back on the ticket: an
 internal note (``public: false``) with the per-system outcome table, the signed receipts
 JSON attached (``POST /uploads``, then the comment with the upload's token), and a tag with
-the final status (``erasure_completed``, ``erasure_failed``, ``erasure_cancelled``).
+the request's type and final status (``dsr_access_completed``, ``dsr_erasure_failed``,
+``dsr_erasure_cancelled``: an agent reading the tags of an access request never sees
+"erasure").
 
 It is a deliverer of the callback sender (:mod:`.callbacks`): the engine queues a
 ``zendesk:<ticket id>`` row in the ledger when the request ends, and the sender calls this
@@ -21,10 +23,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from .callbacks import Permanent
 from .config import ZendeskApiSettings
 from .ledger.api import CallbackRow
 
-__all__ = ["ZendeskNotes", "note_html"]
+__all__ = ["ZendeskNotes", "note_html", "status_tag"]
 
 # zenpy builds https://<subdomain>.<domain>/api/v2/...; with ``url`` set it builds this
 # placeholder, and the session's adapter sends it to the configured base instead.
@@ -33,6 +36,12 @@ _PLACEHOLDER = "https://erasure.zendesk.invalid"
 
 class _Refused(Exception):
     """An answer that is not a success (its status only: bodies may quote the ticket)."""
+
+
+def status_tag(prefix: str, kind: str | None, status: str) -> str:
+    """The tag a request's end sets on its ticket: ``<prefix><type>_<status>``
+    (``dsr_access_completed``); a callback queued before types were sent has none."""
+    return f"{prefix}{kind}_{status}" if kind else f"{prefix}{status}"
 
 
 def note_html(event: dict[str, Any], receipts: list[dict[str, Any]]) -> str:
@@ -50,7 +59,8 @@ def note_html(event: dict[str, Any], receipts: list[dict[str, Any]]) -> str:
     head = "".join(f"<th>{h}</th>" for h in ("system", "outcome", "found", "acted on",
                                              "left for review", "residue", "errors"))
     request = html.escape(str(event.get("request_id")))
-    return (f"<p>Data-subject request {request} ended: "
+    kind = html.escape(str(event.get("subject_request_type") or "data-subject"))
+    return (f"<p>The {kind} request {request} ended: "
             f"<strong>{html.escape(str(event.get('status')))}</strong> "
             f"(outcome {html.escape(str(event.get('outcome')))}).</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -71,7 +81,8 @@ class ZendeskNotes:
         """None once the note is on the ticket; else why not (retried with backoff)."""
         event = json.loads(cb.body)
         ticket_id = int(cb.url.split(":", 1)[1])
-        tag = f"{self.settings.status_tag_prefix}{event['status']}"
+        tag = status_tag(self.settings.status_tag_prefix,
+                         event.get("subject_request_type"), event["status"])
         exported = self.receipts(cb.request_id)
         data = json.dumps(exported, indent=2, sort_keys=True).encode()
         try:
@@ -128,12 +139,21 @@ def _refuse_rate_limit(response: Any, *args: Any, **kwargs: Any) -> Any:
     return response
 
 
+#: answers no later attempt changes: the ticket does not exist, or was deleted; retrying
+#: would only spend the attempts (and the rate limit). A refused token (401, 403) stays
+#: retried: an operator who fixes it gets the notes posted.
+_PERMANENT = {404: "no such ticket", 410: "the ticket was deleted"}
+
+
 def _describe(exc: Exception) -> str:
-    """Why posting failed, without any response body."""
+    """Why posting failed, without any response body; :class:`Permanent` when no retry
+    can help (given up at once, the reason kept on the callback's row)."""
     if isinstance(exc, _Refused):
         return f"zendesk: {exc}"
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
+    if status in _PERMANENT:
+        return Permanent(f"zendesk: HTTP {status} ({_PERMANENT[status]}): not retried")
     return f"zendesk: HTTP {status}" if status else f"zendesk: {type(exc).__name__}"
 
 

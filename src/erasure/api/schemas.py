@@ -101,7 +101,8 @@ class SystemState(BaseModel):
     """One system's part of a request: where its task is, and what it waits on."""
 
     system: str
-    state: str
+    state: str = Field(description="The task's state (docs/architecture.md), or `blocked`: "
+                                   "it waits for an operator's `erasure retry`.")
     outcome: str | None = None
     waits: str | None = Field(None, description="What the task waits on, and why.")
     not_before: UtcDatetime | None = None

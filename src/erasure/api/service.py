@@ -337,9 +337,14 @@ def _system_state(system: str, stage: str, outcome: str | None, summary_text: st
     summary = TaskSummary.from_text(summary_text)
     waits = None
     now = datetime.now(UTC).timestamp()
+    blocked = bool(summary.blocked) and stage != Stage.DONE.value
     if stage != Stage.DONE.value:
-        if summary.blocked:
-            waits = f"blocked until an operator retries: {summary.blocked}"
+        if blocked:
+            # its not_before is when it is given up (the due date's margin), not when it
+            # goes on: said here, not shown as a time it waits for
+            until = ("" if not not_before else " (else it fails at " + datetime.fromtimestamp(
+                not_before, UTC).isoformat(timespec="seconds") + ")")
+            waits = (f"an operator's `erasure retry` after: {summary.blocked}{until}")
         elif stage == Stage.AWAITING_CONFIRMATION.value:
             waits = "the processor's confirmation"
         elif stage == Stage.WAITING.value:
@@ -352,6 +357,6 @@ def _system_state(system: str, stage: str, outcome: str | None, summary_text: st
         else:
             waits = "the runner"
     due = (datetime.fromtimestamp(not_before, UTC).replace(tzinfo=None)
-           if not_before and stage != Stage.DONE.value else None)
-    return SystemState(system=system, state=stage, outcome=outcome, waits=waits,
-                       not_before=due)
+           if not_before and stage != Stage.DONE.value and not blocked else None)
+    return SystemState(system=system, state="blocked" if blocked else stage,
+                       outcome=outcome, waits=waits, not_before=due)

@@ -372,7 +372,7 @@ class Runner:
             summary.failed.extend(self.writer.write(conn, ending, purge=True))
             callbacks.queue(self.ledger, conn, [
                 {"request_id": w.row.id, "event": "request_finished",
-                 "outcome": finish.request_outcome(w),
+                 "subject_request_type": w.type.value, "outcome": finish.request_outcome(w),
                  "ok": finish.request_outcome(w) in OK_OUTCOMES,
                  "systems": [{"system": name, "outcome": w.tasks[name].outcome}
                              for name in sorted(w.tasks)]} for w in ending])

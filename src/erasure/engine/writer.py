@@ -107,6 +107,7 @@ class TaskWriter:
         Returns the tasks that ended failed: (request, system, error)."""
         enc = self.ciphers.encrypt
         task_rows, events, request_rows, outbox = [], [], [], []
+        told: list[dict[str, Any]] = []  # status callbacks of tasks blocked or unblocked
         watching = self.watched(TASK_CHANGED)
         failed: list[tuple[str, str, str]] = []
         for w in works:
@@ -117,6 +118,17 @@ class TaskWriter:
                 if seen == t.saved and not t.events:
                     continue
                 _check_transitions(t)
+                was_blocked = t.saved is not None and bool(
+                    TaskSummary.from_text(t.saved[3]).blocked)
+                moved = any(e.old != e.new for e in t.events)
+                if t.stage is not Stage.DONE and (
+                        (t.summary.blocked and not was_blocked)
+                        or (was_blocked and not t.summary.blocked and not moved)):
+                    # a wait for an operator is a state change a ticket must hear of,
+                    # though the task keeps its state (and so records no move)
+                    told.append({"request_id": w.row.id, "event": "task_changed",
+                                 "system": t.system, "state": "blocked"
+                                 if t.summary.blocked else t.stage.value})
                 t.saved = seen
                 task_rows.append({
                     "request_id": w.row.id, "system": t.system, "stage": t.stage.value,
@@ -146,7 +158,7 @@ class TaskWriter:
         # status callbacks of the requests that asked for them, whichever runner this is
         callbacks.queue(self.ledger, conn, [
             {"request_id": e["request_id"], "event": "task_changed", "system": e["system"],
-             "state": e["new"]} for e in events if e["old"] != e["new"]])
+             "state": e["new"]} for e in events if e["old"] != e["new"]] + told)
         return failed
 
 
