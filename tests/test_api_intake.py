@@ -187,3 +187,24 @@ def test_a_blocked_task_is_told_and_shown_blocked_without_its_give_up_time(
     assert (shown.state, shown.not_before) == ("blocked", None)
     assert shown.waits is not None and "erasure retry" in shown.waits
     assert "store folder does not exist" in shown.waits
+
+
+def test_the_docs_first_submission_is_taken_by_the_configuration_the_docs_show(
+        make_orch: Callable[..., Orchestrator], tmp_path: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/api.md's first POST /v1/requests body, copied literally, is recorded under its
+    first configuration (paths moved to a temporary folder): 201, not a 422."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "api.md").read_text(encoding="utf-8")
+    config = tomllib.loads(re.findall(r"```toml\n(.*?)```", text, re.S)[0])
+    post = text.split("### `POST /v1/requests`", 1)[1]
+    body = json.loads(re.findall(r"```json\n(.*?)```", post, re.S)[0])
+    config["erasure"]["state_dir"] = str(tmp_path / "state")
+    for system in config["systems"].values():
+        system["path"] = str(tmp_path / Path(system["path"]).name)
+    monkeypatch.setenv("ERASURE_CALLBACK_SECRET", "docs-callback-secret-0123")
+    made, new = ApiService(make_orch(config)).submit(SubmitRequest.model_validate(body), None)
+    assert new and made.subject_request_type == body["subject_request_type"]
