@@ -18,7 +18,7 @@ import pytest
 from erasure_mail import MailConnector, MailSettings
 from erasure_mail.mbox import UNSURE
 from erasure_mail.quoting import quote
-from erasure_mail.scan import mbox_bounds, mbox_messages
+from erasure_mail.scan import Needles, mbox_bounds, mbox_messages, mbox_spans
 
 from erasure import Identifier, IdentifierType, ItemStatus, Subject
 from erasure.config import load_config
@@ -195,3 +195,18 @@ def test_a_moved_message_gets_the_length_of_its_new_body() -> None:
     assert stored == b"From: z@x.test\nContent-Length: 19\n\n>From me to you. x\n"
     data = b"From x@y Mon Dec  7 10:00:00 2026\n" + stored + b"\n"
     assert [s.unsure for s in mbox_bounds(io.BytesIO(data))] == [False]
+
+
+@pytest.mark.parametrize("size", [50, 64, 300, 1000, 1 << 18])
+def test_a_file_whose_lengths_start_late_is_split_the_same_in_every_read(size: int) -> None:
+    # plain messages first (one of Zed's among them), the counted ones after: the readers
+    # switch to the lengths at the chunk that holds the first one, wherever chunks end
+    stamp = b"From x@y Mon Dec  7 10:00:00 2026\n"
+    plain = [stamp + f"From: {ZED if i == 7 else f'p{i}@x.test'}\nSubject: {i}\n\nhi\n\n"
+             .encode() for i in range(20)]
+    msgs = [*plain, _bob(), _zed(), *plain[:3]]
+    data = b"".join(msgs)
+    assert list(mbox_messages(io.BytesIO(data), chunk_size=size)) == msgs
+    spans = list(mbox_spans(io.BytesIO(data), Needles([ZED]), chunk_size=size))
+    assert [data[s.start:s.end] for s in spans] == [plain[7], _bob(), _zed()]
+    assert not any(s.unsure for s in spans)

@@ -15,6 +15,7 @@ holds (:func:`mbox_bounds`).
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, NamedTuple
@@ -167,7 +168,7 @@ def mbox_spans(f: BinaryIO, needles: Needles, *,
         if not chunk.endswith(b"\n"):
             chunk += f.readline()  # end on a line: needles and boundaries never straddle
         lowered = chunk.lower()
-        if _COUNTED in lowered:
+        if _counts(lowered):
             # Spans given so far ended before this chunk, in messages without a length.
             resume = pending if pending is not None else last if last is not None else 0
             yield from _counted_spans(f, needles, resume, chunk_size)
@@ -203,11 +204,26 @@ def mbox_spans(f: BinaryIO, needles: Needles, *,
 
 def _counted_spans(f: BinaryIO, needles: Needles, resume: int,
                    chunk_size: int) -> Iterator[Span]:
-    for span in mbox_bounds(f, chunk_size=chunk_size):
-        if span.start >= resume:
-            f.seek(span.start)
-            if needles.found_in(f.read(span.end - span.start)):
-                yield span
+    """The messages from ``resume`` on, split by :func:`mbox_bounds`, that a needle occurs
+    in: the hits of one more pass over the chunks, each placed in its message."""
+    spans = [s for s in mbox_bounds(f, chunk_size=chunk_size) if s.start >= resume]
+    starts = [s.start for s in spans]
+    hit: set[int] = set()
+    f.seek(resume)
+    offset = resume
+    while True:
+        chunk = f.read(chunk_size)
+        if not chunk:
+            break
+        if not chunk.endswith(b"\n"):
+            chunk += f.readline()
+        for end in needles.hits(chunk):  # a needle is on one line: in one message
+            i = bisect.bisect_right(starts, offset + end - 1) - 1
+            if i >= 0:
+                hit.add(i)
+        offset += len(chunk)
+    for i in sorted(hit):
+        yield spans[i]
 
 
 def mbox_entries(f: BinaryIO, *, chunk_size: int = CHUNK) -> Iterator[tuple[bytes, bool]]:
@@ -223,7 +239,7 @@ def mbox_entries(f: BinaryIO, *, chunk_size: int = CHUNK) -> Iterator[tuple[byte
             break
         if not chunk.endswith(b"\n"):
             chunk += f.readline()
-        if _COUNTED in chunk.lower():
+        if _counts(chunk.lower()):
             # every message given so far ended before this chunk and had no length
             for span in mbox_bounds(f, chunk_size=chunk_size):
                 if started is None or span.start >= started:
@@ -254,6 +270,13 @@ def mbox_messages(f: BinaryIO, *, chunk_size: int = CHUNK) -> Iterator[bytes]:
 
 _COUNTED = b"\ncontent-length:"
 _LENGTH = re.compile(rb"(?im)^content-length:[ \t]*([^\n]*?)[ \t]*\r?$")
+
+
+def _counts(lowered: bytes) -> bool:
+    """Whether a lower-cased chunk (which starts a line) holds a Content-Length line."""
+    return _COUNTED in lowered or lowered.startswith(_COUNTED[1:])
+
+
 #: the bytes read around where a length lands: the blank line before and the "From " line
 _PEEK = 1024
 
@@ -283,7 +306,7 @@ def mbox_bounds(f: BinaryIO, *, chunk_size: int = CHUNK) -> list[Span]:
         if head_end >= 0:
             values = set(_LENGTH.findall(window.slice(start, head_end + 1)))
             if values:
-                counted = _landing(f, size, head_end + 2, values)
+                counted = _landing(window, size, head_end + 2, values)
                 state = "bad" if counted is None else "good"
                 end = counted if counted is not None else end
         found.append((start, end, state))
@@ -303,7 +326,7 @@ def mbox_bounds(f: BinaryIO, *, chunk_size: int = CHUNK) -> list[Span]:
     return out
 
 
-def _landing(f: BinaryIO, size: int, body: int, values: set[bytes]) -> int | None:
+def _landing(window: _Window, size: int, body: int, values: set[bytes]) -> int | None:
     """Where a message whose body starts at ``body`` ends by its Content-Length ``values``
     (one value, digits): the end of the file, or a message start after the blank line
     that separates messages (counted in the length or not). None: anywhere else."""
@@ -315,10 +338,7 @@ def _landing(f: BinaryIO, size: int, body: int, values: set[bytes]) -> int | Non
     at = body + int(value)
     if at >= size:
         return size if at == size else None
-    pos = f.tell()
-    f.seek(at - 2)
-    near = f.read(_PEEK)  # near[2] is the byte at `at`
-    f.seek(pos)  # the window reads on from where it was
+    near = window.peek(at - 2, _PEEK)  # near[2] is the byte at `at`
     if near[1:3] == b"\n\n" and (at + 1 == size or FROM_LINE.match(near, 3)):
         return at + 1  # the counted body ends a line, then the blank line
     if at + 1 == size and near[2:3] == b"\n":
@@ -372,6 +392,19 @@ class _Window:
             i = max(len(self.buf) - 6, i)
             if not self._more():
                 return None
+
+    def peek(self, pos: int, n: int) -> bytes:
+        """Up to ``n`` bytes from ``pos`` (after the window's start): the line at ``pos + 3``
+        whole, from what was read when it holds it (lines are whole there), else from the
+        file (a length that points far ahead: nothing in between is read)."""
+        i = pos - self.base
+        if i + 3 < len(self.buf) or self.eof:
+            return bytes(self.buf[i: i + n])
+        at = self.f.tell()
+        self.f.seek(pos)
+        near = self.f.read(n)
+        self.f.seek(at)  # the window reads on from where it was
+        return near
 
     def find(self, needle: bytes, start: int, end: int) -> int:
         """The absolute offset of ``needle`` in ``[start, end)`` (bytes already read)."""
