@@ -192,3 +192,30 @@ def test_decisions_on_an_open_request_waiting_for_a_system(tmp_path: Path) -> No
     assert {n["system"]: n["note"] for n in doc["notes"]}["desk"].startswith("not searched")
     assert ledger_query(config, "SELECT status, lease_owner FROM requests") == [("open", None)]
     assert set(stored_items(crm)) == set(CRM)  # nothing acted on yet
+
+
+def test_review_says_when_a_weak_phone_is_another_open_requests_subjects(world) -> None:
+    """A household: Bob asks too. Alice's review then says that the phone her weak item
+    matched is also the subject of another open request's (learnt from Bob's own
+    contact); once Bob's request has ended, it no longer does."""
+    config, rid = world["config"], str(world["rid"])
+    shared = "shared phone: the subject of another open request has it too"
+    alone = run_cli("review", rid, config=config)
+    assert alone.returncode == 0 and shared not in alone.stdout, describe(alone)
+    bob = run_cli("erase", "--email", "bob@example.net", "--verified", config=config)
+    assert bob.returncode == 0 and "awaiting approval" in bob.stdout, describe(bob)
+    bob_rid = "r-" + bob.stdout.split("r-", 1)[1][:16]
+
+    shown, as_json = run_many(["review", rid], ["review", rid, "--json"], config=config)
+    assert shown.returncode == 0, describe(shown)
+    assert f"      why weak: {shared}" in shown.stdout.splitlines(), describe(shown)
+    (item,) = json.loads(as_json.stdout)["items"]
+    assert shared in item["reasons"] and item["ref"] == "crm:1", item
+    assert not any(PHONE in r or "bob" in r for r in item["reasons"])  # no values
+
+    approved = run_cli("approve", bob_rid, config=config)
+    assert approved.returncode == 0, describe(approved)
+    ran = run_cli("run", config=config)  # Bob's request ends (Alice's awaits approval)
+    assert f"{bob_rid} erasure: finished" in ran.stdout, describe(ran)
+    after = run_cli("review", rid, config=config)
+    assert after.returncode == 0 and shared not in after.stdout, describe(after)
