@@ -50,6 +50,7 @@ def test_phones_as_people_write_them_are_residue(db: Db) -> None:
 
 # Free text: the number or address inside a sentence, with text after it.
 LOG = [
+    (0, "two lines:\nnothing here"),  # searched as one line: the rows after it stay theirs
     (1, "0113 000 0001 is Bob's desk phone"),  # national form, text after
     (2, "please call +44 113 000 0001 after 5pm, not before"),  # inside a sentence
     (3, "Bob (0113) 000-0001, mornings only"),
@@ -62,6 +63,8 @@ LOG = [
     (10, "From: Bob <BOB@Example.org>; re: order 7"),
     (11, "bob@example.org."),
     (12, "xbob@example.org"),
+    (13, None),
+    (14, "ring him:\n0113 000 0001 (desk)\nor mail bob@example.org, thanks"),
 ]
 
 
@@ -84,7 +87,7 @@ def test_phones_inside_text_are_found_and_longer_numbers_are_not(db: Db) -> None
     regional = db.connector(tables, phone_region="GB").deep_scan()
     hits = regional.scan([BOB])
     (place, counts), = hits.items()
-    assert place.endswith("call_log.entry") and counts == {BOB: 3}  # rows 1, 2, 3
+    assert place.endswith("call_log.entry") and counts == {BOB: 4}  # rows 1, 2, 3, 14
     neighbour = "+441130000002"
     assert regional.scan([neighbour]) == {place: {neighbour: 1}}, "row 6 only"
     assert regional.scan(["+4411300000012"]) == {}, "a number nobody wrote"
@@ -94,7 +97,7 @@ def test_emails_inside_text_are_found_alone(db: Db) -> None:
     tables = _log(db)
     bob = "bob@example.org"
     hits = db.connector(tables).deep_scan().scan([bob])
-    assert list(hits.values()) == [{bob: 3}], "rows 7, 10 and 11; not xbob or .uk"
+    assert list(hits.values()) == [{bob: 4}], "rows 7, 10, 11, 14; not xbob or .uk"
     (finding,) = residue_findings(
         "shop-db", [Subject("req-bob", (Identifier.parse(IdentifierType.EMAIL, bob),))], hits)
     assert finding.fields[0].endswith("call_log.entry")
