@@ -175,14 +175,14 @@ class DeepScan:
 
         A phone: at least as many ASCII digits as the shortest national significant number
         of the batch (every written form holds that many; nested ``REPLACE`` of the ten
-        digits, on every engine). An email: an ``@`` and a character no bare address holds
-        (a space, ``<``, ``,``, a non-ASCII letter...) or a final dot: a value that is
-        only an address is matched whole."""
+        digits; on SQLite only as many characters). An email: an ``@`` and a character no
+        bare address holds (a space, ``<``, ``,``, a non-ASCII letter...) or a final dot: a
+        value that is only an address is matched whole."""
         terms: list[sa.ColumnElement[bool]] = []
         keys = [k for k in map(national_number, text.phones.numbers) if k]
+        least = min(map(len, keys), default=0)
         for c in cols:
             if keys:
-                least = min(map(len, keys))
                 digitless: sa.ColumnElement[Any] = c
                 for digit in "0123456789":
                     digitless = sa.func.replace(digitless, digit, "")
