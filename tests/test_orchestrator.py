@@ -374,15 +374,21 @@ def test_dry_run_plan_changes_nothing(shop) -> None:
     assert left(shop, "crm") == 3 and shop.ledger.count_requests() == 0
 
 
-def test_missing_connector_is_not_covered(make_orch) -> None:
-    # As for a plugin that failed to load: the config accepts the system, it is not covered.
+def test_missing_connector_blocks_its_system_until_it_is_back(make_orch) -> None:
+    # As for a plugin that failed to load or is blocked: the config accepts the system;
+    # its task waits for an operator (never ended not_covered), the request stays open with
+    # its identifiers and acts nowhere meanwhile (the plan is not whole).
     orch = make_orch({"systems": {"crm": mem(), "desk": {"connector": "gone"}}},
                      uncovered=frozenset({"gone"}))
     assert orch.systems["desk"].uncovered
     seed(orch, "crm", {"c/1": ("contact", {"email": "alice@example.com"})})
     rid, receipts = erase(orch)
-    assert receipts["desk"]["outcome"] == "not_covered"
-    assert orch.ledger.get_request(rid).outcome == "not_covered"
+    assert receipts == {}
+    row = orch.ledger.get_request(rid)
+    assert row.status == "open" and row.identifiers is not None
+    assert left(orch, "crm") == 1
+    (blocked,) = [t for t in orch.ledger.tasks_for([rid]) if t.system == "desk"]
+    assert "no installed plugin provides connector 'gone'" in blocked.summary, blocked
 
 
 def test_deadlines() -> None:

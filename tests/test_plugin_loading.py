@@ -1,13 +1,15 @@
 """Third-party plugins, installed the way pip installs them (a dist-info with entry points).
 
-A broken plugin is reported, its systems are not covered (never silently skipped), and the
-other systems still complete. A working one is listed and used like a built-in, and
+A broken plugin is reported, and its systems wait, blocked with its reason, for an operator
+to fix it and `erasure retry` (never silently skipped, never ended "not covered": a bad
+upgrade must not end requests). A working one is listed and used like a built-in, and
 ERASURE_BLOCK_PLUGINS keeps it from loading.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from clihelpers import (
     cli_env,
     describe,
     memory_system,
+    parse_table,
     receipt_bodies,
     run_cli,
     run_many,
@@ -27,6 +30,9 @@ from clihelpers import (
 
 CONNECTORS = ("connector", "version", "capabilities", "plugin")
 SYSTEMS = ("system", "connector", "version", "policy", "status")
+STATUS = ("request", "ticket", "type", "status", "received", "due", "days left")
+TASKS = ("request", "system", "state", "next try (UTC)", "last error")
+RID = re.compile(r"\br-[0-9a-f]{16}\b")
 RECEIPT = ("system", "action", "outcome", "found", "acted", "review", "failed", "residue",
            "calls")
 
@@ -109,12 +115,14 @@ def world(tmp_path: Path, site: Path) -> dict[str, Path]:
                "contact/2": ("contact", {"email": "bob@example.com"})})
     table = tmp_path / "table.json"
     table.write_text(json.dumps({"row/1": "alice@example.com", "row/2": "bob@example.com"}))
+    legacy = tmp_path / "legacy.json"
+    legacy.write_text(json.dumps({"old/1": "alice@example.com"}))
     config = write_config(tmp_path, {
         "crm": memory_system(crm),
-        "legacy": {"connector": "broken", "endpoint": "https://legacy.invalid"},
+        "legacy": {"connector": "broken", "path": str(legacy)},
         "table": {"connector": "jsonfile", "path": str(table)},
     })
-    return {"config": config, "crm": crm, "table": table, "site": site}
+    return {"config": config, "crm": crm, "table": table, "legacy": legacy, "site": site}
 
 
 def env_for(site: Path, block: str = "sql") -> dict[str, str]:
@@ -140,7 +148,7 @@ def test_config_check_fails_for_the_broken_plugins_system(world):
     proc = run_cli("config", "check", config=world["config"], env=env_for(world["site"]))
     # The config itself is valid; a system of it would not be covered: exit 1, named.
     assert proc.returncode == 1, describe(proc)
-    assert "OK: 3 systems" in proc.stdout
+    assert "OK" not in proc.stdout, describe(proc)  # a failed check never says OK
     assert "error: legacy: not covered: plugin 'broken' failed to load: ImportError" \
         in proc.stderr, describe(proc)
     assert "crm: not covered" not in proc.stderr and "table: not covered" not in proc.stderr
@@ -191,22 +199,56 @@ def test_without_the_plugin_installed_its_connector_is_unknown(world):
     assert "systems.table.connector: unknown connector 'jsonfile'" in proc.stderr
 
 
-def test_erasure_with_a_broken_plugin_marks_its_system_not_covered(world):
-    proc = run_cli("erase", "--email", "alice@example.com", "--verified",
-                   config=world["config"], env=env_for(world["site"]))
+def assert_waiting(world: dict[str, Path], env: dict[str, str], rid: str, system: str,
+                   reason: str) -> None:
+    """The request is open, its identifiers kept, nothing acted anywhere (the plan is not
+    whole), no receipt; ``erasure status`` shows ``system`` blocked with ``reason``."""
+    config = world["config"]
+    assert receipt_bodies(config, rid) == []
+    assert set(stored_items(world["crm"])) == {"contact/1", "contact/2"}
+    assert json.loads(world["table"].read_text()) == {"row/1": "alice@example.com",
+                                                      "row/2": "bob@example.com"}
+    status = run_cli("status", config=config, env=env)
+    assert table_row(status.stdout, STATUS, rid)["status"] == "open", describe(status)
+    task = next(r for r in parse_table(status.stdout, TASKS)
+                if r["request"] == rid and r["system"] == system)
+    assert task["state"].startswith("blocked"), task
+    assert reason in task["last error"], task
+    assert task["next try (UTC)"].startswith("erasure retry"), task
+
+
+def test_a_broken_plugin_leaves_its_system_blocked_until_fixed_and_retried(world):
+    # A bad upgrade breaks a plugin: its system's task waits, saying why; nothing ends.
+    config, env = world["config"], env_for(world["site"])
+    proc = run_cli("erase", "--email", "alice@example.com", "--verified", "--ticket", "P-9",
+                   config=config, env=env)
     assert proc.returncode == 1, describe(proc)
-    assert table_row(proc.stdout, RECEIPT, "legacy")["outcome"] == "not_covered"
-    assert table_row(proc.stdout, RECEIPT, "crm")["outcome"] == "completed"
-    assert table_row(proc.stdout, RECEIPT, "table")["outcome"] == "completed"
-    bodies = {b["system"]: b for b in receipt_bodies(world["config"])}
-    assert set(bodies) == {"crm", "legacy", "table"}
-    assert bodies["legacy"]["outcome"] == "not_covered"
-    assert any("broken" in e and "ImportError" in e for e in bodies["legacy"]["errors"])
+    (rid,) = set(RID.findall(proc.stdout))
+    reason = "plugin 'broken' failed to load: ImportError: No module named 'acme_sdk'"
+    assert any(f"{rid} legacy: blocked" in line and reason in line
+               for line in proc.stderr.splitlines()), describe(proc)
+    assert_waiting(world, env, rid, "legacy", reason)
+    # a cron run while it is still broken leaves it waiting (it does not end it)
+    again = run_cli("run", config=config, env=env)
+    assert again.returncode == 0, describe(again)
+    assert_waiting(world, env, rid, "legacy", reason)
+
+    # The operator fixes the plugin and resumes the request: every system completes.
+    (world["site"] / "broken_erasure_plugin.py").write_text(
+        WORKING_MODULE.replace('name = "jsonfile"', 'name = "broken"'), encoding="utf-8")
+    proc = run_cli("retry", rid, config=config, env=env)
+    assert proc.returncode == 0 and "legacy" in proc.stdout, describe(proc)
+    proc = run_cli("run", config=config, env=env)
+    assert proc.returncode == 0, describe(proc)
+    bodies = {b["system"]: b for b in receipt_bodies(config, rid)}
+    assert {s: b["outcome"] for s, b in bodies.items()} == {
+        "crm": "completed", "legacy": "completed", "table": "completed"}, bodies
     assert bodies["table"]["connector_version"] == "7.1"
-    # the working systems really erased Alice, and only Alice
+    # every system erased Alice, and only Alice
     assert set(stored_items(world["crm"])) == {"contact/2"}
     assert json.loads(world["table"].read_text()) == {"row/2": "bob@example.com"}
-    proc = run_cli("receipts", "verify", config=world["config"], env=env_for(world["site"]))
+    assert json.loads(world["legacy"].read_text()) == {}
+    proc = run_cli("receipts", "verify", config=config, env=env)
     assert proc.returncode == 0, describe(proc)
 
 
@@ -226,9 +268,8 @@ def test_blocked_third_party_plugin_is_not_loaded(world):
         in check.stderr
     assert systems.returncode == 1, describe(systems)  # the blocked system is not covered
     assert "not covered" in table_row(systems.stdout, SYSTEMS, "table")["status"]
+    # the blocked plugin's system waits, blocked, saying why; nothing acted anywhere
     assert erase.returncode == 1, describe(erase)
-    assert table_row(erase.stdout, RECEIPT, "table")["outcome"] == "not_covered"
-    assert table_row(erase.stdout, RECEIPT, "crm")["outcome"] == "completed"
-    # the blocked system's data is untouched
-    assert json.loads(world["table"].read_text()) == {"row/1": "alice@example.com",
-                                                      "row/2": "bob@example.com"}
+    (rid,) = set(RID.findall(erase.stdout))
+    assert_waiting(world, env, rid, "table",
+                   "plugin 'jsonfile' is blocked by ERASURE_BLOCK_PLUGINS")

@@ -8,12 +8,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from ..models import Capability, Finding, Outcome, Subject
-from ..systems import System, fan_out
+from ..systems import CallResult, System, fan_out
 from .expansion import Evidence, Scoped, finding_evidence, scoped_to_json, strong_fixpoint
 from .tasks import Stage, TaskWork
 from .work import StepContext, Work, failed_call, find_call, limit
 
-__all__ = ["coverage_gap", "find"]
+__all__ = ["coverage_gap", "find", "wait_for_plugins"]
 
 _NOTICE = "notice"  # the one finding of a system that cannot be searched, only told
 
@@ -34,6 +34,7 @@ def find(ctx: StepContext, works: Sequence[Work], now: float) -> None:
     depends on the order in which systems answered. Tasks already found are searched again
     only with identifiers new to them (a deferred system answered late).
     """
+    wait_for_plugins(ctx, works, now)
     spaces = ctx.config.id_spaces
     todo: dict[str, list[Work]] = defaultdict(list)
     queried: dict[tuple[str, str], set[Scoped]] = defaultdict(set)
@@ -47,9 +48,8 @@ def find(ctx: StepContext, works: Sequence[Work], now: float) -> None:
             system = ctx.systems.get(name)
             if t.summary.started_at is None:
                 t.summary.started_at = stamp
-            uncovered = "system not configured" if system is None else system.uncovered
-            if system is None or uncovered:
-                t.fail(uncovered or "system not configured", "uncovered")
+            if system is None:  # removed from the configuration (or disabled) since
+                t.fail("system not configured", "uncovered")
                 t.move(Stage.DONE, "not covered", outcome=Outcome.NOT_COVERED.value)
                 continue
             if not _searchable(system):
@@ -126,6 +126,29 @@ def find(ctx: StepContext, works: Sequence[Work], now: float) -> None:
         for t in told:
             _notice(ctx, w, t)
         w.known.complete = _complete(ctx, w)
+
+
+#: the step a task in each state waits to make (named in its blocked cause)
+_STEP_OF = {Stage.PENDING: "find", Stage.FOUND: "act", Stage.ACTING: "act",
+            Stage.WAITING: "poll", Stage.VERIFYING: "verify"}
+
+
+def wait_for_plugins(ctx: StepContext, works: Sequence[Work], now: float) -> None:
+    """Block every due task of a system whose connector is not there (its plugin failed
+    to load, is blocked by ``ERASURE_BLOCK_PLUGINS``, or is not installed): a broken or
+    blocked plugin after an upgrade is for an operator to fix, so the task waits, saying
+    why, for ``erasure retry`` (or fails at the request's give-up time), as for a wrong
+    password; it is never ended ``not_covered``. A task waiting for a processor's
+    confirmation needs no connector and is left as it is."""
+    for w in works:
+        for name, t in w.tasks.items():
+            system = ctx.systems.get(name)
+            if system is None or not system.uncovered or not t.due(now) \
+                    or t.stage is Stage.AWAITING_CONFIRMATION:
+                continue
+            step = _STEP_OF.get(t.stage, t.stage.value)
+            failed_call(ctx, w, t, CallResult(error=system.uncovered, error_kind="blocked"),
+                        now, step=step)
 
 
 def _evidence(ctx: StepContext, w: Work, queried: dict[tuple[str, str], set[Scoped]]
