@@ -18,7 +18,7 @@ import pytest
 from erasure_mail import MailConnector, MailSettings
 from erasure_mail.mbox import UNSURE
 from erasure_mail.quoting import quote
-from erasure_mail.scan import Needles, mbox_bounds, mbox_messages, mbox_spans
+from erasure_mail.scan import Needles, mbox_bounds, mbox_entries, mbox_messages, mbox_spans
 
 from erasure import Identifier, IdentifierType, ItemStatus, Subject
 from erasure.config import load_config
@@ -210,3 +210,32 @@ def test_a_file_whose_lengths_start_late_is_split_the_same_in_every_read(size: i
     spans = list(mbox_spans(io.BytesIO(data), Needles([ZED]), chunk_size=size))
     assert [data[s.start:s.end] for s in spans] == [plain[7], _bob(), _zed()]
     assert not any(s.unsure for s in spans)
+
+
+def _uncounted(data: bytes) -> bytes:
+    return b"".join(line for line in data.splitlines(True)
+                    if not line.startswith(b"Content-Length"))
+
+
+def test_without_lengths_a_from_line_right_after_text_cuts_nothing(tmp_path: Path) -> None:
+    # the same mbox with no lengths and no quoting: the forward's "From " line is a message
+    # start for every reader, but one right after a line of text (every writer ends a
+    # message with a blank line) is a guess: the messages on both sides of it are kept and
+    # failed for review; Zed's own message, after a blank line, is erased
+    box = tmp_path / "mbox"
+    bob = _uncounted(_bob())
+    box.write_bytes(bob + _uncounted(_zed()))
+    conn = _conn(box)
+    found = list(conn.find([_subject()]))
+    outcomes = sorted(((o.status, o.error) for o in conn.delete(found)), key=str)
+    assert outcomes == sorted([(ItemStatus.DONE, None), (ItemStatus.FAILED, UNSURE)], key=str)
+    assert box.read_bytes() == bob, "Bob's message changed"
+
+
+@pytest.mark.parametrize("size", [50, 64, 300, 1 << 18])
+def test_every_reader_doubts_the_same_from_lines(size: int) -> None:
+    data = _uncounted(_bob() + _zed()) * 3
+    entries = [u for _raw, u in mbox_entries(io.BytesIO(data), chunk_size=size)]
+    assert entries == [True, True, False] * 3
+    spans = list(mbox_spans(io.BytesIO(data), Needles([ZED]), chunk_size=size))
+    assert [s.unsure for s in spans] == [True, False] * 3

@@ -157,6 +157,7 @@ def mbox_spans(f: BinaryIO, needles: Needles, *,
     every message, while the file holds no Content-Length header; from the chunk that holds
     one on, every message is read as :func:`mbox_bounds` splits it. Bytes before the first
     "From " line are no message."""
+    first = len(mbox_preamble(f))
     f.seek(0)
     offset = 0
     last: int | None = None  # the last message start before this chunk (absolute)
@@ -179,7 +180,7 @@ def mbox_spans(f: BinaryIO, needles: Needles, *,
             if end is None:
                 offset += len(chunk)
                 continue  # the whole chunk is inside the pending message
-            yield Span(pending, offset + end)
+            yield _checked(f, first, pending, offset + end)
             pending, done = None, end
         for hit in sorted(needles.hits(chunk, lowered)):
             if hit <= done:
@@ -192,14 +193,29 @@ def mbox_spans(f: BinaryIO, needles: Needles, *,
             if end is None:
                 pending = start
                 break
-            yield Span(start, offset + end)
+            yield _checked(f, first, start, offset + end)
             done = end
         tail = _prev_start(chunk, len(chunk))
         if tail is not None:
             last = offset + tail
         offset += len(chunk)
     if pending is not None:
-        yield Span(pending, offset)
+        yield _checked(f, first, pending, offset, last=True)
+
+
+def _checked(f: BinaryIO, first: int, start: int, end: int, *, last: bool = False) -> Span:
+    """The span, unsure when a "From " line without a blank line before it starts or ends
+    it (see :func:`mbox_bounds`)."""
+    pos = f.tell()
+    unsure = (start > first and not _blank_before(f, start)) or \
+        (not last and not _blank_before(f, end))
+    f.seek(pos)  # the scan reads on from where it was
+    return Span(start, end, unsure)
+
+
+def _blank_before(f: BinaryIO, pos: int) -> bool:
+    f.seek(pos - 2)
+    return f.read(2) == b"\n\n"
 
 
 def _counted_spans(f: BinaryIO, needles: Needles, resume: int,
@@ -233,6 +249,7 @@ def mbox_entries(f: BinaryIO, *, chunk_size: int = CHUNK) -> Iterator[tuple[byte
     offset = 0
     pending: list[bytes] = []  # parts of the message that runs on past the chunk
     started: int | None = None  # where the pending message starts
+    blank_before = True  # the message before the pending one ended with a blank line
     while True:
         chunk = f.read(chunk_size)
         if not chunk:
@@ -251,13 +268,16 @@ def mbox_entries(f: BinaryIO, *, chunk_size: int = CHUNK) -> Iterator[tuple[byte
         for s in starts:
             if started is not None:
                 pending.append(chunk[prev:s])
-                yield b"".join(pending), False
+                raw = b"".join(pending)
+                blank = raw.endswith(b"\n\n")  # else a "From " line right after text
+                yield raw, not (blank and blank_before)
+                blank_before = blank
             pending, started, prev = [], offset + s, s
         if started is not None:
             pending.append(chunk[prev:])
         offset += len(chunk)
     if started is not None:
-        yield b"".join(pending), False
+        yield b"".join(pending), not blank_before
 
 
 def mbox_messages(f: BinaryIO, *, chunk_size: int = CHUNK) -> Iterator[bytes]:
@@ -309,18 +329,22 @@ def mbox_bounds(f: BinaryIO, *, chunk_size: int = CHUNK) -> list[Span]:
                 counted = _landing(window, size, head_end + 2, values)
                 state = "bad" if counted is None else "good"
                 end = counted if counted is not None else end
+        if end < size and end == split and window.slice(end - 2, end) != b"\n\n":
+            state += "?"  # a "From " line right after text ends it: a guess
         found.append((start, end, state))
         if end >= size:
             break
         window.skip_to(end)  # memory: one message
         start = end
-    counting = 2 * sum(1 for *_x, state in found if state) >= len(found)
-    out, sure = [], True
+    counting = 2 * sum(1 for *_x, state in found if state.strip("?")) >= len(found)
+    out, sure, guessed = [], True, False
     for start, end, state in found:
-        out.append(Span(start, end, counting and (not sure or state == "bad")))
+        unsure = counting and (not sure or state.startswith("bad"))
+        out.append(Span(start, end, unsure or guessed or state.endswith("?")))
+        guessed = state.endswith("?")
         if state == "good":
             sure = True
-        elif state == "bad":
+        elif state.startswith("bad"):
             sure = False
     f.seek(0)
     return out
