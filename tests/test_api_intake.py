@@ -208,3 +208,69 @@ def test_the_docs_first_submission_is_taken_by_the_configuration_the_docs_show(
     monkeypatch.setenv("ERASURE_CALLBACK_SECRET", "docs-callback-secret-0123")
     made, new = ApiService(make_orch(config)).submit(SubmitRequest.model_validate(body), None)
     assert new and made.subject_request_type == body["subject_request_type"]
+
+
+def test_callback_urls_with_credentials_or_to_metadata_addresses_are_refused(
+        orch: Orchestrator) -> None:
+    service = ApiService(orch)
+    secret = {"status_callback_secret": "s" * 16}
+    for url, why in [("http://user:pw@127.0.0.1:9/cb", "user or password"),
+                     ("https://hooks.example.com/cb#frag", "fragment"),
+                     ("http://169.254.169.254/latest/meta-data/", "link-local"),
+                     ("http://[fe80::1]/cb", "link-local"),
+                     ("http://[::ffff:169.254.169.254]/cb", "link-local"),
+                     ("ftp://hooks.example.com/cb", "http(s) URL")]:
+        body = _body("cb-bad", status_callback_urls=["http://127.0.0.1:9/ok", url], **secret)
+        message = _refused(lambda body=body: service.submit(body, None), 422)
+        assert message.startswith("status_callback_urls[1]: ") and why in message, message
+    assert orch.ledger.count_requests() == 0
+
+
+def test_callback_urls_are_forgotten_when_the_request_ends(orch: Orchestrator) -> None:
+    """A URL's path and query may name the person: loopback receivers still get every
+    callback, and once the request ended and its callbacks went, the ledger keeps only
+    where they went."""
+    from apihelpers import CallbackReceiver
+    from sqlalchemy import select
+
+    from erasure.ledger_tables import api_requests_t, callbacks_t
+
+    receiver = CallbackReceiver(b"s" * 16).start()
+    try:
+        url = f"http://127.0.0.1:{receiver.port}/cb?email=bob@example.org"
+        made, _ = ApiService(orch).submit(_body(
+            "cb-purge", status_callback_urls=[url], status_callback_secret="s" * 16), None)
+        orch.run()
+        assert orch.callback_sender().send_due() >= 2
+    finally:
+        receiver.stop()
+    assert receiver.refused == 0
+    assert {c["event"] for c in receiver.received} == {"task_changed", "request_finished"}
+    with orch.ledger.engine.connect() as conn:
+        kept = conn.execute(select(api_requests_t.c.callback_urls).where(
+            api_requests_t.c.request_id == made.id)).scalar_one()
+        urls = {r.url for r in conn.execute(select(callbacks_t.c.url).where(
+            callbacks_t.c.request_id == made.id))}
+    assert kept == "[]" and urls == {f"http://127.0.0.1:{receiver.port}/..."}
+
+
+def test_a_queued_callback_to_a_metadata_address_is_never_sent(orch: Orchestrator) -> None:
+    """Checked again when sending (a URL recorded before the check, or a name that now
+    resolves there): given up at once, nothing posted."""
+    from sqlalchemy import select
+
+    from erasure.ledger_tables import callbacks_t
+
+    made, _ = ApiService(orch).submit(_body("cb-old", status_callback_secret="s" * 16), None)
+    with orch.ledger.tx() as conn:
+        from erasure.ledger_tables import api_requests_t
+
+        conn.execute(api_requests_t.update().where(api_requests_t.c.request_id == made.id)
+                     .values(callback_urls=json.dumps(["http://169.254.169.254/x"])))
+    orch.run()
+    assert orch.callback_sender().send_due() == 0
+    with orch.ledger.engine.connect() as conn:
+        rows = conn.execute(select(callbacks_t).where(
+            callbacks_t.c.request_id == made.id)).all()
+    assert rows and all(r.attempts == 1 and r.failed_at is not None
+                        and "link-local" in r.last_error for r in rows)

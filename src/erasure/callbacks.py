@@ -44,7 +44,7 @@ from .ledger import Ledger
 from .ledger.api import CallbackRow
 
 __all__ = ["EVENT_HEADER", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "CallbackSender",
-           "Permanent", "Secrets", "queue", "sign"]
+           "Permanent", "Secrets", "queue", "refused_host", "refused_url", "sign"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,63 @@ ZENDESK = "zendesk:"
 #: a deliverer of rows of another kind than http(s): None when done, else why not (a
 #: :class:`Permanent` reason: not worth another attempt)
 Deliverer = Callable[[CallbackRow], "str | None"]
+
+
+def refused_url(url: str) -> str | None:
+    """Why ``url`` may not receive callbacks (None: it may), by its text alone (no DNS): an
+    http(s) URL without a user or password (they would be stored and sent in plain text:
+    sign with a secret instead) or fragment, whose host is not a link-local, multicast or
+    unspecified address (169.254.169.254 is a cloud's metadata service: SSRF). Loopback and
+    private networks are allowed: a helpdesk bridge often runs beside the server."""
+    import ipaddress
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError:
+        return "must be an http(s) URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+        return "must be an http(s) URL"
+    if "@" in parts.netloc:
+        return ("must not carry a user or password (sign callbacks with "
+                "status_callback_secret instead)")
+    if parts.fragment or url.endswith("#"):
+        return "must not carry a fragment (#...)"
+    try:
+        ip = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        return None  # a name: its addresses are checked when sending
+    return _refused_address(ip)
+
+
+def _refused_address(ip: Any) -> str | None:
+    mapped = getattr(ip, "ipv4_mapped", None)
+    ip = mapped or ip
+    if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+        return ("must not go to a link-local, multicast or reserved address "
+                "(169.254.0.0/16, fe80::/10: metadata services)")
+    return None
+
+
+def refused_host(url: str) -> str | None:
+    """Why ``url``'s host may not be called now, by the addresses it resolves to (a name
+    may point at a metadata service); None when it may (or does not resolve: the post
+    fails and is retried)."""
+    import ipaddress
+    import socket
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return None
+    for info in infos:
+        why = _refused_address(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))
+        if why is not None:
+            return f"callback URL refused: its host resolves to an address that {why[4:]}"
+    return None
 
 
 class Permanent(str):
@@ -111,6 +168,10 @@ def queue(ledger: Ledger, conn: Any, events: Sequence[dict[str, Any]],
                      "secret_ref": None if url.startswith(ZENDESK) else target.secret_ref}
                     for n, url in enumerate(urls))
     ledger.queue_callbacks(conn, rows)
+    # A request's end purges its identifiers; its callback URLs (which may carry a query
+    # naming the person) go with them: the last events are queued, nothing else will be.
+    ledger.forget_callback_urls(conn, [e["request_id"] for e in events
+                                       if e["event"] == "request_finished"])
 
 
 class Secrets:
@@ -172,14 +233,14 @@ class CallbackSender:
                 continue
             error = self._deliver(cb)
             if error is None:
-                self.ledger.callback_sent(cb.id)
+                self.ledger.callback_sent(cb.id, cb.url)
                 sent += 1
                 continue
             tries = cb.attempts + 1
             if tries >= self.attempts or isinstance(error, Permanent):
                 log.warning("callback %s of request %s given up after %d attempts: %s",
                             cb.event_id, cb.request_id, tries, error)
-                self.ledger.callback_failed(cb.id, error, None)
+                self.ledger.callback_failed(cb.id, error, None, cb.url)
             else:
                 self.ledger.callback_failed(cb.id, error,
                                             self.clock() + min(600.0, 2.0 ** (tries - 1)))
@@ -199,6 +260,11 @@ class CallbackSender:
     def _deliver(self, cb: CallbackRow) -> str | None:
         if cb.url.startswith(ZENDESK):
             return self.deliverers["zendesk"](cb)
+        why = refused_url(cb.url)
+        why = (f"callback URL refused: it {why}" if why is not None
+               else refused_host(cb.url))
+        if why is not None:
+            return Permanent(why)
         try:
             secret = self.secrets.get(cb.secret_ref)
         except ConfigError as exc:

@@ -214,7 +214,8 @@ api_tokens_t = Table(
 
 # What a request submitted through the HTTP API brought besides the request itself: the
 # caller's own id for it (idempotency), where to send status callbacks, and whether the
-# caller cancelled it. No personal data (callback URLs are the caller's endpoints).
+# caller cancelled it. Callback URLs (their query may name someone) are forgotten when the
+# request ends, with its identifiers.
 api_requests_t = Table(
     "api_requests",
     metadata,
@@ -243,7 +244,7 @@ callbacks_t = Table(
     Column("id", String(80), primary_key=True),  # event id + url index: at most one row each
     Column("event_id", String(36), nullable=False),
     Column("request_id", String(40), nullable=False, index=True),
-    Column("url", Text, nullable=False),
+    Column("url", Text, nullable=False),  # cut to scheme://host:port/... once done with
     Column("body", Text, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_at", Float, nullable=False, index=True),

@@ -81,7 +81,8 @@ class SubmitRequest(_Body):
         None, description="When the person asked (the one-month deadline runs from it).")
     status_callback_urls: list[str] = Field(
         default_factory=list, max_length=5,
-        description="http(s) URLs told of every state change (signed, see docs/api.md).")
+        description="http(s) URLs told of every state change (signed, see docs/api.md): "
+                    "no user or password, no fragment, no link-local address.")
     status_callback_secret: SecretStr | None = Field(
         None, min_length=16, max_length=200,
         description="Signs this request's callbacks (else its token's secret, else the "

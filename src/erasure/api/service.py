@@ -83,9 +83,12 @@ class ApiService:
             request_key=f"api:{idempotency_key or body.subject_request_id}",
             corrections=tuple((c.type, c.value) for c in body.corrections),
             objection_scope=body.scope)
-        for url in body.status_callback_urls:
-            if not url.startswith(("http://", "https://")) or len(url) > 2000:
-                raise ApiError(422, "status_callback_urls: each must be an http(s) URL")
+        from ..callbacks import refused_url
+
+        for n, url in enumerate(body.status_callback_urls):
+            why = refused_url(url)
+            if why is not None:
+                raise ApiError(422, f"status_callback_urls[{n}]: {why}")
         secret_ref = self._callback_secret(body, token)
         ledger = self.orch.ledger
         caller = "zendesk" if zendesk_ticket is not None else (

@@ -62,6 +62,23 @@ class CallbackTarget:
     cancelled: bool
 
 
+def _origin(url: str) -> str:
+    """What is kept of a callback's URL once it is done with: scheme, host and port (its
+    path and query may name the person: ``/hooks?email=...``)."""
+    from urllib.parse import urlsplit
+
+    if not url.startswith(("http://", "https://")):
+        return url  # zendesk:<ticket id>
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(invalid)"
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname \
+        else parts.hostname
+    return f"{parts.scheme}://{host}{port}/..."
+
+
 def _token(row: Any) -> TokenRow:
     return TokenRow(id=row.id, secret_hash=row.secret_hash, scopes=tuple(row.scopes.split()),
                     created_at=row.created_at, expires_at=row.expires_at,
@@ -158,6 +175,13 @@ class ApiStore(Database):
                         r.zendesk_ticket, r.cancelled_at is not None)
         return out
 
+    def forget_callback_urls(self, conn: Connection, request_ids: Sequence[str]) -> None:
+        """Drop the callback URLs of ended requests (in the caller's transaction)."""
+        ids = list(dict.fromkeys(request_ids))
+        for i in range(0, len(ids), 900):
+            conn.execute(update(api_requests_t).where(
+                api_requests_t.c.request_id.in_(ids[i : i + 900])).values(callback_urls="[]"))
+
     # status callbacks -------------------------------------------------------------------
 
     def queue_callbacks(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -200,18 +224,22 @@ class ApiStore(Database):
                 conn.execute(update(callbacks_t).where(callbacks_t.c.id.in_(list(ids)))
                              .values(next_at=next_at))
 
-    def callback_sent(self, callback_id: str) -> None:
+    def callback_sent(self, callback_id: str, url: str) -> None:
+        """Delivered: its URL is cut to where it went (``_origin``), the rest forgotten."""
         with self.tx() as conn:
             conn.execute(update(callbacks_t).where(callbacks_t.c.id == callback_id)
-                         .values(delivered_at=utcnow(),
+                         .values(delivered_at=utcnow(), url=_origin(url),
                                  attempts=callbacks_t.c.attempts + 1))
 
-    def callback_failed(self, callback_id: str, error: str, next_at: float | None) -> None:
-        """An attempt failed: try again at ``next_at``, or never (None: out of attempts)."""
+    def callback_failed(self, callback_id: str, error: str, next_at: float | None,
+                        url: str = "") -> None:
+        """An attempt failed: try again at ``next_at``, or never (None: given up; its URL
+        is cut to where it went, as a delivered one's)."""
         values: dict[str, Any] = {"attempts": callbacks_t.c.attempts + 1,
                                   "last_error": error[:200]}
         if next_at is None:
             values["failed_at"] = utcnow()
+            values["url"] = _origin(url)
         else:
             values["next_at"] = next_at
         with self.tx() as conn:
