@@ -274,3 +274,48 @@ def test_a_queued_callback_to_a_metadata_address_is_never_sent(orch: Orchestrato
             callbacks_t.c.request_id == made.id)).all()
     assert rows and all(r.attempts == 1 and r.failed_at is not None
                         and "link-local" in r.last_error for r in rows)
+
+
+def test_refusals_name_the_api_fields_not_the_cli_options(orch: Orchestrator) -> None:
+    from datetime import timedelta
+
+    from pydantic import ValidationError
+
+    service = ApiService(orch)
+    why = _refused(lambda: service.submit(_body("w-1", verified=False), None), 422)
+    assert '"verified": true' in why and "--" not in why, why
+    why = _refused(lambda: service.submit(_body("w-2", ticket="free text!"), None), 422)
+    assert why.startswith("ticket must be a reference") and "--" not in why, why
+    # a secret too short is counted in characters; a time ahead of the clock is refused
+    for extra, want in [({"status_callback_secret": "short"}, "16 to 200 characters"),
+                        ({"submitted_time": "2099-01-01T00:00:00Z"}, "in the future")]:
+        with pytest.raises(ValidationError) as err:
+            _body("w-3", **extra)
+        (problem,) = err.value.errors()
+        assert want in problem["msg"] and "items" not in problem["msg"], problem
+    skewed = (datetime.now(UTC) + timedelta(minutes=2)).isoformat()
+    assert service.submit(_body("w-4", submitted_time=skewed), None)[1]  # clocks drift
+    # the Zendesk webhook's refusals name the ticket's parts and tags
+    data = _ticket("gdpr_erasure")
+    why = _refused(lambda: service.zendesk(_signed(data), data), 422)
+    assert "tag the ticket with verified_tag" in why and "--" not in why, why
+    data = _ticket("gdpr_erasure identity_verified", email="not an email")
+    why = _refused(lambda: service.zendesk(_signed(data), data), 422)
+    assert why.startswith("ticket.requester_email: email: ") and "Value error" not in why
+    ahead = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    mac = hmac.new(ZD_SECRET.encode(), ahead.encode() + data, hashlib.sha256).digest()
+    why = _refused(lambda: service.zendesk({
+        "X-Zendesk-Webhook-Signature": base64.b64encode(mac).decode(),
+        "X-Zendesk-Webhook-Signature-Timestamp": ahead}, data), 401)
+    assert "from the future" in why and "stale" not in why
+
+
+def test_a_custom_field_the_config_does_not_map_is_logged_without_its_value(
+        orch: Orchestrator, caplog: pytest.LogCaptureFixture) -> None:
+    data = json.dumps({"ticket": {"id": "1011", "tags": "gdpr_access identity_verified",
+                                  "requester_email": "bob@example.org",
+                                  "custom_fields": {"999": "C-4242"}}}).encode()
+    with caplog.at_level("WARNING", logger="erasure.api.zendesk"):
+        assert ApiService(orch).zendesk(_signed(data), data)[1]
+    (record,) = [r for r in caplog.records if "identifier_fields" in r.getMessage()]
+    assert "999" in record.getMessage() and "C-4242" not in record.getMessage()

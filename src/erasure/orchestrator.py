@@ -83,9 +83,27 @@ class RequestSpec:
     #: the id to record it under (``r-`` and 16 hex digits; default: a new one), so that
     #: what an entry point keeps beside the request can be written before a run sees it
     request_id: str | None = None
+    #: how refusals name what to change: the CLI's options (``cli``), the HTTP API's body
+    #: fields (``api``) or a Zendesk ticket's tags (``zendesk``)
+    wording: str = "cli"
 
     def __repr__(self) -> str:
         return f"RequestSpec({self.type.value}, ticket={self.ticket!r})"
+
+
+#: what a refusal tells the person to change, in the words of each entry point
+_WORDS: dict[str, dict[str, str]] = {
+    "cli": {"verified": "pass --verified once checked, or --override-unverified REASON",
+            "ticket": "--ticket", "identifier": "e.g. --email",
+            "correction": "e.g. --set email=new@example.org", "corrections": "--set"},
+    "api": {"verified": 'set "verified": true once checked',
+            "ticket": "ticket", "identifier": "subject_identities",
+            "correction": 'e.g. "corrections": [{"type": "email", "value": ...}]',
+            "corrections": "corrections"},
+    "zendesk": {"verified": "tag the ticket with verified_tag once checked",
+                "ticket": "ticket", "identifier": "requester email or identifier_fields",
+                "correction": "corrections", "corrections": "corrections"},
+}
 
 
 def _dedupe_key(keys: KeyRing, spec: RequestSpec, subject: str) -> str | None:
@@ -215,8 +233,10 @@ class Orchestrator:
         """
         from .engine import rules
 
+        words = _WORDS.get(spec.wording, _WORDS["cli"])
         if not spec.identifiers:
-            raise UsageError("a request needs at least one identifier (e.g. --email)")
+            raise UsageError(f"a request needs at least one identifier "
+                             f"({words['identifier']})")
         spaces = self.config.id_spaces
         idents = tuple(dict.fromkeys(
             spaces.for_request(Identifier.parse(i[0], i[1]), i[2] if len(i) > 2 else None)
@@ -227,30 +247,31 @@ class Orchestrator:
                 and not spec.verified and not spec.override_unverified and not dry_run):
             raise UsageError(
                 f"refusing {spec.type.value}: the subject's identity is not marked verified "
-                "(pass --verified once checked, or --override-unverified REASON)"
+                f"({words['verified']})"
             )
-        self._validate_intent(spec)
+        self._validate_intent(spec, words)
         if spec.override_unverified is not None and not spec.override_unverified.strip():
             raise UsageError("--override-unverified needs a reason")
         if spec.ticket is not None:
-            check_reference(spec.ticket, self.config.host.ticket_pattern, "--ticket")
+            check_reference(spec.ticket, self.config.host.ticket_pattern, words["ticket"])
         return idents
 
     @staticmethod
-    def _validate_intent(spec: RequestSpec) -> None:
+    def _validate_intent(spec: RequestSpec, words: dict[str, str]) -> None:
         """Corrections belong to rectifications, a scope to objections; both validated."""
         from .models import Correction, ObjectionScope
 
         if spec.type is RequestType.RECTIFICATION:
             if not spec.corrections:
                 raise UsageError("a rectification needs at least one correction "
-                                 "(e.g. --set email=new@example.org)")
+                                 f"({words['correction']})")
             types = [Correction.parse(ctype, value).type for ctype, value in spec.corrections]
             twice = sorted({t.value for t in types if types.count(t) > 1})
             if twice:
                 raise UsageError(f"{', '.join(twice)} corrected twice: give one correct value")
         elif spec.corrections:
-            raise UsageError(f"corrections (--set) belong to rectifications, not to "
+            raise UsageError(f"corrections ({words['corrections']}) belong to "
+                             "rectifications, not to "
                              f"{spec.type.value} requests")
         if spec.type is RequestType.OBJECTION:
             if spec.objection_scope is not None:

@@ -4,10 +4,18 @@ schemas; no FastAPI here."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 __all__ = ["Correction", "FieldError", "FieldErrors", "Identity", "Problem", "RequestStatus",
            "SubmitRequest", "SystemState", "TokenScope"]
@@ -21,6 +29,8 @@ RequestTypeName = Literal["access", "portability", "erasure", "restriction", "re
 #: ledger stores naive UTC)
 UtcDatetime = Annotated[datetime, AfterValidator(
     lambda d: d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC))]
+#: how far ahead of the server's clock a submitted_time may be (clocks drift)
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 IdentityType = Literal["email", "phone", "customer_id", "user_id", "name", "ip"]
 
 
@@ -84,7 +94,7 @@ class SubmitRequest(_Body):
         description="http(s) URLs told of every state change (signed, see docs/api.md): "
                     "no user or password, no fragment, no link-local address.")
     status_callback_secret: SecretStr | None = Field(
-        None, min_length=16, max_length=200,
+        None, json_schema_extra={"minLength": 16, "maxLength": 200},
         description="Signs this request's callbacks (else its token's secret, else the "
                     "server's); kept encrypted, never shown again.")
     ticket: str | None = Field(None, max_length=200,
@@ -96,6 +106,25 @@ class SubmitRequest(_Body):
                                           description="Rectification only.")
     scope: Literal["marketing", "profiling"] | None = Field(
         None, description="Objection only (default marketing).")
+
+    @field_validator("status_callback_secret")
+    @classmethod
+    def _secret_length(cls, value: SecretStr | None) -> SecretStr | None:
+        # pydantic would count a SecretStr's length in "items"
+        if value is not None and not 16 <= len(value.get_secret_value()) <= 200:
+            raise ValueError("must be 16 to 200 characters long")
+        return value
+
+    @field_validator("submitted_time")
+    @classmethod
+    def _not_in_the_future(cls, value: datetime | None) -> datetime | None:
+        # the deadline runs from it: a date ahead would put the due date off (2099 -> 2099)
+        if value is not None:
+            when = value if value.tzinfo else value.replace(tzinfo=UTC)
+            if when > datetime.now(UTC) + MAX_CLOCK_SKEW:
+                raise ValueError("is in the future (more than 5 minutes ahead of the "
+                                 "server's clock): give when the person asked")
+        return value
 
 
 class SystemState(BaseModel):

@@ -82,7 +82,8 @@ class ApiService:
             received_at=_naive_utc(body.submitted_time),
             request_key=f"api:{idempotency_key or body.subject_request_id}",
             corrections=tuple((c.type, c.value) for c in body.corrections),
-            objection_scope=body.scope)
+            objection_scope=body.scope,
+            wording="zendesk" if zendesk_ticket is not None else "api")
         from ..callbacks import refused_url
 
         for n, url in enumerate(body.status_callback_urls):

@@ -24,10 +24,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -37,6 +37,8 @@ from .schemas import Identity, SubmitRequest
 
 __all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WebhookRefused", "ZendeskWebhook",
            "signature", "to_request", "verify"]
+
+log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
@@ -103,7 +105,10 @@ def verify(settings: ZendeskApiSettings, ledger: Ledger, headers: Mapping[str, s
         sent = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
     except ValueError:
         raise WebhookRefused(401, "invalid Zendesk webhook timestamp") from None
-    if abs(now - sent) > settings.max_age_seconds:
+    if sent - now > settings.max_age_seconds:
+        raise WebhookRefused(401, "Zendesk webhook timestamp from the future (the clocks "
+                                  "of Zendesk and this server differ: check NTP)")
+    if now - sent > settings.max_age_seconds:
         raise WebhookRefused(401, "stale Zendesk webhook timestamp")
     # kept twice as long as a timestamp can pass: a replay is refused while it could work
     if not ledger.remember_signature(want, now, 2 * settings.max_age_seconds + 60):
@@ -130,23 +135,37 @@ def to_request(settings: ZendeskApiSettings, ticket: ZendeskTicket) -> SubmitReq
         raise WebhookRefused(422, "the ticket has no request-type tag (type_tags)")
     if len(types) > 1:
         raise WebhookRefused(422, f"the ticket's tags ask for {len(types)} request types")
-    identities: list[dict[str, Any]] = []
+    found: list[tuple[str, str, str]] = []  # (where in the body, type, value)
     if settings.requester_email and ticket.requester_email and ticket.requester_email.strip():
-        identities.append({"identity_type": "email",
-                           "identity_value": ticket.requester_email.strip()})
+        found.append(("requester_email", "email", ticket.requester_email.strip()))
     for field_id, kind in sorted(settings.identifier_fields.items()):
         value = (ticket.custom_fields.get(field_id) or "").strip()
         if value:
-            identities.append({"identity_type": kind, "identity_value": value})
-    if not identities:
+            found.append((f"custom_fields.{field_id}", kind, value))
+    unknown = sorted(set(ticket.custom_fields) - set(settings.identifier_fields))
+    if unknown:
+        # ids only, never values: a field the trigger sends and the config does not map
+        # is most likely a typo in one of them
+        log.warning("zendesk ticket %d: custom field(s) %s not in identifier_fields: "
+                    "ignored", ticket.id, ", ".join(unknown[:10]))
+    if not found:
         raise WebhookRefused(422, "the ticket names no identifier of the person "
                                   "(requester email or identifier_fields)")
+    identities = []
+    for where, itype, value in found:
+        try:
+            identities.append(Identity.model_validate({"identity_type": itype,
+                                                       "identity_value": value}))
+        except ValidationError as exc:
+            msg = str(exc.errors()[0].get("msg", "")).removeprefix("Value error, ")
+            raise WebhookRefused(422, f"ticket.{where}: {msg}") from None
     try:
         return SubmitRequest(
             subject_request_id=f"zendesk-{ticket.id}-{types[0]}", subject_request_type=types[0],
-            subject_identities=[Identity.model_validate(i) for i in identities],
+            subject_identities=identities,
             ticket=f"ZD-{ticket.id}", verified=settings.verified_tag.lower() in tags)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise WebhookRefused(422, f"ticket: {where}: {first.get('msg', '')}") from None
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        msg = str(first.get("msg", "")).removeprefix("Value error, ")
+        raise WebhookRefused(422, f"ticket: {where}: {msg}") from None
