@@ -239,3 +239,12 @@ def test_the_ledger_url_with_a_password_is_refused() -> None:
 def test_urls_without_secrets_pass(url: str) -> None:
     parse_config({"systems": {"db": {"connector": "memory", "path": url}}},
                  known_connectors=known(), env={})
+
+
+def test_an_env_reference_set_to_nothing_is_called_empty_not_taken() -> None:
+    """ERASURE_BROKER_URL= (set, empty) is no broker: said so, not passed on."""
+    data = {"erasure": {"broker": {"env": "T_BROKER"}},
+            "systems": {"crm": {"connector": "memory"}}}
+    with pytest.raises(ConfigError) as exc:
+        parse_config(data, known_connectors=known(), env={"T_BROKER": ""})
+    assert exc.value.problems == ["erasure.broker: environment variable T_BROKER is empty"]

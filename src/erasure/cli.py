@@ -93,12 +93,14 @@ def request_create(
 
 @request_app.command("import")
 def request_import(
-    file: Annotated[Path, typer.Argument(help="CSV: type,email,phone,customer_id,user_id,"
-                                              "name,ip,ticket,verified[,id_space]"
-                                              "[,request_key]")],
+    file: Annotated[Path, typer.Argument(help="A CSV file with a header row: its columns "
+                                              "are listed above.")],
     allow_duplicate: AllowDuplicate = False, config: ConfigOpt = None,
 ) -> None:
-    """Record many requests from a CSV file; all or none (a bad row names its line)."""
+    """Record many requests from a CSV file; all or none (a bad row names its line).
+
+    Columns: type, email, phone, customer_id, user_id, name, ip, ticket, verified;
+    optional: id_space, request_key."""
     import csv
 
     with _errors():

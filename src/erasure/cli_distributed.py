@@ -33,7 +33,7 @@ def worker(
     config: ConfigOpt = None,
 ) -> None:
     """Start a Celery worker that works the batches `erasure run --distributed` sends
-    (needs [erasure] broker and a PostgreSQL ledger). Run as many as the systems' limits
+    (needs the broker setting of the erasure section and a PostgreSQL ledger). Run as many as the systems' limits
     allow, on any hosts sharing the ledger and the state folder's keys."""
     from .config import CONFIG_ENV
     from .distributed.app import check_distributed, make_app

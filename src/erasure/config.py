@@ -305,9 +305,11 @@ def _resolve(value: Any, where: str, problems: list[str], env: Mapping[str, str]
             if not isinstance(name, str) or not name:
                 problems.append(f"{where}: env reference needs a variable name")
                 return None
-            if name not in env:
+            if not env.get(name):
+                # set to nothing (NAME= in a shell or an env file) is no value either
                 (problems if unset is None else unset).append(
-                    f"{where}: environment variable {name} is not set")
+                    f"{where}: environment variable {name} is "
+                    f"{'empty' if name in env else 'not set'}")
                 return None
             return env[name]
         return {k: _resolve(v, f"{where}.{k}", problems, env, unset)
