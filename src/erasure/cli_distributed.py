@@ -33,8 +33,9 @@ def worker(
     config: ConfigOpt = None,
 ) -> None:
     """Start a Celery worker that works the batches `erasure run --distributed` sends
-    (needs the broker setting of the erasure section and a PostgreSQL ledger). Run as many as the systems' limits
-    allow, on any hosts sharing the ledger and the state folder's keys."""
+    (needs the broker setting of the erasure section and a PostgreSQL ledger). Run as
+    many as the systems' limits allow, on any hosts sharing the ledger and the state
+    folder's keys."""
     from .config import CONFIG_ENV
     from .distributed.app import check_distributed, make_app
     from .ledger import Ledger
