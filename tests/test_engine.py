@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from erasure import Finding, ItemOutcome, PermanentError, RequestType, hookimpl
+from erasure import Finding, ItemOutcome, ItemStatus, PermanentError, RequestType, hookimpl
+from erasure.errors import UsageError
 from erasure.leases import new_owner, owner_alive
 from erasure.orchestrator import RequestSpec
 from erasure.testing import MemoryConnector
@@ -408,3 +409,46 @@ def test_a_confirmation_waits_for_a_run_that_holds_the_request(make_orch) -> Non
     other.ledger.release([rid])
     orch.confirm(rid, "carrier", "ref-1")
     assert orch.ledger.get_request(rid).outcome == "completed"
+
+
+class LegalHold(MemoryConnector):
+    """Keeps the refs in ``HELD`` under a hold that may be lifted (as S3's legal hold)."""
+
+    name = "memory-hold"
+    HELD: set[str] = set()
+
+    def delete(self, findings: Sequence[Finding]) -> Iterator[ItemOutcome]:
+        held = [f for f in findings if f.ref in type(self).HELD]
+        yield from (ItemOutcome(f, ItemStatus.RETAINED, error="legal hold until released",
+                                held=True) for f in held)
+        yield from super().delete([f for f in findings if f.ref not in type(self).HELD])
+
+
+class HoldPlugin:
+    @hookimpl
+    def erasure_register_connectors(self, registry) -> None:
+        registry.add(LegalHold)
+
+
+def test_retry_has_items_kept_under_a_lifted_hold_checked_at_the_next_run(make_orch) -> None:
+    # An operator who lifted a hold need not wait hold_recheck_hours: `erasure retry`
+    # makes the held items due at the next run, which erases them.
+    orch = make_orch({"systems": {"files": {"connector": "memory-hold"}, "crm": mem()}},
+                     plugins=(HoldPlugin(),))
+    seed(orch, "files", {"f/1": ("file", {"email": "alice@example.com"}),
+                         "f/2": ("file", {"email": "alice@example.com"})})
+    seed(orch, "crm", {"c/1": ("contact", {"email": "alice@example.com"})})
+    LegalHold.HELD = {"f/1"}
+    rid = orch.submit(RequestSpec(RequestType.ERASURE, ALICE, verified=True))
+    summary = orch.run()
+    assert [(r, s) for r, s, _why in summary.held] == [(rid, "files")]
+    assert count(orch, "files") == 1 and count(orch, "crm") == 0
+    LegalHold.HELD = set()  # lifted
+    orch.run()  # not due: the next check is a day away
+    assert orch.ledger.get_request(rid).status == "open" and count(orch, "files") == 1
+    with pytest.raises(UsageError, match="no blocked, failed or held task in crm"):
+        orch.retry(rid, "crm")  # nothing of crm waits
+    assert orch.retry(rid, "files") == ["files"]
+    assert orch.run().outcome_of == {rid: "completed"}
+    assert count(orch, "files") == 0
+    assert bodies(orch, rid)["files"]["not_acted"] == []

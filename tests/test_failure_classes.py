@@ -97,7 +97,7 @@ def test_retry_of_a_request_with_nothing_blocked_or_failed_is_refused(tmp_path):
                    "--verified", config=config)
     (rid,) = RID.findall(proc.stdout)
     proc = run_cli("retry", rid, config=config)
-    assert proc.returncode == 2 and "no blocked or failed task" in proc.stderr, describe(proc)
+    assert proc.returncode == 2 and "no blocked, failed or held task" in proc.stderr, describe(proc)
 
 
 def test_close_ends_a_blocked_request_failed_with_receipts(tmp_path):

@@ -216,8 +216,9 @@ def confirm(
 def retry(request_id: str,
           system: Annotated[str | None, typer.Argument(help="Only this system.")] = None,
           config: ConfigOpt = None) -> None:
-    """Resume a blocked task, or re-open a failed one, of an open request (after fixing the
-    cause); the next `erasure run` carries it out."""
+    """Resume a blocked task, re-open a failed one, or have items kept under a hold checked
+    again (once it was lifted), of an open request; the next `erasure run` carries it
+    out."""
     with _orchestrator(config) as orch, _errors():
         systems = orch.retry(request_id, system)
         out.print(f"{request_id}: re-opened {', '.join(systems)}; `erasure run` carries it out")

@@ -1,6 +1,6 @@
 """A person's commands on a request's tasks: ``erasure confirm`` (a processor confirmed),
-``erasure retry`` (resume blocked tasks, re-open failed ones) and ``erasure close`` (end
-the request now).
+``erasure retry`` (resume blocked tasks, re-open failed ones, check held items again) and
+``erasure close`` (end the request now).
 
 Each holds the request's lease while it changes it, so a run working on the request at
 the same time neither overwrites the change nor is overwritten, and writes through the
@@ -50,9 +50,10 @@ class TaskCommands:
             self._write(work)
 
     def retry(self, request_id: str, system: str | None = None) -> list[str]:
-        """Resume the blocked tasks (due now) and re-open the failed ones (at the state
-        where they failed) of an open request, or only ``system``'s; returns the systems
-        resumed."""
+        """Resume the blocked tasks (due now), re-open the failed ones (at the state where
+        they failed) and check the items kept under a hold again at the next run (a hold
+        was lifted: no wait for ``hold_recheck_hours``) of an open request, or only
+        ``system``'s; returns the systems resumed."""
         row = self.ledger.get_request(request_id)
         if row.status == "done":
             raise UsageError(f"request {request_id} has ended ({row.outcome}); its identifiers "
@@ -68,6 +69,10 @@ class TaskCommands:
                     t.unblock("retry requested")
                     reopened.append(name)
                     continue
+                if t.stage is Stage.ACTING and t.data.held:
+                    t.unblock("retry requested: the held items are checked again")
+                    reopened.append(name)
+                    continue
                 if t.outcome != "failed":
                     continue
                 t.move(Stage(t.summary.failed_at or Stage.PENDING.value), "retry requested")
@@ -79,7 +84,7 @@ class TaskCommands:
                                    if s != ItemStatus.FAILED.value}
                 reopened.append(name)
             if not reopened:
-                raise UsageError(f"request {request_id} has no blocked or failed task"
+                raise UsageError(f"request {request_id} has no blocked, failed or held task"
                                  + (f" in {system}" if system else ""))
             self._write(work)
         return reopened
