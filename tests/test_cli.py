@@ -140,7 +140,9 @@ def test_unknown_request_id_exits_2_and_changes_nothing(world):
         assert_one_line_error(proc, "r-doesnotexist00")
     assert ledger_query(config, "SELECT * FROM requests") == before
     assert ledger_query(config, "SELECT count(*) FROM receipts") == [(0,)]
-    assert ledger_query(config, "SELECT count(*) FROM tasks") == [(0,)]
+    # recorded with its tasks, which never moved: `run --request <unknown>` ran nothing
+    assert ledger_query(config, "SELECT DISTINCT stage FROM tasks") == [("pending",)]
+    assert ledger_query(config, "SELECT count(*) FROM task_events") == [(0,)]
     assert_untouched(world)  # the open request was not run by `run --request <unknown>`
     assert rid in run_cli("status", config=config).stdout
 

@@ -41,7 +41,7 @@ from typing import Any
 from .errors import ConfigError
 from .keys import KeyRing
 from .ledger import Ledger
-from .ledger.api import CallbackRow
+from .ledger.api import CallbackRow, CallbackTarget
 
 __all__ = ["EVENT_HEADER", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "CallbackSender",
            "Permanent", "Secrets", "queue", "refused_host", "refused_url", "sign"]
@@ -128,16 +128,20 @@ def sign(secret: bytes, timestamp: str, body: bytes) -> str:
 
 
 def queue(ledger: Ledger, conn: Any, events: Sequence[dict[str, Any]],
-          now: float | None = None) -> None:
+          now: float | None = None, *,
+          targets: Mapping[str, CallbackTarget] | None = None) -> None:
     """Queue a callback per URL for each of ``events`` whose request has callback URLs (or
     a Zendesk ticket: its end becomes the outcome note), in the caller's transaction.
 
     An event is ``{"request_id", "event": "task_changed", "system", "state"}`` or
     ``{"request_id", "event": "request_finished", "outcome", "ok", "systems"}``.
+    ``targets``: the requests' targets, when the caller read them in this transaction
+    (:meth:`~.ledger.Ledger.fenced`); else they are read here.
     """
     if not events:
         return
-    targets = ledger.callback_targets(conn, [e["request_id"] for e in events])
+    if targets is None:
+        targets = ledger.callback_targets(conn, [e["request_id"] for e in events])
     if not targets:
         return
     now = time.time() if now is None else now

@@ -27,7 +27,7 @@ from .errors import ErasureError
 from .files import private_dir
 from .heads import HEAD_TYPE, seal_head
 from .keys import KeyRing
-from .ledger import Ledger, utcnow
+from .ledger import Ledger, Lock, utcnow
 from .receipts import ZERO, Receipt, check_signed, seal
 
 __all__ = ["ChainCutBack", "ReceiptChain", "announce_new_keys", "head_file_for"]
@@ -87,8 +87,9 @@ class ReceiptChain:
         receipts and the head; :meth:`keep` the head once the transaction committed."""
         if not entries:
             return [], None
-        seq, prev = self.ledger.chain_head(conn)
-        prev_head = self._guard(conn, seq)
+        self.ledger.lock(conn, Lock.CHAIN)
+        (seq, prev), ledger_head, at = self.ledger.chain_state(conn)
+        prev_head = self._guard(conn, seq, ledger_head=ledger_head, at=at)
         sign, key_id = self.keys.sign, self.keys.key_id
         receipts, rows = [], []
         for owner, body in entries:
@@ -165,7 +166,8 @@ class ReceiptChain:
     def check(self) -> None:
         """Raise :class:`ChainCutBack` if the ledger was cut back (read only)."""
         with self.ledger.read() as conn:
-            self._guard(conn, self.ledger.chain_end(conn)[0])
+            (count, _last), ledger_head, at = self.ledger.chain_state(conn)
+            self._guard(conn, count, ledger_head=ledger_head, at=at)
 
     def problems(self) -> list[str]:
         """What is wrong with the stored chain beyond its receipts: cut back behind a
@@ -193,12 +195,15 @@ class ReceiptChain:
         return problems
 
     def _guard(self, conn: Connection, count: int, *,
-               ledger_head: dict[str, Any] | None = None) -> str:
+               ledger_head: dict[str, Any] | None = None, at: str | None = None) -> str:
         """Refuse a chain of ``count`` receipts that lacks, or changed, receipts a head
         covers; the hash of the newest head known (the next head's ``prev``).
-        ``ledger_head``: the ledger's newest head, when the caller has just read it."""
+        ``ledger_head``: the ledger's newest head, when the caller has just read it, and
+        ``at`` the stored hash of the receipt it ends at, read with it (chain_state)."""
         newest: dict[str, Any] | None = None
         hashes: dict[int, str | None] = {}  # both heads usually cover the same receipt
+        if ledger_head is not None and at is not None:
+            hashes[_count(ledger_head)] = at
 
         def stored(seq: int) -> str | None:
             if seq not in hashes:

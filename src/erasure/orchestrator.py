@@ -28,6 +28,8 @@ from .systems import System, build_systems, check_system
 # command uses them: `erasure status`, `receipts verify`, `request create` start without
 # them (issue 26, item 8).
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from .callbacks import CallbackSender, Secrets
     from .chain import ReceiptChain
     from .engine.commands import TaskCommands
@@ -298,13 +300,18 @@ class Orchestrator:
 
     def submit_many(self, specs: Sequence[RequestSpec],
                     labels: Sequence[str] | None = None, *,
-                    new: set[str] | None = None) -> list[str]:
-        """Validate every spec first, then record all in one transaction (all or nothing).
+                    new: set[str] | None = None,
+                    also: Callable[[Connection, list[str]], None] | None = None
+                    ) -> list[str]:
+        """Validate every spec first, then record all in one transaction (all or nothing),
+        each request with its key and a pending task in every configured system.
 
         A bad spec raises UsageError prefixed with its label (``file.csv:7``) if given. A
         spec with a ticket whose request (same type, ticket and identifiers) was recorded
         before is not recorded again: its id is the earlier request's. ``new`` receives
-        the ids that were recorded now.
+        the ids that were recorded now. ``also`` writes what an entry point records with
+        the new requests (the API's callback URLs), given their ids, in the same
+        transaction.
         """
         import uuid
 
@@ -344,9 +351,15 @@ class Orchestrator:
                 "subject_digest": subject,
                 "dedupe_key": _dedupe_key(self.keys, spec, subject),
             })
-        ciphers = self.ciphers
-        ids = self.ledger.add_requests(
-            rows, seal=lambda conn, ids: ciphers.seal(conn, {rid: raw[rid] for rid in ids}))
+        ciphers, ledger, systems = self.ciphers, self.ledger, list(self.systems)
+
+        def with_new(conn: Connection, ids: list[str]) -> None:
+            ciphers.seal(conn, {rid: raw[rid] for rid in ids})
+            ledger.add_pending_tasks(conn, ids, systems)
+            if also is not None:
+                also(conn, ids)
+
+        ids = ledger.add_requests(rows, seal=with_new)
         if new is not None:  # a row whose id came back was inserted, not found
             new.update(rid for rid, row in zip(ids, rows, strict=True) if rid == row["id"])
         return ids

@@ -234,14 +234,34 @@ class RequestKeys:
         for rid in request_ids:
             self._ciphers.pop(rid, None)
 
-    def forget(self, conn: Connection, request_ids: Iterable[str]) -> None:
+    #: the most open requests' keys a finish rewraps in its own transaction (which holds
+    #: the leases' lock): past that, the rotation is left to its own transaction
+    INLINE_ROTATION = 1000
+
+    def forget(self, conn: Connection, request_ids: Iterable[str], *,
+               rotate: bool = False) -> int | None:
         """In the transaction that ends these requests: drop their keys, and mark the
-        epoch for rotation (:meth:`rotate`, after commit)."""
+        epoch for rotation (:meth:`rotate`, after commit).
+
+        ``rotate`` (a run's last batch): rotate in this transaction instead, as
+        :meth:`rotate` would right after it, when no more than :attr:`INLINE_ROTATION`
+        keys are to be rewrapped; returns the new epoch, whose older epoch keys the caller
+        destroys with :meth:`shred_before` once the transaction committed (None: nothing
+        rotated, the rotation is due)."""
         ids = list(request_ids)
-        if ids:
-            self.ledger.drop_request_keys(conn, ids)
         for rid in ids:
             self._ciphers.pop(rid, None)
+        if not ids:
+            return None
+        if not rotate:
+            self.ledger.drop_request_keys(conn, ids)
+            return None
+        epoch, _due = self.ledger.key_state(conn, exclusive=True)
+        self.ledger.drop_request_keys(conn, ids, locked=True)
+        new = self._rotate_in(conn, epoch, limit=self.INLINE_ROTATION)
+        if new is None:
+            self.ledger.mark_rotation_due(conn)
+        return new
 
     def rotate(self) -> bool:
         """If requests ended since the last rotation: wrap the open requests' keys under a
@@ -250,20 +270,37 @@ class RequestKeys:
             epoch, due = self.ledger.key_state(conn, exclusive=True)
             if not due:
                 return self._destroy_old(epoch) > 0
-            new = epoch + 1
-            wrap_new = self.epochs.ensure(new)
-            rows = []
-            for rid, (old, wrapped) in self.ledger.request_keys_before(conn, new).items():
-                wrap_old = self.epochs.get(old)
-                if wrap_old is None:
-                    raise ConfigError(f"key epoch {old} is missing from {self.epochs.folder}"
-                                      ": every runner must share that folder")
-                rows.append({"request_id": rid, "epoch": new,
-                             "wrapped": wrap_new.encrypt(wrap_old.decrypt(wrapped))})
-            self.ledger.rewrap_request_keys(conn, rows)
-            self.ledger.set_key_epoch(conn, new)
+            new = self._rotate_in(conn, epoch)
+            assert new is not None
         self._destroy_old(new)
         return True
+
+    def _rotate_in(self, conn: Connection, epoch: int, limit: int | None = None
+                   ) -> int | None:
+        """Wrap every request key under epoch ``epoch + 1`` in ``conn``'s transaction
+        (which holds the rotation lock exclusively) and make it the current epoch; the new
+        epoch, or None (nothing done) when more than ``limit`` keys are to be rewrapped."""
+        new = epoch + 1
+        before = self.ledger.request_keys_before(
+            conn, new, None if limit is None else limit + 1)
+        if limit is not None and len(before) > limit:
+            return None
+        wrap_new = self.epochs.ensure(new)
+        rows = []
+        for rid, (old, wrapped) in before.items():
+            wrap_old = self.epochs.get(old)
+            if wrap_old is None:
+                raise ConfigError(f"key epoch {old} is missing from {self.epochs.folder}"
+                                  ": every runner must share that folder")
+            rows.append({"request_id": rid, "epoch": new,
+                         "wrapped": wrap_new.encrypt(wrap_old.decrypt(wrapped))})
+        self.ledger.rewrap_request_keys(conn, rows)
+        self.ledger.set_key_epoch(conn, new)
+        return new
+
+    def shred_before(self, epoch: int) -> None:
+        """After a rotation to ``epoch`` committed: destroy the older epoch keys."""
+        self._destroy_old(epoch)
 
     def _destroy_old(self, current: int) -> int:
         return self.epochs.destroy_before(current)

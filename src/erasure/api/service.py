@@ -95,24 +95,28 @@ class ApiService:
         caller = "zendesk" if zendesk_ticket is not None else (
             token.id if token is not None else None)
         fingerprint = self._fingerprint(body)
-        # The callback URLs are stored under the new request's id before the request is:
-        # the runner may pick it up at once, and its first events must find them.
         fresh = f"r-{uuid.uuid4().hex[:16]}"
-        ledger.add_api_request(fresh, body.subject_request_id, body.status_callback_urls,
-                               callback_secret=secret_ref,
-                               zendesk_ticket=None if zendesk_ticket is None
-                               else str(zendesk_ticket), caller=caller,
-                               fingerprint=fingerprint)
+
+        def callback_row(conn: Any, new_ids: list[str]) -> None:
+            # In the request's own transaction: the runner may pick it up at once, and its
+            # first events must find the URLs; a request recorded before keeps the first
+            # submission's URLs (no row is written for this one).
+            if fresh in new_ids:
+                ledger.add_api_request(conn, fresh, body.subject_request_id,
+                                       body.status_callback_urls, callback_secret=secret_ref,
+                                       zendesk_ticket=None if zendesk_ticket is None
+                                       else str(zendesk_ticket), caller=caller,
+                                       fingerprint=fingerprint)
+
         try:
-            rid = self.orch.submit(replace(spec, request_id=fresh))
+            rid = self.orch.submit_many([replace(spec, request_id=fresh)],
+                                        also=callback_row)[0]
         except UsageError as exc:
-            ledger.drop_api_request(fresh)
             raise ApiError(422, str(exc)) from None
         new = rid == fresh
         if new:
             self.wake()
         else:  # recorded before: the first submission's URLs stand
-            ledger.drop_api_request(fresh)
             self._same_request(rid, body, idempotency_key, caller, fingerprint,
                                zendesk_ticket)
         return self.status(rid), new

@@ -112,6 +112,10 @@ class Runner:
                                   head_file_for(ctx.host.state_dir, ledger))
         #: the end (count, last hash) of the last head this runner signed in its run
         self._signed: tuple[int, str] | None = None
+        #: the batch being worked is the run's last: its finish rotates the key epoch
+        self._last_batch = False
+        #: the run's last finish rotated the key epoch (its end need not)
+        self._rotated = False
 
     # the loop --------------------------------------------------------------------------
 
@@ -122,7 +126,7 @@ class Runner:
         the next run, so one run always ends.
         """
         summary = RunSummary()
-        self._signed = None
+        self._signed, self._rotated = None, False
         host = self.ctx.host
         started = self.clock()
         # counted only for the progress display (a statement every run otherwise)
@@ -140,7 +144,8 @@ class Runner:
                     self.ledger.release([r.id for r in rows])
                 break
             seen.update(r.id for r in rows)
-            self.run_batch(rows, summary)
+            # the claim took every request due when it ran: this batch is the last
+            self.run_batch(rows, summary, last=len(rows) < size)
             done += len(rows)
             if self.progress:
                 self.progress("requests", done, max(total, done))
@@ -161,9 +166,11 @@ class Runner:
 
     def end(self, summary: RunSummary) -> None:
         """What a run does after its last batch: rotate the key epoch if requests ended
-        (once per run, not per batch: rewrapping every open request's key is the cost)
-        and sign the end of a chain that has no head yet (receipts from before heads)."""
-        self.ciphers.rotate()
+        (once per run, not per batch: rewrapping every open request's key is the cost),
+        unless the last batch's finish did in its own transaction, and sign the end of a
+        chain that has no head yet (receipts from before heads)."""
+        if not self._rotated:
+            self.ciphers.rotate()
         # a run that appended signed a head over the end it appended to (read again, it is
         # the same unless another run appended and signed since)
         if self._signed is not None:
@@ -171,13 +178,17 @@ class Runner:
         else:
             summary.head, summary.head_signed = self.chain.sign_end()
 
-    def run_batch(self, rows: Sequence[RequestRow], summary: RunSummary) -> None:
+    def run_batch(self, rows: Sequence[RequestRow], summary: RunSummary, *,
+                  last: bool = False) -> None:
         """Work one claimed batch (``rows``, leased by this runner's ledger) through every
-        step under a heartbeat, release its leases and deliver its events.
+        step under a heartbeat, release its leases and deliver its events. ``last``: the
+        run's last batch, whose finish rotates the key epoch in its own transaction (one
+        transaction fewer than a rotation of its own at the run's end).
 
         The one unit of work: the in-process loop above and a distributed worker
         (``erasure.distributed``) both call this for each batch they claimed.
         """
+        self._last_batch = last
         ids = [r.id for r in rows]
         summary.claimed.update((r.id, r.type) for r in rows)
         try:
@@ -346,7 +357,8 @@ class Runner:
         # An event no plugin listens to would only be written and marked delivered.
         tell_receipts = self._watched("erasure_receipt_written")
         tell_finished = self._watched("erasure_request_finished")
-        with self.ledger.fenced([w.row.id for w in works]) as (conn, owned):
+        targets: dict[str, Any] = {}  # callback targets, read by the fence
+        with self.ledger.fenced([w.row.id for w in works], targets=targets) as (conn, owned):
             ending = [w for w in works if w.row.id in owned]
             entries: list[tuple[str, dict[str, Any]]] = []  # (request id, receipt body)
             outbox: list[tuple[str, str, dict[str, Any]]] = []  # (event id, hook, payload)
@@ -369,21 +381,27 @@ class Runner:
             if tell_receipts:
                 outbox.extend((str(uuid.uuid4()), "erasure_receipt_written", r.to_json())
                               for r in receipts)
-            summary.failed.extend(self.writer.write(conn, ending, purge=True))
-            callbacks.queue(self.ledger, conn, [
+            told: list[dict[str, Any]] = []  # the tasks' last moves, told first
+            summary.failed.extend(self.writer.write(conn, ending, purge=True,
+                                                    tell_into=told))
+            callbacks.queue(self.ledger, conn, [*told, *(
                 {"request_id": w.row.id, "event": "request_finished",
                  "subject_request_type": w.type.value, "outcome": finish.request_outcome(w),
                  "ok": finish.request_outcome(w) in OK_OUTCOMES,
                  "systems": [{"system": name, "outcome": w.tasks[name].outcome}
-                             for name in sorted(w.tasks)]} for w in ending])
+                             for name in sorted(w.tasks)]} for w in ending)],
+                targets=targets)
             self.ledger.set_requests(conn, ends)
             ended = {w.row.id for w in ending}
             self.ledger.add_packages(conn, [p for p in made if p["request_id"] in ended])
-            self.ciphers.forget(conn, ended)
+            rotated = self.ciphers.forget(conn, ended, rotate=self._last_batch)
             erased = {h for w in ending if for_request(w.type, "drops_packages")
                       and finish.request_outcome(w) in OK_OUTCOMES
                       for h in finish.subject_hashes(self.ctx, w)}
             self.ledger.add_events(conn, outbox)
+        if rotated is not None:  # after commit: the older epoch keys go
+            self.ciphers.shred_before(rotated)
+            self._rotated = True
         self.chain.keep(head)  # after commit: the head kept outside the ledger too
         if head is not None:
             self._signed = (int(head["body"]["count"]), str(head["body"]["last"]))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import callbacks
 from ..ledger import Ledger, RequestRow
+from ..ledger.api import CallbackTarget
 from ..models import RequestType
 from ..plugins import PluginHost
 from ..receipts import Receipt
@@ -89,22 +90,28 @@ class TaskWriter:
         :meth:`write`)."""
         if not works:
             return Saved()
-        with self.ledger.fenced([w.row.id for w in works]) as (conn, owned):
+        targets: dict[str, CallbackTarget] = {}
+        with self.ledger.fenced([w.row.id for w in works], targets=targets) as (conn, owned):
             failed = self.write(conn, [w for w in works if w.row.id in owned],
-                                identifiers=identifiers, due_now=due_now)
+                                identifiers=identifiers, due_now=due_now, targets=targets)
         lost = [w.row.id for w in works if w.row.id not in owned]
         if lost:
             log.warning("%d request(s) dropped: their lease was taken over", len(lost))
         return Saved([w for w in works if w.row.id in owned], lost, failed)
 
     def write(self, conn: Any, works: Sequence[Work], *, identifiers: bool = False,
-              purge: bool = False, due_now: bool = False) -> list[tuple[str, str, str]]:
+              purge: bool = False, due_now: bool = False,
+              targets: Mapping[str, CallbackTarget] | None = None,
+              tell_into: list[dict[str, Any]] | None = None) -> list[tuple[str, str, str]]:
         """The rows of ``works`` in the caller's (fenced) transaction: tasks that changed
         since they were loaded or last written, their transitions, an outbox event per
         transition while a plugin listens, and each request's next due time
         (``due_now``: due at once, for a person's command). ``identifiers`` writes the
         request's identifiers too; ``purge`` writes no state at all (the request ends).
-        Returns the tasks that ended failed: (request, system, error)."""
+        ``targets``: the works' callback targets read by the fence (else read here);
+        ``tell_into``: receives the status callbacks' events instead of queueing them (the
+        caller queues them with its own). Returns the tasks that ended failed:
+        (request, system, error)."""
         enc = self.ciphers.encrypt
         task_rows, events, request_rows, outbox = [], [], [], []
         told: list[dict[str, Any]] = []  # status callbacks of tasks blocked or unblocked
@@ -156,9 +163,13 @@ class TaskWriter:
         self.ledger.set_requests(conn, request_rows)  # one shape: the same keys in each row
         self.ledger.add_events(conn, outbox)
         # status callbacks of the requests that asked for them, whichever runner this is
-        callbacks.queue(self.ledger, conn, [
-            {"request_id": e["request_id"], "event": "task_changed", "system": e["system"],
-             "state": e["new"]} for e in events if e["old"] != e["new"]] + told)
+        changes = [{"request_id": e["request_id"], "event": "task_changed",
+                    "system": e["system"], "state": e["new"]}
+                   for e in events if e["old"] != e["new"]] + told
+        if tell_into is not None:
+            tell_into.extend(changes)
+        else:
+            callbacks.queue(self.ledger, conn, changes, targets=targets)
         return failed
 
 

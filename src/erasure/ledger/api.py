@@ -79,6 +79,16 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{host}{port}/..."
 
 
+def callback_target(request_id: str, row: Any) -> CallbackTarget | None:
+    """The target of a request from its ``api_requests`` columns; None when it has
+    nowhere to tell of its events (no URLs, no Zendesk ticket, or no such row)."""
+    urls = tuple(json.loads(row.callback_urls or "[]"))
+    if not (urls or row.zendesk_ticket):
+        return None
+    return CallbackTarget(request_id, row.subject_request_id, urls, row.callback_secret,
+                          row.zendesk_ticket, row.cancelled_at is not None)
+
+
 def _token(row: Any) -> TokenRow:
     return TokenRow(id=row.id, secret_hash=row.secret_hash, scopes=tuple(row.scopes.split()),
                     created_at=row.created_at, expires_at=row.expires_at,
@@ -98,12 +108,12 @@ class ApiStore(Database):
                 created_at=utcnow(), expires_at=expires_at, callback_secret=callback_secret))
 
     def token(self, token_id: str) -> TokenRow | None:
-        with self.engine.connect() as conn:
+        with self.read() as conn:  # every API call asks: one round trip, no BEGIN/ROLLBACK
             row = conn.execute(select(api_tokens_t).where(api_tokens_t.c.id == token_id)).first()
         return None if row is None else _token(row)
 
     def tokens(self) -> list[TokenRow]:
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             return [_token(r) for r in conn.execute(
                 select(api_tokens_t).order_by(api_tokens_t.c.created_at))]
 
@@ -117,28 +127,21 @@ class ApiStore(Database):
 
     # requests submitted through the API -------------------------------------------------
 
-    def add_api_request(self, request_id: str, subject_request_id: str | None,
-                        callback_urls: Sequence[str], *, callback_secret: str | None = None,
-                        zendesk_ticket: str | None = None, caller: str | None = None,
-                        fingerprint: str | None = None) -> None:
-        """Record what the API call brought with the request (once: a repeat is a no-op)."""
-        try:
-            with self.tx() as conn:
-                conn.execute(insert(api_requests_t).values(
-                    request_id=request_id, subject_request_id=subject_request_id,
-                    callback_urls=json.dumps(list(callback_urls)),
-                    callback_secret=callback_secret, zendesk_ticket=zendesk_ticket,
-                    caller=caller, fingerprint=fingerprint))
-        except IntegrityError:
-            pass  # the same submission again: the first one's record stands
-
-    def drop_api_request(self, request_id: str) -> None:
-        with self.tx() as conn:
-            conn.execute(api_requests_t.delete().where(
-                api_requests_t.c.request_id == request_id))
+    def add_api_request(self, conn: Connection, request_id: str,
+                        subject_request_id: str | None, callback_urls: Sequence[str], *,
+                        callback_secret: str | None = None, zendesk_ticket: str | None = None,
+                        caller: str | None = None, fingerprint: str | None = None) -> None:
+        """Record what the API call brought with a request, in the transaction that
+        records the request (so the runner, which may pick it up at once, finds its
+        callback URLs with it, and a request recorded before brings none)."""
+        conn.execute(insert(api_requests_t).values(
+            request_id=request_id, subject_request_id=subject_request_id,
+            callback_urls=json.dumps(list(callback_urls)),
+            callback_secret=callback_secret, zendesk_ticket=zendesk_ticket,
+            caller=caller, fingerprint=fingerprint))
 
     def api_request(self, request_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             row = conn.execute(select(api_requests_t).where(
                 api_requests_t.c.request_id == request_id)).first()
         if row is None:
@@ -168,11 +171,9 @@ class ApiStore(Database):
         for i in range(0, len(ids), 900):
             for r in conn.execute(select(api_requests_t).where(
                     api_requests_t.c.request_id.in_(ids[i : i + 900]))):
-                urls = tuple(json.loads(r.callback_urls or "[]"))
-                if urls or r.zendesk_ticket:
-                    out[r.request_id] = CallbackTarget(
-                        r.request_id, r.subject_request_id, urls, r.callback_secret,
-                        r.zendesk_ticket, r.cancelled_at is not None)
+                target = callback_target(r.request_id, r)
+                if target is not None:
+                    out[r.request_id] = target
         return out
 
     def forget_callback_urls(self, conn: Connection, request_ids: Sequence[str]) -> None:

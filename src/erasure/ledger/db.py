@@ -130,12 +130,17 @@ class Database:
                 for index in table.indexes:
                     index.create(conn, checkfirst=True)
 
-    def lock(self, conn: Connection, which: Lock, *, shared: bool = False) -> None:
+    def lock(self, conn: Connection, which: Lock, *, shared: bool = False,
+             durable: bool = True) -> None:
         """Take ``which`` for the rest of ``conn``'s transaction (PostgreSQL; on SQLite the
-        transaction already holds the write lock)."""
+        transaction already holds the write lock). ``durable=False``: the transaction's
+        commit does not wait for the disk (PostgreSQL's ``synchronous_commit`` off for it
+        alone; only for writes whose loss in a database crash is harmless), set in the
+        same statement."""
         if not self.is_sqlite:
             fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-            conn.execute(text(f"SELECT {fn}({int(which)})"))
+            also = "" if durable else ", set_config('synchronous_commit', 'off', true)"
+            conn.execute(text(f"SELECT {fn}({int(which)}){also}"))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -26,19 +26,20 @@ class KeyStore(Database):
             ledger_meta_t.c.name.in_(["key_epoch", "key_rotation_due"]))).all())
         return int(meta.get("key_epoch", "1")), meta.get("key_rotation_due") == "1"
 
-    def _set_meta(self, conn: Connection, name: str, value: str) -> None:
-        # the two dialects' INSERT ... ON CONFLICT DO UPDATE, spelled the same way
+    def _set_meta(self, conn: Connection, **values: str) -> None:
+        # the two dialects' INSERT ... ON CONFLICT DO UPDATE, spelled the same way; one
+        # statement for every name
         from sqlalchemy.dialects import postgresql, sqlite
 
         stmt = (sqlite.insert(ledger_meta_t) if self.is_sqlite
-                else postgresql.insert(ledger_meta_t)).values(name=name, value=value)
+                else postgresql.insert(ledger_meta_t)).values(
+            [{"name": k, "value": v} for k, v in values.items()])
         conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
                                                 set_={"value": stmt.excluded.value}))
 
     def set_key_epoch(self, conn: Connection, epoch: int) -> None:
         """A rotation's end: the new epoch, nothing left to rotate."""
-        self._set_meta(conn, "key_epoch", str(epoch))
-        self._set_meta(conn, "key_rotation_due", "0")
+        self._set_meta(conn, key_epoch=str(epoch), key_rotation_due="0")
 
     def add_request_keys(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         for i in range(0, len(rows), 5000):
@@ -54,10 +55,14 @@ class KeyStore(Database):
                         request_keys_t.c.request_id.in_(ids[i : i + 900]))))
         return out
 
-    def request_keys_before(self, conn: Connection, epoch: int
+    def request_keys_before(self, conn: Connection, epoch: int, limit: int | None = None
                             ) -> dict[str, tuple[int, bytes]]:
-        return {r.request_id: (r.epoch, r.wrapped) for r in conn.execute(
-            select(request_keys_t).where(request_keys_t.c.epoch < epoch))}
+        """{request id: (epoch, wrapped key)} of the keys wrapped before ``epoch`` (at most
+        ``limit`` of them)."""
+        q = select(request_keys_t).where(request_keys_t.c.epoch < epoch)
+        if limit is not None:
+            q = q.limit(limit)
+        return {r.request_id: (r.epoch, r.wrapped) for r in conn.execute(q)}
 
     def rewrap_request_keys(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
@@ -68,10 +73,19 @@ class KeyStore(Database):
                 [{"rid": r["request_id"], "new_epoch": r["epoch"],
                   "new_wrapped": r["wrapped"]} for r in rows])
 
-    def drop_request_keys(self, conn: Connection, ids: Sequence[str]) -> None:
-        """In the transaction that ends these requests; the epoch is then due to rotate."""
-        self.key_state(conn)  # the shared lock: a rotation running now sees the flag
+    def drop_request_keys(self, conn: Connection, ids: Sequence[str], *,
+                          locked: bool = False) -> None:
+        """In the transaction that ends these requests; the epoch is then due to rotate.
+        ``locked``: the caller holds the rotation lock already (and rotates now, or marks
+        the rotation due itself)."""
+        if not locked:
+            self.key_state(conn)  # the shared lock: a rotation running now sees the flag
         for i in range(0, len(ids), 900):
             conn.execute(request_keys_t.delete().where(
                 request_keys_t.c.request_id.in_(ids[i : i + 900])))
-        self._set_meta(conn, "key_rotation_due", "1")
+        if not locked:
+            self.mark_rotation_due(conn)
+
+    def mark_rotation_due(self, conn: Connection) -> None:
+        """Requests ended: the key epoch is to be rotated (by the next :meth:`rotate`)."""
+        self._set_meta(conn, key_rotation_due="1")

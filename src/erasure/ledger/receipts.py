@@ -40,6 +40,32 @@ class ReceiptStore(Database):
         return (row.seq, json.loads(row.body).get("key_id")) if row else (0, None)
 
     @staticmethod
+    def chain_state(conn: Connection) -> tuple[tuple[int, str], dict[str, Any] | None,
+                                               str | None]:
+        """What guarding the chain reads, in one statement (one snapshot): the end of the
+        receipts (as :meth:`chain_end`), the newest head (as :meth:`newest_head`) and the
+        stored hash of the receipt that head ends at (None: no such receipt, or no head)."""
+        r, h = receipts_t.c, receipt_heads_t.c
+
+        def last(col: Any) -> Any:
+            return select(col).order_by(r.seq.desc()).limit(1).scalar_subquery()
+
+        def newest(col: Any) -> Any:
+            return select(col).order_by(h.count.desc()).limit(1).scalar_subquery()
+
+        row = conn.execute(select(
+            last(r.seq).label("seq"), last(r.hash).label("last"),
+            newest(h.body).label("h_body"), newest(h.hash).label("h_hash"),
+            newest(h.signature).label("h_signature"),
+            select(r.hash).where(r.seq == newest(h.count)).scalar_subquery().label("at"),
+        )).one()
+        end = (row.seq, row.last) if row.seq is not None else (0, "0" * 64)
+        if row.h_hash is None:
+            return end, None, None
+        return end, {"body": json.loads(row.h_body), "hash": row.h_hash,
+                     "signature": row.h_signature}, row.at
+
+    @staticmethod
     def receipt_hash(conn: Connection, seq: int) -> str | None:
         """The hash of receipt ``seq``; None when there is none."""
         return conn.execute(select(receipts_t.c.hash).where(receipts_t.c.seq == seq)

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, literal, or_, select, union_all, update
 from sqlalchemy.engine import Connection
 
 from ..errors import UsageError
 from ..leases import owner_alive
 from ..ledger_tables import api_requests_t, requests_t, tasks_t
+from .api import CallbackTarget, callback_target
 from .db import Database, Lock, executemany, utcnow
 
 __all__ = ["RequestRow", "RequestStore"]
@@ -152,27 +153,41 @@ class RequestStore(Database):
               only: Sequence[str] | None = None, due_by: float | None = None,
               ) -> list[RequestRow]:
         """Lease up to ``limit`` open requests that are due by ``due_by`` (oldest due date
-        first) for this process."""
+        first) for this process.
+
+        On PostgreSQL the claim commits without waiting for its WAL to reach the disk
+        (``synchronous_commit`` off for this transaction alone): a lease only says who
+        works a request, and every write that relies on it is fenced (:meth:`fenced`
+        checks the lease in the writing transaction, which commits durably, and so makes
+        the claim before it durable too). A claim lost to a database crash leaves the
+        request free: the runner's next fenced write finds it does not hold it, and drops
+        the work unwritten; nothing was acted on before that write (the intent is saved
+        before any action).
+        """
         free = or_(requests_t.c.lease_until.is_(None), requests_t.c.lease_until < now)
         due = or_(requests_t.c.not_before.is_(None),
                   requests_t.c.not_before <= (now if due_by is None else due_by))
-        q = (
-            select(requests_t)
-            .where(requests_t.c.status == "open", due)
-            .order_by(requests_t.c.due_at, requests_t.c.id)
-        )
+        q = select(requests_t).where(requests_t.c.status == "open", due)
         if only is not None:
             q = q.where(requests_t.c.id.in_(list(only)))
+        order = (requests_t.c.due_at, requests_t.c.id)
+        # One statement: the free requests due first, and the leases others on this host
+        # hold (those of processes that died, kill -9, are free now: owner_alive decides).
+        host = ":".join(self.owner.split(":")[:2]) + ":"
+        both = union_all(
+            select(q.add_columns(literal(0).label("held_"))
+                   .where(free).order_by(*order).limit(limit).subquery()),
+            select(q.add_columns(literal(1).label("held_"))
+                   .where(~free, requests_t.c.lease_owner != self.owner,
+                          requests_t.c.lease_owner.startswith(host, autoescape=True))
+                   .order_by(*order).limit(limit * 4).subquery()))
         with self.tx() as conn:
-            self.lock(conn, Lock.LEASES)
-            rows = list(conn.execute(q.where(free).limit(limit)).all())
+            self.lock(conn, Lock.LEASES, durable=False)
+            found = sorted(conn.execute(both).all(),
+                           key=lambda r: (r.held_, r.due_at, r.id))
+            rows = [r for r in found if not r.held_]
             if len(rows) < limit:
-                # Leases held by processes on this host that died (kill -9) are free now.
-                held = conn.execute(
-                    q.where(~free).where(requests_t.c.lease_owner != self.owner)
-                    .limit(limit * 4)
-                ).all()
-                dead = [r for r in held if not owner_alive(r.lease_owner)]
+                dead = [r for r in found if r.held_ and not owner_alive(r.lease_owner)]
                 rows.extend(dead[: limit - len(rows)])
             ids = [r.id for r in rows]
             for i in range(0, len(ids), 900):
@@ -181,7 +196,8 @@ class RequestStore(Database):
                     .where(requests_t.c.id.in_(ids[i : i + 900]))
                     .values(lease_owner=self.owner, lease_until=now + lease_seconds)
                 )
-        return [RequestRow(**r._mapping) for r in rows]
+        return [RequestRow(**{k: v for k, v in r._mapping.items() if k != "held_"})
+                for r in rows]
 
     def renew(self, ids: Sequence[str], lease_seconds: float, now: float) -> None:
         """Extend this process's leases on ``ids``."""
@@ -206,19 +222,32 @@ class RequestStore(Database):
                 )
 
     @contextmanager
-    def fenced(self, ids: Sequence[str]) -> Iterator[tuple[Connection, set[str]]]:
+    def fenced(self, ids: Sequence[str], *, targets: dict[str, CallbackTarget] | None = None
+               ) -> Iterator[tuple[Connection, set[str]]]:
         """A write transaction and the ``ids`` whose leases this process still holds.
 
         The fencing check of every write: rows of requests outside the set must not be
-        written (their lease expired and another runner may have them now).
+        written (their lease expired and another runner may have them now). ``targets``
+        receives the callback targets of the requests held (as
+        :meth:`~.api.ApiStore.callback_targets` reads them), read in the same statement.
         """
+        a = api_requests_t.c
         with self.tx() as conn:
             self.lock(conn, Lock.LEASES)  # SQLite: BEGIN IMMEDIATE holds the write lock
             owned: set[str] = set()
             unique = sorted(set(ids))
             for i in range(0, len(unique), 900):
-                owned.update(conn.execute(
-                    select(requests_t.c.id).where(
-                        requests_t.c.id.in_(unique[i : i + 900]),
-                        requests_t.c.lease_owner == self.owner)).scalars())
+                q = select(requests_t.c.id).where(requests_t.c.id.in_(unique[i : i + 900]),
+                                                  requests_t.c.lease_owner == self.owner)
+                if targets is None:
+                    owned.update(conn.execute(q).scalars())
+                    continue
+                q = q.add_columns(a.subject_request_id, a.callback_urls, a.callback_secret,
+                                  a.zendesk_ticket, a.cancelled_at).outerjoin(
+                    api_requests_t, a.request_id == requests_t.c.id)
+                for r in conn.execute(q):
+                    owned.add(r.id)
+                    target = callback_target(r.id, r)
+                    if target is not None:
+                        targets[r.id] = target
             yield conn, owned

@@ -35,7 +35,7 @@ class ReviewStore(Database):
             return []
         t = review_decisions_t
         out: list[dict[str, Any]] = []
-        with self.engine.connect() as conn:
+        with self.read() as conn:  # one round trip on PostgreSQL, no BEGIN/ROLLBACK
             ids = list(request_ids)
             for i in range(0, len(ids), 900):
                 out.extend(dict(r._mapping) for r in conn.execute(

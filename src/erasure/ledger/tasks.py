@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ..ledger_tables import requests_t, task_events_t, tasks_t
@@ -44,7 +44,8 @@ class TaskStore(Database):
     def ensure_tasks(self, request_ids: Sequence[str], systems: Iterable[str]
                      ) -> list[TaskRow]:
         """Create a pending task in each of ``systems`` for each request that has none
-        there yet; every task of the requests, as :meth:`tasks_for` would read them."""
+        there yet (recorded before tasks came with the request, or a system configured
+        since); every task of the requests, as :meth:`tasks_for` would read them."""
         tasks = self.tasks_for(request_ids)
         existing = {(t.request_id, t.system) for t in tasks}
         new = [
@@ -59,6 +60,16 @@ class TaskStore(Database):
                                  stage=row["stage"], outcome=None, state=None, summary=None,
                                  started_at=None, finished_at=None) for row in new)
         return tasks
+
+    def add_pending_tasks(self, conn: Connection, request_ids: Sequence[str],
+                          systems: Iterable[str]) -> None:
+        """A pending task in each of ``systems`` for each of ``request_ids`` (requests
+        recorded in ``conn``'s transaction: a request is recorded with its tasks)."""
+        names = list(systems)
+        rows = [{"request_id": r, "system": s, "stage": "pending"}
+                for r in request_ids for s in names]
+        for i in range(0, len(rows), 5000):
+            executemany(conn, insert(tasks_t), rows[i : i + 5000])
 
     _TASK_KEYS = ("stage", "outcome", "summary", "not_before")
 
@@ -100,9 +111,11 @@ class TaskStore(Database):
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def open_tasks(self, limit: int = 1000) -> list[TaskRow]:
-        """Tasks of open requests that are not done (for ``erasure status``)."""
+        """Tasks of open requests that are not done (for ``erasure status``), but for
+        those no run has worked yet (pending, no summary: recorded with the request)."""
         q = (select(tasks_t).join(requests_t, requests_t.c.id == tasks_t.c.request_id)
-             .where(requests_t.c.status != "done", tasks_t.c.stage != "done")
+             .where(requests_t.c.status != "done", tasks_t.c.stage != "done",
+                    or_(tasks_t.c.stage != "pending", tasks_t.c.summary.is_not(None)))
              .order_by(tasks_t.c.request_id, tasks_t.c.system).limit(limit))
         failed = (select(tasks_t).join(requests_t, requests_t.c.id == tasks_t.c.request_id)
                   .where(requests_t.c.status != "done", tasks_t.c.outcome == "failed")
