@@ -21,6 +21,8 @@ from ..models import (
     Action,
     Capability,
     Finding,
+    Identifier,
+    IdentifierType,
     ItemOutcome,
     ItemStatus,
     Outcome,
@@ -439,8 +441,12 @@ def verify(ctx: StepContext, works: Sequence[Work], now: float) -> None:
             idents = tuple(s.ident for s in w.known.strong() if spaces.searchable_in(s, name)
                            and (types is None or s.type in types))
             w.tasks[name].summary.verified_types = sorted({i.type.value for i in idents})
-            if idents:
-                subjects.append(Subject(w.row.id, idents))
+            # The phones the request came with are searched too, though not strong (a
+            # household shares one): a connector searching beyond its mapping (the sql
+            # deep scan) then reports a copy of one for review (_given_phone_places).
+            phones = tuple(i for i in _given_phones(ctx, w, name) if i not in idents)
+            if idents or phones:
+                subjects.append(Subject(w.row.id, idents + phones))
         calls[name] = partial(_verify_system, ctx, name, ws, subjects)
     results = fan_out(calls, ctx.host.max_workers)
     for name, (looked, per_subject) in results.items():
@@ -462,9 +468,35 @@ def verify(ctx: StepContext, works: Sequence[Work], now: float) -> None:
             # the receipt.
             places = {p for f in [*res.values, *again.values] if f.system == name
                       and f.kind == UNMAPPED_RESIDUE and f.ref in left for p in f.fields}
+            for ref, place in _given_phone_places(ctx, w, name, res.values, left):
+                if ref not in t.data.residue:
+                    t.data.residue.append(ref)
+                places.add(place)
             if places:
                 t.summary.unmapped_residue = sorted(places | set(t.summary.unmapped_residue))
             t.move(Stage.DONE, "verified", outcome=outcome_of(t))
+
+
+def _given_phones(ctx: StepContext, w: Work, name: str) -> tuple[Identifier, ...]:
+    """The phones given with the request that ``name`` may search (not strong ones)."""
+    types = ctx.systems[name].identifier_types
+    return tuple(sorted(
+        (s.ident for s in w.known.given if s.type is IdentifierType.PHONE
+         and not w.known.is_strong(s) and ctx.config.id_spaces.searchable_in(s, name)
+         and (types is None or s.type in types)),
+        key=lambda i: i.value))
+
+
+def _given_phone_places(ctx: StepContext, w: Work, name: str, found: Sequence[Finding],
+                        left: set[str]) -> list[tuple[str, str]]:
+    """(ref, place) of unmapped residue matched only by a phone given with the request: a
+    copy of the person's number left outside the mapping, or of a housemate's same number,
+    so residue for a person to review (the task is ``partial``, never ``completed``), its
+    place named ``schema.table.column (a phone: review)``, never its value."""
+    phones = set(_given_phones(ctx, w, name))
+    return [(f.ref, f"{p} (a phone: review)") for f in found
+            if f.system == name and f.kind == UNMAPPED_RESIDUE and f.ref not in left
+            and phones.intersection(f.matched) for p in f.fields]
 
 
 def _verify_system(ctx: StepContext, name: str, ws: list[Work], subjects: list[Subject]
