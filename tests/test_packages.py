@@ -167,3 +167,25 @@ def test_the_cli_shows_the_password_once_and_status_shows_when_packages_go(
     status = run_cli("status", "--all", config=config)
     assert "Packages" in status.stdout and password not in status.stdout + status.stderr
     assert re.search(r"r-\w+\.zip +\d{4}-\d\d-\d\d \d\d:\d\d +\d{4}-\d\d-\d\d", status.stdout)
+
+
+def test_a_package_written_to_a_file_is_its_owners_alone(tmp_path: Path) -> None:
+    """`package get -o FILE` writes 0600 whatever the umask (README: the files the tool
+    writes are 0600), and closes a file that was there before it writes the zip."""
+    crm = tmp_path / "crm.json"
+    seed(crm, {"c/1": ("contact", {"email": "alice@example.com"})})
+    config = write_config(tmp_path, {"crm": memory_system(crm)})
+    access = run_cli("export", "--email", "alice@example.com", "--verified", config=config)
+    (rid,) = re.findall(r"Request (r-\w+)", access.stdout)
+    new, old = tmp_path / "new.zip", tmp_path / "old.zip"
+    old.write_bytes(b"")
+    old.chmod(0o644)
+    cmd = [*CLI, "package", "get", rid, "-o", str(new), "-c", str(config)]
+    got = subprocess.run(["sh", "-c", 'umask 022; exec "$@"', "sh", *cmd],
+                         capture_output=True, text=True, env=cli_env(), timeout=60)
+    assert got.returncode == 0, got.stderr
+    assert new.stat().st_mode & 0o777 == 0o600
+    assert new.read_bytes() == (tmp_path / "state" / "exports" / f"{rid}.zip").read_bytes()
+    again = run_cli("package", "get", rid, "-o", str(old), config=config)
+    assert again.returncode == 0, again.stderr
+    assert old.stat().st_mode & 0o777 == 0o600 and old.read_bytes() == new.read_bytes()

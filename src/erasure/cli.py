@@ -185,11 +185,16 @@ def package_get(
                 _fail("the package is a zip: give -o FILE, or redirect the output")
             row = orch.deliver_package(request_id, sys.stdout.buffer)
         else:
+            import os
+
             try:
-                sink = output.open("wb")
+                # 0600 from the start, as every file the tool writes: an access package is
+                # the person's data (an existing file is closed before anything is written)
+                fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.fchmod(fd, 0o600)
             except OSError as exc:
                 _fail(f"cannot write {output}: {exc.strerror or exc}")
-            with sink:
+            with os.fdopen(fd, "wb") as sink:
                 row = orch.deliver_package(request_id, sink)
         gone = " (deleted now: the person has since been erased)" \
             if row["deleted_at"] is not None else ""
