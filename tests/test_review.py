@@ -99,6 +99,7 @@ def test_review_lists_weak_items_and_include_erases_one_on_the_receipt(world) ->
     one_line_error(nosuch, "nosuch")
     assert decisions(config) == []
 
+    before = json.loads(run_cli("plan", rid, "--json", config=config).stdout)["plan_hash"]
     got = run_cli("review", rid, "--include", "crm:1", "--by", "OPS-7", "--reason",
                   "Bob asked too, same household", config=config)
     assert got.returncode == 0, describe(got)
@@ -109,8 +110,17 @@ def test_review_lists_weak_items_and_include_erases_one_on_the_receipt(world) ->
     crm = next(s for s in plan["systems"] if s["system"] == "crm")
     assert crm["items"] == 2 and crm["action"] == "delete"  # Alice's and the included one
     assert crm["review"][0]["decision"]["decision"] == "include"
-    wrong = run_cli("approve", rid, "--plan-hash", "0" * 32, config=config)
-    one_line_error(wrong, "changed")
+    # the hash the plan stopped with, a hash of no plan and a typo each say what they are
+    changed, wrong, typo = run_many(["approve", rid, "--plan-hash", before],
+                                    ["approve", rid, "--plan-hash", "0" * 32],
+                                    ["approve", rid, "--plan-hash", "deadbeef"], config=config)
+    one_line_error(changed, f"changed since it stopped for approval with hash {before}",
+                   f"its hash is now {plan['plan_hash']}")
+    one_line_error(wrong, f"--plan-hash {'0' * 32} does not match the current plan",
+                   f"hash is {plan['plan_hash']}")
+    assert "changed" not in wrong.stderr
+    one_line_error(typo, "--plan-hash deadbeef is not a plan hash (32 hex digits), so it "
+                         "matched no plan", plan["plan_hash"])
     assert ledger_query(config, "SELECT status FROM requests") == [("awaiting_approval",)]
     ok = run_cli("approve", rid, "--plan-hash", plan["plan_hash"], config=config)
     assert ok.returncode == 0 and plan["plan_hash"] in ok.stdout, describe(ok)

@@ -237,14 +237,27 @@ class Desk:
             raise UsageError(f"request {request_id} is not searched everywhere yet; "
                              "nothing was approved")
         if expect is not None and expect.strip().lower() != plan.plan_hash:
-            raise UsageError(f"the plan of {request_id} changed since (its hash is now "
-                             f"{plan.plan_hash}): see `erasure plan {request_id}`; "
-                             "nothing was approved")
+            raise UsageError(_mismatch(request_id, expect.strip().lower(), row.plan_hash,
+                                       plan.plan_hash))
         # The hash of the plan with its decisions: the run after this one finds again and
         # acts only if the systems still hold this plan.
         self.ledger.update_request(request_id, status="open", approved_at=utcnow(),
                                    plan_hash=plan.plan_hash)
         return plan.plan_hash
+
+
+def _mismatch(request_id: str, given: str, stopped_at: str | None, now: str) -> str:
+    """Why ``approve --plan-hash GIVEN`` is refused, in words: a value that is no plan hash
+    at all (a typo) is not told as a plan that changed."""
+    see = f"see `erasure plan {request_id}`; nothing was approved"
+    if given == stopped_at:
+        return (f"the plan of {request_id} changed since it stopped for approval with hash "
+                f"{given}: its hash is now {now}; {see}")
+    if len(given) != len(now) or any(c not in "0123456789abcdef" for c in given):
+        return (f"--plan-hash {given} is not a plan hash ({len(now)} hex digits), so it "
+                f"matched no plan; the current plan of {request_id} has hash {now}; {see}")
+    return (f"--plan-hash {given} does not match the current plan of {request_id}, whose "
+            f"hash is {now}; {see}")
 
 
 def _notes(ctx: StepContext, w: Work) -> dict[str, str]:
