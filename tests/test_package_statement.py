@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from clihelpers import describe, run_cli, seed, write_config
+from clihelpers import cli_env, describe, run_cli, seed, write_config
 
 ROOT = Path(__file__).parent.parent
 SCHEMA = json.loads((ROOT / "docs" / "package.schema.json").read_text(encoding="utf-8"))
@@ -207,6 +207,12 @@ def test_config_check_warns_of_each_missing_statement_field(tmp_path) -> None:
             *(f"systems.desk.statement.{k}" for k in (
                 "purposes", "legal_basis", "categories", "recipients", "retention",
                 "retention_criteria", "source", "storage"))} == warned
+    # stderr a pipe, no COLUMNS (cron, `2>&1 | grep`): still one line per warning
+    narrow = {k: v for k, v in cli_env().items() if k != "COLUMNS"}
+    piped = run_cli("config", "check", config=path, env=narrow)
+    assert piped.returncode == 0, describe(piped)
+    assert piped.stderr.splitlines() == proc.stderr.splitlines(), piped.stderr
+    assert any(len(line) > 80 for line in piped.stderr.splitlines()), piped.stderr
     bad = write_config(tmp_path, {"crm": {"connector": "memory", "path": "x.json",
                                           "statement": {"purpose": ["typo"]}}}, name="bad.toml")
     proc = run_cli("config", "check", config=bad)

@@ -299,7 +299,7 @@ def config_check(config: ConfigOpt = None) -> None:
                  if (cls := plugins.registry.get(s.connector)) is None
                  or cls.supports(Capability.EXPORT)]
     for line in cfg.statement_warnings(exporting):
-        err.print(f"warning: {line}", highlight=False)
+        err.print(f"warning: {line}", highlight=False, markup=False, soft_wrap=True)
     if uncovered:
         raise typer.Exit(1)
 

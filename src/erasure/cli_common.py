@@ -38,7 +38,9 @@ def _stdout() -> Console:
 
 
 out = _stdout()
-err = Console(stderr=True)
+# stderr is one line per message, never wrapped at the console's width: piped (cron mail,
+# `2>&1 | grep`) a wrapped warning or error would read as two
+err = Console(stderr=True, soft_wrap=True)
 app = typer.Typer(
     no_args_is_help=True, add_completion=False,
     # a crash prints a plain traceback: typer's pretty one shows local variables, which
