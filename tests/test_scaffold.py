@@ -39,6 +39,11 @@ def test_the_distribution_has_every_part(scaffold: Path) -> None:
     assert any(re.fullmatch(r"erasure-orchestrator>=\d[\d.]*", d)
                for d in project["dependencies"]), project["dependencies"]
     assert project["entry-points"]["erasure.connectors"] == {"acme-crm": "erasure_acme_crm"}
+    # no placeholder link (a bare host): a link in the README leads somewhere
+    readme = (scaffold / "README.md").read_text()
+    links = re.findall(r"\]\((\w+://[^)]*)\)", readme) + re.findall(r"<(\w+://[^>]*)>", readme)
+    assert not [u for u in links if not re.fullmatch(r"\w+://[^/]+/\S+", u)], links
+    assert "erasure-orchestrator" in readme
 
 
 def test_its_tests_pass_out_of_the_box_with_no_skip(scaffold: Path,
