@@ -41,6 +41,12 @@ def receipts_table(receipts: list[dict[str, Any]], title: str = "Receipts") -> T
         reasons = [*(b.get("errors") or []), *(b.get("not_acted") or [])]
         if b.get("policy_reason"):
             reasons.append(b["policy_reason"])
+        if c.get("residue"):
+            # why the receipt says residue: items found again after the act, and where
+            # outside the mapping (places, no values)
+            reasons.append(f"residue: {c['residue']} item(s) still found after the act")
+        if b.get("unmapped_residue"):
+            reasons.append("outside the mapping at " + ", ".join(b["unmapped_residue"]))
         if reasons:
             notes.append(f"{b['system']}: {escape('; '.join(reasons))}")
         table.add_row(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,5 +103,12 @@ def test_an_incomplete_mapping_ends_partial_naming_the_residue(db: Db, tmp_path:
         f"{own}.payment_card.customer_id",
         f"{own}.service_request.email", f"{own}.support_ticket.contact", f"{own}.visit.email"]
     assert receipt["counts"]["residue"] == 6
+    # the text receipts print the residue's reason and every place, as the JSON has them
+    (rid,) = set(re.findall(r"Request (r-\w+)", receipt["run"].stdout))
+    shown = cli("receipts", "show", rid, config=config)
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert "shop: residue: 6 item(s) still found after the act" in text, shown.stdout
+    assert "outside the mapping at " + ", ".join(receipt["unmapped_residue"]) in text, text
     assert receipt["verification"]["ok"] is False
     assert db.count("customer") == 2 and db.count("visit") == 2  # mapped went, rest stayed
