@@ -450,7 +450,8 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
         if more:
             out.print(f"and {more} more (`erasure status --limit {len(rows) + more}`)",
                       highlight=False, markup=False)
-        tasks = orch.ledger.open_tasks()
+        # the tasks of the requests listed (--limit 3: three requests' tasks)
+        tasks = orch.ledger.open_tasks(requests=[r.id for r in rows])
         if tasks:
             due = {r.id: r.due_at for r in rows}
             due.update((t.request_id, orch.ledger.get_request(t.request_id).due_at)

@@ -247,6 +247,14 @@ def _interruptible() -> Iterator[None]:
         yield
     except KeyboardInterrupt as exc:
         ids = list(getattr(exc, "requests", []))
+        summary = getattr(exc, "summary", None)
+        if summary is not None:
+            # the requests the run finished (or left waiting) before the stop get their
+            # result lines, as an uninterrupted run prints them; the stopped ones are named
+            # below
+            stopped = [rid for rid in ids if rid not in summary.finished]
+            _result_lines(summary, skip=set(stopped))
+            ids = stopped
         if ids:
             shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
             what = (f"stopped while working on {len(ids)} request(s) ({shown}); each step "
@@ -303,17 +311,7 @@ def _summary_exit(summary: RunSummary, *, failed: bool = False, verbose: bool = 
     if json_doc is not None:
         sys.stdout.write(json.dumps(json_doc, ensure_ascii=False, sort_keys=True) + "\n")
         raise typer.Exit(0 if summary.ok and not failed else 1)
-    if per_request:
-        for rid, rtype in summary.claimed.items():
-            out.print(f"{rid} {rtype}: {_result(summary, rid)}", highlight=False,
-                      markup=False, soft_wrap=True)
-    for rid, path in sorted(summary.packages.items()):
-        out.print(f"package of {rid}: {path} (deliver it with `erasure package get {rid}`)",
-                  highlight=False, markup=False, soft_wrap=True)
-    for rid, password in sorted(summary.package_passwords.items()):
-        # stdout, once: the password is stored nowhere, so it is given to the caller
-        out.print(f"package of {rid}: password {password} (shown once; give it to the "
-                  "person by another channel than the package)", highlight=False)
+    _result_lines(summary, per_request=per_request)
     if summary.head is not None:
         # One line to publish: `erasure receipts verify --expect-head HASH` checks against it.
         from .heads import head_line
@@ -321,6 +319,24 @@ def _summary_exit(summary: RunSummary, *, failed: bool = False, verbose: bool = 
         err.print(("nothing due; " if not summary.claimed and not signed else "")
                   + head_line(*summary.head), soft_wrap=True, highlight=False)
     raise typer.Exit(0 if summary.ok and not failed else 1)
+
+
+def _result_lines(summary: RunSummary, *, per_request: bool = True,
+                  skip: set[str] | frozenset[str] = frozenset()) -> None:
+    """The results on stdout: a line per request (``per_request``; not those in
+    ``skip``), then the packages written and their passwords."""
+    if per_request:
+        for rid, rtype in summary.claimed.items():
+            if rid not in skip:
+                out.print(f"{rid} {rtype}: {_result(summary, rid)}", highlight=False,
+                          markup=False, soft_wrap=True)
+    for rid, path in sorted(summary.packages.items()):
+        out.print(f"package of {rid}: {path} (deliver it with `erasure package get {rid}`)",
+                  highlight=False, markup=False, soft_wrap=True)
+    for rid, password in sorted(summary.package_passwords.items()):
+        # stdout, once: the password is stored nowhere, so it is given to the caller
+        out.print(f"package of {rid}: password {password} (shown once; give it to the "
+                  "person by another channel than the package)", highlight=False)
 
 
 def _result(summary: RunSummary, rid: str) -> str:

@@ -46,7 +46,8 @@ def status_report(ledger: Ledger, *, finished_too: bool, limit: int = 1000) -> d
 
     now = utcnow()
     rows = ledger.list_requests(open_only=not finished_too, limit=limit)
-    tasks = ledger.open_tasks()
+    # the tasks of the requests listed: --limit 3 shows three requests' tasks
+    tasks = ledger.open_tasks(requests=[r.id for r in rows])
     requests = {r.id: r for r in rows}
     for t in tasks:
         if t.request_id not in requests:

@@ -135,24 +135,31 @@ class Runner:
         done = 0
         seen: set[str] = set()
         self.begin()
-        while limit is None or done < limit:
-            size = host.batch_size if limit is None else min(host.batch_size, limit - done)
-            rows = self.ledger.claim(size, host.lease_seconds, self.clock(), only=only,
-                                     due_by=started)
-            if not rows or all(r.id in seen for r in rows):
-                if rows:
-                    self.ledger.release([r.id for r in rows])
-                break
-            seen.update(r.id for r in rows)
-            # the claim took every request due when it ran: this batch is the last
-            self.run_batch(rows, summary, last=len(rows) < size)
-            done += len(rows)
-            if self.progress:
-                self.progress("requests", done, max(total, done))
-            if len(rows) < size:
-                # the claim took every request due when it ran: asking again would find
-                # none (one due later is the next run's, as above)
-                break
+        try:
+            while limit is None or done < limit:
+                size = host.batch_size if limit is None else min(host.batch_size,
+                                                                 limit - done)
+                rows = self.ledger.claim(size, host.lease_seconds, self.clock(), only=only,
+                                         due_by=started)
+                if not rows or all(r.id in seen for r in rows):
+                    if rows:
+                        self.ledger.release([r.id for r in rows])
+                    break
+                seen.update(r.id for r in rows)
+                # the claim took every request due when it ran: this batch is the last
+                self.run_batch(rows, summary, last=len(rows) < size)
+                done += len(rows)
+                if self.progress:
+                    self.progress("requests", done, max(total, done))
+                if len(rows) < size:
+                    # the claim took every request due when it ran: asking again would
+                    # find none (one due later is the next run's, as above)
+                    break
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, RunInterrupted):
+                raise
+            # between batches: what the earlier batches did is in the summary
+            raise RunInterrupted([], summary) from None
         self.end(summary)
         return summary
 

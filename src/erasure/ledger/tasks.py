@@ -110,9 +110,11 @@ class TaskStore(Database):
         with self.read() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
-    def open_tasks(self, limit: int = 1000) -> list[TaskRow]:
+    def open_tasks(self, limit: int = 1000, requests: Sequence[str] | None = None
+                   ) -> list[TaskRow]:
         """Tasks of open requests that are not done (for ``erasure status``), but for
-        those no run has worked yet (pending, no summary: recorded with the request)."""
+        those no run has worked yet (pending, no summary: recorded with the request); only
+        those of ``requests`` when given (the requests status shows)."""
         q = (select(tasks_t).join(requests_t, requests_t.c.id == tasks_t.c.request_id)
              .where(requests_t.c.status != "done", tasks_t.c.stage != "done",
                     or_(tasks_t.c.stage != "pending", tasks_t.c.summary.is_not(None)))
@@ -120,6 +122,9 @@ class TaskStore(Database):
         failed = (select(tasks_t).join(requests_t, requests_t.c.id == tasks_t.c.request_id)
                   .where(requests_t.c.status != "done", tasks_t.c.outcome == "failed")
                   .limit(limit))
+        if requests is not None:
+            q = q.where(tasks_t.c.request_id.in_(list(requests)))
+            failed = failed.where(tasks_t.c.request_id.in_(list(requests)))
         with self.read() as conn:
             rows = {(r.request_id, r.system): r for q_ in (q, failed) for r in conn.execute(q_)}
         return [TaskRow(**r._mapping) for _k, r in sorted(rows.items())]
