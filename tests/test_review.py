@@ -229,3 +229,16 @@ def test_review_says_when_a_weak_phone_is_another_open_requests_subjects(world) 
     assert f"{bob_rid} erasure: finished" in ran.stdout, describe(ran)
     after = run_cli("review", rid, config=config)
     assert after.returncode == 0 and shared not in after.stdout, describe(after)
+
+
+def test_a_hash_prefix_of_digits_only_names_its_item() -> None:
+    """A keyed hash may start with eight digits: as a prefix it names its item (it failed
+    as 'names no review item', seen when a test's random key made one)."""
+    from erasure.engine.review import INCLUDE, Resolved, ReviewItem, resolve
+
+    items = [ReviewItem("crm", 1, "73026869" + "a" * 24, "contact", ()),
+             ReviewItem("crm", 2, "b" * 32, "contact", ())]
+    for ref in ("73026869", "crm:73026869", "crm:1"):
+        got = Resolved()
+        resolve(items, [ref], INCLUDE, got)
+        assert got.chosen == {("crm", items[0].item): INCLUDE}, ref

@@ -35,6 +35,10 @@ _NOTICE = "notice"
 #: the last of ``Finding.fields`` of a row a connector reached only through a link that is
 #: not its owner's (the sql connector's ``SHARED_FIELD``): someone else's row
 NOT_OWNED = "(shared: not the owner's link)"
+#: why such a row cannot be included
+NOT_INCLUDABLE = ("the connector neither erases nor exports a row that is not the "
+                  "subject's; exclude it or leave it, undecided it does not make its system "
+                  "partial")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,9 @@ class ReviewItem:
     #: what else the item holds: (type, value)
     related: tuple[tuple[str, str], ...] = ()
     decision: Decision | None = None
+    #: a row the connector reached only through someone else's link: it says the row is
+    #: not the subject's and never acts on it, so it cannot be included
+    not_owned: bool = False
 
     @property
     def ref(self) -> str:
@@ -154,12 +161,7 @@ def review_items(ctx: StepContext, w: Work, *,
     ``shared_with_others``: (type, value) of weak identifiers another open request's
     subject has too (the caller compares; the engine sees one request)."""
     others = set(shared_with_others)
-    # how many items of the request matched each weak value, in every system
-    uses: Counter[tuple[str, str]] = Counter()
-    for t in w.tasks.values():
-        for ref, f in t.data.findings.items():
-            if ref != _NOTICE:
-                uses.update({(m.type.value, m.value) for m in f.matched})
+    uses = _holders(w)
     out = []
     for name in sorted(w.tasks):
         if name not in ctx.systems:
@@ -177,8 +179,26 @@ def review_items(ctx: StepContext, w: Work, *,
                 location=_location(ctx, name, ref),
                 fields=tuple(x for x in f.fields if x != NOT_OWNED),
                 related=tuple((r.type.value, r.value) for r in f.related),
-                decision=decided.get(item)))
+                decision=decided.get(item), not_owned=_not_owned(f)))
     return out
+
+
+def _holders(w: Work) -> Counter[tuple[str, str]]:
+    """How many records of the request's findings hold each value, in every system.
+
+    A record holds what the connector says it holds (``Finding.related``): a row reached
+    through its owner's link (an order of the customer) matched the customer's phone
+    without holding it, and is not counted. A system whose connector says of no item what
+    it holds counts the items that matched the value."""
+    uses: Counter[tuple[str, str]] = Counter()
+    for t in w.tasks.values():
+        findings = [f for ref, f in t.data.findings.items() if ref != _NOTICE]
+        tells = any(f.related for f in findings)
+        for f in findings:
+            held = {(r.type.value, r.value) for r in f.related}
+            uses.update({(m.type.value, m.value) for m in f.matched
+                         if not tells or (m.type.value, m.value) in held})
+    return uses
 
 
 def _provenance(ctx: StepContext, w: Work, name: str, itype: IdentifierType,
@@ -195,7 +215,7 @@ def _reasons(ctx: StepContext, w: Work, name: str, f: Finding,
         if f.fields and f.fields[-1] == NOT_OWNED:
             links = ", ".join(f.fields[:-1]) or "a link"
             return [f"reached only through {links}, a link that is not its owner's: "
-                    "another person's row"]
+                    f"another person's row; it cannot be included ({NOT_INCLUDABLE})"]
         return ["matched none of the subject's identifiers (listed by the connector for "
                 "review)"]
     strong_types = set(ctx.host.strong_identifiers)
@@ -253,7 +273,8 @@ def resolve(items: Sequence[ReviewItem], refs: Sequence[str], decision: str,
     for raw in refs:
         ref = raw.strip()
         if ref == "all":
-            hits = list(items)
+            # every item that can be: another person's row is never included
+            hits = [i for i in items if not (decision == INCLUDE and i.not_owned)]
         else:
             system, sep, rest = ref.rpartition(":")
             pool = [i for i in items if i.system == system] if sep else list(items)
@@ -261,12 +282,11 @@ def resolve(items: Sequence[ReviewItem], refs: Sequence[str], decision: str,
                 raise UsageError(f"{ref!r}: no review items in a system named {system!r}; "
                                  "nothing was recorded")
             key = rest if sep else ref
-            if key.isdigit():
-                hits = [i for i in pool if i.index == int(key)] if sep else []
-            elif len(key) >= 6 and all(c in "0123456789abcdef" for c in key.lower()):
+            hits = [i for i in pool if i.index == int(key)] if sep and key.isdigit() else []
+            if not hits and len(key) >= 6 and all(c in "0123456789abcdef"
+                                                  for c in key.lower()):
+                # a hash prefix may be all digits (7302686...): not only SYSTEM:N
                 hits = [i for i in pool if i.item.startswith(key.lower())]
-            else:
-                hits = []
             if len(hits) > 1:
                 raise UsageError(f"{ref!r} names {len(hits)} review items: give more of the "
                                  "hash; nothing was recorded")
@@ -275,6 +295,10 @@ def resolve(items: Sequence[ReviewItem], refs: Sequence[str], decision: str,
                                  "a hash prefix of 6+ hex digits, as `erasure review` shows); "
                                  "nothing was recorded")
         for i in hits:
+            if decision == INCLUDE and i.not_owned:
+                raise UsageError(f"{i.ref} cannot be included: it is a row reached only "
+                                 "through a link that is not its owner's, another person's "
+                                 f"row ({NOT_INCLUDABLE}); nothing was recorded")
             key2 = (i.system, i.item)
             if out.chosen.get(key2, decision) != decision:
                 raise UsageError(f"{i.ref} is both included and excluded; nothing was "
