@@ -4,9 +4,11 @@ one JSON document each, in the shape their JSON Schema in docs/ documents."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
+import pytest
 from clihelpers import cli_env, memory_system, run_cli, seed, write_config
 
 DOCS = Path(__file__).parent.parent / "docs"
@@ -74,3 +76,28 @@ def test_piped_status_is_not_cut_at_80_columns(tmp_path: Path) -> None:
     assert "and 2 more (`erasure status --limit 3`)" in cut.stdout, cut.stdout
     doc = json.loads(run_cli("status", "--limit", "2", "--json", config=config).stdout)
     assert (len(doc["requests"]), doc["more"]) == (2, 1)
+
+
+def test_the_schemas_check_with_plain_jsonschema_from_the_docs_folder(tmp_path: Path) -> None:
+    """docs/request-result.schema.json refers to the run and receipt shapes by file name;
+    they are bundled in it (copies of the files), so `jsonschema.validate(doc, schema)`
+    with no registry and no network checks a whole document, run and receipts included."""
+    result = json.loads((DOCS / "request-result.schema.json").read_text(encoding="utf-8"))
+    for name in ("run.schema.json", "receipts-show.schema.json"):
+        assert result["$defs"][name] == schema(name), f"{name}: the bundled copy differs"
+    for path in sorted(DOCS.glob("*.schema.json")):  # every $ref of every schema is local
+        text = path.read_text(encoding="utf-8")
+        refs = re.findall(r'"\$ref": "([^"#]+)', text)
+        ids = re.findall(r'"\$id": "[^"]*/([^"/]+)"', text)
+        assert set(refs) <= set(ids), (path.name, refs)
+    crm = tmp_path / "crm.json"
+    seed(crm, {"c/1": ("contact", {"email": "ann@example.org"})})
+    config = write_config(tmp_path, {"crm": memory_system(crm)})
+    found = run_cli("find", "--email", "ann@example.org", "--json", config=config)
+    assert found.returncode == 0, found.stderr
+    doc = json.loads(found.stdout)
+    assert doc["run"] is not None and doc["receipts"], doc
+    jsonschema.validate(doc, result)  # follows both bundled references
+    doc["run"]["unknown"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, result)
