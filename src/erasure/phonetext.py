@@ -27,7 +27,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator
 
 __all__ = ["PhoneFinder", "PhoneRegion", "check_region", "national_number", "squeeze",
-           "written_forms"]
+           "written_forms", "written_numbers"]
 
 #: Bytes taken out before the digits are compared: all but digits and newlines (separators
 #: people write between digit groups, no-break spaces, words). Taking out more can only
@@ -170,6 +170,19 @@ class PhoneFinder:
         data = text.encode("utf-8", "surrogateescape")
         for start, end in sorted(self.lines(data)):
             yield data[start:end].decode("utf-8", "surrogateescape")
+
+
+def written_numbers(text: str, region: str | None = None) -> set[str]:
+    """E.164 of every phone number written in ``text`` in a form people write
+    (``+44 113 000 0042``, ``0044 113...``; with ``region`` national forms too): what a
+    sample holds, counted by discover."""
+    import phonenumbers
+
+    fmt = phonenumbers.PhoneNumberFormat.E164
+    return {phonenumbers.format_number(m.number, fmt)
+            for m in phonenumbers.PhoneNumberMatcher(
+                text, region, leniency=phonenumbers.Leniency.POSSIBLE)
+            if region is not None or _international(m.raw_string, region)}
 
 
 def national_number(e164: str) -> str | None:

@@ -90,3 +90,21 @@ def test_shared_files_are_proposed_in_rows_mode_with_their_format(s3: S3Server) 
             "a file holding many people is never proposed for whole-object deletion"
     for value in ("c7@example.org", "800123", "o@example.org", "ticket.person", "12345/"):
         assert value not in text
+
+
+def test_discover_counts_phones_as_people_write_them(s3: S3Server) -> None:
+    """A CSV whose phones are written with spaces (+44 113 000 0042) holds phones: not
+    "0 phones" (only E.164 without spaces counted); national forms with a region."""
+    client = s3.client()
+    bucket = make_bucket(client)
+    rows = "".join(f"{n},c{n}@example.org,+44 113 000 {n:04d}\n" for n in range(200))
+    client.put_object(Bucket=bucket, Key="exports/customers.csv",
+                      Body=("id,email,phone\n" + rows).encode())
+    national = "".join(f"call 0113 000 {n:04d}\n" for n in range(5))
+    client.put_object(Bucket=bucket, Key="notes/calls.txt", Body=national.encode())
+    text = s3.connector([{"bucket": bucket, "content": "none"}]).discover()
+    assert "(200 emails, 200 phones)" in text, text
+    assert "+44 113" not in text and "0113" not in text
+    assert "prefix notes/" not in text or "(0 emails, 0 phones)" in text  # no region
+    gb = s3.connector([{"bucket": bucket, "content": "none"}], phone_region="GB").discover()
+    assert "(0 emails, 5 phones)" in gb, gb

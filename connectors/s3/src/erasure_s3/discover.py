@@ -22,6 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from erasure.phonetext import written_numbers
+
 from .client import s3_errors
 from .inventory import Buckets
 from .settings import S3Settings
@@ -88,7 +90,7 @@ def discover(client: Any, settings: S3Settings, buckets: Buckets, system: str) -
                      f"object lock {'on' if facts.object_lock else 'off'}")
         for group in sorted(_groups(client, bucket).values(), key=lambda g: g.prefix):
             for key in group.keys[:SAMPLE_OBJECTS]:
-                group.samples.append(_sample(client, bucket, key))
+                group.samples.append(_sample(client, bucket, key, settings.phone_region))
             lines.extend(_proposal(system, bucket, group))
     return "\n".join(lines) + "\n"
 
@@ -136,7 +138,7 @@ def _email_tail(name: str) -> str:
     return "/"
 
 
-def _sample(client: Any, bucket: str, key: str) -> Sample:
+def _sample(client: Any, bucket: str, key: str, region: str | None = None) -> Sample:
     with s3_errors("get object"):
         resp = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{SAMPLE_BYTES - 1}")
         body = resp["Body"]
@@ -163,7 +165,10 @@ def _sample(client: Any, bucket: str, key: str) -> Sample:
     if fmt is None:
         return s
     s.emails = len({m.lower() for m in _EMAIL.findall(data)})
-    s.phones = len(set(_PHONE.findall(data)))
+    # as written (+44 113 000 0042, 0044..., national forms with the region): not only
+    # E.164 without spaces
+    s.phones = len({p.decode() for p in _PHONE.findall(data)}
+                   | written_numbers(data.decode("utf-8", "replace"), region))
     s.ids = _distinct_ids(data.decode("utf-8", "replace"), fmt)
     return s
 
