@@ -636,3 +636,33 @@ def test_systems_check_warns_about_files_others_can_read(world):
     ledger.chmod(0o644)  # someone "fixed" a permission problem
     warned = run_cli("systems", "check", config=config)
     assert "warning: ledger.db can be read by others than its owner" in warned.stderr
+
+
+def test_a_phone_in_national_form_is_read_with_the_default_region(tmp_path: Path) -> None:
+    """`--phone "0113 000 0002"` (and a CSV's phone) with `default_phone_region = "GB"` is
+    +441130000002 in every command that takes one; without a region it is refused in one
+    line that says what would accept it."""
+    crm = tmp_path / "crm.json"
+    seed(crm, {"c/1": ("contact", {"phone": "+441130000002"})})
+    gb = write_config(tmp_path, {"crm": memory_system(crm)},
+                      host={"default_phone_region": "GB"})
+    bare = write_config(tmp_path, {"crm": memory_system(crm)}, name="bare.toml")
+    national = "0113 000 0002"
+    rows = tmp_path / "requests.csv"
+    rows.write_text(f"type,phone\nfind,{national}\n", encoding="utf-8")
+    found, created, imported, refused, refused_create = run_many(
+        ["find", "--phone", national, "--json", "-c", str(gb)],
+        ["request", "create", "--type", "find", "--phone", national, "-c", str(gb)],
+        ["request", "import", str(rows), "-c", str(gb)],
+        ["find", "--phone", national, "-c", str(bare)],
+        ["request", "create", "--type", "find", "--phone", national, "-c", str(bare)])
+    assert found.returncode == 0, found.stderr
+    (receipt,) = json.loads(found.stdout)["receipts"]
+    assert receipt["body"]["counts"]["found"] == 1, receipt
+    assert created.returncode == 0 and imported.returncode == 0, created.stderr + imported.stderr
+    ran = run_cli("run", config=gb)
+    assert ran.returncode == 0 and ran.stdout.count("finished, completed") == 2, ran.stdout
+    for proc in (refused, refused_create):
+        assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+        (line,) = proc.stderr.strip().splitlines()
+        assert "invalid phone number" in line and "default_phone_region" in line, line

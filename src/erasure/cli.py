@@ -46,6 +46,7 @@ from .cli_common import (
     _summary_exit,
     app,
     err,
+    national_phone,
     out,
     package_app,
     request_app,
@@ -78,7 +79,8 @@ def request_create(
     with _orchestrator(config, connectors=False) as orch, _errors():
         spec = replace(_spec(type, email, phone, customer_id, user_id, name, ip, ticket,
                              verified, override_unverified, received, id_space,
-                             corrections, scope),
+                             corrections, scope,
+                             region=orch.config.host.default_phone_region),
                        request_key=request_key, allow_duplicate=allow_duplicate)
         orch.validate(spec)
         rid, new = orch.record(spec)
@@ -118,8 +120,9 @@ def request_import(
             except ValueError:
                 _fail(f"{file}:{n}: type must be one of {', '.join(t.value for t in RequestType)}")
             space = (row.get("id_space") or "").strip() or None
-            pairs = tuple(_ident(k, v, space) for k in ("email", "phone", "customer_id",
-                                                        "user_id", "name", "ip")
+            region = orch.config.host.default_phone_region
+            pairs = tuple(_ident(k, national_phone(v, region) if k == "phone" else v, space)
+                          for k in ("email", "phone", "customer_id", "user_id", "name", "ip")
                           if (v := (row.get(k) or "").strip()))
             verified = (row.get("verified") or "").strip().lower() in ("1", "true", "yes")
             specs.append(RequestSpec(rtype, pairs, ticket=(row.get("ticket") or "").strip() or None,
@@ -296,7 +299,8 @@ def _one_shot(rtype: RequestType, email: list[str] | None, phone: list[str] | No
     doc: dict[str, object] | None = None
     with _orchestrator(config, contacts=True) as orch, _errors():
         spec = _spec(rtype, email, phone, customer_id, user_id, name, ip, ticket, verified,
-                     override, id_space=id_space, corrections=corrections, scope=scope)
+                     override, id_space=id_space, corrections=corrections, scope=scope,
+                     region=orch.config.host.default_phone_region)
         if dry_run and json_:
             from .reports import plan_report
 

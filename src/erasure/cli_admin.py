@@ -26,6 +26,7 @@ from .cli_common import (
     connectors_app,
     err,
     keys_app,
+    national_phone,
     out,
     receipts_app,
     systems_app,
@@ -233,7 +234,8 @@ def _deep_check(orch: Orchestrator, emails: list[str], phones: list[str],
     from .models import Identifier, IdentifierType, Subject
 
     idents = tuple([Identifier.parse(IdentifierType.EMAIL, e) for e in emails]
-                   + [Identifier.parse(IdentifierType.PHONE, p) for p in phones])
+                   + [Identifier.parse(IdentifierType.PHONE, national_phone(
+                       p, orch.config.host.default_phone_region)) for p in phones])
     subjects = [Subject("deep-check", idents)] if idents else []
     found: dict[str, list[str]] = {}
     for name, s in orch.systems.items():

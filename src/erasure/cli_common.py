@@ -84,7 +84,9 @@ ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="Config file (default: $ERASURE_CONFIG).")
 ]
 Emails = Annotated[list[str] | None, typer.Option("--email", help="Email address (repeatable).")]
-Phones = Annotated[list[str] | None, typer.Option("--phone", help="Phone, international format.")]
+Phones = Annotated[list[str] | None, typer.Option(
+    "--phone", help="Phone (repeatable): international format, or national with [erasure] "
+                    "default_phone_region.")]
 Customers = Annotated[list[str] | None, typer.Option("--customer-id", help="Customer id.")]
 Users = Annotated[list[str] | None, typer.Option("--user-id", help="User id.")]
 Names = Annotated[list[str] | None, typer.Option("--name", help="Full name (weak identifier).")]
@@ -204,13 +206,32 @@ def _orchestrator(config: Path | None, *, connectors: bool = True,
             orch.close()
 
 
+def national_phone(value: str, region: str | None) -> str:
+    """A phone as given, in E.164 when it is written in the national form of ``region``
+    (``[erasure] default_phone_region``: ``0113 000 0002`` with GB is +441130000002);
+    anything else is left for the identifier's own check to accept or refuse."""
+    if region is None or any(c.isalpha() for c in value):
+        return value  # letters: refused by the check (never read as keypad digits)
+    import phonenumbers
+
+    try:
+        parsed = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return value
+    if not phonenumbers.is_possible_number(parsed):
+        return value
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
 def _spec(rtype: RequestType, email: list[str] | None, phone: list[str] | None,
           customer_id: list[str] | None, user_id: list[str] | None, name: list[str] | None,
           ip: list[str] | None, ticket: str | None, verified: bool, override: str | None,
           received: datetime | None = None, id_space: str | None = None,
-          corrections: list[str] | None = None, scope: str | None = None) -> RequestSpec:
+          corrections: list[str] | None = None, scope: str | None = None,
+          region: str | None = None) -> RequestSpec:
     from .orchestrator import RequestSpec
 
+    phone = [national_phone(p, region) for p in phone or ()]
     pairs = [_ident(t, v, id_space) for t, vs in (
         ("email", email), ("phone", phone), ("customer_id", customer_id), ("user_id", user_id),
         ("name", name), ("ip", ip)) for v in vs or ()]
