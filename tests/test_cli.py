@@ -665,4 +665,5 @@ def test_a_phone_in_national_form_is_read_with_the_default_region(tmp_path: Path
     for proc in (refused, refused_create):
         assert proc.returncode == 2 and proc.stdout == "", proc.stdout
         (line,) = proc.stderr.strip().splitlines()
-        assert "invalid phone number" in line and "default_phone_region" in line, line
+        assert "invalid phone number: a national form needs [erasure] default_phone_region" \
+            in line, line

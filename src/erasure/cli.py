@@ -51,6 +51,7 @@ from .cli_common import (
     package_app,
     request_app,
 )
+from .errors import ErasureError
 from .models import RequestType
 from .tables import compact_table, receipts_table, tasks_table
 
@@ -121,9 +122,14 @@ def request_import(
                 _fail(f"{file}:{n}: type must be one of {', '.join(t.value for t in RequestType)}")
             space = (row.get("id_space") or "").strip() or None
             region = orch.config.host.default_phone_region
-            pairs = tuple(_ident(k, national_phone(v, region) if k == "phone" else v, space)
-                          for k in ("email", "phone", "customer_id", "user_id", "name", "ip")
-                          if (v := (row.get(k) or "").strip()))
+            try:
+                pairs = tuple(_ident(k, national_phone(v, region) if k == "phone" else v,
+                                     space)
+                              for k in ("email", "phone", "customer_id", "user_id", "name",
+                                        "ip")
+                              if (v := (row.get(k) or "").strip()))
+            except ErasureError as exc:
+                _fail(f"{file}:{n}: {exc}")
             verified = (row.get("verified") or "").strip().lower() in ("1", "true", "yes")
             specs.append(RequestSpec(rtype, pairs, ticket=(row.get("ticket") or "").strip() or None,
                                      verified=verified,

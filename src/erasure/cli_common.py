@@ -210,15 +210,21 @@ def national_phone(value: str, region: str | None) -> str:
     """A phone as given, in E.164 when it is written in the national form of ``region``
     (``[erasure] default_phone_region``: ``0113 000 0002`` with GB is +441130000002);
     anything else is left for the identifier's own check to accept or refuse."""
-    if region is None or any(c.isalpha() for c in value):
+    if any(c.isalpha() for c in value):
         return value  # letters: refused by the check (never read as keypad digits)
     import phonenumbers
 
     try:
         parsed = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
-        return value
-    if not phonenumbers.is_possible_number(parsed):
+        parsed = None
+    if parsed is None or not phonenumbers.is_possible_number(parsed):
+        if region is None and not value.strip().startswith("+"):
+            from .errors import UsageError
+
+            raise UsageError("phone: invalid phone number: a national form needs [erasure] "
+                             "default_phone_region (or give it in international format, "
+                             "e.g. +4930123456)")
         return value
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 

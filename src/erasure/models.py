@@ -214,8 +214,7 @@ _NEUTRAL = ".example"
 def _normalise_phone(value: str) -> str:
     import phonenumbers
 
-    problem = ("invalid phone number (use international format, e.g. +4930123456; a "
-               "national form needs [erasure] default_phone_region)")
+    problem = "invalid phone number (use international format, e.g. +4930123456)"
     if any(c.isalpha() for c in value):
         # phonenumbers reads letters as keypad digits or drops them: "O" for "0" would
         # become another person's number.
