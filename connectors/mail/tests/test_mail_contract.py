@@ -16,14 +16,18 @@ T = IdentifierType
 
 class TestMailContract(ConnectorContract):
     seed_types = frozenset({T.EMAIL, T.PHONE})
-    # a message is a file (or an IMAP APPEND): a small large scenario in the default run;
-    # ERASURE_CONTRACT_POPULATION (make test-long) runs past two 1,000-UID chunks
+    # a message is a file (or an IMAP APPEND): a small large scenario in the default run.
+    # IMAP fetches, flags and expunges its 30 messages in chunks of 12 UIDs (three of each);
+    # Maildir lists its folders and mbox streams its files whole: no pages.
+    # ERASURE_CONTRACT_POPULATION (make test-long) runs past the default 1,000-UID chunks.
     population = 30
+    chunk = 12
 
     @pytest.fixture
     def connector(self, archive: Archive) -> MailConnector:
         self.archive = archive
-        return archive.connector(search_body=True)
+        return archive.connector(search_body=True, fetch_chunk=self.chunk,
+                                 expunge_chunk=self.chunk)
 
     def seed(self, connector: MailConnector, subject: Subject, *,
              single: bool = False) -> Seeded:

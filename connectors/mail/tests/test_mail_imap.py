@@ -72,6 +72,25 @@ def test_other_deleted_mail_is_not_expunged(imap: Archive) -> None:
     assert [s for s in sent if s.startswith("UID EXPUNGE")]
 
 
+def test_fetch_and_expunge_chunks_are_the_settings(imap: Archive) -> None:
+    # A server that limits responses (fetch_chunk) or command lines (expunge_chunk): every
+    # message is still found, exported and deleted, in commands of that many UIDs.
+    for n in range(7):
+        imap.add(message(BOB, "a@company.test", f"bob {n}"))
+    conn = imap.connector(fetch_chunk=3, expunge_chunk=3)
+    conn.backend.folders()  # logged in before counting
+    sent = wire(conn)
+    found = list(conn.find([subject()]))
+    assert len(found) == 7
+    assert len([s for s in sent if s.startswith("UID FETCH")]) == 3  # 7 UIDs, 3 a command
+    assert len(list(conn.export(found))) == 7
+    del sent[:]
+    assert [o.status for o in conn.delete(found)] == [ItemStatus.DONE] * 7
+    assert len([s for s in sent if s.startswith("UID EXPUNGE")]) == 3
+    assert list(conn.find([subject()])) == []
+    conn.close()
+
+
 def test_uidvalidity_change_makes_findings_stale(imap: Archive) -> None:
     imap.add(message(BOB, "a@company.test", "bob"), folder="Archive")
     imap.add(message("carol@example.org", "a@company.test", "carol"), folder="Archive")

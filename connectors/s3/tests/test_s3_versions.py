@@ -128,6 +128,25 @@ def test_more_than_1000_versions_cost_ceil_k_over_1000_calls(s3: S3Server) -> No
     assert len(all_versions(client, bucket, "customers/800456/")) == 4
 
 
+def test_page_size_sizes_every_listing_and_delete_call(s3: S3Server) -> None:
+    # A store that answers smaller pages (page_size): every page is still read, and
+    # DeleteObjects goes in calls of that many keys.
+    client = s3.client()
+    bucket = make_bucket(client, versioned=True)
+    for n in range(7):
+        client.put_object(Bucket=bucket, Key=f"customers/800123/f{n}", Body=b"x")
+    conn = s3.connector([template_rule(bucket, content="none")], page_size=3)
+    calls = Calls(conn.client)
+    found = list(conn.find([BOB]))
+    assert len(found) == 7
+    assert calls.counts.get("ListObjectVersions", 0) >= 3  # 7 versions in pages of 3
+    calls.counts.clear()
+    outcomes = list(conn.delete(found))
+    assert [o.status for o in outcomes] == [ItemStatus.DONE] * 7
+    assert calls.counts.get("DeleteObjects") == 3
+    assert all_versions(client, bucket, "customers/800123/") == []
+
+
 def test_a_per_key_error_in_a_200_is_a_failed_item(s3: S3Server) -> None:
     client = s3.client()
     bucket = make_bucket(client, versioned=True)

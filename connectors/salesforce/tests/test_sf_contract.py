@@ -21,8 +21,9 @@ T = IdentifierType
 
 class TestSalesforceContract(ConnectorContract):
     seed_types = frozenset({T.EMAIL, T.PHONE, T.NAME})
-    # a small large scenario in the default run (the fake takes seconds for thousands);
-    # ERASURE_CONTRACT_POPULATION=2500 (make test-long) runs past SOQL's 2,000-row pages
+    # a small large scenario in the default run (the fake takes seconds for thousands):
+    # the fake org answers SOQL in pages of 50 (sf_fixtures), so 250 items are five pages;
+    # ERASURE_CONTRACT_POPULATION=2500 (make test-long) runs 2,500
     population = 250
 
     @pytest.fixture

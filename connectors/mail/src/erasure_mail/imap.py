@@ -34,7 +34,6 @@ logging.getLogger("imapclient").setLevel(logging.INFO)
 
 #: search terms per SEARCH command: Dovecot reads command lines up to 64 KiB
 TERMS_PER_SEARCH = 400
-FETCH_CHUNK = 500
 
 
 def quote(value: str) -> bytes:
@@ -224,8 +223,8 @@ class ImapBackend:
         for folder in self.folders():
             validity = self._select(folder, readonly=True)
             uids = self.search(terms)
-            for i in range(0, len(uids), FETCH_CHUNK):
-                got = self._run(c.fetch, uids[i : i + FETCH_CHUNK],
+            for i in range(0, len(uids), self.s.fetch_chunk):
+                got = self._run(c.fetch, uids[i : i + self.s.fetch_chunk],
                                 [b"BODY.PEEK[]" if body else b"BODY.PEEK[HEADER]"])
                 for uid, data in sorted(got.items()):
                     if part in data:
@@ -240,8 +239,8 @@ class ImapBackend:
             items = by_validity.get(validity, [])
             refs_of = dict(items)
             uids = sorted(refs_of)
-            for i in range(0, len(uids), FETCH_CHUNK):
-                got = self._run(c.fetch, uids[i : i + FETCH_CHUNK], [b"BODY.PEEK[]"])
+            for i in range(0, len(uids), self.s.fetch_chunk):
+                got = self._run(c.fetch, uids[i : i + self.s.fetch_chunk], [b"BODY.PEEK[]"])
                 for uid, data in got.items():
                     if uid in refs_of and b"BODY[]" in data:
                         out[refs_of[uid]] = (folder, data[b"BODY[]"])

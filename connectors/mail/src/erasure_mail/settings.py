@@ -54,6 +54,8 @@ class MailSettings(erasure.ConnectorSettings):
     retention_date: Literal["internaldate", "header"] = "internaldate"
     #: UIDs per UID STORE / UID EXPUNGE command when many messages go at once
     expunge_chunk: int = Field(default=1000, ge=1, le=100_000)
+    #: UIDs per UID FETCH command (find, export): a server that limits responses wants fewer
+    fetch_chunk: int = Field(default=500, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _backend_fields(self) -> MailSettings:

@@ -69,7 +69,23 @@ def make_client(settings: S3Settings) -> Any:
     )
     client = session.client("s3", endpoint_url=settings.endpoint_url, config=config)
     client.meta.events.register("before-send.s3", _within_call_deadline)
+    if settings.page_size < 1000:
+        _page_size(client, settings.page_size)
     return client
+
+
+#: listing operations and the parameter that sizes their pages
+_LISTINGS = {"ListObjectVersions": "MaxKeys", "ListObjectsV2": "MaxKeys",
+             "ListMultipartUploads": "MaxUploads", "ListParts": "MaxParts"}
+
+
+def _page_size(client: Any, size: int) -> None:
+    """Every listing of ``client`` asks for pages of at most ``size`` (a size given in the
+    call stays): one place for every paginator the connector runs."""
+    for operation, param in _LISTINGS.items():
+        def smaller(params: dict[str, Any], _param: str = param, **_: Any) -> None:
+            params[_param] = min(int(params.get(_param) or size), size)
+        client.meta.events.register(f"provide-client-params.s3.{operation}", smaller)
 
 
 def _within_call_deadline(**_: Any) -> None:

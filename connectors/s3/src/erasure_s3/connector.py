@@ -47,7 +47,8 @@ class S3Connector(Connector):
             self.client: Any = make_client(settings)
         self.buckets = Buckets(self.client, frozenset(settings.allowed_regions))
         self._locator = Locator(self.client, settings, self.buckets)
-        self._eraser = Eraser(self.client, self.buckets, settings.max_object_bytes)
+        self._eraser = Eraser(self.client, self.buckets, settings.max_object_bytes,
+                              settings.page_size)
         self._restrictor = Restrictor(self.client, self.buckets, settings)
         self._exporter = Exporter(self.client, settings)
 

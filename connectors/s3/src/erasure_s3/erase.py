@@ -52,10 +52,12 @@ class _KeyPlan:
 class Eraser:
     """Deletes what ``find`` pointed at, for one system."""
 
-    def __init__(self, client: Any, buckets: Buckets, max_object_bytes: int) -> None:
+    def __init__(self, client: Any, buckets: Buckets, max_object_bytes: int,
+                 delete_chunk: int = DELETE_CHUNK) -> None:
         self.client = client
         self.buckets = buckets
         self.max_object_bytes = max_object_bytes
+        self.delete_chunk = min(delete_chunk, DELETE_CHUNK)  # S3 takes at most 1,000
 
     def delete(self, findings: Sequence[Finding]) -> list[ItemOutcome]:
         objects: dict[tuple[str, str], list[Finding]] = defaultdict(list)
@@ -232,8 +234,8 @@ class Eraser:
             by_bucket[plan.bucket].extend((plan, v) for v in plan.delete)
         for bucket, items in by_bucket.items():
             index = {(v.key, v.version_id): plan for plan, v in items}
-            for start in range(0, len(items), DELETE_CHUNK):
-                chunk = items[start:start + DELETE_CHUNK]
+            for start in range(0, len(items), self.delete_chunk):
+                chunk = items[start:start + self.delete_chunk]
                 objects = [{"Key": v.key, "VersionId": v.version_id} for _, v in chunk]
                 with s3_errors("delete objects"):
                     resp = self.client.delete_objects(

@@ -132,6 +132,10 @@ class S3Settings(ConnectorSettings):
     read_timeout: float = Field(default=30.0, gt=0, le=600)
     #: versions read at once while finding (S3 answers each read after a round trip).
     read_workers: int = Field(default=8, ge=1, le=64)
+    #: keys per listing page (ListObjectVersions, ListObjectsV2, ListMultipartUploads) and
+    #: per DeleteObjects request. 1,000 is S3's maximum; a store or proxy that answers
+    #: fewer, or cuts large responses, wants less (every page is read, whatever the size).
+    page_size: int = Field(default=1000, ge=1, le=1000)
     #: objects larger than this are reported (a failed item on delete) rather than rewritten
     #: in ``rows`` mode, or exported as metadata only.
     max_object_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
