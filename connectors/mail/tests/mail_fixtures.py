@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from erasure_mail import MailConnector, MailSettings
@@ -242,3 +243,26 @@ class Archive:
         if self._imap is not None:
             self._imap.logout()
             self._imap = None
+
+
+def sweep_mbox(tmp_path: Path, box: Path, system: str = "archive") -> Any:
+    """Run the real host's 12-month sweep over one mbox file, as `erasure sweep` does, and
+    return the system's one result."""
+    from erasure.config import load_config
+    from erasure.orchestrator import Orchestrator
+    from erasure.plugins import PluginHost
+    from erasure.sweep import run_sweep
+
+    config = tmp_path / "erasure.toml"
+    config.write_text(f'[erasure]\nstate_dir = "{tmp_path / "state"}"\n\n'
+                      f'[systems.{system}]\nconnector = "mail"\nbackend = "mbox"\n'
+                      f'path = "{box}"\n', encoding="utf-8")
+    plugins = PluginHost.load()
+    cfg = load_config(config, known_connectors={n: plugins.registry.get(n)
+                                                for n in plugins.registry.names()})
+    orch = Orchestrator(cfg, plugins)
+    try:
+        (done,) = run_sweep(orch)
+    finally:
+        orch.close()
+    return done

@@ -9,13 +9,9 @@ from pathlib import Path
 
 from erasure_mail import MailConnector, MailSettings
 from erasure_mail.quoting import detect, quote
-from mail_fixtures import message
+from mail_fixtures import message, sweep_mbox
 
 from erasure import Identifier, IdentifierType, ItemStatus, Subject
-from erasure.config import load_config
-from erasure.orchestrator import Orchestrator
-from erasure.plugins import PluginHost
-from erasure.sweep import run_sweep
 
 BOB = "bob@example.org"
 
@@ -73,18 +69,7 @@ def test_the_sweep_keeps_every_neighbour_byte_exact(tmp_path: Path) -> None:
     now = datetime.now(UTC)
     before, old, after = _world(now - timedelta(days=800), now - timedelta(days=2))
     box.write_bytes(before + old + after)
-    config = tmp_path / "erasure.toml"
-    config.write_text(f'[erasure]\nstate_dir = "{tmp_path / "state"}"\n\n'
-                      f'[systems.archive]\nconnector = "mail"\nbackend = "mbox"\n'
-                      f'path = "{box}"\n', encoding="utf-8")
-    plugins = PluginHost.load()
-    cfg = load_config(config, known_connectors={n: plugins.registry.get(n)
-                                                for n in plugins.registry.names()})
-    orch = Orchestrator(cfg, plugins)
-    try:
-        (done,) = run_sweep(orch)
-    finally:
-        orch.close()
+    done = sweep_mbox(tmp_path, box, "archive")
     assert done.outcome == "completed" and done.deleted == 1
     assert box.read_bytes() == before + after, "a neighbour's bytes changed"
 

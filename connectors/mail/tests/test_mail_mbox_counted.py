@@ -19,12 +19,9 @@ from erasure_mail import MailConnector, MailSettings
 from erasure_mail.mbox import UNSURE
 from erasure_mail.quoting import quote
 from erasure_mail.scan import Needles, mbox_bounds, mbox_entries, mbox_messages, mbox_spans
+from mail_fixtures import sweep_mbox
 
 from erasure import Identifier, IdentifierType, ItemStatus, Subject
-from erasure.config import load_config
-from erasure.orchestrator import Orchestrator
-from erasure.plugins import PluginHost
-from erasure.sweep import run_sweep
 
 ZED = "zed@s3.test"
 
@@ -115,18 +112,7 @@ def test_the_sweep_keeps_bobs_forward_of_an_old_mail(tmp_path: Path) -> None:
     box = tmp_path / "mbox"
     # Bob's message is recent; the mail he forwards, and Zed's own, are past retention
     box.write_bytes(_bob(when=now, forwarded=old) + _zed(when=old))
-    config = tmp_path / "erasure.toml"
-    config.write_text(f'[erasure]\nstate_dir = "{tmp_path / "state"}"\n\n'
-                      f'[systems.mb]\nconnector = "mail"\nbackend = "mbox"\n'
-                      f'path = "{box}"\n', encoding="utf-8")
-    plugins = PluginHost.load()
-    cfg = load_config(config, known_connectors={n: plugins.registry.get(n)
-                                                for n in plugins.registry.names()})
-    orch = Orchestrator(cfg, plugins)
-    try:
-        (done,) = run_sweep(orch)
-    finally:
-        orch.close()
+    done = sweep_mbox(tmp_path, box, "mb")
     assert done.outcome == "completed" and done.deleted == 1
     assert box.read_bytes() == _bob(when=now, forwarded=old), "Bob's message changed"
 
