@@ -129,6 +129,28 @@ def test_nothing_decrypts_after_purge_on_sqlite(make_orch, tmp_path: Path) -> No
     erase_all_and_scan(orch, files, flush)
 
 
+def test_runs_that_leave_their_upkeep_decrypt_nothing_once_it_is_done(make_orch, tmp_path: Path
+                                                                     ) -> None:
+    """``erasure serve``'s runner runs each request on its own with ``upkeep=False`` and
+    rotates the key epoch once the requests stop coming: until then the ended requests'
+    keys lie in the ledger's dead pages under a live epoch key; after it, nothing."""
+    orch = make_orch({"systems": {"crm": {"connector": "memory", "store": "shred-upkeep"}}})
+    state = tmp_path / "state"
+    n, still_open = 40, 5
+    ids = submit_and_seed(orch, n)
+    for rid in ids[: n - still_open]:
+        orch.run(only=[rid], upkeep=False)
+    epoch = orch.ciphers.epochs.epochs()
+    with orch.ledger.tx() as conn:
+        assert orch.ledger.key_state(conn) == (epoch[-1], True)  # left to the upkeep
+    orch.upkeep()
+    files = [p for p in state.rglob("ledger.db*") if p.is_file()]
+    seen = leaked(recover(files, keys_at_hand(orch)), n)
+    assert set(range(n - still_open, n)) <= set(seen), "the scan cannot read open requests"
+    assert not set(seen) & set(range(n - still_open)), "ended requests still decrypt"
+    assert orch.ciphers.epochs.epochs() == [epoch[-1] + 1]  # the older epoch key destroyed
+
+
 @pytest.fixture
 def pg_db(pg_database) -> Any:
     admin = pg_database.admin

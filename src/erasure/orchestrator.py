@@ -442,9 +442,17 @@ class Orchestrator:
 
     # running -------------------------------------------------------------------------
 
-    def run(self, *, only: Sequence[str] | None = None, limit: int | None = None) -> RunSummary:
-        """Process every due request (or ``only`` these) in batches until none is left."""
-        return self.runner().run(only=only, limit=limit)
+    def run(self, *, only: Sequence[str] | None = None, limit: int | None = None,
+            upkeep: bool = True) -> RunSummary:
+        """Process every due request (or ``only`` these) in batches until none is left;
+        ``upkeep=False`` leaves the run's upkeep to a later :meth:`upkeep` (see
+        :meth:`.engine.runner.Runner.run`)."""
+        return self.runner().run(only=only, limit=limit, upkeep=upkeep)
+
+    def upkeep(self) -> None:
+        """What runs made with ``upkeep=False`` left: the key epoch's rotation, expired
+        packages, undelivered events."""
+        self.runner().upkeep()
 
     def callback_secrets(self) -> Secrets:
         """What signs status callbacks (a request's or token's secret, or the config's)."""

@@ -50,15 +50,15 @@ def _usage(exc: ErasureError, *, missing: int = 404, refused: int = 409) -> ApiE
 
 
 class ApiService:
-    """The routes' work over one orchestrator. ``wake`` tells the runner there is work;
-    ``run_lock`` serialises this process's runs (the runner thread's and those a command
-    starts), which share the orchestrator's systems."""
+    """The routes' work over one orchestrator. ``wake`` tells the runner (another process)
+    there is work; ``run_lock`` serialises the runs this process starts itself (a cancel, a
+    confirmation), which share the orchestrator's systems. The runner process's runs and
+    these share the ledger as any two runners do, through leases."""
 
-    def __init__(self, orch: Orchestrator, *, wake: Callable[[], None] = lambda: None,
-                 run_lock: threading.Lock | None = None) -> None:
+    def __init__(self, orch: Orchestrator, *, wake: Callable[[], None] = lambda: None) -> None:
         self.orch = orch
         self.wake = wake
-        self.run_lock = run_lock or threading.Lock()
+        self.run_lock = threading.Lock()
 
     # intake -----------------------------------------------------------------------------
 

@@ -116,17 +116,27 @@ class Runner:
         self._last_batch = False
         #: the run's last finish rotated the key epoch (its end need not)
         self._rotated = False
+        #: this run does the upkeep (see :meth:`run`)
+        self._upkeep = True
 
     # the loop --------------------------------------------------------------------------
 
-    def run(self, *, only: Sequence[str] | None = None, limit: int | None = None) -> RunSummary:
+    def run(self, *, only: Sequence[str] | None = None, limit: int | None = None,
+            upkeep: bool = True) -> RunSummary:
         """Process every due request (or ``only`` these) in batches until none is left.
 
         Work that becomes due during the run (a task deferred by a few seconds) is left for
         the next run, so one run always ends.
+
+        ``upkeep=False``: leave the run's upkeep (:meth:`upkeep`: the key epoch's rotation,
+        expired packages, events a crashed run never delivered) to a later :meth:`upkeep`.
+        For a long-lived runner woken for each request (``erasure serve``'s), whose runs
+        are one request each: it does the upkeep once the requests stop coming, or at the
+        latest a minute later, instead of after every one (a rotation rewraps every open
+        request's key).
         """
         summary = RunSummary()
-        self._signed, self._rotated = None, False
+        self._signed, self._rotated, self._upkeep = None, False, upkeep
         host = self.ctx.host
         started = self.clock()
         # counted only for the progress display (a statement every run otherwise)
@@ -164,10 +174,23 @@ class Runner:
         return summary
 
     def begin(self) -> None:
-        """What a run does before its first batch: refuse a cut-back ledger, deliver the
-        events a crashed run committed and never delivered, let expired packages go."""
+        """What a run does before its first batch: refuse a cut-back ledger (before any
+        system is touched), deliver the events a crashed run committed and never
+        delivered, let expired packages go (these two unless the upkeep is left)."""
         self.chain.check()
+        if self._upkeep:
+            self.deliver()
+            self._expire()
+
+    def upkeep(self) -> None:
+        """The upkeep of runs made with ``upkeep=False``: deliver the events a crashed run
+        never delivered, let expired packages go, and rotate the key epoch if requests
+        ended since it began (destroying the older epoch keys)."""
         self.deliver()
+        self._expire()
+        self.ciphers.rotate()
+
+    def _expire(self) -> None:
         expire(self.ledger, self.ctx.host.exports(),
                datetime.fromtimestamp(self.clock(), UTC).replace(tzinfo=None))
 
@@ -176,7 +199,7 @@ class Runner:
         (once per run, not per batch: rewrapping every open request's key is the cost),
         unless the last batch's finish did in its own transaction, and sign the end of a
         chain that has no head yet (receipts from before heads)."""
-        if not self._rotated:
+        if self._upkeep and not self._rotated:
             self.ciphers.rotate()
         # a run that appended signed a head over the end it appended to (read again, it is
         # the same unless another run appended and signed since)
@@ -401,7 +424,8 @@ class Runner:
             self.ledger.set_requests(conn, ends)
             ended = {w.row.id for w in ending}
             self.ledger.add_packages(conn, [p for p in made if p["request_id"] in ended])
-            rotated = self.ciphers.forget(conn, ended, rotate=self._last_batch)
+            rotated = self.ciphers.forget(conn, ended,
+                                          rotate=self._last_batch and self._upkeep)
             erased = {h for w in ending if for_request(w.type, "drops_packages")
                       and finish.request_outcome(w) in OK_OUTCOMES
                       for h in finish.subject_hashes(self.ctx, w)}
