@@ -23,6 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,15 +86,17 @@ class Site:
         return {**os.environ, "ERASURE_BROKER_URL": self.broker, "ERASURE_BLOCK_PLUGINS": "sql",
                 "ERASURE_CONFIG": str(self.config)}
 
-    def write(self, *, limited: bool = True) -> None:
-        """The config; ``limited``: crm is slow and limited (the receipts say neither)."""
+    def write(self, *, limited: bool = True, latency_ms: int = 20, host: str = "") -> None:
+        """The config; ``limited``: crm is slow and limited (the receipts say neither);
+        ``host``: more lines of the erasure section."""
         self.root.mkdir(parents=True, exist_ok=True)
         ledger = f'ledger = "{self.ledger_url}"\n' if self.ledger_url else ""
-        crm = (f'latency_ms = 20\ncall_log = "{self.root / "crm.calls"}"\n'
+        crm = (f'latency_ms = {latency_ms}\ncall_log = "{self.root / "crm.calls"}"\n'
                f"limits = {{ calls_per_second = {RATE}, concurrent = 1 }}\n" if limited else "")
         self.config.write_text(f"""
 [erasure]
 state_dir = "state"
+{host}
 {ledger}broker = {{ env = "ERASURE_BROKER_URL" }}
 queue = "{self.queue}"
 batch_size = 5
@@ -306,7 +309,7 @@ def test_two_workers_write_the_receipts_the_in_process_runner_writes(
     # the work was split across both workers
     orch = site.orch()
     try:
-        work = orch.ledger.work_by_worker()
+        work = orch.ledger.work_by_worker(20)
     finally:
         orch.close()
     assert work["queued_batches"] == 0
@@ -512,7 +515,7 @@ def test_wait_stops_at_its_timeout_or_ctrl_c_saying_what_the_workers_still_have(
             # both runs' batches wait in the ledger (and on the broker) for a worker
             orch = site.orch()
             try:
-                assert orch.ledger.work_by_worker()["queued_batches"] == 2
+                assert orch.ledger.work_by_worker(20)["queued_batches"] == 2
                 assert orch.ledger.receipts() == []
             finally:
                 orch.close()
@@ -547,10 +550,204 @@ def test_status_counts_batches_queued_and_running_per_worker(tmp_path: Path) -> 
         ledger.start_batch("b2", "w1@h")
         ledger.start_batch("b2", "w2@h")  # w1 died; w2 took its batch over
         ledger.finish_batch("b2", 5)
-        work = ledger.work_by_worker()
+        work = ledger.work_by_worker(300)
     finally:
         ledger.close()
     assert (work["queued_batches"], work["queued_requests"]) == (1, 2)
     w1, w2 = work["workers"]["w1@h"], work["workers"]["w2@h"]
     assert (w1["running_batches"], w1["running_requests"], w1["finished_batches"]) == (1, 5, 0)
     assert (w2["running_batches"], w2["running_requests"], w2["finished_batches"]) == (0, 0, 1)
+
+
+def test_a_worker_is_live_while_it_beats_gone_after_three_missed_beats_stopped_at_its_end(
+        tmp_path: Path) -> None:
+    """What `erasure status` reads from the heartbeats (clock set by hand): a worker is live
+    until three beats are missed, then gone, and the batch its process held is stalled
+    until another worker takes it; a process that ended cleanly is stopped, and a late
+    beat does not bring it back."""
+    from erasure.ledger import Ledger
+
+    t0 = 1_800_000_000.0
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        ledger.add_batches([("b1", 5), ("b2", 3)])
+        for proc, worker in (("p1", "w1@h"), ("p2", "w2@h")):
+            ledger.beat(proc, worker, 10.0, t0)
+        ledger.start_batch("b1", "w1@h", "p1")
+        ledger.start_batch("b2", "w2@h", "p2")
+        ledger.beat("p2", "w2@h", 10.0, t0 + 25)
+        at_30, at_31 = ledger.work_by_worker(300, now=t0 + 30), ledger.work_by_worker(
+            300, now=t0 + 31)
+        ledger.stop_beats(t0 + 40, process="p2")
+        ledger.beat("p2", "w2@h", 10.0, t0 + 41)  # a last beat racing its stop
+        ledger.beat("p3", "w3@h", 10.0, t0 + 41)
+        at_42 = ledger.work_by_worker(300, now=t0 + 42)
+        ledger.start_batch("b1", "w3@h", "p3")  # the broker gave b1 back: w3 took it
+        ledger.finish_batch("b2", 3)
+        at_43 = ledger.work_by_worker(300, now=t0 + 43)
+    finally:
+        ledger.close()
+    w1 = at_30["workers"]["w1@h"]
+    assert (w1["state"], w1["running_batches"], w1["stalled_batches"]) == ("live", 1, 0)
+    w1, w2 = at_31["workers"]["w1@h"], at_31["workers"]["w2@h"]
+    assert w1["state"] == "gone" and w1["last_beat"] == datetime.fromtimestamp(t0, UTC).replace(
+        tzinfo=None)
+    assert (w1["running_batches"], w1["stalled_batches"], w1["stalled_requests"]) == (0, 1, 5)
+    # its leases end by its last beat, one interval and lease_seconds
+    assert w1["leases_end_by"] == datetime.fromtimestamp(t0 + 310, UTC).replace(tzinfo=None)
+    assert at_31["stalled_batches"] == 1
+    assert (w2["state"], w2["running_batches"], w2["stalled_batches"]) == ("live", 1, 0)
+    w2, w3 = at_42["workers"]["w2@h"], at_42["workers"]["w3@h"]
+    # stopped without finishing its batch (a cold shutdown): that batch is stalled too
+    assert (w2["state"], w2["stalled_batches"]) == ("stopped", 1)
+    assert w3["state"] == "live" and at_42["stalled_batches"] == 2
+    w1, w2, w3 = (at_43["workers"][w] for w in ("w1@h", "w2@h", "w3@h"))
+    assert (w1["state"], w1["stalled_batches"], w1["running_batches"]) == ("gone", 0, 0)
+    assert (w2["state"], w2["stalled_batches"], w2["finished_batches"]) == ("stopped", 0, 1)
+    assert (w3["state"], w3["running_batches"], w3["running_requests"]) == ("live", 1, 5)
+    assert at_43["stalled_batches"] == 0
+
+
+def test_a_process_beat_writes_from_its_own_thread_until_stopped(tmp_path: Path) -> None:
+    from erasure.distributed.beat import ProcessBeat
+    from erasure.ledger import Ledger
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        beat = ProcessBeat(ledger, "w@h", 0.05).start()
+        first = ledger.worker_beats()[0].beat_at
+        time.sleep(0.4)
+        later = ledger.worker_beats()[0]
+        live = ledger.work_by_worker(20, now=later.beat_at)["workers"]["w@h"]["state"]
+        beat.stop()
+        ended = ledger.worker_beats()[0]
+    finally:
+        ledger.close()
+    assert later.process == ledger.owner and later.beat_at > first and later.stopped_at is None
+    assert live == "live"
+    assert ended.stopped_at is not None
+
+
+def _work(site: Site) -> dict[str, Any]:
+    """`erasure status --json`'s work, checked against its published schema."""
+    import jsonschema
+
+    done = site.run("status", "--json", timeout=120)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    schema = Path(__file__).parent.parent / "docs" / "status.schema.json"
+    jsonschema.validate(doc, json.loads(schema.read_text()))
+    work: dict[str, Any] = doc.get("work") or {"workers": {}}
+    return work
+
+
+def _worker(work: dict[str, Any], prefix: str) -> dict[str, Any]:
+    found = [w for name, w in work["workers"].items() if name.startswith(f"{prefix}-")]
+    assert len(found) == 1, work
+    return found[0]
+
+
+def _batch(url: str, worker: str, *, finished: bool, timeout: float = 120) -> str:
+    """The id of a batch ``worker`` started (and ``finished``), once there is one."""
+    admin = sa.create_engine(url)
+    end = time.monotonic() + timeout
+    try:
+        while time.monotonic() < end:
+            with admin.connect() as c:
+                found = c.execute(sa.text(
+                    "SELECT id FROM work_batches WHERE worker LIKE :w AND started_at IS NOT "
+                    "NULL AND (finished_at IS NOT NULL) = :f"),
+                    {"w": f"{worker}-%", "f": finished}).scalar()
+            if found:
+                return str(found)
+            time.sleep(0.05)
+    finally:
+        admin.dispose()
+    raise AssertionError(f"worker {worker} started no batch")
+
+
+def test_status_shows_a_killed_worker_gone_its_batch_stalled_and_a_stopped_one_stopped(
+        tmp_path: Path) -> None:
+    """Real workers beating every second: one is live in `erasure status --json` while
+    idle, is killed (SIGKILL) mid-batch and shown gone once three beats are missed, its
+    batch stalled; another worker takes the batch back and finishes it; stopped with
+    SIGTERM, that one is shown stopped."""
+    for url in _pg_database():
+        site = Site(tmp_path / "site", url, RABBIT)
+        try:
+            site.write(latency_ms=700, host="heartbeat_seconds = 1")
+            site.seed(0, 5)  # one batch
+            victim = site.start_worker("hk")
+            site.wait_ready("hk")
+            time.sleep(4)  # more than three beats: it beats while idle, not only at start
+            idle = _work(site)
+            hk = _worker(idle, "hk")
+            assert (hk["state"], hk["running_batches"], hk["stalled_batches"]) == ("live", 0, 0)
+            assert hk["last_beat"] is not None and idle["queued_batches"] == 0
+
+            sent = site.run("run", "--distributed")
+            assert sent.returncode == 0, sent.stderr
+            batch = _batch(url, "hk", finished=False)
+            time.sleep(0.3)  # into the batch's steps
+            os.killpg(victim.pid, signal.SIGKILL)
+            victim.wait(timeout=10)
+            killed = time.monotonic()
+            while (hk := _worker(work := _work(site), "hk"))["state"] != "gone":
+                assert hk["state"] == "live", hk
+                assert time.monotonic() - killed < 60, "still live a minute after SIGKILL"
+                time.sleep(0.2)
+            assert (hk["running_batches"], hk["stalled_batches"], hk["stalled_requests"]) == (
+                0, 1, 5)
+            assert work["stalled_batches"] == 1
+            last = datetime.fromisoformat(hk["last_beat"])
+            # leases end by the last beat, one interval and lease_seconds (20)
+            ends = datetime.fromisoformat(hk["leases_end_by"]) - last
+            assert timedelta(seconds=20) <= ends <= timedelta(seconds=22), ends
+            text = site.run("status", timeout=120)
+            assert text.returncode == 0, text.stderr
+            assert "gone (" in text.stdout and "1 stalled batch(es)" in text.stdout, text.stdout
+
+            # RabbitMQ gave the batch back when hk's connection dropped: the next worker
+            # takes it, resumes it (the dead process's leases are free on this host)
+            heir = site.start_worker("hs")
+            site.wait_ready("hs")
+            assert _batch(url, "hs", finished=True) == batch
+            work = _work(site)
+            hk, hs = _worker(work, "hk"), _worker(work, "hs")
+            assert (hk["state"], hk["stalled_batches"]) == ("gone", 0)
+            assert (hs["state"], hs["finished_batches"]) == ("live", 1)
+            assert work["stalled_batches"] == 0
+
+            heir.send_signal(signal.SIGTERM)  # warm shutdown of the worker
+            assert heir.wait(timeout=60) == 0
+            hs = _worker(_work(site), "hs")
+            assert hs["state"] == "stopped", hs
+        finally:
+            site.stop()
+            site.delete_queue()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_ledger_made_before_heartbeats_gets_them_when_opened(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """An older ledger (no worker_beats table, no work_batches.process) is upgraded by the
+    first process that opens it: its workers beat and `erasure status` reads them."""
+    from erasure.ledger import Ledger
+
+    url = (f"sqlite:///{tmp_path / 'ledger.db'}" if backend == "sqlite"
+           else request.getfixturevalue("pg_database").url)
+    Ledger(url).close()
+    old = sa.create_engine(url)
+    with old.begin() as c:
+        c.exec_driver_sql("DROP TABLE worker_beats")
+        c.exec_driver_sql("ALTER TABLE work_batches DROP COLUMN process")
+    old.dispose()
+    ledger = Ledger(url)
+    try:
+        ledger.beat("p1", "w@h", 10.0, time.time())
+        ledger.add_batches([("b1", 2)])
+        ledger.start_batch("b1", "w@h", "p1")
+        w = ledger.work_by_worker(300)["workers"]["w@h"]
+    finally:
+        ledger.close()
+    assert (w["state"], w["running_batches"]) == ("live", 1)

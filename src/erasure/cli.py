@@ -436,7 +436,8 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
         if json_:
             from .reports import status_report
 
-            _print_json(status_report(orch.ledger, finished_too=all, limit=limit))
+            _print_json(status_report(orch.ledger, finished_too=all, limit=limit,
+                                      lease_seconds=orch.config.host.lease_seconds))
             return
         rows = orch.ledger.list_requests(open_only=not all, limit=limit)
         table = compact_table("Requests")
@@ -481,7 +482,8 @@ def status(all: Annotated[bool, typer.Option("--all", help="Finished ones too.")
                               f"{p['expires_at']:%Y-%m-%d %H:%M}", _package_wait(p))
             out.print(table)
         from .cli_distributed import print_work
-        print_work(orch.ledger)  # batches of `run --distributed`: queued, per worker
+        # batches of `run --distributed`: queued; per worker, live or gone (heartbeats)
+        print_work(orch.ledger, orch.config.host.lease_seconds)
         from .plugins import declared_retention
         from .reports import retention_rows
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
@@ -56,7 +57,13 @@ def worker(
             f"--loglevel={loglevel}", "--without-gossip", "--without-mingle", "-O", "fair"]
     if name:
         argv.append(f"--hostname={name}")
-    celery_app.worker_main(argv)
+    from .distributed.beat import stop_worker_beats
+
+    started = time.time()
+    try:
+        celery_app.worker_main(argv)
+    finally:
+        stop_worker_beats(cfg, started)  # `erasure status`: stopped, not gone
 
 
 def run_distributed(orch: Orchestrator, request: Sequence[str] | None, limit: int | None,
@@ -114,20 +121,46 @@ def run_distributed(orch: Orchestrator, request: Sequence[str] | None, limit: in
     _summary_exit(summary, verbose=verbose, json_doc=doc)
 
 
-def print_work(ledger: Ledger) -> None:
-    """`erasure status`'s table of distributed work (nothing when none was sent): batches
-    queued, and per worker the batches and requests it is working and has finished."""
+def print_work(ledger: Ledger, lease_seconds: float) -> None:
+    """`erasure status`'s table of distributed work (nothing when no batch was sent and no
+    worker ran): batches queued, and per worker whether it is live (its heartbeat), the
+    batches and requests it is working, has left stalled and has finished."""
     from .tables import compact_table
 
-    work = ledger.work_by_worker()
+    work = ledger.work_by_worker(lease_seconds)
     if not work["queued_batches"] and not work["workers"]:
         return
     table = compact_table(f"Distributed work: {work['queued_batches']} batch(es) of "
                           f"{work['queued_requests']} request(s) queued")
-    for col in ("worker", "running batches", "running requests", "finished batches "
-                "(1 day)", "last started or finished (UTC)"):
+    for col in ("worker", "state (last beat, UTC)", "running batches", "running requests",
+                "stalled batches", "finished batches (1 day)",
+                "last started or finished (UTC)"):
         table.add_column(col)
     for name, w in work["workers"].items():
-        table.add_row(escape(name), str(w["running_batches"]), str(w["running_requests"]),
-                      str(w["finished_batches"]), f"{w['last_seen']:%Y-%m-%d %H:%M:%S}")
+        table.add_row(escape(name), _state(w), str(w["running_batches"]),
+                      str(w["running_requests"]), _stalled(w), str(w["finished_batches"]),
+                      "-" if w["last_seen"] is None else f"{w['last_seen']:%Y-%m-%d %H:%M:%S}")
     out.print(table)
+    if work["stalled_batches"]:
+        out.print(
+            f"{work['stalled_batches']} stalled batch(es): the worker process working them "
+            "is gone or stopped. The broker gives each back to a worker (RabbitMQ when the "
+            "dead worker's connection drops; Redis after its visibility timeout), which "
+            "resumes its requests once their leases end (at once on the dead worker's "
+            "host); with no worker running they wait in the queue.",
+            highlight=False, markup=False)
+
+
+def _state(w: dict[str, object]) -> str:
+    if w["state"] is None:
+        return "- (no heartbeat)"  # a worker of a version before heartbeats
+    return f"{w['state']} ({w['last_beat']:%Y-%m-%d %H:%M:%S})"
+
+
+def _stalled(w: dict[str, object]) -> str:
+    if not w["stalled_batches"]:
+        return "0"
+    text = f"{w['stalled_batches']} ({w['stalled_requests']} requests)"
+    if w["leases_end_by"] is not None:
+        text += f", leases end by {w['leases_end_by']:%H:%M:%S} UTC"
+    return text

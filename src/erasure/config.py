@@ -220,6 +220,9 @@ class HostSettings(_Strict):
     broker: SecretStr | None = None
     #: the broker queue the batches go through (one per deployment sharing a broker)
     queue: str = Field("erasure", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    #: seconds between the heartbeats each `erasure worker` process writes in the ledger,
+    #: busy or idle; `erasure status` shows a worker gone after three missed beats
+    heartbeat_seconds: float = Field(10, gt=0, le=3600)
 
     @field_validator("ticket_pattern")
     @classmethod

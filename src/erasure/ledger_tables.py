@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Double,
     Float,
     Index,
     Integer,
@@ -24,7 +25,7 @@ __all__ = [
     "api_requests_t", "api_tokens_t", "callbacks_t", "webhook_signatures_t",
     "ledger_meta_t", "metadata", "outbox_t", "packages_t", "receipt_heads_t", "receipts_t",
     "request_keys_t", "requests_t", "review_decisions_t", "sweeps_t", "system_limits_t",
-    "task_events_t", "tasks_t", "work_batches_t",
+    "task_events_t", "tasks_t", "work_batches_t", "worker_beats_t",
 ]
 
 metadata = MetaData()
@@ -276,6 +277,26 @@ work_batches_t = Table(
     Column("started_at", DateTime),
     Column("finished_at", DateTime, index=True),
     Column("done", Integer),  # requests the worker worked (others held by other runners)
+    # the lease owner of the worker process that started it (worker_beats.process): the
+    # batch is stalled when that process stops beating. NULL: a worker of an older version
+    Column("process", String(120)),
+)
+
+# The heartbeat of each process of `erasure worker` that works batches (a pool process):
+# written every heartbeat_seconds by a thread of its own, busy or idle, and marked stopped
+# when the process ends cleanly. `erasure status` shows a worker whose processes all missed
+# three beats as gone, and the batches they held as stalled. Times are epoch seconds (the
+# leases' clock) as doubles (MariaDB's FLOAT would round them to two minutes); the names are a
+# Celery node name and a lease owner: no personal data.
+worker_beats_t = Table(
+    "worker_beats",
+    metadata,
+    Column("process", String(120), primary_key=True),  # its lease owner (leases.new_owner)
+    Column("worker", String(200), nullable=False, index=True),  # the Celery node name
+    Column("beat_seconds", Double, nullable=False),  # seconds between its beats
+    Column("started_at", Double, nullable=False),
+    Column("beat_at", Double, nullable=False, index=True),
+    Column("stopped_at", Double),
 )
 
 # Per-system rate limits shared by every runner and worker on this ledger: the

@@ -39,9 +39,11 @@ def requests_beyond(ledger: Ledger, shown: int, *, finished_too: bool) -> int:
     return max(total - shown, 0)
 
 
-def status_report(ledger: Ledger, *, finished_too: bool, limit: int = 1000) -> dict[str, Any]:
+def status_report(ledger: Ledger, *, finished_too: bool, limit: int = 1000,
+                  lease_seconds: float = 300.0) -> dict[str, Any]:
     """Requests (open, or all; at most ``limit``, ``more`` counts the rest), the tasks that
-    wait or failed, and the live packages."""
+    wait or failed, the live packages, and the distributed work (per worker: live, gone
+    or stopped; ``lease_seconds`` bounds when a gone worker's leases end)."""
     from .ledger import days_left, utcnow
 
     now = utcnow()
@@ -88,10 +90,12 @@ def status_report(ledger: Ledger, *, finished_too: bool, limit: int = 1000) -> d
         "tasks": task_list,
         "packages": packages,
     }
-    work = ledger.work_by_worker()
-    if work["queued_batches"] or work["workers"]:  # `erasure run --distributed` was used
+    work = ledger.work_by_worker(lease_seconds)
+    if work["queued_batches"] or work["workers"]:  # `run --distributed` or a worker ran
+        times = ("last_seen", "last_beat", "leases_end_by")
         doc["work"] = {**work, "workers": {
-            name: {**w, "last_seen": _iso(w["last_seen"])} for name, w in work["workers"].items()}}
+            name: {**w, **{k: _iso(w[k]) for k in times}}
+            for name, w in work["workers"].items()}}
     return doc
 
 

@@ -5,6 +5,7 @@ sends through a broker (RabbitMQ or Redis), all on one PostgreSQL ledger.
 - :mod:`.work`: what a worker does with one batch (claim, the runner's ``run_batch``) and
   what the sender does (pick due requests, send batches, wait until they are done)
 - :mod:`.tasks`: the Celery task, a thin shell around :func:`.work.work_batch`
+- :mod:`.beat`: each worker process's heartbeat in the ledger (live, gone, stopped)
 
 Celery is imported only here, and only by the commands that need it.
 """

@@ -80,7 +80,7 @@ def work_batch(orch: Orchestrator, batch_id: str, ids: Sequence[str], due_by: fl
     """Claim what is still due of ``ids`` and work it through the runner's one batch."""
     ledger, host = orch.ledger, orch.config.host
     runner = orch.runner()
-    ledger.start_batch(batch_id, worker)
+    ledger.start_batch(batch_id, worker, ledger.owner)  # its beat says if it is worked
     rows = ledger.claim(len(ids), host.lease_seconds, orch.clock(), only=ids, due_by=due_by)
     if rows:
         runner.run_batch(rows, RunSummary())

@@ -16,7 +16,8 @@ One store per kind of record (a module each), behind the one :class:`Ledger`:
 - :mod:`.reviews`: an operator's decisions on review items
 - :mod:`.api`: the HTTP API's tokens, its requests' callback URLs and the callbacks to send
 - :mod:`.limits`: per-system rate and concurrency limits shared by every process
-- :mod:`.work`: batches sent to distributed workers (queued, running, finished)
+- :mod:`.work`: batches sent to distributed workers (queued, running, stalled, finished)
+- :mod:`.workers`: the heartbeats of the workers' processes (live, gone, stopped)
 
 :mod:`.db` holds what they share: the engine, transactions, the schema, the advisory locks.
 """
@@ -42,6 +43,7 @@ from ..ledger_tables import (  # noqa: F401  (the schema, re-exported for tests 
     task_events_t,
     tasks_t,
     work_batches_t,
+    worker_beats_t,
 )
 from .api import ApiStore
 from .db import Lock, executemany, ledger_exists

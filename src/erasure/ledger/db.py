@@ -125,8 +125,11 @@ class Database:
                 for col in table.columns:
                     if col.name not in have and col.nullable:
                         kind = col.type.compile(dialect=self.engine.dialect)
+                        # the dialect's quotes: MariaDB reads "name" as a string
+                        name = self.engine.dialect.identifier_preparer.quote_identifier(
+                            col.name)
                         conn.exec_driver_sql(
-                            f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}')
+                            f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}")
                 for index in table.indexes:
                     index.create(conn, checkfirst=True)
 

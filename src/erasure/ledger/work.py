@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
 
 from ..ledger_tables import requests_t, work_batches_t
-from .db import Database, executemany, utcnow
+from .db import executemany, utcnow
+from .workers import WorkerStore, process_state
 
 __all__ = ["WorkStore"]
 
 
-class WorkStore(Database):
+def _utc(epoch: float) -> datetime:
+    """Epoch seconds as the ledger's naive UTC datetime, to the second."""
+    return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None, microsecond=0)
+
+
+class WorkStore(WorkerStore):
     """The ``work_batches`` table (`erasure run --distributed`, `erasure status`)."""
 
     def add_batches(self, batches: Sequence[tuple[str, int]]) -> None:
@@ -34,40 +41,88 @@ class WorkStore(Database):
         with self.tx() as conn:
             conn.execute(delete(work_batches_t).where(work_batches_t.c.id.in_(list(ids))))
 
-    def start_batch(self, batch_id: str, worker: str) -> None:
-        """``worker`` took the batch (again, if its first worker died)."""
+    def start_batch(self, batch_id: str, worker: str, process: str | None = None) -> None:
+        """``worker`` took the batch (again, if its first worker died), in its process
+        ``process`` (a lease owner, whose heartbeat says whether the batch is worked)."""
         with self.tx() as conn:
             conn.execute(update(work_batches_t).where(work_batches_t.c.id == batch_id)
-                         .values(worker=worker, started_at=utcnow(), finished_at=None))
+                         .values(worker=worker, process=process, started_at=utcnow(),
+                                 finished_at=None))
 
     def finish_batch(self, batch_id: str, done: int) -> None:
         with self.tx() as conn:
             conn.execute(update(work_batches_t).where(work_batches_t.c.id == batch_id)
                          .values(finished_at=utcnow(), done=done))
 
-    def work_by_worker(self) -> dict[str, Any]:
-        """Queued batches and requests, and per worker its running and finished ones
-        (finished: within the last day) with when it last started or finished one."""
+    def work_by_worker(self, lease_seconds: float, now: float | None = None) -> dict[str, Any]:
+        """Queued batches and requests, and per worker (every one that worked a batch or
+        beat within the last day): whether it is live, gone or stopped (its processes'
+        heartbeats), its running, stalled and finished (last day) batches, and when it
+        last beat and last started or finished a batch.
+
+        A batch is stalled when the process working it is gone or stopped without
+        finishing it. Its message was not acknowledged: the broker gives it back to a
+        worker, which resumes its requests once their leases end, which is by
+        ``leases_end_by`` (the last beat, one interval, and ``lease_seconds``; at once for
+        a worker on the dead one's host).
+        """
+        now = time.time() if now is None else now
         b = work_batches_t
         with self.engine.connect() as conn:
             queued = conn.execute(select(func.count(), func.coalesce(func.sum(b.c.requests), 0))
                                   .where(b.c.started_at.is_(None))).one()
-            rows = conn.execute(select(b.c.worker, b.c.requests, b.c.started_at,
+            rows = conn.execute(select(b.c.worker, b.c.process, b.c.requests, b.c.started_at,
                                        b.c.finished_at).where(b.c.worker.is_not(None))).all()
+        beats = self.worker_beats()
+        procs = {p.process: p for p in beats}
         workers: dict[str, dict[str, Any]] = {}
+
+        def entry(name: str) -> dict[str, Any]:
+            return workers.setdefault(name, {
+                "state": None, "last_beat": None, "running_batches": 0, "running_requests": 0,
+                "stalled_batches": 0, "stalled_requests": 0, "leases_end_by": None,
+                "finished_batches": 0, "last_seen": None})
+
+        holding = {r.process for r in rows if r.finished_at is None}
+        latest: dict[str, Any] = {}  # per worker, its process that beat last
+        live: set[str] = set()
+        for p in beats:
+            if p.beat_at < now - 86_400 and p.process not in holding:
+                continue  # a worker long gone that holds nothing
+            entry(p.worker)
+            if p.worker not in latest or p.beat_at > latest[p.worker].beat_at:
+                latest[p.worker] = p
+            if process_state(p, now) == "live":
+                live.add(p.worker)
+        for name, p in latest.items():
+            workers[name]["last_beat"] = _utc(p.beat_at)
+            workers[name]["state"] = "live" if name in live else process_state(p, now)
+        stalled_total = 0
         for r in rows:
-            w = workers.setdefault(r.worker, {"running_batches": 0, "running_requests": 0,
-                                              "finished_batches": 0, "last_seen": None})
+            w = entry(r.worker)
             if r.finished_at is None:
-                w["running_batches"] += 1
-                w["running_requests"] += r.requests
+                # its process; else (a worker of an older version, or a process whose
+                # first beat is not written yet) what its worker's last beat says
+                held_by = procs.get(r.process) or latest.get(r.worker)
+                state = None if held_by is None else process_state(held_by, now)
+                if state in ("gone", "stopped"):
+                    w["stalled_batches"] += 1
+                    w["stalled_requests"] += r.requests
+                    stalled_total += 1
+                    if held_by is not None:
+                        ends = _utc(held_by.beat_at + held_by.beat_seconds + lease_seconds)
+                        if w["leases_end_by"] is None or ends > w["leases_end_by"]:
+                            w["leases_end_by"] = ends
+                else:
+                    w["running_batches"] += 1
+                    w["running_requests"] += r.requests
             else:
                 w["finished_batches"] += 1
             seen: datetime = r.finished_at or r.started_at
             if w["last_seen"] is None or seen > w["last_seen"]:
                 w["last_seen"] = seen
         return {"queued_batches": int(queued[0]), "queued_requests": int(queued[1]),
-                "workers": dict(sorted(workers.items()))}
+                "stalled_batches": stalled_total, "workers": dict(sorted(workers.items()))}
 
     def batches_among(self, ids: Sequence[str]) -> tuple[int, int]:
         """Of the batches ``ids``: how many are queued (no worker started them) and how many
