@@ -319,3 +319,45 @@ def test_a_custom_field_the_config_does_not_map_is_logged_without_its_value(
         assert ApiService(orch).zendesk(_signed(data), data)[1]
     (record,) = [r for r in caplog.records if "identifier_fields" in r.getMessage()]
     assert "999" in record.getMessage() and "C-4242" not in record.getMessage()
+
+
+def _phone_body(srid: str, phone: str) -> SubmitRequest:
+    return SubmitRequest.model_validate({
+        "subject_request_id": srid, "subject_request_type": "erasure", "verified": True,
+        "subject_identities": [{"identity_type": "phone", "identity_value": phone}]})
+
+
+def test_a_phone_in_national_form_is_read_with_the_configured_region(
+        make_orch: Callable[..., Orchestrator]) -> None:
+    orch = make_orch({"erasure": {"default_phone_region": "GB"},
+                      "systems": {"crm": {"connector": "memory", "store": "api-phones"}}})
+    crm = orch.systems["crm"].connector()
+    crm.seed({"c/1": ("contact", {"phone": "+441130000002"}),
+              "c/2": ("contact", {"phone": "+441130000003"})})
+    service = ApiService(orch)
+    # as a person writes it on a ticket: the same request as the international form
+    status, new = service.submit(_phone_body("p-1", "0113 000 0002"), None)
+    assert new
+    again, new = service.submit(_phone_body("p-1", "+44 113 000 0002"), None)
+    assert (again.id, new) == (status.id, False)
+    orch.run()
+    # found by the number as written; a phone alone is held for review, never deleted
+    (receipt,) = service.receipts(status.id)["receipts"]
+    assert receipt["body"]["counts"]["found"] == 1
+    assert receipt["body"]["counts"]["review"] == 1
+    assert crm.count() == 2
+
+
+def test_a_phone_in_national_form_without_a_region_is_refused_naming_the_item(
+        orch: Orchestrator) -> None:
+    service = ApiService(orch)
+    body = SubmitRequest.model_validate({
+        "subject_request_id": "p-2", "subject_request_type": "erasure", "verified": True,
+        "subject_identities": [{"identity_type": "email", "identity_value": "bob@example.org"},
+                               {"identity_type": "phone", "identity_value": "0113 000 0002"}]})
+    with pytest.raises(ApiError) as err:
+        service.submit(body, None)
+    assert err.value.status == 422
+    assert err.value.loc == ("body", "subject_identities", 1, "identity_value")
+    assert "default_phone_region" in err.value.message and "0113" not in err.value.message
+    assert orch.ledger.count_requests("open") == 0  # nothing recorded

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from .errors import ErasureError
 from .models import RequestType
+from .phonetext import national_phone
 
 if TYPE_CHECKING:
     from .config import Config
@@ -204,29 +205,6 @@ def _orchestrator(config: Path | None, *, connectors: bool = True,
                 yield orch
         finally:
             orch.close()
-
-
-def national_phone(value: str, region: str | None) -> str:
-    """A phone as given, in E.164 when it is written in the national form of ``region``
-    (``[erasure] default_phone_region``: ``0113 000 0002`` with GB is +441130000002);
-    anything else is left for the identifier's own check to accept or refuse."""
-    if any(c.isalpha() for c in value):
-        return value  # letters: refused by the check (never read as keypad digits)
-    import phonenumbers
-
-    try:
-        parsed = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        parsed = None
-    if parsed is None or not phonenumbers.is_possible_number(parsed):
-        if region is None and not value.strip().startswith("+"):
-            from .errors import UsageError
-
-            raise UsageError("phone: invalid phone number: a national form needs [erasure] "
-                             "default_phone_region (or give it in international format, "
-                             "e.g. +4930123456)")
-        return value
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _spec(rtype: RequestType, email: list[str] | None, phone: list[str] | None,

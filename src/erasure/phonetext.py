@@ -26,8 +26,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
-__all__ = ["PhoneFinder", "PhoneRegion", "check_region", "national_number", "squeeze",
-           "written_forms", "written_numbers"]
+__all__ = ["PhoneFinder", "PhoneRegion", "check_region", "national_number", "national_phone",
+           "squeeze", "written_forms", "written_numbers"]
 
 #: Bytes taken out before the digits are compared: all but digits and newlines (separators
 #: people write between digit groups, no-break spaces, words). Taking out more can only
@@ -266,3 +266,26 @@ def _after_newlines(data: bytes, pos: int, count: int, guess: int) -> int:
     for _ in range(left):
         at = data.find(b"\n", at) + 1
     return at
+
+
+def national_phone(value: str, region: str | None) -> str:
+    """A phone as given, in E.164 when it is written in the national form of ``region``
+    (``[erasure] default_phone_region``: ``0113 000 0002`` with GB is +441130000002);
+    anything else is left for the identifier's own check to accept or refuse."""
+    if any(c.isalpha() for c in value):
+        return value  # letters: refused by the check (never read as keypad digits)
+    import phonenumbers
+
+    try:
+        parsed = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is None or not phonenumbers.is_possible_number(parsed):
+        if region is None and not value.strip().startswith("+"):
+            from .errors import UsageError
+
+            raise UsageError("phone: invalid phone number: a national form needs [erasure] "
+                             "default_phone_region (or give it in international format, "
+                             "e.g. +4930123456)")
+        return value
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

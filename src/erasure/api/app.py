@@ -126,7 +126,7 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         detail: Any = exc.message
         if exc.status == 422:  # every 422 has one shape: field errors
-            detail = [{"loc": ["body"], "msg": exc.message, "type": "value_error"}]
+            detail = [{"loc": list(exc.loc), "msg": exc.message, "type": "value_error"}]
         return JSONResponse({"detail": detail}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -55,6 +55,9 @@ class Identity(_Body):
         from ..errors import UsageError
         from ..models import Identifier
 
+        if self.identity_type == "phone" and not self.identity_value.lstrip().startswith(
+                ("+", "00")):
+            return self  # a national form: read with the configured region, then checked
         try:
             Identifier.parse(self.identity_type, self.identity_value)
         except UsageError as exc:

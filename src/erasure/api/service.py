@@ -28,11 +28,13 @@ __all__ = ["ApiError", "ApiService"]
 
 
 class ApiError(Exception):
-    """An answer other than success: ``status`` and a one-line ``message``."""
+    """An answer other than success: ``status`` and a one-line ``message``; a 422 may
+    name the field (``loc``, as the field errors of a malformed body do)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str,
+                 loc: tuple[str | int, ...] = ("body",)) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.loc = status, message, loc
 
 
 def _naive_utc(when: datetime | None) -> datetime | None:
@@ -70,6 +72,7 @@ class ApiService:
         ``token`` (the caller's) may bring the secret that signs its callbacks."""
         from ..models import RequestType
 
+        body = self._phones_read(body)
         space = body.id_space
         identifiers = tuple(
             (i.identity_type, i.identity_value, space)
@@ -120,6 +123,28 @@ class ApiService:
             self._same_request(rid, body, idempotency_key, caller, fingerprint,
                                zendesk_ticket)
         return self.status(rid), new
+
+    def _phones_read(self, body: SubmitRequest) -> SubmitRequest:
+        """``body`` with its phones in international form: one written in the national
+        form of ``[erasure] default_phone_region`` (as a person gives it on a ticket) is
+        read with that region, as the CLI's ``--phone`` is; without a region it is refused
+        (422 naming the item), never searched for as written."""
+        from ..models import Identifier
+        from ..phonetext import national_phone
+
+        region = self.orch.config.host.default_phone_region
+        identities = list(body.subject_identities)
+        for n, ident in enumerate(identities):
+            if ident.identity_type != "phone":
+                continue
+            try:
+                value = national_phone(ident.identity_value, region)
+                Identifier.parse("phone", value)
+            except UsageError as exc:
+                raise ApiError(422, str(exc), loc=(
+                    "body", "subject_identities", n, "identity_value")) from None
+            identities[n] = ident.model_copy(update={"identity_value": value})
+        return body.model_copy(update={"subject_identities": identities})
 
     def _fingerprint(self, body: SubmitRequest) -> str:
         """A keyed hash of what a submission asks for (its id, type, identifiers, id
