@@ -78,12 +78,14 @@ class KeyStore(Database):
         """In the transaction that ends these requests; the epoch is then due to rotate.
         ``locked``: the caller holds the rotation lock already (and rotates now, or marks
         the rotation due itself)."""
+        due = True
         if not locked:
-            self.key_state(conn)  # the shared lock: a rotation running now sees the flag
+            # the shared lock: a rotation running now sees the flag
+            _epoch, due = self.key_state(conn)
         for i in range(0, len(ids), 900):
             conn.execute(request_keys_t.delete().where(
                 request_keys_t.c.request_id.in_(ids[i : i + 900])))
-        if not locked:
+        if not locked and not due:  # set already: runs that leave the rotation for later
             self.mark_rotation_due(conn)
 
     def mark_rotation_due(self, conn: Connection) -> None:
