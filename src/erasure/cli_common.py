@@ -19,7 +19,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from .errors import ErasureError
 from .models import RequestType
-from .phonetext import national_phone
 
 if TYPE_CHECKING:
     from .config import Config
@@ -205,6 +204,14 @@ def _orchestrator(config: Path | None, *, connectors: bool = True,
                 yield orch
         finally:
             orch.close()
+
+
+def national_phone(value: str, region: str | None) -> str:
+    """:func:`erasure.phonetext.national_phone` (imported when a phone is given: that module
+    brings pydantic, which ``erasure --version`` must not load)."""
+    from .phonetext import national_phone as read
+
+    return read(value, region)
 
 
 def _spec(rtype: RequestType, email: list[str] | None, phone: list[str] | None,
