@@ -23,6 +23,7 @@ from apihelpers import (
 )
 from clihelpers import (
     cli_env,
+    ledger_path,
     ledger_query,
     memory_system,
     receipt_bodies,
@@ -152,6 +153,76 @@ def test_every_route_refuses_missing_wrong_scope_expired_and_revoked_tokens(api:
         assert {"/v1/requests", "/v1/requests/{request_id}", "/v1/confirmations",
                 "/v1/requests/{request_id}/receipts", "/v1/requests/{request_id}/package",
                 "/v1/public-key", "/v1/chain-head", "/healthz", "/readyz"} <= set(paths)
+
+
+def test_a_bad_token_is_refused_before_its_body_or_parameters_are_looked_at(api: Api) -> None:
+    """Without a valid token (401), or with one of another scope (403), a caller learns
+    nothing of its body's or parameters' errors; with the scope it gets the field errors.
+    A body that is not JSON at all is refused (422) before the token is looked at."""
+    wrong = {"subject_request_type": "deletion", "subject_identities": []}
+    keyed = {"Idempotency-Key": "not a key"}
+    with httpx.Client(base_url=api.server.url, timeout=30) as http:
+        # (token, the scope it lacks, the answer)
+        for token, lacks, want in [(None, None, 401), ("not-a-token", None, 401),
+                                   (api.tokens["read"], "submit", 403),
+                                   (api.tokens["submit"], "read", 403)]:
+            auth = {"Authorization": f"Bearer {token}"} if token else {}
+            answers = []
+            if lacks != "submit":
+                answers.append(http.get("/v1/requests", headers=auth))  # no ticket
+            if lacks != "read":
+                answers += [http.post("/v1/requests", json=wrong, headers=auth),
+                            http.post("/v1/requests", json=_erasure("k-1", "x@example.com"),
+                                      headers=auth | keyed)]
+            for r in answers:
+                assert r.status_code == want, (token, r.request.url, r.text)
+                detail = r.json()["detail"]
+                assert isinstance(detail, str) and (lacks or "token") in detail, detail
+                assert (r.headers.get("www-authenticate") == "Bearer") == (want == 401)
+        not_json = http.post("/v1/requests", content=b"{not json",
+                             headers={"Content-Type": "application/json"})
+        assert not_json.status_code == 422 and not_json.json()["detail"][0]["loc"][0] == "body"
+    with api.client("submit") as http:
+        fields = http.post("/v1/requests", json=wrong).json()["detail"]
+        assert {e["loc"][1] for e in fields} >= {"subject_request_type", "subject_identities"}
+        keyed_fields = http.post("/v1/requests", json=_erasure("k-1", "x@example.com"),
+                                 headers=keyed).json()["detail"]
+        assert [e["loc"] for e in keyed_fields] == [["header", "idempotency-key"]]
+    with api.client("read") as http:
+        assert http.get("/v1/requests").json()["detail"][0]["loc"] == ["query", "ticket"]
+
+
+def test_each_answer_is_logged_without_its_query_and_an_unexpected_error_is_a_bare_500(
+        tmp_path: Path) -> None:
+    """The access log has one line per answer: method, path, status and time, never the
+    query string. An unexpected error (here the ledger's token table gone under a running
+    server) is answered 500 "internal error" and logged by its type only (its message could
+    carry a value from the request), without a traceback."""
+    import re
+    import sqlite3
+
+    config = write_config(tmp_path, {"crm": memory_system(tmp_path / "crm.json")},
+                          host={"api": {"runner": False}})
+    server = start_server(config)
+    token = _tokens(config, "read")["read"]
+    try:
+        with server.client(token) as http:
+            assert http.get("/v1/requests", params={"ticket": "T-QUERY"}).json() == []
+            db = sqlite3.connect(ledger_path(config), timeout=30)
+            db.execute("ALTER TABLE api_tokens RENAME TO api_tokens_gone")
+            db.commit()
+            db.close()
+            broken = http.get("/v1/requests/r-0000000000000000")
+    finally:
+        log = server.stop()
+    assert broken.status_code == 500 and broken.json() == {"detail": "internal error"}
+    lines = log.splitlines()
+    for want in (r"INFO erasure\.api\.access: GET /v1/requests 200 \d+\.\dms",
+                 r"ERROR erasure\.api: GET /v1/requests/r-0+ failed: OperationalError",
+                 r"INFO erasure\.api\.access: GET /v1/requests/r-0+ 500 \d+\.\dms"):
+        assert any(re.fullmatch(want, line) for line in lines), (want, log[-3000:])
+    assert "T-QUERY" not in log and "ticket" not in log, log[-3000:]
+    assert "Traceback" not in log and "no such table" not in log, log[-3000:]
 
 
 # intake ----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The HTTP layer (FastAPI): routes, bearer-token scopes, the body limit and error answers.
-It only parses and calls :class:`~.service.ApiService`; imported by ``erasure serve`` alone.
+"""The HTTP layer (FastAPI): routes, bearer-token scopes and error answers (the body limit
+and the access log are :mod:`.middleware`). It only parses and calls
+:class:`~.service.ApiService`; imported by ``erasure serve`` alone.
 
 Every error answer is ``{"detail": ...}``: a one-line message, or for a malformed body
 (422) the list of field errors (where and what, never the value sent). No stack trace
@@ -9,17 +10,21 @@ leaves the server; an unexpected error is logged by type and answered 500.
 from __future__ import annotations
 
 import logging
-import time
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
+from pydantic import TypeAdapter
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..ledger import Ledger
+from ..ledger.api import TokenRow
+from .middleware import AccessLog, BodyLimit
 from .schemas import FieldErrors, Problem, RequestStatus, SubmitRequest
 from .service import ApiError, ApiService
 from .tokens import TokenCheck, check_token
@@ -27,53 +32,54 @@ from .tokens import TokenCheck, check_token
 __all__ = ["create_app"]
 
 log = logging.getLogger("erasure.api")
-access_log = logging.getLogger("erasure.api.access")
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `erasure tokens create`.")
 
-
-class BodyLimit:
-    """Refuses (413) a body larger than ``limit`` bytes: by its Content-Length before it
-    is read, or as soon as a chunked body passes the limit."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await _too_large(scope, receive, send, self.limit)
-            return
-        # No length given (chunked): read it here, up to the limit, and hand it on whole.
-        chunks, seen, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunks.append(message.get("body", b""))
-            seen += len(chunks[-1])
-            more = message.get("more_body", False)
-            if seen > self.limit:
-                await _too_large(scope, receive, send, self.limit)
-                return
-        body, sent = b"".join(chunks), False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+_R = TypeVar("_R")
 
 
-async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-    await JSONResponse({"detail": f"body larger than {limit} bytes"}, status_code=413)(
-        scope, receive, send)
+class _Caller:
+    """The caller of a route that needs a token with ``scope``. The check reads the ledger,
+    so it runs in a worker thread, in the same hop as the route's work (:meth:`run`): one
+    hop per request, not one for the check and one for the work."""
+
+    __slots__ = ("header", "ledger", "scope")
+
+    def __init__(self, ledger: Ledger, scope: str, header: str | None) -> None:
+        self.ledger, self.scope, self.header = ledger, scope, header
+
+    def check(self) -> TokenRow:
+        """The token's row; ApiError 401 (no valid token) or 403 (not this scope)."""
+        row, why = check_token(self.ledger, self.header, self.scope)
+        if why == TokenCheck.SCOPE:
+            raise ApiError(403, f"{why} {self.scope!r}")
+        if why is not None or row is None:
+            raise ApiError(401, why or TokenCheck.UNKNOWN)
+        return row
+
+    async def run(self, work: Callable[[TokenRow], _R]) -> _R:
+        """``work(token row)`` after the check, in one worker thread."""
+        return await run_in_threadpool(self._checked, work)
+
+    def _checked(self, work: Callable[[TokenRow], _R]) -> _R:
+        return work(self.check())
+
+
+#: where a route's caller waits in the request's scope until its token is checked: a 422
+#: of the parameters or body is answered only after the check (a bad token is refused
+#: before its body is looked at, as when the check was a dependency of its own)
+_UNCHECKED = "erasure.unchecked_caller"
+
+_STATUS = TypeAdapter(RequestStatus)
+_STATUSES = TypeAdapter(list[RequestStatus])
+_OBJECT = TypeAdapter(dict[str, Any])
+
+
+def _json(adapter: TypeAdapter[Any], value: Any, status_code: int = 200) -> Response:
+    """``value``, already valid, as the body FastAPI's response_model would make of it
+    (the same pydantic serialiser, by alias), without FastAPI validating it again."""
+    return Response(adapter.dump_json(value, by_alias=True), status_code=status_code,
+                    media_type="application/json")
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -112,14 +118,13 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
     ledger = service.orch.ledger
 
     def scope(name: str) -> Any:
-        def check(request: Request, _: Any = Depends(_bearer)) -> Any:
-            row, why = check_token(ledger, request.headers.get("authorization"), name)
-            if why == TokenCheck.SCOPE:
-                raise ApiError(403, f"{why} {name!r}")
-            if why is not None:
-                raise ApiError(401, why)
-            return row
-        return Depends(check)
+        # HTTPBearer puts the scheme in the OpenAPI document; the token is checked by the
+        # route itself (_Caller.run): no ledger read here, on the event loop
+        async def caller(request: Request, _: Any = Depends(_bearer)) -> _Caller:
+            found = _Caller(ledger, name, request.headers.get("authorization"))
+            request.scope[_UNCHECKED] = found
+            return found
+        return Depends(caller)
 
     @app.exception_handler(ApiError)
     async def _api_error(_r: Request, exc: ApiError) -> JSONResponse:
@@ -130,7 +135,13 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
         return JSONResponse({"detail": detail}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        unchecked = request.scope.pop(_UNCHECKED, None)
+        if unchecked is not None:  # the token first: 401/403 before any field error
+            try:
+                await run_in_threadpool(unchecked.check)
+            except ApiError as refused:
+                return await _api_error(request, refused)
         return JSONResponse({"detail": _field_errors(exc)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
@@ -155,22 +166,6 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
         log.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    @app.middleware("http")
-    async def _access(request: Request, call_next: Any) -> Any:
-        # Our own access log: method, path (ids of requests, never identifiers: those only
-        # travel in bodies) and status; no query string, no headers.
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception as exc:
-            # by type only: an exception's message may carry a value from the request
-            log.error("%s %s failed: %s", request.method, request.url.path,
-                      type(exc).__name__)
-            response = JSONResponse({"detail": "internal error"}, status_code=500)
-        access_log.info("%s %s %d %.1fms", request.method, request.url.path,
-                        response.status_code, (time.perf_counter() - started) * 1000)
-        return response
-
     submit, read, package = scope("submit"), scope("read"), scope("package")
 
     by_token = (401, 403, 422)
@@ -181,57 +176,62 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
     links = {name: {"operationId": name, "parameters": {"request_id": "$response.body#/id"}}
              for name in ("get_request", "cancel_request", "get_receipts", "get_package")}
 
+    # Every route that needs a token is async and does its work with the check in one
+    # worker thread (caller.run); what it answers is already valid, so it answers it as
+    # JSON itself (_json) and FastAPI does not validate it a second time: response_model
+    # stays for the OpenAPI document.
+
     @app.post("/v1/requests", response_model=RequestStatus, status_code=201,
               operation_id="submit_request", responses={
                   200: {"model": RequestStatus, "description": "recorded before",
                         "links": links},
                   201: {"description": "recorded", "links": links},
                   **_answers(*by_token, 409, 413)})
-    def create_request(body: SubmitRequest,
-                       idempotency_key: Annotated[str | None, Header(
-                           max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")] = None,
-                       token: Any = submit) -> Any:
+    async def create_request(body: SubmitRequest,
+                             idempotency_key: Annotated[str | None, Header(
+                                 max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")] = None,
+                             caller: _Caller = submit) -> Response:
         """Record a request; the runner processes it. The same request again (same
         subject_request_id or Idempotency-Key, same contents, same token) returns the
         request recorded before (200); the key reused for another request, or by another
         token, is refused (409)."""
-        status, new = service.submit(body, idempotency_key, token)
-        return JSONResponse(status.model_dump(mode="json"), status_code=201 if new else 200)
+        status, new = await caller.run(
+            lambda token: service.submit(body, idempotency_key, token))
+        return _json(_STATUS, status, 201 if new else 200)
 
-    @app.get("/v1/requests", response_model=list[RequestStatus], dependencies=[read],
+    @app.get("/v1/requests", response_model=list[RequestStatus],
              operation_id="list_requests", responses=_answers(*by_token))
-    def list_requests(ticket: Annotated[str, Query(min_length=1, max_length=200)]) -> Any:
+    async def list_requests(ticket: Annotated[str, Query(min_length=1, max_length=200)],
+                            caller: _Caller = read) -> Response:
         """The requests recorded with a ticket reference."""
-        return service.by_ticket(ticket)
+        return _json(_STATUSES, await caller.run(lambda _: service.by_ticket(ticket)))
 
-    @app.get("/v1/requests/{request_id}", response_model=RequestStatus, dependencies=[read],
+    @app.get("/v1/requests/{request_id}", response_model=RequestStatus,
              operation_id="get_request", responses=_answers(*with_id))
-    def get_request(request_id: str) -> Any:
+    async def get_request(request_id: str, caller: _Caller = read) -> Response:
         """A request's status, its systems' states, its due date and what waits and why."""
-        return service.status(request_id)
+        return _json(_STATUS, await caller.run(lambda _: service.status(request_id)))
 
     @app.delete("/v1/requests/{request_id}", response_model=RequestStatus,
-                dependencies=[submit], operation_id="cancel_request",
-                responses=_answers(*with_id, 409))
-    def cancel_request(request_id: str) -> Any:
+                operation_id="cancel_request", responses=_answers(*with_id, 409))
+    async def cancel_request(request_id: str, caller: _Caller = submit) -> Response:
         """Cancel a request while no system has acted on it (409 after)."""
-        return service.cancel(request_id)
+        return _json(_STATUS, await caller.run(lambda _: service.cancel(request_id)))
 
-    @app.get("/v1/requests/{request_id}/receipts", dependencies=[read],
+    @app.get("/v1/requests/{request_id}/receipts", response_model=dict[str, Any],
              operation_id="get_receipts", responses=_answers(*with_id, 500))
-    def receipts(request_id: str) -> dict[str, Any]:
+    async def receipts(request_id: str, caller: _Caller = read) -> Response:
         """Signed receipts, the chain's signed head and the public key (docs/receipts.md;
         `erasure receipts verify --file F --subset --public-key KEY`)."""
-        return service.receipts(request_id)
+        return _json(_OBJECT, await caller.run(lambda _: service.receipts(request_id)))
 
-    @app.get("/v1/requests/{request_id}/package", dependencies=[package],
-             operation_id="get_package",
+    @app.get("/v1/requests/{request_id}/package", operation_id="get_package",
              response_class=StreamingResponse,
              responses={200: {"content": {"application/zip": {}}}, **_answers(*with_id)})
-    def get_package(request_id: str) -> Any:
+    async def get_package(request_id: str, caller: _Caller = package) -> Any:
         """The access or portability package (zip) while it exists; recorded delivered,
         as `erasure package get` records it."""
-        sink, name = service.package(request_id)
+        sink, name = await caller.run(lambda _: service.package(request_id))
 
         def chunks() -> Any:
             with sink:
@@ -241,15 +241,16 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
         return StreamingResponse(chunks(), media_type="application/zip", headers={
             "Content-Disposition": f'attachment; filename="{name}"'})
 
-    @app.get("/v1/public-key")
-    def public_key() -> dict[str, str]:
+    @app.get("/v1/public-key", response_model=dict[str, str])
+    async def public_key() -> Response:
         """The Ed25519 key that verifies receipts (public: no token needed)."""
-        return service.public_key()
+        return _json(_OBJECT, await run_in_threadpool(service.public_key))
 
-    @app.get("/v1/chain-head", dependencies=[read], responses=_answers(401, 403, 500))
-    def chain_head() -> dict[str, Any]:
+    @app.get("/v1/chain-head", response_model=dict[str, Any],
+             responses=_answers(401, 403, 500))
+    async def chain_head(caller: _Caller = read) -> Response:
         """The receipt chain's end and its signed head."""
-        return service.chain_head()
+        return _json(_OBJECT, await caller.run(lambda _: service.chain_head()))
 
     @app.post("/v1/confirmations", responses=_answers(400, 401, 404, 409, 413, 422))
     async def confirmation(request: Request,
@@ -257,8 +258,6 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
                            ) -> dict[str, Any]:
         """A processor's signed confirmation (the notify connector's scheme: the signature
         is its authentication) ends its tasks awaiting confirmation."""
-        from starlette.concurrency import run_in_threadpool
-
         body = await request.body()
         done = await run_in_threadpool(service.confirm, system, dict(request.headers), body)
         return {"confirmed": done}
@@ -278,22 +277,23 @@ def create_app(service: ApiService, *, max_body_bytes: int = 64 * 1024) -> FastA
         ticket becomes a request, once per ticket and type (access then erasure: two
         requests); its outcome is posted back on the ticket as an internal note with the
         receipts (docs/api.md)."""
-        from starlette.concurrency import run_in_threadpool
-
         body = await request.body()
         status, new = await run_in_threadpool(service.zendesk, request.headers, body)
-        return JSONResponse(status.model_dump(mode="json"), status_code=201 if new else 200)
+        return _json(_STATUS, status, 201 if new else 200)
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
+    ok = _OBJECT.dump_json({"status": "ok"})
+
+    @app.get("/healthz", response_model=dict[str, str])
+    async def healthz() -> Response:
         """The server answers."""
-        return {"status": "ok"}
+        return Response(ok, media_type="application/json")
 
-    @app.get("/readyz", responses=_answers(503))
-    def readyz() -> dict[str, str]:
+    @app.get("/readyz", response_model=dict[str, str], responses=_answers(503))
+    async def readyz() -> Response:
         """The ledger answers (503 when not)."""
-        service.ready()
-        return {"status": "ready"}
+        await run_in_threadpool(service.ready)
+        return _json(_OBJECT, {"status": "ready"})
 
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(AccessLog)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)  # outermost: before the access log
     return app
