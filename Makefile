@@ -57,7 +57,9 @@ test: lint typecheck dovecot chromium
 # The model-based tests (tests/test_model.py, tests/test_model_engine.py) explore 5000
 # random worlds each instead of the few fixed ones `make test` runs; a failure prints the
 # shrunk world. schemathesis tries 200 examples per API operation instead of a few; 100
-# clients submit 1,000 requests to one serve (10 submit 100 in `make test`).
+# clients submit 1,000 requests to one serve (10 submit 100 in `make test`). The CLI tests
+# run each command in the test's process in `make test` (tests/clihelpers.py), here each as
+# a real `erasure` process again.
 test-long: install dovecot
 	ERASURE_MODEL_EXAMPLES=5000 ERASURE_SHRED_SUBJECTS=1000 $(BIN)/python -m pytest tests/test_model.py tests/test_model_engine.py tests/test_shredding.py
 	ERASURE_MAIL_LONG=1 $(BIN)/python -m pytest connectors/mail/tests/test_mail_big.py connectors/mail/tests/test_mail_imap.py
@@ -65,6 +67,7 @@ test-long: install dovecot
 	ERASURE_CONTRACT_POPULATION=2500 $(BIN)/python -m pytest -k large_population tests/test_memory_contract.py $(wildcard connectors/*/tests/test_*contract*.py)
 	ERASURE_KIT_LONG=1 $(BIN)/python -m pytest -k pip tests/test_docs.py tests/test_scaffold.py
 	ERASURE_CELERY_SUBJECTS=1000 $(BIN)/python -m pytest tests/test_distributed.py
+	ERASURE_TEST_SUBPROCESS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(shell grep -l clihelpers tests/test_*.py connectors/*/tests/test_*.py)
 
 bench: install
 	$(BIN)/python bench/run_all.py

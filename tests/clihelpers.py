@@ -1,17 +1,28 @@
-"""Helpers for tests that drive the real ``erasure`` command line in subprocesses.
+"""Helpers for tests that drive the real ``erasure`` command line.
 
 Configs are written into a test's tmp folder; memory systems are file-backed (``path``) so the
 CLI process and the test process see the same data, and every delete is journalled.
+
+``run_cli`` runs the command in the test's process (``run_app``, what the console script
+calls, with the command's own stdout, stderr, environment and log handler): starting a
+Python per command cost most of the suite's time. Where the process itself is the subject
+(start-up, signals, kills, a plugin on PYTHONPATH, a server) it is a real subprocess
+(``start_cli``, ``run_cli_process``; run_cli's exceptions below); ``make test-long`` runs
+the CLI tests again with ``ERASURE_TEST_SUBPROCESS=1``: every command a subprocess.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +51,32 @@ def cli_env(extra: Mapping[str, str] | None = None, *, pythonpath: Path | None =
     return env
 
 
+IN_PROCESS = os.environ.get("ERASURE_TEST_SUBPROCESS") != "1"
+#: commands that run until stopped: a test that expects them to refuse must not hang if
+#: they start, so they run as processes (with the timeout)
+SERVERS = frozenset({"serve", "worker"})
+_ONE_AT_A_TIME = threading.Lock()  # stdout, stderr, the environment are the process's
+
+
 def run_cli(*args: str, config: Path | None = None, env: Mapping[str, str] | None = None,
             cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run ``erasure ARGS [-c CONFIG]`` and return the finished process (never raises)."""
+    """Run ``erasure ARGS [-c CONFIG]`` and return its exit code and output (never raises).
+
+    In this process, unless: the environment sets PYTHONPATH (a plugin only a new process
+    can import), the command is a server, the caller is not the main thread (the
+    environment and stdout swapped here are the whole process's), or
+    ``ERASURE_TEST_SUBPROCESS=1``; see the module's docstring."""
+    env = dict(env) if env is not None else cli_env()
+    if (IN_PROCESS and "PYTHONPATH" not in env and args and args[0] not in SERVERS
+            and threading.current_thread() is threading.main_thread()):
+        return _run_in_process(list(args), config, env, cwd)
+    return run_cli_process(*args, config=config, env=env, cwd=cwd, timeout=timeout)
+
+
+def run_cli_process(*args: str, config: Path | None = None,
+                    env: Mapping[str, str] | None = None, cwd: Path | None = None,
+                    timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``erasure ARGS [-c CONFIG]`` as a new process and return it finished."""
     cmd = [*CLI, *args]
     if config is not None:
         cmd += ["-c", str(config)]
@@ -50,10 +84,61 @@ def run_cli(*args: str, config: Path | None = None, env: Mapping[str, str] | Non
                           env=dict(env) if env is not None else cli_env(), cwd=cwd)
 
 
+def _run_in_process(args: list[str], config: Path | None, env: dict[str, str],
+                    cwd: Path | None) -> subprocess.CompletedProcess[str]:
+    """What ``erasure.cli.main`` does, in this process: the same environment, working
+    folder, console width and WARNING log lines on stderr as a subprocess would have."""
+    from erasure.cli import run_app
+    from erasure.cli_common import _stdout, out
+
+    if config is not None:
+        args += ["-c", str(config)]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    root = logging.getLogger()
+    with _ONE_AT_A_TIME:
+        saved_env, saved_cwd, saved_width = dict(os.environ), os.getcwd(), out._width
+        saved_level = root.level
+        os.environ.clear()
+        os.environ.update(env)
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            with redirect_stdout(stdout), redirect_stderr(stderr):
+                # the width the console would have had in a process started with this
+                # environment and this stdout: the product's own choice, made again
+                out._width = _stdout()._width
+                try:
+                    code = run_app(args)
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None
+                                                                        else 1)
+                except BaseException:  # a crashing process prints it through excepthook
+                    sys.excepthook(*sys.exc_info())
+                    code = 1
+        finally:
+            os.chdir(saved_cwd)
+            os.environ.clear()
+            os.environ.update(saved_env)
+            out._width = saved_width
+            root.removeHandler(handler)
+            root.setLevel(saved_level)
+    return subprocess.CompletedProcess([*CLI, *args], code, stdout.getvalue(),
+                                       stderr.getvalue())
+
+
 def run_many(*commands: Sequence[str], config: Path | None = None,
              env: Mapping[str, str] | None = None) -> list[subprocess.CompletedProcess[str]]:
-    """Run independent CLI commands at the same time (keeps the suite fast)."""
+    """Run independent CLI commands: one after another in this process (see run_cli),
+    else at the same time as subprocesses (keeps the suite fast)."""
     from concurrent.futures import ThreadPoolExecutor
+
+    if IN_PROCESS:
+        return [run_cli(*c, config=config, env=env) for c in commands]
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = [pool.submit(run_cli, *c, config=config, env=env) for c in commands]
