@@ -271,6 +271,9 @@ def test_malformed_and_oversized_bodies_are_refused_without_echo_or_trace(api: A
                                     "identity_format": "sha256"}]})
         big = http.post("/v1/requests", json=_erasure("m-4", secret_value,
                                                       ticket="x" * MAX_BODY))
+        # a valid RFC 3339 time with no instant in UTC (before year 1 there): was a 500
+        before_utc = http.post("/v1/requests", json=_erasure(
+            "m-6", secret_value, submitted_time="0001-01-01T13:59:59+14:00"))
 
         def chunks() -> Iterator[bytes]:
             yield b'{"subject_request_id": "m-5", "ticket": "'
@@ -280,8 +283,9 @@ def test_malformed_and_oversized_bodies_are_refused_without_echo_or_trace(api: A
 
         chunked = http.post("/v1/requests", content=chunks(),
                             headers={"Content-Type": "application/json"})
-    for r in (bad_json, not_text, missing, wrong, unverified, hashed):
+    for r in (bad_json, not_text, missing, wrong, unverified, hashed, before_utc):
         assert r.status_code == 422, r.text
+    assert before_utc.json()["detail"][0]["loc"] == ["body", "submitted_time"]
     assert not_text.json()["detail"][0]["loc"] == ["body"]
     locs = {tuple(e["loc"]) for e in missing.json()["detail"]}
     assert ("body", "subject_request_id") in locs and ("body", "subject_identities") in locs
@@ -289,7 +293,7 @@ def test_malformed_and_oversized_bodies_are_refused_without_echo_or_trace(api: A
         ("body", "subject_request_type"), ("body", "subject_identities")}
     assert "not marked verified" in unverified.json()["detail"][0]["msg"]
     assert (big.status_code, chunked.status_code) == (413, 413)
-    for r in (bad_json, missing, wrong, unverified, hashed, big, chunked):
+    for r in (bad_json, missing, wrong, unverified, hashed, big, chunked, before_utc):
         assert secret_value not in r.text and "Traceback" not in r.text
     assert ledger_query(api.config, "SELECT count(*) FROM requests") == before
 

@@ -288,13 +288,18 @@ def test_refusals_name_the_api_fields_not_the_cli_options(orch: Orchestrator) ->
     assert why.startswith("ticket must be a reference") and "--" not in why, why
     # a secret too short is counted in characters; a time ahead of the clock is refused
     for extra, want in [({"status_callback_secret": "short"}, "16 to 200 characters"),
-                        ({"submitted_time": "2099-01-01T00:00:00Z"}, "in the future")]:
+                        ({"submitted_time": "2099-01-01T00:00:00Z"}, "in the future"),
+                        # no instant in UTC (before year 1 there): a 500 when stored
+                        ({"submitted_time": "0001-01-01T13:59:59+14:00"}, "before 0001")]:
         with pytest.raises(ValidationError) as err:
             _body("w-3", **extra)
         (problem,) = err.value.errors()
         assert want in problem["msg"] and "items" not in problem["msg"], problem
     skewed = (datetime.now(UTC) + timedelta(minutes=2)).isoformat()
     assert service.submit(_body("w-4", submitted_time=skewed), None)[1]  # clocks drift
+    # the first instant there is, in another offset: stored as the UTC time it is
+    first, _ = service.submit(_body("w-5", submitted_time="0001-01-01T14:00:00+14:00"), None)
+    assert first.received_time == datetime(1, 1, 1, tzinfo=UTC)
     # the Zendesk webhook's refusals name the ticket's parts and tags
     data = _ticket("gdpr_erasure")
     why = _refused(lambda: service.zendesk(_signed(data), data), 422)

@@ -122,12 +122,19 @@ class SubmitRequest(_Body):
     @classmethod
     def _not_in_the_future(cls, value: datetime | None) -> datetime | None:
         # the deadline runs from it: a date ahead would put the due date off (2099 -> 2099)
-        if value is not None:
-            when = value if value.tzinfo else value.replace(tzinfo=UTC)
-            if when > datetime.now(UTC) + MAX_CLOCK_SKEW:
-                raise ValueError("is in the future (more than 5 minutes ahead of the "
-                                 "server's clock): give when the person asked")
-        return value
+        if value is None:
+            return None
+        try:
+            # in UTC here, as the ledger stores it: 0001-01-01T00:00+14:00 is before the
+            # first instant a datetime holds in UTC, and converting it later was a 500
+            when = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        except OverflowError:
+            raise ValueError("is before 0001-01-01T00:00:00Z: give when the person "
+                             "asked") from None
+        if when > datetime.now(UTC) + MAX_CLOCK_SKEW:
+            raise ValueError("is in the future (more than 5 minutes ahead of the "
+                             "server's clock): give when the person asked")
+        return when
 
 
 class SystemState(BaseModel):
