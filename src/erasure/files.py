@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 __all__ = ["private_dir", "too_open"]
 
 
-def private_dir(path: Path) -> Path:
-    """Create ``path`` and any missing parents as 0700, and close an existing ``path`` that
-    others can read (an older version made the state folder 0755)."""
+def private_dir(path: Path, *, close: bool = True) -> Path:
+    """Create ``path`` and any missing parents as 0700, and (``close``) close an existing
+    ``path`` that others can read: a folder of erasure's own, such as the state folder
+    (an older version made it 0755). A shared folder is never closed: one with the sticky
+    bit (``/tmp``: closing it broke every other user and service of the machine, a
+    database server's temporary tables among them) or owned by another user. ``close=False``:
+    a folder the operator chose for a file of ours (a SQLite ledger's): its file is made
+    private, the folder is left as it is."""
     missing = []
     p = path
     while not p.exists():
@@ -21,7 +28,9 @@ def private_dir(path: Path) -> Path:
         except FileExistsError:
             continue  # another process starting at once made it (and closes it itself)
         folder.chmod(0o700)  # mkdir's mode is filtered by the umask
-    if path.stat().st_mode & 0o077:
+    st = path.stat()
+    if (close and st.st_mode & 0o077 and not st.st_mode & stat.S_ISVTX
+            and st.st_uid == os.geteuid()):
         path.chmod(0o700)
     return path
 

@@ -173,6 +173,9 @@ class Orchestrator:
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
+            from .files import private_dir
+
+            private_dir(self.config.host.state_dir)  # erasure's own folder: closed
             self._ledger = Ledger(self.config.host.ledger_url())
         return self._ledger
 

@@ -184,7 +184,9 @@ def _sqlite_setup(engine: Engine) -> None:
 def _private_file(path: Path) -> None:
     """Create the ledger file (and its folder) readable by its owner only, before SQLite
     opens it: SQLite gives its -wal and -shm files the database file's permissions."""
-    private_dir(path.parent)
+    # the folder is the operator's choice (the state folder, closed by the orchestrator,
+    # or a shared one): only the files are ours to close
+    private_dir(path.parent, close=False)
     if not path.exists():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
