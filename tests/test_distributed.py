@@ -83,7 +83,10 @@ class Site:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "ERASURE_BROKER_URL": self.broker, "ERASURE_BLOCK_PLUGINS": "sql",
+        # without the COLUMNS pytest-xdist's workers set (80): `erasure status` piped draws
+        # its table at the width it would for a pipe, as in a cron job's log
+        base = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+        return {**base, "ERASURE_BROKER_URL": self.broker, "ERASURE_BLOCK_PLUGINS": "sql",
                 "ERASURE_CONFIG": str(self.config)}
 
     def write(self, *, limited: bool = True, latency_ms: int = 20, host: str = "") -> None:

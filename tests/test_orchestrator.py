@@ -23,6 +23,7 @@ from erasure import (
     UsageError,
     hookimpl,
 )
+from erasure.engine.commands import RequestBusy
 from erasure.ledger import add_months
 from erasure.orchestrator import RequestSpec
 from erasure.receipts import verify_chain
@@ -343,6 +344,41 @@ def test_approval_gate(make_orch) -> None:
     assert orch.run().finished == [rid] and left(orch, "crm") == 0
     with pytest.raises(UsageError, match="not awaiting approval"):
         orch.approve(rid)
+
+
+def test_a_cancel_refused_while_a_run_holds_the_request_leaves_its_plan_unapproved(
+        make_orch) -> None:
+    orch = make_orch({"erasure": {"require_approval": True}, "systems": {"crm": mem()}})
+    seed(orch, "crm", {"c/1": ("contact", {"email": "alice@example.com"})})
+    rid = orch.submit(RequestSpec(RequestType.ERASURE, ALICE, verified=True))
+    assert orch.run().awaiting_approval == [rid]
+    # another process's run holds it (serve's runner finishing the batch that stopped it at
+    # the gate, say) all through the cancel's wait
+    assert orch.ledger.claim(1, 60, orch.clock(), only=[rid], due_by=float("inf"),
+                             awaiting_approval=True)
+    with pytest.raises(RequestBusy, match="being worked on by a run"):
+        orch.cancel(rid, wait_seconds=0.3)
+    row = orch.get_request(rid)
+    assert (row.status, row.approved_at) == ("awaiting_approval", None)  # not let through
+    orch.ledger.release([rid])
+    orch.run()  # nothing acts: it still waits for a person's approval
+    assert left(orch, "crm") == 1 and orch.get_request(rid).status == "awaiting_approval"
+
+
+def test_a_cancel_waits_for_the_run_holding_the_request(make_orch) -> None:
+    import threading
+
+    orch = make_orch({"erasure": {"require_approval": True}, "systems": {"crm": mem()}})
+    seed(orch, "crm", {"c/1": ("contact", {"email": "alice@example.com"})})
+    rid = orch.submit(RequestSpec(RequestType.ERASURE, ALICE, verified=True))
+    orch.run()
+    assert orch.ledger.claim(1, 60, orch.clock(), only=[rid], due_by=float("inf"),
+                             awaiting_approval=True)
+    threading.Timer(0.3, orch.ledger.release, [[rid]]).start()  # the batch ends
+    assert orch.cancel(rid, wait_seconds=10) == "failed"
+    assert left(orch, "crm") == 1  # withdrawn, nothing erased
+    (receipt,) = orch.ledger.receipts(rid)
+    assert receipt["body"]["outcome"] == "failed"
 
 
 def test_unverified_erasure_is_refused_unless_overridden(make_orch) -> None:

@@ -545,16 +545,30 @@ class Orchestrator:
         self.run(only=[request_id])
         return self.get_request(request_id).outcome or "failed"
 
-    def cancel(self, request_id: str) -> str:
+    def cancel(self, request_id: str, *, wait_seconds: float = 10.0) -> str:
         """Withdraw an open request nothing was done for yet (its tasks fail as
         "cancelled"; receipts are written and its identifiers purged); returns its outcome.
-        UsageError once a system acted on it."""
+        UsageError once a system acted on it. A run holding the request now (another
+        process's: ``erasure serve``'s runner, a cron run) is waited for up to
+        ``wait_seconds``; then :class:`~.engine.commands.RequestBusy`."""
+        from .engine.commands import RequestBusy
+
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                # a request awaiting approval too: its tasks fail behind the gate
+                self.commands().cancel(request_id,
+                                       "cancelled by the requester before any action")
+                break
+            except RequestBusy:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)  # another process's batch: it ends soon
         if self.get_request(request_id).status == "awaiting_approval":
-            # Found only, nothing acted on: the cancel ends it like any open request. The
-            # plan is let through the approval gate, which would otherwise stop the run
-            # that writes its receipts; every task is done (failed) by then, so nothing acts.
+            # Only now, every task done (failed): the gate is opened for the run that
+            # writes the receipts, and nothing can act. Opened before, a cancel refused
+            # meanwhile (a run holding the request) left an unapproved plan approved.
             self.ledger.update_request(request_id, status="open", approved_at=utcnow())
-        self.commands().cancel(request_id, "cancelled by the requester before any action")
         self.run(only=[request_id])
         return self.get_request(request_id).outcome or "failed"
 

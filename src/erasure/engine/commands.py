@@ -19,7 +19,7 @@ from .tasks import Stage, TaskWork
 from .work import Work, outcome_of
 from .writer import TaskWriter, deliver
 
-__all__ = ["TaskCommands"]
+__all__ = ["RequestBusy", "TaskCommands"]
 
 
 class TaskCommands:
@@ -111,7 +111,7 @@ class TaskCommands:
         row = self.ledger.get_request(request_id)
         if row.status == "done":
             raise UsageError(f"request {request_id} has ended ({row.outcome})")
-        with self._held(request_id) as work:
+        with self._held(request_id, awaiting_approval=True) as work:
             acted = sorted(name for name, t in work.tasks.items()
                            if t.stage not in (Stage.PENDING, Stage.FOUND, Stage.DONE)
                            or t.data.outcomes or t.data.records or t.data.handles)
@@ -134,15 +134,17 @@ class TaskCommands:
         deliver(self.ledger, self.writer.plugins)
 
     @contextmanager
-    def _held(self, request_id: str) -> Iterator[Work]:
-        """The request's work, under its lease (refused while a run holds it)."""
+    def _held(self, request_id: str, *, awaiting_approval: bool = False) -> Iterator[Work]:
+        """The request's work, under its lease (refused while a run holds it);
+        ``awaiting_approval``: also a request stopped at the approval gate."""
         got = self.ledger.claim(1, self.lease_seconds, self.clock(), only=[request_id],
-                                due_by=float("inf"))
+                                due_by=float("inf"), awaiting_approval=awaiting_approval)
         if not got:
             row = self.ledger.get_request(request_id)
-            if row.status == "open":
-                raise UsageError(f"request {request_id} is being worked on by a run; "
-                                 "try again when it has finished")
+            if row.status == "open" or (awaiting_approval
+                                        and row.status == "awaiting_approval"):
+                raise RequestBusy(f"request {request_id} is being worked on by a run; "
+                                  "try again when it has finished")
             raise UsageError(f"request {request_id} is {row.status.replace('_', ' ')}"
                              + (f" ({row.outcome})" if row.outcome else ""))
         try:
@@ -156,3 +158,7 @@ def _task(work: Work, system: str) -> TaskWork:
     if t is None:
         raise UsageError(f"request {work.row.id} has no system {system!r}")
     return t
+
+
+class RequestBusy(UsageError):
+    """A run holds the request's lease now (its batch ends soon): try again then."""

@@ -151,9 +151,10 @@ class RequestStore(Database):
 
     def claim(self, limit: int, lease_seconds: float, now: float, *,
               only: Sequence[str] | None = None, due_by: float | None = None,
-              ) -> list[RequestRow]:
+              awaiting_approval: bool = False) -> list[RequestRow]:
         """Lease up to ``limit`` open requests that are due by ``due_by`` (oldest due date
-        first) for this process.
+        first) for this process; ``awaiting_approval``: those awaiting approval too (a
+        person's command on one of ``only``; a run never claims them).
 
         On PostgreSQL the claim commits without waiting for its WAL to reach the disk
         (``synchronous_commit`` off for this transaction alone): a lease only says who
@@ -167,7 +168,8 @@ class RequestStore(Database):
         free = or_(requests_t.c.lease_until.is_(None), requests_t.c.lease_until < now)
         due = or_(requests_t.c.not_before.is_(None),
                   requests_t.c.not_before <= (now if due_by is None else due_by))
-        q = select(requests_t).where(requests_t.c.status == "open", due)
+        statuses = ["open", "awaiting_approval"] if awaiting_approval else ["open"]
+        q = select(requests_t).where(requests_t.c.status.in_(statuses), due)
         if only is not None:
             q = q.where(requests_t.c.id.in_(list(only)))
         order = (requests_t.c.due_at, requests_t.c.id)
