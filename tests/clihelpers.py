@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -147,10 +148,20 @@ def run_many(*commands: Sequence[str], config: Path | None = None,
 
 def start_cli(*args: str, config: Path, env: Mapping[str, str] | None = None,
               ) -> subprocess.Popen[str]:
-    """Start ``erasure ARGS -c CONFIG`` without waiting."""
+    """Start ``erasure ARGS -c CONFIG`` without waiting (Ctrl-C reaches it as from a
+    terminal: see :func:`ctrl_c_reaches_it`)."""
     return subprocess.Popen([*CLI, *args, "-c", str(config)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
-                            env=dict(env) if env is not None else cli_env())
+                            env=dict(env) if env is not None else cli_env(),
+                            preexec_fn=ctrl_c_reaches_it)
+
+
+def ctrl_c_reaches_it() -> None:
+    """In a child before it starts: SIGINT as a terminal leaves it. A suite started in the
+    background by a shell without job control (``make test &`` from a script, cron)
+    inherits SIGINT ignored, and so would every command it starts: its Ctrl-C tests would
+    test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def toml_value(v: Any) -> str:

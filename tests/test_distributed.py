@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from clihelpers import ctrl_c_reaches_it
 
 from erasure.config import parse_config
 from erasure.models import RequestType
@@ -499,7 +500,8 @@ def test_wait_stops_at_its_timeout_or_ctrl_c_saying_what_the_workers_still_have(
 
             proc = subprocess.Popen([ERASURE, "run", "--distributed", "--wait", "--config",
                                      str(site.config)], env=site.env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
+                                    stderr=subprocess.PIPE, text=True,
+                                    preexec_fn=ctrl_c_reaches_it)
             try:
                 assert proc.stderr is not None
                 sent = proc.stderr.readline()  # it is waiting now
