@@ -345,6 +345,9 @@ def _one_shot(rtype: RequestType, email: list[str] | None, phone: list[str] | No
                         exit=False)
         elif summary.awaiting_approval:
             out.print(f"{rid}: found; awaiting approval (`erasure approve {rid}`)")
+        elif rid not in summary.claimed:
+            # another runner (serve's, a cron run, a worker) took it first: it finishes it
+            out.print(f"{rid}: open; another run is working on it (`erasure status`)")
         elif rid not in summary.finished:
             out.print(f"{rid}: open; some systems finish later (`erasure status`)")
             _unsearched(incomplete, after="; the next `erasure run` searches again",
