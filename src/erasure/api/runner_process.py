@@ -28,7 +28,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..orchestrator import Orchestrator
 
 __all__ = ["RunnerProcess", "main"]
 
@@ -54,11 +57,6 @@ class RunnerProcess:
         self._lock = threading.Lock()
         self._watcher = threading.Thread(target=self._watch, daemon=True,
                                          name="erasure-runner-watch")
-
-    @property
-    def pid(self) -> int | None:
-        """The runner process's id (None before it started)."""
-        return self._proc.pid if self._proc is not None else None
 
     def start(self) -> None:
         self._spawn()
@@ -182,7 +180,7 @@ def _loop(wake_fd: int, poll_seconds: float, config_path: Path | None) -> None:
             orch.close()
 
 
-def _upkeep(orch: Any) -> bool:
+def _upkeep(orch: Orchestrator) -> bool:
     """The upkeep the runs left; whether it is still to do (it failed)."""
     try:
         orch.upkeep()
